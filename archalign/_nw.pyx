@@ -17,13 +17,15 @@ cdef extern from "_nw_kernels.h" nogil:
     int NW_MULTIVERSIONED
     int NW_I16_BOUND
     int NW_I32_BOUND
-    void nw_fill_block(const int32_t *tok, const int64_t *off, int64_t first,
-                       int64_t count, int64_t ncols, int32_t *block)
-    void nw_build_profile_i16(const int32_t *block, int64_t ncols,
+    void nw_fill_block_i16(const int32_t *tok, const int64_t *off, int64_t first,
+                           int64_t count, int64_t ncols, int16_t *block)
+    void nw_fill_block_i32(const int32_t *tok, const int64_t *off, int64_t first,
+                           int64_t count, int64_t ncols, int32_t *block)
+    void nw_build_profile_i16(const int16_t *block, int64_t ncols,
                               const int16_t *S, int64_t V, int16_t *profile)
     void nw_build_profile_i32(const int32_t *block, int64_t ncols,
                               const int32_t *S, int64_t V, int32_t *profile)
-    void nw_lanes_i16(const int32_t *q, int64_t m, const int32_t *block,
+    void nw_lanes_i16(const int32_t *q, int64_t m, const int16_t *block,
                       int64_t ncols, const int16_t *profile, const int16_t *S,
                       int64_t V, int16_t match, int16_t mismatch, int16_t open,
                       int16_t extend, int affine, int16_t *H, int16_t *E,
@@ -287,7 +289,8 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
                    const int64_t[:, ::1] items, const int32_t[:, ::1] S,
                    long match, long mismatch, long open_, long extend,
                    bint affine, bint flat, bint use_profile, long maxabs,
-                   bint symmetric, double scale, double[:, ::1] out, int n_threads):
+                   bint small_ids, bint symmetric, double scale, double[:, ::1] out,
+                   int n_threads):
     """All (query, target) global scores with the SIMD lane kernel.
 
     Targets are grouped in blocks of LANES consecutive sequences (callers sort
@@ -298,7 +301,9 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
     the transpose is filled too.
 
     The integer width is chosen per item from ``maxabs`` (the largest |score|
-    of one step) and the item's longest sequences, so no addition overflows.
+    of one step) and the item's longest sequences, so no addition overflows;
+    int16 also needs token ids below 2**15 (``small_ids``: the caller remaps
+    ids densely).
     """
     cdef Py_ssize_t n_items = items.shape[0], nt = toff.shape[0] - 1
     cdef Py_ssize_t V = S.shape[0]
@@ -350,18 +355,22 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
             for l in range(1, count):
                 if toff[first + l + 1] - toff[first + l] > ncols:
                     ncols = toff[first + l + 1] - toff[first + l]
-            nw_fill_block(&ttok[0], &toff[0], first, count, ncols, block)
             qmax = 0
             for q in range(items[it, 1], items[it, 2]):
                 if qoff[q + 1] - qoff[q] > qmax:
                     qmax = qoff[q + 1] - qoff[q]
             bound = (qmax + ncols + 2) * maxabs
-            wide = bound > NW_I16_BOUND
-            if use_profile:
-                if wide:
+            wide = bound > NW_I16_BOUND or not small_ids
+            if wide:
+                nw_fill_block_i32(&ttok[0], &toff[0], first, count, ncols, block)
+                if use_profile:
                     nw_build_profile_i32(block, ncols, &S[0, 0], V, profile)
-                else:
-                    nw_build_profile_i16(block, ncols, S16, V, <int16_t *> profile)
+            else:
+                nw_fill_block_i16(&ttok[0], &toff[0], first, count, ncols,
+                                  <int16_t *> block)
+                if use_profile:
+                    nw_build_profile_i16(<int16_t *> block, ncols, S16, V,
+                                         <int16_t *> profile)
             for q in range(items[it, 1], items[it, 2]):
                 m = qoff[q + 1] - qoff[q]
                 if wide:
@@ -370,7 +379,7 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
                                  match, mismatch, open_, extend, affine,
                                  H, E, sc)
                 else:
-                    nw_lanes_i16(&qtok[0] + qoff[q], m, block, ncols,
+                    nw_lanes_i16(&qtok[0] + qoff[q], m, <int16_t *> block, ncols,
                                  <int16_t *> profile,
                                  NULL if flat else S16, V,
                                  <int16_t> match, <int16_t> mismatch,

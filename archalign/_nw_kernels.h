@@ -42,21 +42,11 @@
 
 #define NW_MAX(x, y) ((x) > (y) ? (x) : (y))
 
-/* Build the interleaved token block for targets tok[off[t]:off[t+1]],
- * t = first .. first + count - 1 (count <= NW_LANES), padded to ncols. */
-static void nw_fill_block(const int32_t *tok, const int64_t *off, int64_t first,
-                          int64_t count, int64_t ncols, int32_t *block)
-{
-    for (int64_t j = 0; j < ncols; j++)
-        for (int l = 0; l < NW_LANES; l++)
-            block[j * NW_LANES + l] = -1;
-    for (int64_t l = 0; l < count; l++) {
-        const int32_t *t = tok + off[first + l];
-        int64_t len = off[first + l + 1] - off[first + l];
-        for (int64_t j = 0; j < len; j++)
-            block[j * NW_LANES + l] = t[j];
-    }
-}
+#if defined(__GNUC__) || defined(__clang__)
+#define NW_INLINE inline __attribute__((always_inline))
+#else
+#define NW_INLINE __forceinline
+#endif
 
 /*
  * NW_DEFINE_KERNELS(T, SUF, NEG) instantiates the kernels for score type T.
@@ -65,9 +55,26 @@ static void nw_fill_block(const int32_t *tok, const int64_t *off, int64_t first,
  */
 #define NW_DEFINE_KERNELS(T, SUF, NEG)                                              \
                                                                                     \
+/* Interleave targets tok[off[t]:off[t+1]], t = first .. first + count - 1       \
+ * (count <= NW_LANES), into block[j * NW_LANES + lane], padded with -1 to ncols. \
+ * Token ids must fit T (the caller remaps ids densely). */                       \
+static void nw_fill_block_##SUF(const int32_t *tok, const int64_t *off,            \
+                                int64_t first, int64_t count, int64_t ncols,       \
+                                T *block)                                           \
+{                                                                                   \
+    for (int64_t k = 0; k < ncols * NW_LANES; k++)                                  \
+        block[k] = -1;                                                              \
+    for (int64_t l = 0; l < count; l++) {                                           \
+        const int32_t *t = tok + off[first + l];                                    \
+        const int64_t len = off[first + l + 1] - off[first + l];                    \
+        for (int64_t j = 0; j < len; j++)                                           \
+            block[j * NW_LANES + l] = (T)t[j];                                      \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
 /* profile[c][k] = S[c][block[k]] (0 on padding), so that a query row needs no  \
  * gather: row scores for query token c are profile + c * ncols * NW_LANES. */  \
-static void nw_build_profile_##SUF(const int32_t *block, int64_t ncols,            \
+static void nw_build_profile_##SUF(const T *block, int64_t ncols,                  \
                                    const T *S, int64_t V, T *profile)              \
 {                                                                                   \
     const int64_t width = ncols * NW_LANES;                                         \
@@ -80,10 +87,15 @@ static void nw_build_profile_##SUF(const int32_t *block, int64_t ncols,         
 }                                                                                   \
                                                                                     \
 /* One DP row over all lanes. H holds row i-1 on entry and row i on exit;      \
- * E (affine only) likewise holds the vertical-gap state. `border` is H[i][0]. */ \
-static inline void nw_lanes_row_##SUF(const T *restrict sc, int64_t ncols,         \
-                                      T border, T open, T extend, int affine,      \
-                                      T *restrict H, T *restrict E)                 \
+ * E (affine only) likewise holds the vertical-gap state. `border` is H[i][0].  \
+ * Substitution scores come from sc, or with `flat` from comparing the block's  \
+ * tokens with the query token a. Always inlined, and called with constant     \
+ * flat/affine, so each combination compiles to its own branch-free loop. */   \
+static NW_INLINE void nw_lanes_row_##SUF(const T *restrict sc,                     \
+                                         const T *restrict blk, T a, T match,       \
+                                         T mismatch, int flat, int64_t ncols,       \
+                                         T border, T open, T extend, int affine,    \
+                                         T *restrict H, T *restrict E)              \
 {                                                                                   \
     T diag[NW_LANES], left[NW_LANES], F[NW_LANES];                                  \
     for (int l = 0; l < NW_LANES; l++) {                                            \
@@ -92,54 +104,48 @@ static inline void nw_lanes_row_##SUF(const T *restrict sc, int64_t ncols,      
         left[l] = border;                                                           \
         F[l] = NEG;                                                                 \
     }                                                                               \
-    if (affine) {                                                                   \
-        for (int64_t j = 1; j <= ncols; j++) {                                      \
-            T *restrict h = H + j * NW_LANES;                                       \
-            T *restrict e = E + j * NW_LANES;                                       \
-            const T *restrict s = sc + (j - 1) * NW_LANES;                          \
-            for (int l = 0; l < NW_LANES; l++) {                                    \
-                T up = h[l];                                                        \
+    for (int64_t j = 1; j <= ncols; j++) {                                          \
+        T *restrict h = H + j * NW_LANES;                                           \
+        T *restrict e = E + j * NW_LANES;                                           \
+        const int64_t k0 = (j - 1) * NW_LANES;                                      \
+        for (int l = 0; l < NW_LANES; l++) {                                        \
+            T s = flat ? (blk[k0 + l] == a ? match : mismatch) : sc[k0 + l];        \
+            T up = h[l];                                                            \
+            T v;                                                                    \
+            if (affine) {                                                           \
                 T ev = NW_MAX((T)(up + open), (T)(e[l] + extend));                  \
                 T fv = NW_MAX((T)(left[l] + open), (T)(F[l] + extend));             \
-                T v = NW_MAX((T)(diag[l] + s[l]), NW_MAX(ev, fv));                  \
-                diag[l] = up;                                                       \
-                h[l] = v;                                                           \
-                left[l] = v;                                                        \
+                v = NW_MAX((T)(diag[l] + s), NW_MAX(ev, fv));                       \
                 e[l] = ev;                                                          \
                 F[l] = fv;                                                          \
+            } else {                                                                \
+                v = NW_MAX((T)(diag[l] + s),                                        \
+                           NW_MAX((T)(up + open), (T)(left[l] + open)));            \
             }                                                                       \
-        }                                                                           \
-    } else {                                                                        \
-        for (int64_t j = 1; j <= ncols; j++) {                                      \
-            T *restrict h = H + j * NW_LANES;                                       \
-            const T *restrict s = sc + (j - 1) * NW_LANES;                          \
-            for (int l = 0; l < NW_LANES; l++) {                                    \
-                T up = h[l];                                                        \
-                T v = NW_MAX((T)(diag[l] + s[l]),                                   \
-                             NW_MAX((T)(up + open), (T)(left[l] + open)));          \
-                diag[l] = up;                                                       \
-                h[l] = v;                                                           \
-                left[l] = v;                                                        \
-            }                                                                       \
+            diag[l] = up;                                                           \
+            h[l] = v;                                                               \
+            left[l] = v;                                                            \
         }                                                                           \
     }                                                                               \
 }                                                                                   \
                                                                                     \
 /*                                                                                  \
- * Align query q[0:m] against the NW_LANES targets of `block` (ncols columns).     \
- * Row scores come from `profile` when given, else from S (V x V) by gather,       \
- * else from flat match/mismatch. On return H[len_l * NW_LANES + l] is the         \
- * global score of the query against lane l's target of length len_l.              \
+ * Align query q[0:m] against the NW_LANES targets of `blk` (ncols columns of      \
+ * interleaved tokens, -1 as padding). Row scores come from `profile` when         \
+ * given, else from S (V x V) by gather, else (flat) from match/mismatch.          \
+ * On return H[len_l * NW_LANES + l] is the global score of the query against     \
+ * lane l's target of length len_l.                                                \
  * Work buffers: H, E: (ncols + 1) * NW_LANES; sc: ncols * NW_LANES.               \
  */                                                                                 \
 NW_MULTIVERSION                                                                     \
 static void nw_lanes_##SUF(const int32_t *q, int64_t m,                            \
-                           const int32_t *restrict block, int64_t ncols,           \
+                           const T *restrict blk, int64_t ncols,                   \
                            const T *profile, const T *S, int64_t V,                \
                            T match, T mismatch, T open, T extend, int affine,      \
                            T *H, T *E, T *sc)                                       \
 {                                                                                   \
     const int64_t width = ncols * NW_LANES;                                         \
+    const int flat = profile == 0 && S == 0;                                        \
     for (int l = 0; l < NW_LANES; l++) {                                            \
         H[l] = 0;                                                                   \
         E[l] = NEG;                                                                 \
@@ -150,22 +156,28 @@ static void nw_lanes_##SUF(const int32_t *q, int64_t m,                         
             E[j * NW_LANES + l] = NEG;                                              \
         }                                                                           \
     for (int64_t i = 1; i <= m; i++) {                                              \
-        const int32_t a = q[i - 1];                                                 \
-        const T *rowsc;                                                             \
+        const T a = (T)q[i - 1];                                                    \
+        const T border = (T)(open + (i - 1) * extend);                              \
+        const T *rowsc = sc;                                                        \
         if (profile) {                                                              \
             rowsc = profile + (int64_t)a * width;                                   \
         } else if (S) {                                                             \
             const T *row = S + (int64_t)a * V;                                      \
             for (int64_t k = 0; k < width; k++)                                     \
-                sc[k] = block[k] < 0 ? (T)0 : row[block[k]];                        \
-            rowsc = sc;                                                             \
-        } else {                                                                    \
-            for (int64_t k = 0; k < width; k++)                                     \
-                sc[k] = block[k] == a ? match : mismatch;                           \
-            rowsc = sc;                                                             \
+                sc[k] = blk[k] < 0 ? (T)0 : row[blk[k]];                            \
         }                                                                           \
-        nw_lanes_row_##SUF(rowsc, ncols, (T)(open + (i - 1) * extend), open,        \
-                           extend, affine, H, E);                                   \
+        if (flat && affine)                                                         \
+            nw_lanes_row_##SUF(rowsc, blk, a, match, mismatch, 1, ncols, border,    \
+                               open, extend, 1, H, E);                              \
+        else if (flat)                                                              \
+            nw_lanes_row_##SUF(rowsc, blk, a, match, mismatch, 1, ncols, border,    \
+                               open, extend, 0, H, E);                              \
+        else if (affine)                                                            \
+            nw_lanes_row_##SUF(rowsc, blk, a, match, mismatch, 0, ncols, border,    \
+                               open, extend, 1, H, E);                              \
+        else                                                                        \
+            nw_lanes_row_##SUF(rowsc, blk, a, match, mismatch, 0, ncols, border,    \
+                               open, extend, 0, H, E);                              \
     }                                                                               \
 }                                                                                   \
                                                                                     \

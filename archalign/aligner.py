@@ -284,19 +284,20 @@ def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
     lanes = _nw.LANES
     S = ints.substitution
     flat = S is None
-    if not flat:
-        # Shrink the matrix to the ids that occur, so the per-block profile
-        # (V x block length x 32) stays small whatever the vocabulary size.
-        used, inverse = np.unique(np.concatenate(queries + targets), return_inverse=True)
-        inverse = inverse.astype(np.int32)
-        cuts = np.cumsum([len(s) for s in queries + targets])[:-1]
-        remapped = np.split(inverse, cuts)
-        queries, targets = remapped[:len(queries)], remapped[len(queries):]
-        if symmetric:
-            targets = queries
-        S = np.ascontiguousarray(S[np.ix_(used, used)], dtype=np.int32)
-    else:
+    # Dense ids: the int16 kernel keeps tokens in int16 lanes, and a
+    # substitution matrix shrinks to the ids that occur, so the per-block
+    # profile (ids x block length x 32) stays small whatever the vocabulary.
+    used, inverse = np.unique(np.concatenate(queries + targets), return_inverse=True)
+    inverse = inverse.astype(np.int32)
+    cuts = np.cumsum([len(s) for s in queries + targets])[:-1]
+    remapped = np.split(inverse, cuts)
+    queries, targets = remapped[:len(queries)], remapped[len(queries):]
+    if symmetric:
+        targets = queries
+    if flat:
         S = np.zeros((1, 1), np.int32)
+    else:
+        S = np.ascontiguousarray(S[np.ix_(used, used)], dtype=np.int32)
 
     # Sorting targets by length makes each 32-lane block nearly uniform.
     t_order = np.argsort([-len(s) for s in targets], kind="stable")
@@ -318,7 +319,8 @@ def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
     use_profile = (not flat) and S.shape[0] * (max_tlen + 1) * lanes * 4 <= _PROFILE_BYTES
     _nw.pairwise_lanes(qtok, qoff, qrow, ttok, toff, tcol, items, S,
                        ints.match, ints.mismatch, ints.gap_open, ints.gap_extend,
-                       scoring.affine, flat, use_profile, ints.maxabs, symmetric,
+                       scoring.affine, flat, use_profile, ints.maxabs,
+                       len(used) < np.iinfo(np.int16).max, symmetric,
                        float(ints.scale), out, n_threads)
 
 
