@@ -1,0 +1,178 @@
+"""NeuRN: the neuron-response normalisation layer.
+
+Paper: "NeuRN: Neuro-inspired Domain Generalization for Image Classification",
+arXiv 2505.06881 (https://arxiv.org/abs/2505.06881).
+
+For every channel, the k x k patch centred on each pixel (stride 1) gives a population
+standard deviation sigma (1/k^2, not 1/(k^2 - 1)); the output is sigma divided by its
+maximum c, so values lie in [0, 1]. It is a fixed contrast / structure map with no
+learned weights that sits in front of a network.
+
+Implementation choices:
+
+* ``per="image"`` (default) takes one max over all channels of a sample, so the
+  relative strength of the channels survives and colour outputs stay coloured, as in
+  the paper's figures; ``per="channel"`` takes one max per channel of a sample, so every
+  channel reaches 1. The max is always per sample, never across the batch: a sample's
+  output does not depend on its batch-mates.
+* ``kernel_size`` must be odd (the patch is centred on the pixel) and >= 3 (a 1 x 1
+  patch has zero std everywhere). The default 3 follows the paper at 28-32 px.
+* ``padding="reflect"`` (default) keeps H x W without inventing structure. Zero padding
+  would put an edge along every border whose sigma can exceed anything inside the
+  image and then, through the max, dim the whole output; replicate padding repeats the
+  border pixel and so biases border sigmas low. Reflect needs H, W > k // 2;
+  ``"replicate"`` and ``"zeros"`` are available for smaller images or comparisons.
+* ``eps`` (default 1e-5, in input units) is the contrast floor: a patch with
+  sigma <= eps counts as flat (sigma = 0 there, with a zero gradient instead of the
+  infinite one of sqrt at 0), and an image whose max sigma is <= eps maps to zeros, so
+  a constant image gives 0s, never NaN. One 8-bit grey level in a 3 x 3 patch is a
+  sigma of about 1.2e-3 on a [0, 1] scale, so the floor is far below any real contrast
+  yet well above round-off. Scale invariance is exact for every patch above the floor.
+* Fast path (`neurn_response`): box sums by separable cumulative sums, so the cost is
+  O(H W) whatever k. var = E[x^2] - E[x]^2 cancels badly in float32 (a flat region
+  after a bright stroke comes out as sigma ~ 1e-3 noise), so each channel's mean is
+  subtracted first (sigma is shift-invariant) and the sums and the variance are taken
+  in float64, then clamped at 0 against negative round-off. The input is upcast before
+  anything else, so statistics are never computed in float16/bfloat16, under autocast
+  or not; the output has the input's dtype.
+* Reference (`neurn_reference`): unfolded patches, two-pass mean and population std,
+  divide by the max. Quadratic in k and memory hungry; used to check the fast path.
+* No parameters and no buffers; TorchScript- and ``torch.compile``-friendly; runs on
+  the meta device (no data-dependent control flow), which architecture tracing uses.
+"""
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["NeuRN", "neurn_response", "neurn_reference"]
+
+_PAD_MODES = {"reflect": "reflect", "replicate": "replicate", "zeros": "constant"}
+
+
+def _check_args(x: torch.Tensor, kernel_size: int, per: str, padding: str) -> None:
+    if kernel_size < 3 or kernel_size % 2 == 0:
+        raise ValueError(
+            "kernel_size must be an odd integer >= 3 (the patch is centred on the "
+            "pixel), got " + str(kernel_size) + "; use 3, 5, 7, ...")
+    if per != "image" and per != "channel":
+        raise ValueError("per must be 'image' or 'channel', got '" + per + "'")
+    if padding != "reflect" and padding != "replicate" and padding != "zeros":
+        raise ValueError(
+            "padding must be 'reflect', 'replicate' or 'zeros', got '" + padding + "'")
+    if x.dim() != 4:
+        raise ValueError(
+            "NeuRN expects an (N, C, H, W) batch, got a tensor of shape "
+            + str(list(x.shape)) + "; for a single image use x.unsqueeze(0)")
+    if not x.is_floating_point():
+        raise TypeError(
+            "NeuRN expects a floating-point tensor, got " + str(x.dtype)
+            + "; convert images with x.float() / 255")
+    half = kernel_size // 2
+    if padding == "reflect" and (x.shape[2] <= half or x.shape[3] <= half):
+        raise ValueError(
+            "reflect padding needs H and W > kernel_size // 2 = " + str(half)
+            + ", got H x W = " + str(x.shape[2]) + " x " + str(x.shape[3])
+            + "; use a smaller kernel_size or padding='replicate'")
+
+
+def _pad(x: torch.Tensor, kernel_size: int, padding: str) -> torch.Tensor:
+    half = kernel_size // 2
+    mode = "constant"
+    if padding == "reflect":
+        mode = "reflect"
+    elif padding == "replicate":
+        mode = "replicate"
+    return F.pad(x, [half, half, half, half], mode=mode)
+
+
+def _divide_by_max(sigma: torch.Tensor, per: str, eps: float) -> torch.Tensor:
+    dims: List[int] = [1, 2, 3] if per == "image" else [2, 3]
+    peak = sigma.amax(dim=dims, keepdim=True)
+    # Every sigma <= eps is already 0, so clamping the max at eps only matters for
+    # flat images: 0 / eps = 0 instead of 0 / 0 = NaN.
+    return sigma / peak.clamp(min=eps)
+
+
+def _box_sum_last(t: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Sums over windows of kernel_size along the last dim ("valid": n - k + 1 out)."""
+    csum = F.pad(t.cumsum(dim=-1), [1, 0])
+    return csum[..., kernel_size:] - csum[..., :-kernel_size]
+
+
+def neurn_response(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
+                   eps: float = 1e-5, padding: str = "reflect") -> torch.Tensor:
+    """NeuRN output of an (N, C, H, W) batch by box filters, O(H W) whatever k.
+
+    Returns a tensor of x's shape and dtype with values in [0, 1]; see the module
+    docstring for what each argument means.
+    """
+    _check_args(x, kernel_size, per, padding)
+    x64 = x.to(torch.float64)
+    # Centre after padding so that "zeros" still pads with the image's zeros.
+    padded = _pad(x64, kernel_size, padding) - x64.mean(dim=[2, 3], keepdim=True)
+    moments = torch.stack([padded, padded * padded])
+    sums = _box_sum_last(_box_sum_last(moments, kernel_size).transpose(-1, -2),
+                         kernel_size).transpose(-1, -2)
+    means = sums / float(kernel_size * kernel_size)
+    var = (means[1] - means[0] * means[0]).clamp(min=0.0)
+    # where() twice keeps sqrt's infinite slope at 0 out of the backward pass.
+    textured = var > eps * eps
+    sigma = torch.where(textured, torch.sqrt(torch.where(textured, var, torch.ones_like(var))),
+                        torch.zeros_like(var))
+    return _divide_by_max(sigma, per, eps).to(x.dtype)
+
+
+def neurn_reference(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
+                    eps: float = 1e-5, padding: str = "reflect") -> torch.Tensor:
+    """NeuRN output computed directly from unfolded k x k patches (for tests).
+
+    Two-pass mean and population std in at least float32; memory grows with k^2.
+    """
+    _check_args(x, kernel_size, per, padding)
+    n, c, h, w = x.shape
+    work = x if x.dtype == torch.float64 else x.to(torch.float32)
+    patches = F.unfold(_pad(work, kernel_size, padding), kernel_size)
+    patches = patches.view(n, c, kernel_size * kernel_size, h * w)
+    mu = patches.mean(dim=2, keepdim=True)
+    sigma = (patches - mu).square().mean(dim=2).sqrt().view(n, c, h, w)
+    sigma = torch.where(sigma > eps, sigma, torch.zeros_like(sigma))
+    return _divide_by_max(sigma, per, eps).to(x.dtype)
+
+
+class NeuRN(nn.Module):
+    """NeuRN front end: local k x k std per channel, divided by its per-sample max.
+
+    Args:
+        kernel_size: odd patch size k >= 3 (default 3, the paper's choice at 28-32 px).
+        per: ``"image"`` (one max over all channels of a sample, default) or
+            ``"channel"`` (one max per channel of a sample).
+        eps: contrast floor in input units; patches with std <= eps count as flat and
+            a flat image gives zeros.
+        padding: ``"reflect"`` (default, keeps H x W), ``"replicate"`` or ``"zeros"``.
+
+    Shape: (N, C, H, W) -> (N, C, H, W), any C; values in [0, 1]. No parameters.
+    """
+
+    def __init__(self, kernel_size: int = 3, per: str = "image", eps: float = 1e-5,
+                 padding: str = "reflect") -> None:
+        super().__init__()
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
+            raise TypeError(f"kernel_size must be an int, got {kernel_size!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0 (it keeps flat images at 0, not NaN), got {eps!r}")
+        # Validate the scalar arguments now, on a dummy batch, so a bad layer fails
+        # where it is built rather than at its first forward.
+        _check_args(torch.zeros(1, 1, kernel_size, kernel_size), kernel_size, per, padding)
+        self.kernel_size = kernel_size
+        self.per = per
+        self.eps = float(eps)
+        self.padding = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return neurn_response(x, self.kernel_size, self.per, self.eps, self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, per={self.per!r}, eps={self.eps:g}, "
+                f"padding={self.padding!r}")
