@@ -61,7 +61,8 @@ class Scoring:
         Linear gap score per gapped position (default -1).
     gap_open, gap_extend : float
         Affine (Gotoh) gaps: the first position of a gap scores ``gap_open``,
-        each further one ``gap_extend``. Give both, and not ``gap``.
+        each further one ``gap_extend``. Give both, and not ``gap``;
+        ``gap_extend >= gap_open`` (an extension costs no more than an opening).
     substitution : array_like, shape (V, V)
         Score of aligning token id i with token id j; need not be symmetric.
         Token ids must then lie in ``0 .. V-1``.
@@ -98,6 +99,14 @@ class Scoring:
             self._affine = True
         self.gap_open = _check_number("gap_open", gap_open)
         self.gap_extend = _check_number("gap_extend", gap_extend)
+        if self.gap_extend < self.gap_open:
+            # Gotoh's recursion would then score one long gap as several
+            # adjacent short ones, and the traceback would not re-score.
+            raise ValueError(
+                f"Scoring: gap_extend={gap_extend} is below gap_open={gap_open}, so "
+                f"extending a gap would cost more than opening one; use "
+                f"gap_extend >= gap_open (scores are added: gaps are negative)"
+            )
         if self.gap_open == self.gap_extend:
             self._affine = False  # open == extend is a linear gap: cheaper loop
 
