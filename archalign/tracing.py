@@ -1,0 +1,317 @@
+"""Turn a PyTorch model, or a timm model name, into the sequence of calls it executes.
+
+``trace(model_or_name)`` returns a :class:`Trace`: every leaf-module call and every
+structural functional op (residual add, cat, matmul, attention, softmax, reshape,
+pooling, activations called functionally, ...) in **execution order**, each with the
+module path it ran in, its op type and its hyper-parameters; ``Trace.tokens()`` reads
+it as strings at three granularities and ``Trace.graph`` as a data-flow DiGraph.
+
+Routes, tried in this order (``Trace.route`` says which one produced the trace and
+``Trace.notes`` why the earlier ones failed):
+
+1. ``"meta"`` (primary): one forward pass on a meta tensor (no weights, no memory),
+   recorded with forward hooks on every module and a ``TorchFunctionMode``. A functional
+   op is recorded only when it runs outside a leaf module, so ``F.conv2d`` inside
+   ``nn.Conv2d.forward`` is not counted twice.
+2. ``"eager"`` (modules you pass in only): the same recording on the module's own
+   device with a zero input, when the meta pass failed and the module is small.
+3. ``"fx"``: ``torch.fx`` symbolic tracing with the same leaf rule; execution order and
+   data flow come from the fx graph, shape-derived hyper-parameters (heads) are missing.
+4. ``"registration"``: leaf modules in ``named_modules()`` order, each once. Order may
+   differ from execution, functional ops are absent and edges just chain the calls.
+
+A *leaf module* is a module without children, or an instance of a class registered with
+:func:`register_leaf_module` (``nn.MultiheadAttention`` is registered by default: its
+forward is functional code over its own projections). ``nn.Identity`` is never recorded.
+
+Models you pass in are neither modified nor copied. If their parameters are on meta
+already they are used as they are; otherwise ``torch.func.functional_call`` swaps in meta
+stand-ins for the duration of one forward (the module's own tensors are restored
+afterwards). Modules are put in eval mode for the trace and their training flags are
+restored.
+
+timm models by name are built with ``pretrained=False`` under ``torch.device("meta")``
+with timm's fused-attention switch fixed (``fused_attn=True`` by default, restored
+afterwards): the switch changes tokens (a fused ViT block records one
+``scaled_dot_product_attention``; unfused, two ``matmul`` + ``Softmax``), so it is part
+of every trace and of the zoo cache key. The input size comes from
+``timm.data.resolve_model_data_config`` unless given.
+
+``Trace`` is plain data: it imports neither torch nor timm and round-trips through JSON
+(``to_dict`` / ``from_dict``, ``save`` / ``load``; ``SCHEMA_VERSION`` is written into
+every file and checked on load).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from archalign._trace_ops import GRANULARITIES, format_token
+
+__all__ = [
+    "trace", "Trace", "Call", "register_leaf_module", "is_leaf_module_class",
+    "TraceError", "TraceFallbackWarning", "UnknownModelError", "GRANULARITIES", "ROUTES", "SCHEMA_VERSION",
+    "DEFAULT_INPUT_SIZE",
+]
+
+SCHEMA_VERSION = 1
+ROUTES = ("meta", "eager", "fx", "registration")
+DEFAULT_INPUT_SIZE = (3, 224, 224)
+_CALL_FIELDS = ("kind", "op", "path", "params", "inputs", "shape")
+
+
+class TraceError(RuntimeError):
+    """A model could not be traced by any route; the message lists each route's error."""
+
+
+class TraceFallbackWarning(UserWarning):
+    """The primary (meta) route failed and a fallback route produced the trace."""
+
+
+class UnknownModelError(ValueError):
+    """A name that timm does not know; the message suggests the closest names."""
+
+
+# ---------------------------------------------------------------- leaf registry
+# Classes traced as one token even though they have children. A dict used as an
+# ordered set, as timm does for its fx leaf modules (timm/layers/_fx.py).
+_leaf_module_classes: dict[type, None] = {}
+_default_leaves_added = False
+
+
+def register_leaf_module(cls: type) -> type:
+    """Trace instances of ``cls`` (and subclasses) as one call, hiding their insides.
+
+    Usable as a class decorator. Modules without children are leaves anyway.
+    """
+    _leaf_module_classes[cls] = None
+    return cls
+
+
+def is_leaf_module_class(cls: type) -> bool:
+    _add_default_leaves()
+    return any(issubclass(cls, leaf) for leaf in _leaf_module_classes)
+
+
+def _add_default_leaves() -> None:
+    global _default_leaves_added
+    if not _default_leaves_added:
+        import torch.nn as nn
+
+        _default_leaves_added = True
+        _leaf_module_classes.setdefault(nn.MultiheadAttention, None)
+
+
+# ----------------------------------------------------------------------- data
+class Call:
+    """One recorded call.
+
+    ``kind`` is ``"module"`` or ``"function"``; ``op`` the op type (a module's class
+    name, or the op name of a functional call, see ``archalign._trace_ops``); ``path``
+    the module path (``"layer1.0.conv1"``) of the module called, or of the innermost
+    module a functional op ran in (``""`` for the model's own forward); ``params`` its
+    hyper-parameters; ``inputs`` the indices of the calls whose outputs it consumed;
+    ``shape`` its (first) output shape, ``None`` when unknown (fx, registration routes).
+    """
+
+    __slots__ = ("index", "kind", "op", "path", "params", "inputs", "shape")
+
+    def __init__(self, index: int, kind: str, op: str, path: str, params: dict,
+                 inputs: Sequence[int] = (), shape: Sequence[int] | None = None):
+        self.index = index
+        self.kind = kind
+        self.op = op
+        self.path = path
+        self.params = params
+        self.inputs = tuple(inputs)
+        self.shape = None if shape is None else tuple(shape)
+
+    def token(self, granularity: str = "type") -> str:
+        return format_token(self.op, self.params, granularity)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Call) and all(
+            getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    def __repr__(self) -> str:
+        where = f" @ {self.path}" if self.path else ""
+        return f"Call({self.index}, {self.token('full')}{where})"
+
+
+@dataclass(eq=False)
+class Trace:
+    """The calls one forward pass of a model executes, and how they were obtained."""
+
+    model: str
+    route: str
+    calls: list[Call]
+    input_size: tuple[int, ...] | None = None
+    fused_attn: bool | None = None
+    num_params: int | None = None
+    notes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    # -------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(self.calls)
+
+    def __getitem__(self, i: int) -> Call:
+        return self.calls[i]
+
+    def tokens(self, granularity: str = "type") -> list[str]:
+        """One token string per call, in execution order.
+
+        ``"type"``: op type only (``Conv2d``, ``BatchNorm2d``, ``ReLU``, ``add``);
+        ``"shape"``: plus kernel / stride / groups / heads (``Conv2d(k=3,s=1,g=dw)``);
+        ``"full"``: every recorded hyper-parameter, widths included.
+        """
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"unknown granularity {granularity!r}; choose one of "
+                             f"{', '.join(map(repr, GRANULARITIES))}")
+        return [c.token(granularity) for c in self.calls]
+
+    def counts(self, granularity: str = "type") -> collections.Counter:
+        """How many times each token occurs."""
+        return collections.Counter(self.tokens(granularity))
+
+    @property
+    def graph(self):
+        """A ``networkx.DiGraph``: one node per call (its index), attributes ``kind``,
+        ``op``, ``path``, ``params``, ``shape`` and ``token`` (type granularity); an edge
+        u -> v when call v consumed a tensor produced by call u. Ops that are not recorded
+        (indexing, ``contiguous``, dropout in eval, ...) are looked through, so the edge
+        joins the recorded calls on either side. Model inputs have no node. Built on each
+        access; export it with ``networkx.write_graphml`` etc."""
+        import networkx as nx
+
+        g = nx.DiGraph(model=self.model, route=self.route)
+        for c in self.calls:
+            g.add_node(c.index, kind=c.kind, op=c.op, path=c.path, params=c.params,
+                       shape=c.shape, token=c.op)
+        for c in self.calls:
+            g.add_edges_from((i, c.index) for i in c.inputs)
+        return g
+
+    def __repr__(self) -> str:
+        return (f"Trace(model={self.model!r}, route={self.route!r}, calls={len(self.calls)}, "
+                f"input_size={self.input_size})")
+
+    # -------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "model": self.model,
+            "route": self.route,
+            "input_size": list(self.input_size) if self.input_size else None,
+            "fused_attn": self.fused_attn,
+            "num_params": self.num_params,
+            "notes": list(self.notes),
+            "versions": dict(self.versions),
+            "call_fields": list(_CALL_FIELDS),
+            # One short list per call keeps zoo caches small and quick to parse.
+            "calls": [[c.kind, c.op, c.path, c.params, list(c.inputs),
+                       None if c.shape is None else list(c.shape)] for c in self.calls],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Trace":
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA_VERSION:
+            found = d.get("schema") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"not an archalign trace of schema version {SCHEMA_VERSION} "
+                             f"(found {found!r}); re-trace the model to refresh it")
+        if d.get("call_fields") != list(_CALL_FIELDS):
+            raise ValueError(f"trace call_fields {d.get('call_fields')!r} do not match "
+                             f"{list(_CALL_FIELDS)!r}; re-trace the model to refresh it")
+        calls = [Call(i, k, op, path, params, inputs, shape)
+                 for i, (k, op, path, params, inputs, shape) in enumerate(d["calls"])]
+        size = d.get("input_size")
+        return cls(model=d["model"], route=d["route"], calls=calls,
+                   input_size=tuple(size) if size else None, fused_attn=d.get("fused_attn"),
+                   num_params=d.get("num_params"), notes=list(d.get("notes", [])),
+                   versions=dict(d.get("versions", {})))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Trace":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as JSON atomically: a reader never sees a half-written file."""
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Trace":
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temp file in the same directory, then ``os.replace`` it."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------------- tracing
+def trace(model: Any, input_size: Sequence[int] | None = None, *, fused_attn: bool = True,
+          routes: Iterable[str] = ROUTES, warn: bool = True) -> Trace:
+    """Trace an ``nn.Module`` or a timm model name into a :class:`Trace`.
+
+    Parameters
+    ----------
+    model : nn.Module or str
+        A module (never modified; see the module docstring), or a timm model name
+        (``"resnet50"``), built without weights on the meta device.
+    input_size : sequence of int, optional
+        One sample's size without the batch dimension, e.g. ``(3, 224, 224)``. Default:
+        timm's data config for a timm name, else ``DEFAULT_INPUT_SIZE``.
+    fused_attn : bool
+        timm's fused-attention switch while a named model is built and run (ignored
+        for modules you built yourself: timm reads the switch at construction).
+    routes : iterable of str
+        Routes to try, in order, from ``ROUTES``.
+    warn : bool
+        Warn when a fallback route had to be used.
+
+    Raises
+    ------
+    UnknownModelError
+        ``model`` is a string timm does not know (the closest names are listed).
+    TraceError
+        Every route failed, or the model recorded no calls.
+    """
+    from archalign import _trace_record
+
+    routes = tuple(routes)
+    unknown = [r for r in routes if r not in ROUTES]
+    if unknown or not routes:
+        raise ValueError(f"unknown tracing route(s) {unknown!r}; choose from {ROUTES!r}")
+    if input_size is not None:
+        input_size = tuple(int(s) for s in input_size)
+        if not input_size or any(s <= 0 for s in input_size):
+            raise ValueError(f"input_size must be positive sizes without the batch "
+                             f"dimension, e.g. (3, 224, 224); got {input_size!r}")
+    if isinstance(model, str):
+        return _trace_record.trace_timm(model, input_size, fused_attn=fused_attn,
+                                        routes=routes, warn=warn)
+    return _trace_record.trace_module(model, input_size, routes=routes, warn=warn)
