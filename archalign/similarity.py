@@ -1,0 +1,325 @@
+"""Similarity matrices between architectures, and what users do with them.
+
+``SimilarityMatrix`` holds labels, raw global alignment scores and a similarity
+derived from them, and hands scipy-native objects onward (condensed distances,
+linkage matrices, 1-based cluster ids).
+
+Two similarities:
+
+``"normalized"`` (default), in [0, 1], with sim(a, a) = 1 and symmetric::
+
+    sim(a, b) = (S(a, b) - G(a, b)) / ((S(a, a) + S(b, b)) / 2 - G(a, b))
+
+where S is the global alignment score and G(a, b) the score of the all-gap
+alignment (every token of a and of b against a gap). G is a lower bound on
+S(a, b), since it is one admissible alignment, and with match scores that
+dominate substitutions S(a, b) <= (S(a, a) + S(b, b)) / 2; so sim is the
+fraction of the way from "nothing in common" to "as good as self-alignment".
+Values are clipped to [0, 1] for substitution matrices that break that
+dominance. ``1 - sim`` is the distance given to scipy.
+
+``"correlation"``: the NeuRN paper's "correlation similarity", the Pearson
+correlation between two models' rows of raw scores (in [-1, 1]; distance
+``1 - r`` in [0, 2]). It compares how models relate to the whole panel, so
+VGG11/16/19 correlate near 1 although their raw scores are negative.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SimilarityMatrix", "normalized_similarity", "correlation_similarity",
+           "adjusted_rand_index"]
+
+SIMILARITIES = ("normalized", "correlation")
+
+
+def all_gap_score(length, gap_open: float, gap_extend: float):
+    """Score of aligning `length` tokens against gaps (0 for length 0)."""
+    length = np.asarray(length, dtype=np.float64)
+    return np.where(length > 0, gap_open + (length - 1) * gap_extend, 0.0)
+
+
+def normalized_similarity(scores, self_a, self_b, gap_a, gap_b) -> np.ndarray:
+    """The normalised similarity of the module docstring, elementwise.
+
+    ``scores[i, j]`` = S(a_i, b_j); ``self_a[i]`` = S(a_i, a_i); ``gap_a[i]``
+    = all-gap score of a_i; likewise for b. Pairs of two empty sequences get 1.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    floor = gap_a[:, None] + gap_b[None, :]
+    top = (self_a[:, None] + self_b[None, :]) / 2
+    span = top - floor
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = np.where(span > 0, (scores - floor) / np.where(span > 0, span, 1), 1.0)
+    return np.clip(sim, 0.0, 1.0)
+
+
+def correlation_similarity(scores) -> np.ndarray:
+    """Pearson correlation between rows of a raw score matrix (the paper's)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    norms = np.sqrt((centred ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (centred @ centred.T) / np.outer(norms, norms)
+    # A row with no variance correlates with nothing but itself.
+    r = np.where(np.isfinite(r), r, 0.0)
+    np.fill_diagonal(r, 1.0)
+    return np.clip(r, -1.0, 1.0)
+
+
+def adjusted_rand_index(labels_a, labels_b) -> float:
+    """Hubert & Arabie's adjusted Rand index of two partitions (1 = identical)."""
+    _, a = np.unique(np.asarray(labels_a), return_inverse=True)
+    _, b = np.unique(np.asarray(labels_b), return_inverse=True)
+    table = np.zeros((a.max() + 1, b.max() + 1), dtype=np.int64)
+    np.add.at(table, (a, b), 1)
+
+    def pairs(x):
+        return (x * (x - 1) // 2).sum()
+
+    index = pairs(table)
+    rows, cols, total = pairs(table.sum(1)), pairs(table.sum(0)), pairs(np.array([len(a)]))
+    expected = rows * cols / total if total else 0.0
+    best = (rows + cols) / 2
+    return 1.0 if best == expected else float((index - expected) / (best - expected))
+
+
+@dataclass
+class SimilarityMatrix:
+    """Labels, raw alignment scores and the similarity derived from them.
+
+    Attributes
+    ----------
+    labels : list of str
+    scores : (n, n) float64, raw global alignment scores
+    values : (n, n) float64, the similarity (see the module docstring)
+    similarity : "normalized" or "correlation"
+    settings : dict, what produced the matrix (granularity, scoring, versions, ...)
+    """
+
+    labels: list
+    scores: np.ndarray
+    values: np.ndarray
+    similarity: str = "normalized"
+    settings: dict | None = None
+
+    def __post_init__(self):
+        self.labels = [str(x) for x in self.labels]
+        self.scores = np.asarray(self.scores, dtype=np.float64)
+        self.values = np.asarray(self.values, dtype=np.float64)
+        n = len(self.labels)
+        if self.scores.shape != (n, n) or self.values.shape != (n, n):
+            raise ValueError(f"SimilarityMatrix: {n} labels need (n, n) scores and values, "
+                             f"got {self.scores.shape} and {self.values.shape}")
+        if len(set(self.labels)) != n:
+            dup = sorted({x for x in self.labels if self.labels.count(x) > 1})
+            raise ValueError(f"SimilarityMatrix: labels must be unique; repeated: {dup}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        self.settings = dict(self.settings or {})
+
+    @classmethod
+    def from_scores(cls, labels, scores, similarity="normalized", *, lengths=None,
+                    scoring=None, settings=None) -> "SimilarityMatrix":
+        """Build from raw scores. "normalized" needs sequence ``lengths`` and the
+        ``scoring`` (for its gap scores); the diagonal of ``scores`` gives S(a, a)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if similarity == "normalized":
+            if lengths is None or scoring is None:
+                raise ValueError("similarity='normalized' needs lengths= and scoring=")
+            gaps = all_gap_score(lengths, scoring.gap_open, scoring.gap_extend)
+            self_scores = np.diag(scores)
+            values = normalized_similarity(scores, self_scores, self_scores, gaps, gaps)
+            # asymmetric substitution matrices: average the two directions
+            values = (values + values.T) / 2
+            np.fill_diagonal(values, 1.0)
+        elif similarity == "correlation":
+            values = correlation_similarity(scores)
+        else:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        return cls(list(labels), scores, values, similarity, settings)
+
+    # -- views -------------------------------------------------------------
+    def __len__(self):
+        return len(self.labels)
+
+    def __repr__(self):
+        return (f"SimilarityMatrix({len(self)} models, similarity={self.similarity!r}, "
+                f"granularity={self.settings.get('granularity')!r})")
+
+    @property
+    def distance(self) -> np.ndarray:
+        """1 - similarity, symmetric with a zero diagonal."""
+        d = 1.0 - (self.values + self.values.T) / 2
+        np.fill_diagonal(d, 0.0)
+        return np.maximum(d, 0.0)
+
+    def to_condensed(self) -> np.ndarray:
+        """scipy's condensed distance vector (input of scipy.cluster.hierarchy.linkage)."""
+        from scipy.spatial.distance import squareform
+
+        return squareform(self.distance, checks=False)
+
+    def to_pandas(self, what: str = "values"):
+        """The similarity (or ``what="scores"`` / ``"distance"``) as a labelled DataFrame."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is optional
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+        data = {"values": self.values, "scores": self.scores, "distance": self.distance}[what]
+        return pd.DataFrame(data, index=self.labels, columns=self.labels)
+
+    def index(self, label: str) -> int:
+        try:
+            return self.labels.index(label)
+        except ValueError:
+            import difflib
+
+            close = difflib.get_close_matches(label, self.labels, n=5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise KeyError(f"{label!r} is not in this matrix{hint}") from None
+
+    def nearest(self, label: str, k: int = 5) -> list[tuple[str, float]]:
+        """The k most similar other models, most similar first."""
+        i = self.index(label)
+        order = [j for j in np.argsort(-self.values[i], kind="stable") if j != i]
+        return [(self.labels[j], float(self.values[i, j])) for j in order[:k]]
+
+    def submatrix(self, labels) -> "SimilarityMatrix":
+        """The matrix restricted to ``labels`` (in that order).
+
+        A correlation similarity is kept as computed on the full panel.
+        """
+        idx = [self.index(x) for x in labels]
+        return SimilarityMatrix([self.labels[i] for i in idx], self.scores[np.ix_(idx, idx)],
+                                self.values[np.ix_(idx, idx)], self.similarity,
+                                self.settings)
+
+    # -- clustering ----------------------------------------------------------
+    def linkage(self, method: str = "average", optimal_ordering: bool = True) -> np.ndarray:
+        """scipy linkage matrix Z of the distance; average linkage (UPGMA) by default,
+        since alignment distances are not Euclidean (no ward/centroid/median)."""
+        from scipy.cluster.hierarchy import linkage
+
+        if method in ("ward", "centroid", "median"):
+            raise ValueError(f"method={method!r} assumes Euclidean distances; use "
+                             f"'average' (default), 'complete', 'single' or 'weighted'")
+        if len(self) < 2:
+            raise ValueError("clustering needs at least two models")
+        return linkage(self.to_condensed(), method=method, optimal_ordering=optimal_ordering)
+
+    def clusters(self, n: int | None = None, threshold: float | None = None,
+                 method: str = "average") -> np.ndarray:
+        """1-based cluster ids (scipy's fcluster), cut into ``n`` clusters or at a
+        distance ``threshold``; exactly one of the two."""
+        from scipy.cluster.hierarchy import fcluster
+
+        if (n is None) == (threshold is None):
+            raise ValueError("give exactly one of n= (number of clusters) or threshold= "
+                             "(distance at which to cut the dendrogram)")
+        Z = self.linkage(method)
+        if n is not None:
+            if not 1 <= n <= len(self):
+                raise ValueError(f"n must be between 1 and {len(self)}, got {n}")
+            return fcluster(Z, n, criterion="maxclust")
+        return fcluster(Z, threshold, criterion="distance")
+
+    def groups(self, cluster_ids) -> dict[int, list[str]]:
+        """{cluster id: [labels]} for ids from :meth:`clusters`."""
+        out: dict[int, list[str]] = {}
+        for label, c in zip(self.labels, cluster_ids):
+            out.setdefault(int(c), []).append(label)
+        return out
+
+    def agreement(self, grouping, n: int | None = None, method: str = "average") -> dict:
+        """How well the clustering matches a known grouping (e.g. family prefixes).
+
+        ``grouping``: one group label per model, or a function label -> group.
+        Returns the adjusted Rand index of the clusters cut at the grouping's
+        number of groups (or ``n``), and the cophenetic correlation of the
+        linkage (how faithfully the dendrogram keeps the distances).
+        """
+        from scipy.cluster.hierarchy import cophenet
+
+        groups = [grouping(x) for x in self.labels] if callable(grouping) else list(grouping)
+        if len(groups) != len(self):
+            raise ValueError(f"grouping has {len(groups)} entries for {len(self)} models")
+        n = n or len(set(groups))
+        Z = self.linkage(method)
+        coph, _ = cophenet(Z, self.to_condensed())
+        return {"adjusted_rand_index": adjusted_rand_index(groups, self.clusters(n=n, method=method)),
+                "cophenetic_correlation": float(coph), "n_clusters": n}
+
+    def shortlist(self, k: int, method: str = "medoids", must_include=(), exclude=()):
+        """k diverse models: cluster medoids or greedy farthest points. See archalign.shortlist."""
+        from .shortlist import shortlist_from_matrix
+
+        return shortlist_from_matrix(self, k, method=method, must_include=must_include,
+                                     exclude=exclude)
+
+    # -- plots ---------------------------------------------------------------
+    def plot_dendrogram(self, **kwargs):
+        """Dendrogram figure; see archalign.plotting.dendrogram."""
+        from .plotting import dendrogram
+
+        return dendrogram(self, **kwargs)
+
+    def plot_heatmap(self, **kwargs):
+        """Clustered heatmap figure; see archalign.plotting.heatmap."""
+        from .plotting import heatmap
+
+        return heatmap(self, **kwargs)
+
+    # -- files ---------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write ``.npz`` (everything) or ``.csv`` (the similarity, for spreadsheets),
+        atomically (temp file + rename)."""
+        path = Path(path)
+        if path.suffix == ".npz":
+            buf = io.BytesIO()
+            np.savez_compressed(buf, labels=np.array(self.labels), scores=self.scores,
+                                values=self.values, similarity=np.array(self.similarity),
+                                settings=np.array(json.dumps(self.settings, sort_keys=True)))
+            _atomic_write(path, buf.getvalue())
+        elif path.suffix == ".csv":
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow([""] + self.labels)
+            for label, row in zip(self.labels, self.values):
+                writer.writerow([label] + [f"{v:.6g}" for v in row])
+            _atomic_write(path, text.getvalue().encode())
+        else:
+            raise ValueError(f"unknown file type {path.suffix!r}: use .npz or .csv")
+        return path
+
+    @classmethod
+    def load(cls, path) -> "SimilarityMatrix":
+        """Read a matrix written by :meth:`save` as ``.npz`` (no pickle involved)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file (write one with "
+                                    f"`archalign matrix ... --out {path.name}`)")
+        if path.suffix != ".npz":
+            raise ValueError(f"{path}: load() reads the .npz files save() writes; a .csv "
+                             f"holds only the similarity, read it with pandas")
+        with np.load(path, allow_pickle=False) as f:
+            return cls([str(x) for x in f["labels"]], f["scores"], f["values"],
+                       str(f["similarity"]), json.loads(str(f["settings"])))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
