@@ -14,8 +14,6 @@ The public entry points are ``trace_timm`` and ``trace_module``; see
 from __future__ import annotations
 
 import contextlib
-import difflib
-import fnmatch
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
@@ -351,15 +349,8 @@ def check_timm_name(name: str) -> None:
         raise UnknownModelError(f"{name!r} is a pattern, not a model name; use "
                                 f"archalign.trace_many([{name!r}]) to trace every match")
     arch = name.split(".", 1)[0]  # "vit_base_patch16_224.augreg_in21k" -> architecture
-    if timm.is_model(arch):
-        return
-    names = timm.list_models()
-    close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
-    if not close:  # a prefix often finds what a typo misses: "resnt" -> "resnet*"
-        close = fnmatch.filter(names, arch[:4] + "*")[:5]
-    hint = f"; closest timm names: {', '.join(close)}" if close else ""
-    raise UnknownModelError(f"unknown timm model {name!r}{hint} "
-                            f"(timm.list_models() lists all {len(names)})")
+    if not timm.is_model(arch):
+        raise tracing.unknown_model_error(name, timm.list_models())
 
 
 def trace_timm(name: str, input_size: tuple | None, *, fused_attn: bool,

@@ -44,6 +44,8 @@ every file and checked on load).
 from __future__ import annotations
 
 import collections
+import difflib
+import fnmatch
 import json
 import os
 import tempfile
@@ -74,6 +76,17 @@ class TraceFallbackWarning(UserWarning):
 
 class UnknownModelError(ValueError):
     """A name that timm does not know; the message suggests the closest names."""
+
+
+def unknown_model_error(name: str, names: Sequence[str]) -> UnknownModelError:
+    """The error for a name timm does not know, listing the closest of ``names``."""
+    arch = name.split(".", 1)[0]
+    close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
+    if not close:  # a prefix often finds what a typo misses: "resnt" -> "resnet*"
+        close = fnmatch.filter(names, arch[:4] + "*")[:5]
+    hint = f"; closest timm names: {', '.join(close)}" if close else ""
+    return UnknownModelError(f"unknown timm model {name!r}{hint} "
+                             f"(timm.list_models() lists all {len(names)})")
 
 
 # ---------------------------------------------------------------- leaf registry
