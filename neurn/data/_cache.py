@@ -1,0 +1,67 @@
+"""On-disk cache of built domains: one ``.npz`` per (domain, seed, recipe version).
+
+* Location: ``$NEURN_CACHE_DIR`` if set, else ``~/.cache/neurn`` (``$XDG_CACHE_HOME``
+  respected); every public loader also takes ``cache_dir=``.
+* The file name carries a hash of everything that shapes the arrays (domain, seed,
+  recipe version, versions of the packages the pixels come from), so a change in any
+  of them builds a fresh entry instead of reading a stale one.
+* Writes are atomic (temp file in the same folder, then ``os.replace``): a crashed
+  build never leaves a half-written entry. An entry that fails to load or lacks an
+  array is rebuilt. Plain arrays only: loaded with ``allow_pickle=False``.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Dict, Optional, Union
+
+import numpy as np
+
+__all__ = ["default_cache_dir", "cached_arrays"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("NEURN_CACHE_DIR"):
+        return Path(os.environ["NEURN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "neurn"
+
+
+def cached_arrays(key: Dict[str, object], build: Callable[[], Dict[str, np.ndarray]],
+                  cache_dir: Optional[PathLike] = None) -> Dict[str, np.ndarray]:
+    """Arrays for ``key``: read from the cache, or built, saved, then returned."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = folder / f"{key['domain']}-seed{key['seed']}-{digest}.npz"
+    arrays = _load(path)
+    if arrays is None:
+        arrays = build()
+        _save_atomic(path, arrays)
+    return arrays
+
+
+def _load(path: Path) -> Optional[Dict[str, np.ndarray]]:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+        return None  # corrupt or truncated: the caller rebuilds and overwrites it
+    return arrays if {"images", "labels", "origins"} <= arrays.keys() else None
+
+
+def _save_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
