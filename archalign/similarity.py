@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SimilarityMatrix", "similarity_matrix", "normalized_similarity",
-           "correlation_similarity", "adjusted_rand_index", "PRESETS"]
+__all__ = ["SimilarityMatrix", "normalized_similarity", "correlation_similarity",
+           "adjusted_rand_index", "all_gap_score"]
 
 SIMILARITIES = ("normalized", "correlation")
-PRESETS = ("paper",)
 
 
 def all_gap_score(length, gap_open: float, gap_extend: float):
@@ -325,55 +324,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if tmp.exists():
             tmp.unlink()
 
-
-def similarity_matrix(models, granularity: str = "shape", scoring=None,
-                      similarity: str = "normalized", *, family: bool | float = False,
-                      preset: str | None = None, jobs: int | None = None, cache_dir=None,
-                      progress: bool = True) -> SimilarityMatrix:
-    """Trace, tokenise and align every pair of ``models``.
-
-    Parameters
-    ----------
-    models : list of model specs
-        timm names, wildcard patterns, ``"torchvision:<name>"``, nn.Modules or
-        Traces (see archalign.inputs); ``archalign.panel("default")`` for a panel.
-    granularity : "type", "shape" or "full"
-        How much of each layer's hyper-parameters its token carries.
-    scoring : Scoring, optional
-        Default match 1 / mismatch -1 / linear gap -1 over token ids.
-    similarity : "normalized" or "correlation"
-    family : bool or float
-        Partial credit between related tokens (Vocabulary.substitution_matrix);
-        ignored when ``scoring`` is given.
-    preset : "paper", optional
-        The NeuRN paper's settings: type tokens, Scoring.paper(), correlation.
-    jobs : int, optional
-        Worker processes for tracing and threads for alignment (None: all cores).
-    """
-    import timm
-    import torch
-
-    from . import __version__
-    from .aligner import pairwise
-    from .inputs import encode_traces, resolve_traces
-    from .scoring import Scoring
-
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
-        granularity, scoring, similarity = "type", Scoring.paper(), "correlation"
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress)
-    seqs, scoring, vocab = encode_traces(traces, granularity, scoring, family)
-    scores = pairwise(seqs, scoring, n_jobs=jobs)
-    settings = {
-        "granularity": granularity, "scoring": repr(scoring), "family": family,
-        "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
-        "lengths": [len(s) for s in seqs], "vocabulary": vocab.tokens,
-        "versions": {"archalign": __version__, "timm": timm.__version__,
-                     "torch": torch.__version__},
-    }
-    return SimilarityMatrix.from_scores(labels, scores, similarity,
-                                        lengths=[len(s) for s in seqs], scoring=scoring,
-                                        settings=settings)
