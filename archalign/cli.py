@@ -6,7 +6,9 @@ arguments for the library and return the exit status. Add a subcommand by writin
 ``_add_<name>(subparsers)`` / ``_run_<name>(args)`` pair and listing the first in
 ``_SUBCOMMANDS``.
 
-Subcommands: ``trace``.
+Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``.
+Errors a user can fix (unknown model, bad option combination, missing file) are
+printed as one line and exit with status 2.
 """
 from __future__ import annotations
 
@@ -133,8 +135,274 @@ def _run_trace(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
+
+# ------------------------------------------------------- shared model / scoring options
+def _add_model_args(p, models_help: str) -> None:
+    p.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
+    p.add_argument("--panel", metavar="NAME",
+                   help="add a named panel of models: 'default' (24 timm architectures "
+                        "across families) or 'paper44' (the NeuRN paper's models as timm / "
+                        "torchvision equivalents)")
+    p.add_argument("-g", "--granularity", choices=("type", "shape", "full"), default="shape",
+                   help="token detail: op type only; + kernel/stride/groups; all "
+                        "hyper-parameters (default: %(default)s)")
+    p.add_argument("--family", action="store_true",
+                   help="give related tokens partial credit (conv variants, norms, "
+                        "activations, attention ops) instead of a flat mismatch")
+    p.add_argument("--match", type=float, help="score of identical tokens (default 1)")
+    p.add_argument("--mismatch", type=float, help="score of different tokens (default -1)")
+    p.add_argument("--gap", type=float, help="linear gap score per position (default -1)")
+    p.add_argument("--gap-open", type=float, help="affine gaps: score of a gap's first position")
+    p.add_argument("--gap-extend", type=float, help="affine gaps: score of each further position")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="tracing processes and alignment threads (default: all CPUs)")
+    p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root "
+                   "(default: $ARCHALIGN_CACHE_DIR or ~/.cache/archalign/traces)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="do not show progress bars")
+
+
+def _model_specs(args) -> list:
+    from archalign.panels import PAPER44_UNAVAILABLE, panel
+
+    specs = list(args.models)
+    if args.panel:
+        specs += panel(args.panel)
+        if args.panel == "paper44":
+            print(f"paper44: {len(PAPER44_UNAVAILABLE)} of the paper's models have no "
+                  f"timm/torchvision equivalent and are left out:", file=sys.stderr)
+            for name, why in PAPER44_UNAVAILABLE.items():
+                print(f"  {name}: {why}", file=sys.stderr)
+    if not specs:
+        raise ValueError("give model names / patterns, or --panel NAME")
+    return specs
+
+
+def _scoring(args):
+    from archalign.scoring import Scoring
+
+    given = {k: getattr(args, k) for k in ("match", "mismatch", "gap", "gap_open", "gap_extend")
+             if getattr(args, k) is not None}
+    if not given:
+        return None
+    if args.family:
+        raise ValueError("--family builds its own substitution matrix from --match and "
+                         "--mismatch defaults; drop the scoring options or --family")
+    return Scoring(**given)
+
+
+# ------------------------------------------------------------------------ matrix
+def _add_matrix(subparsers) -> None:
+    p = subparsers.add_parser(
+        "matrix", help="similarity matrix of a set of models (.npz / .csv)",
+        description="Trace the models, align every pair of token sequences and write the "
+                    "similarity matrix.",
+        epilog="examples:\n"
+               "  archalign matrix resnet18 resnet50 'efficientnet_b?' --out sim.npz\n"
+               "  archalign matrix --panel paper44 --preset paper --out paper.npz "
+               "--heatmap paper.png\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(p, "timm names, wildcard patterns or torchvision:<name>")
+    p.add_argument("--similarity", choices=("normalized", "correlation"), default="normalized",
+                   help="normalized: in [0, 1] from the alignment scores; correlation: the "
+                        "paper's Pearson correlation of score rows (default: %(default)s)")
+    p.add_argument("--preset", choices=("paper",),
+                   help="paper: type tokens, match 1 / mismatch -2 / gap -2, correlation")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="output .npz (everything, reloadable) or .csv (similarity only)")
+    p.add_argument("--heatmap", type=Path, metavar="PNG", help="also draw the clustered heatmap")
+    p.add_argument("--dendrogram", type=Path, metavar="PNG", help="also draw the dendrogram")
+    p.set_defaults(func=_run_matrix)
+
+
+def _run_matrix(args) -> int:
+    from archalign.compare import similarity_matrix
+    from archalign.panels import paper_labels
+
+    sm = similarity_matrix(_model_specs(args), granularity=args.granularity,
+                           scoring=_scoring(args), similarity=args.similarity,
+                           family=args.family, preset=args.preset, jobs=args.jobs,
+                           cache_dir=args.cache_dir, progress=args.progress)
+    if args.panel == "paper44":
+        names = paper_labels()
+        sm.labels = [names.get(x, x) for x in sm.labels]
+    sm.save(args.out)
+    print(f"{len(sm)} models, {sm.similarity} similarity of {sm.settings['granularity']} "
+          f"tokens -> {args.out}")
+    _draw(sm, args.dendrogram, args.heatmap)
+    return 0
+
+
+def _draw(sm, dendrogram_path, heatmap_path, n_clusters=None) -> None:
+    for path, draw in ((dendrogram_path, lambda: sm.plot_dendrogram(n_clusters=n_clusters)),
+                       (heatmap_path, sm.plot_heatmap)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draw().savefig(path, dpi=150)
+            print(f"wrote {path}")
+
+
+# ----------------------------------------------------------------------- cluster
+def _add_cluster(subparsers) -> None:
+    p = subparsers.add_parser(
+        "cluster", help="clusters of a saved similarity matrix",
+        description="Cut the average-linkage dendrogram of a matrix written by "
+                    "`archalign matrix` and print the clusters, with their agreement with "
+                    "the models' name prefixes (adjusted Rand index) and the cophenetic "
+                    "correlation.")
+    p.add_argument("matrix", type=Path, metavar="SIM.npz")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("-n", "--n-clusters", type=int, metavar="N", help="number of clusters")
+    group.add_argument("-t", "--threshold", type=float,
+                       help="cut where the distance (1 - similarity) exceeds this")
+    p.add_argument("--method", default="average", choices=("average", "complete", "single",
+                                                            "weighted"),
+                   help="linkage method (default: %(default)s)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write {cluster: [models]}")
+    p.set_defaults(func=_run_cluster)
+
+
+def _name_prefix(label: str) -> str:
+    import re
+
+    match = re.match(r"[A-Za-z]+", label.split(":")[-1])
+    return match.group(0).lower() if match else label
+
+
+def _run_cluster(args) -> int:
+    from archalign.similarity import SimilarityMatrix
+
+    sm = SimilarityMatrix.load(args.matrix)
+    ids = sm.clusters(n=args.n_clusters, threshold=args.threshold, method=args.method)
+    groups = sm.groups(ids)
+    for c, members in sorted(groups.items()):
+        print(f"cluster {c} ({len(members)}): {', '.join(members)}")
+    quality = sm.agreement(_name_prefix, n=len(groups), method=args.method)
+    print(f"agreement with name prefixes: adjusted Rand index "
+          f"{quality['adjusted_rand_index']:.3f}; cophenetic correlation "
+          f"{quality['cophenetic_correlation']:.3f}")
+    if args.json:
+        from archalign.tracing import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({str(k): v for k, v in groups.items()},
+                                                indent=1))
+    return 0
+
+
+# --------------------------------------------------------------------- shortlist
+def _add_shortlist(subparsers) -> None:
+    p = subparsers.add_parser(
+        "shortlist", help="pick k diverse models (writes shortlist.json for neurn)",
+        description="Pick k diverse architectures: one medoid per cluster of the full "
+                    "similarity matrix, or greedy farthest points. --streaming never builds "
+                    "the n x n matrix (n x k alignments), for zoo-sized inputs.",
+        epilog="examples:\n"
+               "  archalign shortlist --panel default -k 3 --out shortlist.json\n"
+               "  archalign shortlist 'resnet*' 'vit_*' -k 5 --streaming --out s.json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(p, "timm names, wildcard patterns or torchvision:<name>")
+    p.add_argument("-k", type=int, required=True, help="how many models to pick")
+    p.add_argument("--method", choices=("medoids", "farthest"), default="medoids",
+                   help="medoids: one per cluster; farthest: greedy farthest points "
+                        "(default: %(default)s)")
+    p.add_argument("--streaming", action="store_true",
+                   help="farthest points without the full matrix (implies --method farthest)")
+    p.add_argument("--must-include", nargs="+", default=[], metavar="MODEL",
+                   help="models that must be picked")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="MODEL",
+                   help="models that must not be picked")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="shortlist .json")
+    p.add_argument("--matrix", type=Path, metavar="SIM.npz",
+                   help="also save the full similarity matrix (not with --streaming)")
+    p.add_argument("--dendrogram", type=Path, metavar="PNG",
+                   help="also draw the dendrogram, coloured by the k clusters")
+    p.set_defaults(func=_run_shortlist)
+
+
+def _run_shortlist(args) -> int:
+    from archalign.compare import similarity_matrix
+    from archalign.shortlist import shortlist
+
+    specs = _model_specs(args)
+    if args.streaming:
+        if args.matrix or args.dendrogram:
+            raise ValueError("--streaming builds no matrix: drop --matrix / --dendrogram")
+        result = shortlist(specs, args.k, granularity=args.granularity, scoring=_scoring(args),
+                           must_include=args.must_include, exclude=args.exclude,
+                           jobs=args.jobs, cache_dir=args.cache_dir, progress=args.progress)
+    else:
+        sm = similarity_matrix(specs, granularity=args.granularity, scoring=_scoring(args),
+                               family=args.family, jobs=args.jobs, cache_dir=args.cache_dir,
+                               progress=args.progress)
+        result = sm.shortlist(args.k, method=args.method, must_include=args.must_include,
+                              exclude=args.exclude)
+        if args.matrix:
+            sm.save(args.matrix)
+            print(f"wrote {args.matrix}")
+        _draw(sm, args.dendrogram, None, n_clusters=args.k)
+    result.save(args.out)
+    print(f"shortlist ({result.method}, k={args.k}): {', '.join(result.names)} -> {args.out}")
+    return 0
+
+
+# -------------------------------------------------------------------------- plot
+def _add_plot(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot", help="dendrogram / heatmap of a saved similarity matrix",
+        description="Draw a matrix written by `archalign matrix` as PNG/PDF/SVG files.")
+    p.add_argument("matrix", type=Path, metavar="SIM.npz")
+    p.add_argument("--dendrogram", type=Path, metavar="FILE", help="dendrogram output")
+    p.add_argument("--heatmap", type=Path, metavar="FILE", help="clustered heatmap output")
+    p.add_argument("-n", "--n-clusters", type=int, metavar="N",
+                   help="colour the dendrogram by this many clusters")
+    p.set_defaults(func=_run_plot)
+
+
+def _run_plot(args) -> int:
+    from archalign.similarity import SimilarityMatrix
+
+    if args.dendrogram is None and args.heatmap is None:
+        raise ValueError("nothing to draw: give --dendrogram FILE and/or --heatmap FILE")
+    _draw(SimilarityMatrix.load(args.matrix), args.dendrogram, args.heatmap, args.n_clusters)
+    return 0
+
+
+# ------------------------------------------------------------------------- align
+def _add_align(subparsers) -> None:
+    p = subparsers.add_parser(
+        "align", help="print (or draw) the alignment of two models",
+        description="Align two models' token sequences and print both rows with gaps: "
+                    "'|' identical token, '.' substitution.")
+    p.add_argument("a", metavar="MODEL_A")
+    p.add_argument("b", metavar="MODEL_B")
+    p.add_argument("-g", "--granularity", choices=("type", "shape", "full"), default="type",
+                   help="token detail (default: %(default)s)")
+    p.add_argument("--width", type=int, default=100, help="wrap the text at this width")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the alignment view")
+    p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root")
+    p.set_defaults(func=_run_align)
+
+
+def _run_align(args) -> int:
+    from archalign.compare import align_models
+
+    alignment, vocab = align_models(args.a, args.b, granularity=args.granularity,
+                                    cache_dir=args.cache_dir)
+    print(alignment.format(vocab, width=args.width))
+    counts = alignment.counts()
+    print(f"\nscore {alignment.score:g}: {counts['identical']} identical, "
+          f"{counts['substituted']} substituted, {counts['gaps']} gaps")
+    if args.plot:
+        from archalign.plotting import alignment_view
+
+        alignment_view(alignment, names=vocab, labels=(args.a, args.b)).savefig(args.plot,
+                                                                               dpi=150)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 # -------------------------------------------------------------------------- main
-_SUBCOMMANDS = [_add_trace]
+_SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot, _add_align]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"archalign: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
