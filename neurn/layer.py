@@ -32,9 +32,9 @@ Implementation choices:
   O(H W) whatever k. var = E[x^2] - E[x]^2 cancels badly in float32 (a flat region
   after a bright stroke comes out as sigma ~ 1e-3 noise), so each channel's mean is
   subtracted first (sigma is shift-invariant) and the sums and the variance are taken
-  in float64, then clamped at 0 against negative round-off. The input is upcast before
-  anything else, so statistics are never computed in float16/bfloat16, under autocast
-  or not; the output has the input's dtype.
+  in float64, then clamped at 0 against negative round-off; sqrt and the max run in
+  float32 (float64 for float64 input). Statistics are thus never computed in
+  float16/bfloat16, under autocast or not; the output has the input's dtype.
 * Reference (`neurn_reference`): unfolded patches, two-pass mean and population std,
   divide by the max. Quadratic in k and memory hungry; used to check the fast path.
 * No parameters and no buffers; TorchScript- and ``torch.compile``-friendly; runs on
@@ -95,10 +95,17 @@ def _divide_by_max(sigma: torch.Tensor, per: str, eps: float) -> torch.Tensor:
     return sigma / peak.clamp(min=eps)
 
 
-def _box_sum_last(t: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Sums over windows of kernel_size along the last dim ("valid": n - k + 1 out)."""
-    csum = F.pad(t.cumsum(dim=-1), [1, 0])
-    return csum[..., kernel_size:] - csum[..., :-kernel_size]
+def _box_sums(t: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """k x k window sums of ``t`` whose first row and column are zeros ("valid" size).
+
+    Separable cumulative sums: a window sum is a difference of two prefix sums, so
+    the cost does not depend on k. The leading zero row / column makes the first
+    window's difference start from 0 without another padding pass.
+    """
+    prefix = t.cumsum(dim=-1)
+    rows = prefix[..., kernel_size:] - prefix[..., :-kernel_size]
+    prefix = rows.cumsum(dim=-2)
+    return prefix[..., kernel_size:, :] - prefix[..., :-kernel_size, :]
 
 
 def neurn_response(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
@@ -109,18 +116,20 @@ def neurn_response(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
     docstring for what each argument means.
     """
     _check_args(x, kernel_size, per, padding)
-    x64 = x.to(torch.float64)
-    # Centre after padding so that "zeros" still pads with the image's zeros.
-    padded = _pad(x64, kernel_size, padding) - x64.mean(dim=[2, 3], keepdim=True)
-    moments = torch.stack([padded, padded * padded])
-    sums = _box_sum_last(_box_sum_last(moments, kernel_size).transpose(-1, -2),
-                         kernel_size).transpose(-1, -2)
-    means = sums / float(kernel_size * kernel_size)
-    var = (means[1] - means[0] * means[0]).clamp(min=0.0)
-    # where() twice keeps sqrt's infinite slope at 0 out of the backward pass.
-    textured = var > eps * eps
-    sigma = torch.where(textured, torch.sqrt(torch.where(textured, var, torch.ones_like(var))),
-                        torch.zeros_like(var))
+    # Centre after padding so that "zeros" still pads with the image's zeros; the
+    # subtraction promotes to float64, the precision of every sum below.
+    mean = x.mean(dim=[2, 3], keepdim=True, dtype=torch.float64)
+    centred = F.pad(_pad(x, kernel_size, padding) - mean, [1, 0, 1, 0])
+    area = float(kernel_size * kernel_size)
+    sums = _box_sums(centred, kernel_size)
+    sums_sq = _box_sums(centred * centred, kernel_size)
+    # area^2 var = area * sum(x^2) - sum(x)^2, here divided once by area; clamped
+    # against negative round-off. float64 has done its job once var is formed.
+    var = torch.addcmul(sums_sq, sums, sums, value=-1.0 / area).clamp(min=0.0)
+    var = var.to(torch.float32) if x.dtype != torch.float64 else var
+    floor = eps * eps * area
+    # Clamping before sqrt keeps its infinite slope at 0 out of the backward pass.
+    sigma = torch.sqrt(var.clamp(min=floor)).masked_fill(var <= floor, 0.0) / kernel_size
     return _divide_by_max(sigma, per, eps).to(x.dtype)
 
 
