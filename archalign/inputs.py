@@ -14,6 +14,7 @@ reason in a warning and left out, never dropped silently.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 
 __all__ = ["expand_specs", "resolve_traces", "encode_traces", "TORCHVISION_PREFIX"]
@@ -52,13 +53,18 @@ def _torchvision_module(name: str):
     import torchvision
 
     try:
-        with torch.device("meta"):
-            return torchvision.models.get_model(name, weights=None)
+        builder = torchvision.models.get_model_builder(name)
     except ValueError:
         import difflib
 
         close = difflib.get_close_matches(name, torchvision.models.list_models(), n=5)
         raise ValueError(f"unknown torchvision model {name!r}; closest: {close}") from None
+    # Segmentation/detection builders fetch backbone weights unless told not to.
+    kwargs = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        kwargs["weights_backbone"] = None
+    with torch.device("meta"):
+        return builder(**kwargs)
 
 
 def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_size=None):
