@@ -352,9 +352,9 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
     paths = {n: cache_path(n, input_size=input_size, fused_attn=fused_attn, cache_dir=cache_dir)
              for n in names}
 
-    def accept(name: str, d: dict) -> None:
+    def accept(name: str, route: str, d: dict | None) -> None:
         result.paths[name] = paths[name]
-        result.routes[name] = d["route"]
+        result.routes[name] = route
         if load:
             result.traces[name] = Trace.from_dict(d)
 
@@ -364,7 +364,7 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
         if d is None:
             todo.append((n, paths[n]))
         else:
-            accept(n, d)
+            accept(n, d["route"], d)
             result.cached.append(n)
 
     from tqdm.auto import tqdm
@@ -374,9 +374,11 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
 
     def on_done(name: str, status: str, info: str, seconds: float) -> None:
         result.seconds[name] = seconds
-        d = _read_cached(paths[name], name) if status == "ok" else None
-        if d is not None:
-            accept(name, d)
+        # The worker wrote the file atomically before saying "ok"; read it back only
+        # when the caller wants the traces themselves.
+        d = _read_cached(paths[name], name) if status == "ok" and load else None
+        if status == "ok" and (d is not None or not load):
+            accept(name, info, d)
             result.computed.append(name)
         else:
             result.failures[name] = info if status != "ok" else "trace file unreadable after writing"
