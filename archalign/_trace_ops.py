@@ -232,7 +232,8 @@ def _interpolate(args, kwargs):
 def _mean(args, kwargs):
     x = _arg(args, kwargs, 0, "input")
     dim = _arg(args, kwargs, 1, "dim")
-    return "mean", {"dim": _pos_dim(dim, _ndim(x)), "keepdim": bool(_arg(args, kwargs, 2, "keepdim", False))}
+    keepdim = bool(_arg(args, kwargs, 2, "keepdim", False))
+    return "mean", {"dim": _pos_dim(dim, _ndim(x)), "keepdim": keepdim}
 
 
 def _flatten(args, kwargs):
@@ -295,14 +296,21 @@ def _aliases(spec: Callable, *names: str) -> dict[str, Callable]:
     return {n: spec for n in names}
 
 
+# Tensor-with-tensor arithmetic, under every name it reaches us by: torch functions,
+# methods, dunders (``a + b``), in-place forms, and ``operator`` functions (torch.fx).
+_BINARY_ALIASES = {
+    "add": ("add", "__add__", "__radd__", "__iadd__", "add_", "iadd"),
+    "sub": ("sub", "__sub__", "__rsub__", "__isub__", "sub_", "subtract", "isub"),
+    "mul": ("mul", "__mul__", "__rmul__", "__imul__", "mul_", "multiply", "imul"),
+    "div": ("div", "__truediv__", "__rtruediv__", "__itruediv__", "div_", "divide", "truediv",
+            "itruediv"),
+}
+_BINARY_NAMES = frozenset(n for names in _BINARY_ALIASES.values() for n in names)
+
 # Keyed by ``func.__name__``: torch.add, Tensor.add, Tensor.__add__ and Tensor.add_ all
 # reach ``__torch_function__`` with different objects but these names.
 FUNCTION_OPS: dict[str, Callable] = {
-    **_aliases(_binary("add"), "add", "__add__", "__radd__", "__iadd__", "add_", "iadd"),
-    **_aliases(_binary("sub"), "sub", "__sub__", "__rsub__", "__isub__", "sub_", "subtract", "isub"),
-    **_aliases(_binary("mul"), "mul", "__mul__", "__rmul__", "__imul__", "mul_", "multiply", "imul"),
-    **_aliases(_binary("div"), "div", "__truediv__", "__rtruediv__", "__itruediv__", "div_", "divide",
-               "truediv", "itruediv"),
+    **{name: _binary(op) for op, names in _BINARY_ALIASES.items() for name in names},
     **_aliases(_cat("cat"), "cat", "concat", "concatenate"),
     "stack": _cat("stack"),
     **_aliases(_plain_op("matmul"), "matmul", "__matmul__", "__rmatmul__", "bmm", "mm", "baddbmm"),
@@ -366,10 +374,6 @@ def function_call(name: str, args: tuple, kwargs: dict) -> tuple[str, dict] | No
     return op, {k: _plain(v) for k, v in params.items()}
 
 
-_BINARY_NAMES = frozenset({
-    "add", "__add__", "__radd__", "__iadd__", "add_", "sub", "__sub__", "__rsub__", "__isub__",
-    "sub_", "subtract", "isub", "iadd", "imul", "truediv", "itruediv", "mul", "__mul__", "__rmul__", "__imul__", "mul_", "multiply", "div",
-    "__truediv__", "__rtruediv__", "__itruediv__", "div_", "divide"})
 
 
 # ------------------------------------------------------------------ leaf modules
@@ -392,7 +396,8 @@ def _module_params(m: Any) -> dict[str, Any]:
         return {"groups": m.num_groups, "c": m.num_channels, "eps": m.eps, "affine": m.affine}
     if isinstance(m, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):
         return {"k": m.kernel_size, "s": m.stride, "p": m.padding}
-    if isinstance(m, (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+    if isinstance(m, (nn.modules.pooling._AdaptiveAvgPoolNd,
+                      nn.modules.pooling._AdaptiveMaxPoolNd)):
         return {"out_size": m.output_size}
     if isinstance(m, nn.modules.dropout._DropoutNd):
         return {"drop": m.p}
@@ -421,7 +426,8 @@ def _generic_params(m: Any) -> dict[str, Any]:
                 and all(isinstance(x, (bool, int, float, str)) for x in v)):
             params[key] = v
     # Common spellings of kernel/stride/groups map to the short keys "shape" reads.
-    for long, short in (("kernel_size", "k"), ("stride", "s"), ("groups", "g"), ("num_heads", "heads")):
+    for long, short in (("kernel_size", "k"), ("stride", "s"), ("groups", "g"),
+                        ("num_heads", "heads")):
         if long in params:
             params[short] = params.pop(long)
     return params

@@ -278,7 +278,8 @@ def _fx_route(model: nn.Module, input_size: Sequence[int], timm_model: bool = Fa
             found = module_call(model.get_submodule(node.target))
             kind, path = "module", node.target
         elif node.op in ("call_function", "call_method"):
-            name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+            target = node.target
+            name = target if isinstance(target, str) else getattr(target, "__name__", "")
             found = function_call(name, node.args, node.kwargs)
             kind, path = "function", path_of(node)
         if found is None:

@@ -56,8 +56,8 @@ from archalign._trace_ops import GRANULARITIES, format_token
 
 __all__ = [
     "trace", "Trace", "Call", "register_leaf_module", "is_leaf_module_class",
-    "TraceError", "TraceFallbackWarning", "UnknownModelError", "GRANULARITIES", "ROUTES", "SCHEMA_VERSION",
-    "DEFAULT_INPUT_SIZE",
+    "TraceError", "TraceFallbackWarning", "UnknownModelError", "GRANULARITIES", "ROUTES",
+    "SCHEMA_VERSION", "DEFAULT_INPUT_SIZE",
 ]
 
 SCHEMA_VERSION = 1

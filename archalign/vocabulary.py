@@ -128,7 +128,8 @@ class Vocabulary:
         self.update(tokens)
 
     @classmethod
-    def from_traces(cls, traces: Iterable["Trace"] | dict, granularity: str = "type") -> "Vocabulary":
+    def from_traces(cls, traces: Iterable["Trace"] | dict,
+                    granularity: str = "type") -> "Vocabulary":
         """The vocabulary of every token in ``traces`` (a sequence, or a dict of name ->
         trace), ids in sorted token order so they do not depend on the traces' order."""
         if isinstance(traces, dict):

@@ -381,7 +381,7 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
             accept(name, info, d)
             result.computed.append(name)
         else:
-            result.failures[name] = info if status != "ok" else "trace file unreadable after writing"
+            result.failures[name] = info if status != "ok" else "trace file unreadable"
         bar.update(1)
         bar.set_postfix(ok=len(result.paths), failed=len(result.failures), refresh=False)
 
@@ -394,7 +394,8 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
     # Report in the order asked for, whatever order the workers finished in.
     order = {n: i for i, n in enumerate(names)}
     for attr in ("paths", "traces", "routes", "failures"):
-        setattr(result, attr, dict(sorted(getattr(result, attr).items(), key=lambda kv: order[kv[0]])))
+        items = sorted(getattr(result, attr).items(), key=lambda kv: order[kv[0]])
+        setattr(result, attr, dict(items))
     result.wall_seconds = time.perf_counter() - start
     return result
 

@@ -15,7 +15,8 @@ def _trace(name, ops):
 CONV3 = ("Conv2d", {"in": 8, "out": 8, "k": [3, 3], "s": [1, 1], "g": 1})
 CONV1 = ("Conv2d", {"in": 8, "out": 16, "k": [1, 1], "s": [1, 1], "g": 1})
 A = _trace("a", [CONV3, ("BatchNorm2d", {"c": 8}), ("ReLU", {}), ("add", {})])
-B = _trace("b", [CONV1, ("LayerNorm", {"shape": [16]}), ("GELU", {}), ("Linear", {"in": 16, "out": 4})])
+B = _trace("b", [CONV1, ("LayerNorm", {"shape": [16]}), ("GELU", {}),
+                 ("Linear", {"in": 16, "out": 4})])
 
 
 def test_ids_are_sorted_tokens_and_encode_decode_round_trip():
