@@ -235,7 +235,8 @@ def _pack(seqs: list[np.ndarray]):
 
 
 def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
-             others=None) -> np.ndarray:
+             others=None, *, backend: str = "threads", block: int | None = None,
+             client=None, out=None) -> np.ndarray:
     """Global alignment scores of all pairs, in compiled code with the GIL released.
 
     Parameters
@@ -250,6 +251,16 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
         When given, score every sequence of ``seqs`` against every one of
         ``others`` and return the rectangular (len(seqs), len(others)) matrix.
 
+    backend : "threads" or "dask"
+        "dask" computes blocks of the matrix as tasks on a dask.distributed
+        cluster (``client``: a Client or scheduler address; default a new
+        LocalCluster). See :mod:`archalign.blocked`.
+    block : int, optional
+        Sequences per block side for the blocked computation (default 256).
+    out : path, optional
+        Directory that keeps the matrix on disk, block by block, so a killed
+        run resumes where it stopped; the result is then a numpy.memmap.
+
     Returns
     -------
     numpy.ndarray of float64, shape (n, n) or (n, len(others))
@@ -259,6 +270,14 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
         O(n_jobs * 32 * max_len) beyond the output.
     """
     scoring = _scoring(scoring)
+    if backend != "threads" or out is not None or block is not None:
+        if others is not None:
+            raise ValueError("backend='dask', block= and out= compute the square matrix; "
+                             "call them without others=")
+        from .blocked import DEFAULT_BLOCK, blocked_pairwise
+
+        return blocked_pairwise(seqs, scoring, block=block or DEFAULT_BLOCK, out=out,
+                                backend=backend, client=client, n_jobs=n_jobs)
     V = scoring.vocab_size
     queries = [_as_tokens(s, f"seqs[{k}]", V) for k, s in enumerate(seqs)]
     if others is None:

@@ -1,0 +1,230 @@
+"""All-pairs scores in blocks: resumable on disk, and distributed with Dask.
+
+The n x n matrix is cut into square blocks of ``block`` sequences; only blocks
+on or above the diagonal are computed (the transpose is filled in), each by
+the compiled rectangular ``pairwise``. Two independent options:
+
+- ``out=DIR`` keeps the matrix on disk as a memory-mapped ``scores.npy`` plus
+  ``blocks.json``, which lists every finished block with a SHA-256 of its
+  values. A killed run started again computes only the missing blocks; a
+  block whose bytes no longer match its checksum is computed again. The
+  directory also records what it is a matrix of (sequences, scoring, block
+  size), so it cannot be resumed with different inputs by mistake.
+- ``backend="dask"`` runs one task per block on a ``dask.distributed``
+  cluster: the one at ``client`` (or a scheduler address), else a fresh
+  ``LocalCluster``. The packed sequences are scattered once to every worker,
+  not shipped with each task. A worker lost mid-run costs only its blocks,
+  which Dask runs again (``retries``).
+
+Results are identical to the in-memory ``pairwise`` for any block size,
+backend and thread count.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["blocked_pairwise", "plan_blocks"]
+
+_STATE = "blocks.json"
+_SCORES = "scores.npy"
+DEFAULT_BLOCK = 256
+
+
+def plan_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
+    """(row start, row end, column start, column end) of the upper-triangle blocks."""
+    if block < 1:
+        raise ValueError(f"block must be at least 1, got {block}")
+    starts = range(0, n, block)
+    return [(i, min(i + block, n), j, min(j + block, n))
+            for i in starts for j in starts if j >= i]
+
+
+def _block_scores(packed, scoring, box, n_jobs):
+    """Scores of one block; runs wherever the block is computed (thread or Dask task)."""
+    from .aligner import pairwise
+
+    tokens, offsets = packed
+    i0, i1, j0, j1 = box
+    rows = [tokens[offsets[k]:offsets[k + 1]] for k in range(i0, i1)]
+    if (i0, i1) == (j0, j1):
+        return pairwise(rows, scoring, n_jobs=n_jobs)
+    cols = [tokens[offsets[k]:offsets[k + 1]] for k in range(j0, j1)]
+    return pairwise(rows, scoring, n_jobs=n_jobs, others=cols)
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
+
+
+class _BlockStore:
+    """The on-disk matrix and its record of finished blocks."""
+
+    def __init__(self, directory, n: int, fingerprint: str):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.dir / _STATE
+        self.scores_path = self.dir / _SCORES
+        self.done: dict[str, str] = {}
+        state = None
+        if self.state_path.exists():
+            try:
+                state = json.loads(self.state_path.read_text())
+            except json.JSONDecodeError:
+                state = None  # a torn state file: start over, the blocks are recomputed
+        if state is not None and state.get("fingerprint") != fingerprint:
+            raise ValueError(f"{self.dir} holds blocks of a different job (other sequences, "
+                             f"scoring or block size); use an empty directory or delete it")
+        fresh = state is None or not self.scores_path.exists()
+        if not fresh:
+            self.matrix = np.load(self.scores_path, mmap_mode="r+")
+            if self.matrix.shape != (n, n):
+                fresh = True
+            else:
+                self.done = dict(state.get("done", {}))
+        if fresh:
+            self.matrix = np.lib.format.open_memmap(self.scores_path, mode="w+",
+                                                    dtype=np.float64, shape=(n, n))
+        self.fingerprint = fingerprint
+        self._save_state()
+
+    @staticmethod
+    def key(box) -> str:
+        return "{}:{}x{}:{}".format(*box)
+
+    def is_done(self, box) -> bool:
+        """Finished, and its bytes still match the recorded checksum."""
+        digest = self.done.get(self.key(box))
+        i0, i1, j0, j1 = box
+        return digest is not None and digest == _digest(self.matrix[i0:i1, j0:j1])
+
+    def write(self, box, values: np.ndarray) -> None:
+        i0, i1, j0, j1 = box
+        self.matrix[i0:i1, j0:j1] = values
+        self.matrix[j0:j1, i0:i1] = values.T
+        self.matrix.flush()
+        # recorded only once the values are on disk: a kill in between recomputes it
+        self.done[self.key(box)] = _digest(values)
+        self._save_state()
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_name(f".{_STATE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "done": self.done}))
+        os.replace(tmp, self.state_path)
+
+
+def _fingerprint(packed, scoring, block: int) -> str:
+    h = hashlib.sha256()
+    for arr in packed:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(repr(scoring).encode())
+    if scoring.substitution is not None:
+        h.update(scoring.substitution.tobytes())
+    h.update(str(block).encode())
+    return h.hexdigest()
+
+
+def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None,
+                     backend: str = "threads", client=None, n_jobs=None,
+                     progress: bool = True, retries: int = 2, on_block=None) -> np.ndarray:
+    """All-pairs global scores computed block by block (see the module docstring).
+
+    Parameters
+    ----------
+    seqs : sequence of 1-D int arrays
+    scoring : Scoring, optional
+        Must be symmetric (score(a, b) == score(b, a)): only upper blocks are computed.
+    block : int
+        Sequences per block side. Bigger blocks amortise per-task overhead;
+        smaller ones balance load and lose less work when a run is killed.
+    out : path, optional
+        Directory for the resumable on-disk matrix; the result is then a
+        read/write ``numpy.memmap`` of ``out/scores.npy``.
+    backend : "threads" or "dask"
+        "threads": blocks in turn, each on all cores (``n_jobs``).
+        "dask": one task per block, each single-threaded, on ``client``.
+    client : dask.distributed.Client or str, optional
+        A client or a scheduler address; default a new LocalCluster (closed after).
+    on_block : callable, optional
+        Called with each finished block's box (progress hooks, tests).
+    """
+    from .aligner import _as_tokens, _pack, _scoring
+
+    scoring = _scoring(scoring)
+    if not scoring.symmetric:
+        raise ValueError("blocked_pairwise computes upper-triangle blocks only and needs a "
+                         "symmetric scoring; use pairwise() for asymmetric matrices")
+    if backend not in ("threads", "dask"):
+        raise ValueError(f"backend must be 'threads' or 'dask', got {backend!r}")
+    seqs = [_as_tokens(s, f"seqs[{k}]", scoring.vocab_size) for k, s in enumerate(seqs)]
+    packed = _pack(seqs)
+    n = len(seqs)
+    boxes = plan_blocks(n, block)
+    if out is not None:
+        store = _BlockStore(out, n, _fingerprint(packed, scoring, block))
+        todo = [b for b in boxes if not store.is_done(b)]
+        result = store.matrix
+        write = store.write
+    else:
+        result = np.empty((n, n), dtype=np.float64)
+        todo = boxes
+
+        def write(box, values):
+            i0, i1, j0, j1 = box
+            result[i0:i1, j0:j1] = values
+            result[j0:j1, i0:i1] = values.T
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(boxes), initial=len(boxes) - len(todo), unit="block",
+                   desc=f"all-pairs ({backend})")
+
+    def finish(box, values):
+        write(box, values)
+        if bar is not None:
+            bar.update()
+        if on_block is not None:
+            on_block(box)
+
+    try:
+        if backend == "threads":
+            for box in todo:
+                finish(box, _block_scores(packed, scoring, box, n_jobs))
+        elif todo:
+            _run_dask(packed, scoring, todo, client, retries, finish)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _run_dask(packed, scoring, boxes, client, retries, finish) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError("backend='dask' needs dask.distributed: "
+                          "pip install 'archalign[dask]'") from None
+    own = None
+    if client is None or isinstance(client, str):
+        own = Client(client) if isinstance(client, str) else Client(
+            LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None))
+        client = own
+    try:
+        # sequences travel once per worker; each task only names its block
+        [data] = client.scatter([packed], broadcast=True)
+        futures = {client.submit(_block_scores, data, scoring, box, 1, retries=retries,
+                                 pure=False): box for box in boxes}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    finally:
+        if own is not None:
+            cluster = own.cluster
+            own.close()
+            if cluster is not None:
+                cluster.close()
