@@ -236,7 +236,7 @@ def _pack(seqs: list[np.ndarray]):
 
 def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
              others=None, *, backend: str = "threads", block: int | None = None,
-             client=None, out=None) -> np.ndarray:
+             client=None, out=None, progress: bool = True) -> np.ndarray:
     """Global alignment scores of all pairs, in compiled code with the GIL released.
 
     Parameters
@@ -260,6 +260,8 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
     out : path, optional
         Directory that keeps the matrix on disk, block by block, so a killed
         run resumes where it stopped; the result is then a numpy.memmap.
+    progress : bool
+        Progress bar over blocks (blocked computation only).
 
     Returns
     -------
@@ -277,7 +279,8 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
         from .blocked import DEFAULT_BLOCK, blocked_pairwise
 
         return blocked_pairwise(seqs, scoring, block=block or DEFAULT_BLOCK, out=out,
-                                backend=backend, client=client, n_jobs=n_jobs)
+                                backend=backend, client=client, n_jobs=n_jobs,
+                                progress=progress)
     V = scoring.vocab_size
     queries = [_as_tokens(s, f"seqs[{k}]", V) for k, s in enumerate(seqs)]
     if others is None:

@@ -212,6 +212,19 @@ def _add_matrix(subparsers) -> None:
                    help="output .npz (everything, reloadable) or .csv (similarity only)")
     p.add_argument("--heatmap", type=Path, metavar="PNG", help="also draw the clustered heatmap")
     p.add_argument("--dendrogram", type=Path, metavar="PNG", help="also draw the dendrogram")
+    big = p.add_argument_group(
+        "big panels", "compute the score matrix in blocks, resumably and/or on a Dask cluster")
+    where = big.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="run blocks on a local Dask cluster of N single-threaded workers")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run blocks on the Dask cluster at this scheduler address, "
+                            "e.g. tcp://10.0.0.5:8786")
+    big.add_argument("--block", type=int, metavar="B",
+                     help="sequences per block side (default 256; see README for sizing)")
+    big.add_argument("--blocks-dir", type=Path, metavar="DIR",
+                     help="keep finished blocks on disk here; rerun the same command to "
+                          "resume after an interruption")
     p.set_defaults(func=_run_matrix)
 
 
@@ -219,10 +232,23 @@ def _run_matrix(args) -> int:
     from archalign.compare import similarity_matrix
     from archalign.panels import paper_labels
 
-    sm = similarity_matrix(_model_specs(args), granularity=args.granularity,
-                           scoring=_scoring(args), similarity=args.similarity,
-                           family=args.family, preset=args.preset, jobs=args.jobs,
-                           cache_dir=args.cache_dir, progress=args.progress)
+    client = None
+    if args.workers:
+        from dask.distributed import Client, LocalCluster
+
+        client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                     dashboard_address=None))
+    try:
+        sm = similarity_matrix(
+            _model_specs(args), granularity=args.granularity, scoring=_scoring(args),
+            similarity=args.similarity, family=args.family, preset=args.preset,
+            jobs=args.jobs, cache_dir=args.cache_dir, progress=args.progress,
+            backend="dask" if (client or args.scheduler) else "threads",
+            client=client or args.scheduler, block=args.block, blocks_dir=args.blocks_dir)
+    finally:
+        if client is not None:
+            client.cluster.close()
+            client.close()
     if args.panel == "paper44":
         names = paper_labels()
         sm.labels = [names.get(x, x) for x in sm.labels]

@@ -6,6 +6,8 @@ pair's alignment, the "why" behind a similarity.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .aligner import align, pairwise
 from .inputs import encode_traces, resolve_traces
 from .scoring import Scoring
@@ -19,7 +21,8 @@ PRESETS = ("paper",)
 def similarity_matrix(models, granularity: str = "shape", scoring=None,
                       similarity: str = "normalized", *, family: bool | float = False,
                       preset: str | None = None, jobs: int | None = None, cache_dir=None,
-                      progress: bool = True) -> SimilarityMatrix:
+                      progress: bool = True, backend: str = "threads", client=None,
+                      block: int | None = None, blocks_dir=None) -> SimilarityMatrix:
     """Trace, tokenise and align every pair of ``models``.
 
     Parameters
@@ -39,6 +42,9 @@ def similarity_matrix(models, granularity: str = "shape", scoring=None,
         The NeuRN paper's settings: type tokens, Scoring.paper(), correlation.
     jobs : int, optional
         Worker processes for tracing and threads for alignment (None: all cores).
+    backend, client, block, blocks_dir
+        Passed to :func:`archalign.pairwise` (``out=blocks_dir``): Dask and
+        resumable on-disk computation of the score matrix, for big panels.
     """
     import timm
     import torch
@@ -53,7 +59,8 @@ def similarity_matrix(models, granularity: str = "shape", scoring=None,
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress)
     seqs, scoring, vocab = encode_traces(traces, granularity, scoring, family)
-    scores = pairwise(seqs, scoring, n_jobs=jobs)
+    scores = np.array(pairwise(seqs, scoring, n_jobs=jobs, backend=backend, client=client,
+                               block=block, out=blocks_dir, progress=progress))
     settings = {
         "granularity": granularity, "scoring": repr(scoring), "family": family,
         "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
