@@ -90,6 +90,30 @@ def _fused_attn(enabled: bool) -> Iterator[None]:
         config._USE_FUSED_ATTN = previous
 
 
+# In-place ops that only change values: on a meta tensor (which has no values) they are
+# no-ops, but torch still runs their Python meta kernels. Weight initialisation is made
+# of them and is about half of building a timm model on meta, so it is skipped there.
+_VALUE_ONLY_INPLACE = frozenset(
+    [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    + ["trunc_normal_", "trunc_normal_tf_", "variance_scaling_", "lecun_normal_",  # timm
+       "uniform_", "normal_", "zero_", "fill_", "copy_", "mul_", "add_", "sub_", "div_",
+       "clamp_", "clamp_min_", "clamp_max_", "erfinv_", "exp_", "log_", "abs_", "sqrt_",
+       "fmod_", "random_", "bernoulli_", "exponential_", "masked_fill_", "fill_diagonal_"])
+
+
+class _SkipMetaInit(TorchFunctionMode):
+    """Skip value-only in-place ops whose target is a meta tensor (model construction)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in _VALUE_ONLY_INPLACE:
+            # nn.init functions pass their tensor by keyword through handle_torch_function.
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
 def _versions() -> dict[str, str]:
     import timm
 
@@ -362,7 +386,7 @@ def trace_timm(name: str, input_size: tuple | None, *, fused_attn: bool,
     check_timm_name(name)
     with _fused_attn(fused_attn):
         try:
-            with torch.device("meta"):
+            with torch.device("meta"), _SkipMetaInit():
                 model = timm.create_model(name, pretrained=False)
         except Exception as e:
             raise TraceError(f"{name}: timm could not build it on the meta device: "
