@@ -143,13 +143,23 @@ class _TreeMemory(threading.Thread):
             self.stop_flag.wait(self.interval)
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # workers, once joined
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def bench_zoo(jobs: int, cache_dir: str | None) -> None:
     from archalign.zoo import trace_many
 
     cache = cache_dir or tempfile.mkdtemp(prefix="archalign-zoo-")
     mem = _TreeMemory()
     mem.start()
+    cpu0 = _cpu_seconds()
     cold = trace_many(["*"], jobs=jobs, cache_dir=cache, load=False, progress=True)
+    cpu = _cpu_seconds() - cpu0
     mem.stop_flag.set()
     mem.join()
     t0 = time.perf_counter()
@@ -164,6 +174,8 @@ def bench_zoo(jobs: int, cache_dir: str | None) -> None:
         print(f"| route {route} | {c} ({100 * c / n:.2f}%) |")
     print(f"| failed | {len(cold.failures)} |")
     print(f"| cold wall s | {cold.wall_seconds:.1f} |")
+    # On a shared machine the wall time depends on the neighbours; CPU time does not.
+    print(f"| cold CPU s, parent + workers (idle-machine wall ~ CPU / jobs) | {cpu:.0f} |")
     print(f"| warm wall s (in-process; CLI adds interpreter start) | {warm_s:.2f} |")
     print(f"| peak RSS, process tree sum, MiB | {mem.peak_rss / 2**20:.0f} |")
     print(f"| peak PSS, process tree sum, MiB | {mem.peak_pss / 2**20:.0f} |")

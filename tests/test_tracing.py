@@ -174,6 +174,17 @@ def test_resnet_downsample_runs_before_the_add():
     assert set(t.graph.predecessors(i + 2)) == {i - 1, i + 1}
 
 
+def test_a_module_built_on_cpu_traces_like_its_name():
+    # The user's module keeps its CPU weights; meta stand-ins are swapped in for one pass.
+    import timm
+
+    model = timm.create_model("resnet18", pretrained=False)
+    t = trace(model)
+    assert t.route == "meta" and t.model == "ResNet"
+    assert t.tokens("full") == trace("resnet18").tokens("full")
+    assert next(model.parameters()).device.type == "cpu"
+
+
 def test_input_size_override():
     t = trace("resnet18", input_size=(3, 64, 64))
     assert t.input_size == (3, 64, 64) and t[0].shape == (1, 64, 32, 32)
