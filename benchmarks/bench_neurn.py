@@ -4,7 +4,8 @@ Prints images/s for batch 256 at 3 x 32 x 32 and batch 32 at 3 x 224 x 224, for
 k = 3, 7, 15 (per="image", reflect padding), and the fast path's speed-up. Targets:
 the fast path at least 10x the reference at k = 7 on CPU, and flat in k (its cost
 does not depend on k). Each figure is the best of --repeats timed calls after one
-warm-up call. The reference materialises k^2 copies of the input, so it runs in
+warm-up call (--ref-repeats for the slow reference), which filters out the noise of
+a shared machine. The reference materialises k^2 copies of the input, so it runs in
 chunks of --ref-chunk images (throughput per image is unchanged, memory is bounded).
 
 When CUDA is present a GPU section follows: the same table on the GPU, and the
@@ -13,7 +14,8 @@ once, write the output once: 8 bytes per float32 element) per second, against th
 device's peak from its spec (memory clock x bus width x 2) and a measured
 device-to-device copy.
 
-    python benchmarks/bench_neurn.py [--repeats 5] [--threads N] [--quick] [--no-gpu]
+    python benchmarks/bench_neurn.py [--repeats 10] [--ref-repeats 3] [--threads N]
+                                     [--quick] [--no-gpu]
 """
 import argparse
 import platform
@@ -75,7 +77,8 @@ def copy_bandwidth(device, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--ref-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--ref-chunk", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="k = 7 only, fewer repeats")
@@ -84,11 +87,12 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     kernels = (7,) if args.quick else KERNELS
-    repeats = 2 if args.quick else args.repeats
+    repeats, ref_repeats = (2, 1) if args.quick else (args.repeats, args.ref_repeats)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} CPU threads; best of {repeats} (reference: best of 1)")
+          f"{torch.get_num_threads()} CPU threads; best of {repeats} calls "
+          f"(reference: best of {ref_repeats})")
     print("\n## CPU, float32\n")
-    table(torch.device("cpu"), repeats, args.ref_chunk, 1, CASES, kernels)
+    table(torch.device("cpu"), repeats, args.ref_chunk, ref_repeats, CASES, kernels)
     if args.no_gpu or not torch.cuda.is_available():
         print("\n(no GPU section: CUDA not available)" if not args.no_gpu else "")
         return

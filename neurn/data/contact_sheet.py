@@ -1,5 +1,5 @@
 """A contact sheet: a grid of samples per domain, to see the domain shift at a glance."""
-from typing import Iterable, Optional, Union
+from typing import Iterable, Union
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def contact_sheet(domains: Iterable[Union[str, DigitDomain]], per_domain: int = 
     return fig
 
 
-def _pick(dataset: DigitDomain, digit: int, rng: np.random.Generator) -> Optional[int]:
+def _pick(dataset: DigitDomain, digit: int, rng: np.random.Generator) -> int:
     """A random sample of ``digit``, or of any class when the domain lacks it."""
     members = np.flatnonzero(dataset.labels == digit)
     pool = members if len(members) else np.arange(len(dataset))

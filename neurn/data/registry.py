@@ -9,7 +9,7 @@ and model selection uses the source's ``"val"`` split (DomainBed's protocol).
 import difflib
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
