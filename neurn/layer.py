@@ -34,7 +34,10 @@ Implementation choices:
   subtracted first (sigma is shift-invariant) and the sums and the variance are taken
   in float64, then clamped at 0 against negative round-off; sqrt and the max run in
   float32 (float64 for float64 input). Statistics are thus never computed in
-  float16/bfloat16, under autocast or not; the output has the input's dtype.
+  float16/bfloat16, under autocast or not; the output has the input's dtype. On CPU
+  the batch runs in groups of samples whose float64 intermediates (~1 MiB) stay in
+  cache, about 3x faster than whole-batch passes; samples are independent, so the
+  values are the same.
 * Reference (`neurn_reference`): unfolded patches, two-pass mean and population std,
   divide by the max. Quadratic in k and memory hungry; used to check the fast path.
 * No parameters and no buffers; TorchScript- and ``torch.compile``-friendly; runs on
@@ -84,10 +87,6 @@ def _pad(x: torch.Tensor, kernel_size: int, padding: str) -> torch.Tensor:
     return F.pad(x, [half, half, half, half], mode=mode)
 
 
-# About 1 MiB per float64 intermediate.
-_CPU_CHUNK_ELEMENTS = 2 ** 17
-
-
 def _divide_by_max(sigma: torch.Tensor, per: str, eps: float) -> torch.Tensor:
     dims: List[int] = [1, 2, 3] if per == "image" else [2, 3]
     peak = sigma.amax(dim=dims, keepdim=True)
@@ -117,7 +116,8 @@ def neurn_response(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
     docstring for what each argument means.
     """
     _check_args(x, kernel_size, per, padding)
-    samples_per_chunk = max(1, _CPU_CHUNK_ELEMENTS // (x.shape[1] * x.shape[2] * x.shape[3]))
+    chunk_elements = 131072  # about 1 MiB per float64 intermediate
+    samples_per_chunk = max(1, chunk_elements // (x.shape[1] * x.shape[2] * x.shape[3]))
     if x.device.type != "cpu" or samples_per_chunk >= x.shape[0]:
         return _response(x, kernel_size, per, eps, padding)
     # On CPU, groups of samples whose float64 intermediates stay in cache run about

@@ -26,6 +26,12 @@ def test_fast_path_matches_reference(k, shape, per):
                                rtol=1e-5, atol=1e-5)
 
 
+def test_large_batch_split_into_cpu_chunks_matches_reference():
+    x = _rand(70, 3, 32, 32)  # over the ~128k-element chunk: computed in two groups
+    torch.testing.assert_close(neurn_response(x, 5), neurn_reference(x, 5),
+                               rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("padding", ["replicate", "zeros"])
 def test_other_paddings_match_reference(padding):
     x = _rand(2, 3, 12, 20)
