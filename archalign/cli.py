@@ -78,7 +78,13 @@ def _add_trace(subparsers) -> None:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        if os.path.samefile(src, dst):
+            return  # already a link to this cache file (rename would then do nothing)
+    except OSError:
+        pass  # dst missing
     tmp = dst.with_name(f".tmp-{dst.name}")
+    tmp.unlink(missing_ok=True)  # left over by an interrupted run
     try:
         os.link(src, tmp)
     except OSError:  # another file system, or links not allowed
