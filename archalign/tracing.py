@@ -16,7 +16,9 @@ Routes, tried in this order (``Trace.route`` says which one produced the trace a
 2. ``"eager"`` (modules you pass in only): the same recording on the module's own
    device with a zero input, when the meta pass failed and the module is small.
 3. ``"fx"``: ``torch.fx`` symbolic tracing with the same leaf rule; execution order and
-   data flow come from the fx graph, shape-derived hyper-parameters (heads) are missing.
+   data flow come from the fx graph, shape-derived hyper-parameters (heads) are missing,
+   and for timm models the modules timm marks untraceable (``BatchNormAct2d``, ...)
+   are one token each.
 4. ``"registration"``: leaf modules in ``named_modules()`` order, each once. Order may
    differ from execution, functional ops are absent and edges just chain the calls.
 
