@@ -61,6 +61,7 @@ def _save_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from others
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
