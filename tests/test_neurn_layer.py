@@ -5,6 +5,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from neurn import NeuRN, NeuRNFront, neurn_reference, neurn_response, with_neurn
@@ -22,6 +24,17 @@ def _rand(*shape, seed=0):
 @pytest.mark.parametrize("per", ["image", "channel"])
 def test_fast_path_matches_reference(k, shape, per):
     x = _rand(*shape, seed=k)
+    torch.testing.assert_close(neurn_response(x, k, per), neurn_reference(x, k, per),
+                               rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(k=st.sampled_from(range(3, 16, 2)), n=st.integers(1, 3), c=st.integers(1, 4),
+       h=st.integers(4, 20), w=st.integers(4, 20), per=st.sampled_from(["image", "channel"]),
+       seed=st.integers(0, 2 ** 16))
+def test_fast_path_matches_reference_any_odd_k_even_size(k, n, c, h, w, per, seed):
+    h, w = 2 * h, 2 * w  # even sizes, all > k // 2 as reflect padding needs
+    x = _rand(n, c, h, w, seed=seed)
     torch.testing.assert_close(neurn_response(x, k, per), neurn_reference(x, k, per),
                                rtol=1e-5, atol=1e-5)
 
