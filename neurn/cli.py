@@ -1,0 +1,164 @@
+"""``neurn`` command line: ``neurn run`` (the study), ``neurn domains``, ``neurn table``.
+
+Only this module reads argparse; it translates the arguments into keyword arguments
+of :class:`neurn.Study`. Errors in the inputs (unknown model or domain, missing data,
+a file that is not a shortlist) are printed as one line and exit with status 2, before
+any training. Ctrl-C leaves finished runs and the unfinished run's checkpoint; the
+same command resumes.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ["main", "build_parser"]
+
+EXAMPLES = """examples:
+  # the quick CPU study on a shortlist from archalign (offline data, minutes)
+  archalign shortlist resnet18 mobilenetv3_small_100 regnetx_002 vit_tiny_patch16_224 \\
+      -k 3 --out results/shortlist.json
+  neurn run results/shortlist.json --steps 150 --batch-size 32 --eval-limit 500 \\
+      --out results/study
+
+  # full scale on a GPU, real datasets from disk, 3 seeds
+  neurn run results/shortlist.json --data-dir /data/digits --epochs 30 --seeds 0 1 2 \\
+      --batch-size 128 --out results/study-full
+
+  # more variants: the NeuRN kernel size
+  neurn run resnet18 --variants baseline neurn neurn:k=5 --steps 300 --out results/k
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurn", description="NeuRN domain-generalization study on digit domains.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run", help="train models with and without NeuRN, test on unseen domains",
+        description="Train each (model, variant, seed) on the source's train split, select "
+                    "the checkpoint on its validation split (never on targets), evaluate on "
+                    "the source test split and every target. Rerunning the same command "
+                    "resumes; finished runs are skipped.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = run.add_argument_group("models and variants")
+    g.add_argument("models", nargs="+", metavar="MODEL_OR_SHORTLIST",
+                   help="a shortlist.json from `archalign shortlist`, or timm model names")
+    g.add_argument("--variants", nargs="+", default=["baseline", "neurn"], metavar="V",
+                   help="baseline, neurn, neurn:k=5, neurn:k=5,per=channel "
+                        "(default: baseline neurn)")
+    g.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
+                   help="one run per seed (default: 0)")
+    g = run.add_argument_group("data")
+    g.add_argument("--source", default="mnist", help="source domain (default: mnist)")
+    g.add_argument("--targets", nargs="+", metavar="DOMAIN",
+                   help="target domains (default: every offline target; with --data-dir "
+                        "the paper's mnistm svhn usps). See `neurn domains`.")
+    g.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="folder of the real datasets (full scale); offline data otherwise")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="offline data cache (default: $NEURN_CACHE_DIR or ~/.cache/neurn)")
+    g.add_argument("--eval-limit", type=int, metavar="N",
+                   help="evaluate on a fixed subset of at most N images per domain")
+    g.add_argument("--train-limit", type=int, metavar="N",
+                   help="train on a fixed subset of at most N source images")
+    g = run.add_argument_group("training budget")
+    budget = g.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="passes over the source train split "
+                                                  "(default: 10)")
+    budget.add_argument("--steps", type=int, help="optimizer steps in all, validated "
+                                                 "--evals times")
+    g.add_argument("--evals", type=int, default=5,
+                   help="with --steps: number of validation points (default: 5)")
+    g.add_argument("-b", "--batch-size", type=int, default=64, help="default: 64")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    g.add_argument("--weight-decay", type=float, default=0.05, help="default: 0.05")
+    g.add_argument("--opt", choices=("adamw", "sgd"), default="adamw",
+                   help="optimizer (default: adamw; cosine schedule with 5%% warm-up)")
+    g = run.add_argument_group("machine and output")
+    g.add_argument("--device", default="auto",
+                   help="auto (CUDA when present), cpu, cuda, cuda:1 (default: auto)")
+    g.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
+    g.add_argument("--workers", type=int, default=2,
+                   help="data-loader workers on CUDA (0 on CPU; default: 2)")
+    g.add_argument("--out", type=Path, default=Path("neurn-study"), metavar="DIR",
+                   help="output folder; rerun to resume (default: ./neurn-study)")
+    g.add_argument("--no-weights", dest="keep_weights", action="store_false",
+                   help="do not keep each run's selected weights (best.pt)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars")
+
+    dom = sub.add_parser("domains", help="list the digit domains")
+    dom.add_argument("--sheet", type=Path, metavar="PNG",
+                     help="also draw a contact sheet of the offline domains")
+
+    table = sub.add_parser("table", help="rebuild the tables of a study folder")
+    table.add_argument("out", type=Path, metavar="DIR")
+    return parser
+
+
+def _run(args) -> int:
+    from .study import Study
+
+    budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
+    study = Study(args.models, source=args.source, targets=args.targets,
+                  variants=args.variants, seeds=args.seeds, evals=args.evals,
+                  batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                  optimizer=args.opt, device=args.device, out_dir=args.out,
+                  data_dir=args.data_dir, cache_dir=args.cache_dir,
+                  eval_limit=args.eval_limit, train_limit=args.train_limit,
+                  threads=args.threads, num_workers=args.workers, progress=args.progress,
+                  keep_weights=args.keep_weights, **budget)
+    if args.progress:
+        runs = len(study.grid())
+        print(f"neurn run: {len(study.models)} models ({', '.join(study.models)}) x "
+              f"{len(study.variants)} variants x {len(study.seeds)} seeds = {runs} runs on "
+              f"{study.device}; source {study.source}, targets {', '.join(study.targets)}",
+              file=sys.stderr)
+    study.load_data()  # missing files fail here, before training
+    results = study.run()
+    print(f"wrote {args.out}/results.csv, results.json, summary.md, results.png, "
+          f"learning_curves.png", file=sys.stderr)
+    return 1 if results.errors else 0
+
+
+def _domains(args) -> int:
+    from . import data
+
+    for name in data.list_domains():
+        info = data.domain_info(name)
+        kind = "source" if info.source else "target"
+        where = "offline" if info.offline else "needs --data-dir"
+        print(f"{name:15s} {kind:6s} {where:16s} {info.description}")
+    if args.sheet:
+        fig = data.contact_sheet(data.list_domains(offline=True))
+        fig.savefig(args.sheet, dpi=120)
+        print(f"wrote {args.sheet}")
+    return 0
+
+
+def _table(args) -> int:
+    from .results import load_results
+
+    print(load_results(args.out).markdown)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": _run, "domains": _domains, "table": _table}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, TypeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"neurn {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Result tables and plots of a NeuRN study: rows, summary, Markdown, bar plot, curves.
+
+* ``rows``: one per (model, variant, seed, domain), from the runs' ``result.json``.
+* ``summary``: per model x variant x domain the mean and sample std (ddof 1) of top-1
+  over seeds, plus ``targets (mean)``: the average over target domains, taken per seed
+  then summarised; and per model x domain the difference of each NeuRN variant to the
+  baseline, seed by seed (paired), with a paired t-test (``scipy.stats.ttest_rel``;
+  the p-value is NaN with fewer than 2 seeds). Only runs with ``status == "ok"`` count.
+* Plain ``csv`` / ``json`` / numpy / scipy: pandas is not needed (``pandas.DataFrame(
+  results.rows)`` works if you have it).
+"""
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+__all__ = ["TARGETS_MEAN", "load_results", "plot_bars", "plot_curves", "result_rows",
+           "summarize", "summary_markdown", "write_outputs"]
+
+TARGETS_MEAN = "targets (mean)"
+ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "domain", "role", "generated",
+              "top1", "loss", "n", "best_epoch", "val_top1", "input_size", "adaptation",
+              "device", "status", "error"]
+
+
+def result_rows(runs: List[dict]) -> List[dict]:
+    """One row per (model, variant, seed, domain); failed runs give one row, domain ''."""
+    rows = []
+    for run in runs:
+        common = {"model": run["model"], "variant": run["variant"],
+                  "kernel_size": run.get("kernel_size"), "seed": run["seed"],
+                  "best_epoch": run.get("best_epoch"), "val_top1": run.get("val_top1"),
+                  "input_size": run["plan"]["input_size"],
+                  "adaptation": run["plan"]["adaptation"], "device": run.get("device"),
+                  "status": run["status"], "error": run.get("error") or ""}
+        if run["status"] != "ok":
+            rows.append({**common, "domain": "", "role": "", "generated": "",
+                         "top1": float("nan"), "loss": float("nan"), "n": 0})
+            continue
+        for name, m in run["metrics"].items():
+            rows.append({**common, "domain": name, "role": m["role"],
+                         "generated": m["generated"], "top1": m["top1"], "loss": m["loss"],
+                         "n": m["n"]})
+    return [{k: row.get(k) for k in ROW_FIELDS} for row in rows]
+
+
+def _per_seed(rows: List[dict]) -> Dict[tuple, Dict[int, float]]:
+    """(model, variant, domain) -> {seed: top1}, with the targets' mean per seed added."""
+    table: Dict[tuple, Dict[int, float]] = {}
+    targets: Dict[tuple, Dict[int, List[float]]] = {}
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        key = (row["model"], row["variant"], row["domain"])
+        table.setdefault(key, {})[row["seed"]] = row["top1"]
+        if row["role"] == "target":
+            targets.setdefault((row["model"], row["variant"]), {}).setdefault(
+                row["seed"], []).append(row["top1"])
+    for (model, variant), seeds in targets.items():
+        table[(model, variant, TARGETS_MEAN)] = {s: float(np.mean(v)) for s, v in seeds.items()}
+    return table
+
+
+def _mean_std(values) -> tuple:
+    values = np.asarray(list(values), dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return float(np.mean(values)), std
+
+
+def summarize(rows: List[dict], *, baseline: Optional[str] = "baseline") -> List[dict]:
+    """Summary records: ``kind`` "score" (model, variant, domain, mean, std, n) and
+    ``kind`` "diff" (model, variant - baseline, domain, mean, std, n, p_value)."""
+    from scipy import stats
+
+    table = _per_seed(rows)
+    out = []
+    for (model, variant, domain), seeds in table.items():
+        mean, std = _mean_std(seeds.values())
+        out.append({"kind": "score", "model": model, "variant": variant, "domain": domain,
+                    "mean": mean, "std": std, "n": len(seeds), "p_value": None})
+    if baseline is not None:
+        for (model, variant, domain), seeds in table.items():
+            base = table.get((model, baseline, domain))
+            if variant == baseline or base is None:
+                continue
+            paired = sorted(set(seeds) & set(base))
+            diffs = np.array([seeds[s] - base[s] for s in paired], dtype=float)
+            mean, std = _mean_std(diffs)
+            p = float("nan")
+            if len(paired) >= 2 and np.ptp(diffs) > 0:
+                p = float(stats.ttest_rel([seeds[s] for s in paired],
+                                          [base[s] for s in paired]).pvalue)
+            elif len(paired) >= 2 and diffs[0] == 0:
+                p = 1.0
+            out.append({"kind": "diff", "model": model, "variant": f"{variant} - {baseline}",
+                        "domain": domain, "mean": mean, "std": std, "n": len(paired),
+                        "p_value": p})
+    return out
+
+
+def _domains(rows: List[dict]) -> List[str]:
+    source = [r["domain"] for r in rows if r["role"] == "source"]
+    targets = [r["domain"] for r in rows if r["role"] == "target"]
+    ordered = list(dict.fromkeys(source)) + list(dict.fromkeys(targets))
+    return ordered + ([TARGETS_MEAN] if targets else [])
+
+
+def _cell(record: Optional[dict], signed: bool = False) -> str:
+    if record is None or not math.isfinite(record["mean"]):
+        return "-"
+    text = f"{record['mean']:+.1f}" if signed else f"{record['mean']:.1f}"
+    if math.isfinite(record["std"]):
+        text += f" ± {record['std']:.1f}"
+    if record["kind"] == "diff" and record["p_value"] is not None and \
+            math.isfinite(record["p_value"]):
+        text += f" (p={record['p_value']:.2g})"
+    return text
+
+
+def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = ()) -> str:
+    """A Markdown table: rows model x variant (and NeuRN - baseline), columns domains."""
+    domains = _domains(rows)
+    if not domains:
+        lines = ["No finished runs."]
+    else:
+        index = {(s["kind"], s["model"], s["variant"], s["domain"]): s for s in summary}
+        generated = {r["domain"] for r in rows if r["generated"] is True}
+        source = {r["domain"] for r in rows if r["role"] == "source"}
+        labels = [d + (" (source test)" if d in source else "") + ("*" if d in generated else "")
+                  for d in domains]
+        lines = ["| model | variant | seeds | " + " | ".join(labels) + " |",
+                 "|---|---|---|" + "---|" * len(domains)]
+        models = list(dict.fromkeys(s["model"] for s in summary))
+        for model in models:
+            for kind in ("score", "diff"):
+                variants = list(dict.fromkeys(s["variant"] for s in summary
+                                              if s["model"] == model and s["kind"] == kind))
+                for variant in variants:
+                    cells = [_cell(index.get((kind, model, variant, d)), kind == "diff")
+                             for d in domains]
+                    n = max((s["n"] for s in summary if s["kind"] == kind and
+                             s["model"] == model and s["variant"] == variant), default=0)
+                    name = f"**{variant}**" if kind == "diff" else variant
+                    lines.append(f"| {model} | {name} | {n} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("Top-1 accuracy (%), mean ± std over seeds; checkpoint chosen on source "
+                     "validation only. Difference rows: paired over seeds, t-test p-value.")
+        if generated:
+            lines.append("\\* generated by our code (\"-style\" stand-ins), not the real "
+                         "dataset of that name.")
+        adaptations = {(r["model"], r["adaptation"]) for r in rows}
+        if adaptations:
+            lines.append("Input: " + "; ".join(f"{m}: {a}" for m, a in sorted(adaptations)) + ".")
+        kernels = sorted({r["kernel_size"] for r in rows if r["kernel_size"] is not None})
+        if kernels:
+            lines.append(f"NeuRN kernel size k = {', '.join(map(str, kernels))}.")
+    errors = [r for r in runs if r.get("status") != "ok"]
+    if errors:
+        lines.append("")
+        lines.append("Failed runs:")
+        lines += [f"- {r['model']} {r['variant']} seed {r['seed']}: {r['error']}" for r in errors]
+    return "\n".join(lines) + "\n"
+
+
+def plot_bars(rows: List[dict], summary: List[dict]):
+    """Grouped bars: one panel per model, domains on x, one bar per variant (± std)."""
+    from matplotlib.figure import Figure
+
+    domains = _domains(rows)
+    models = list(dict.fromkeys(r["model"] for r in rows if r["status"] == "ok"))
+    variants = list(dict.fromkeys(r["variant"] for r in rows if r["status"] == "ok"))
+    index = {(s["model"], s["variant"], s["domain"]): s for s in summary if s["kind"] == "score"}
+    ncols = max(1, min(3, len(models)))
+    nrows = max(1, math.ceil(len(models) / ncols))
+    fig = Figure(figsize=(max(4.0, 0.55 * len(domains) * len(variants)) * ncols, 3.6 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    width = 0.8 / max(1, len(variants))
+    x = np.arange(len(domains))
+    for ax, model in zip(axes, models):
+        for i, variant in enumerate(variants):
+            recs = [index.get((model, variant, d)) for d in domains]
+            means = [r["mean"] if r else np.nan for r in recs]
+            stds = [r["std"] if r and math.isfinite(r["std"]) else 0.0 for r in recs]
+            ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=stds,
+                   capsize=2, label=variant)
+        ax.set_title(model, fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(domains, rotation=40, ha="right", fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(models):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(runs: List[dict]):
+    """Learning curves: per model, training loss and source-validation top-1 by step."""
+    from matplotlib.figure import Figure
+
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    fig = Figure(figsize=(9, 2.8 * max(1, len(models))))
+    axes = fig.subplots(max(1, len(models)), 2, squeeze=False)
+    for (loss_ax, val_ax), model in zip(axes, models):
+        for run in runs:
+            if run["model"] != model or not run["history"]:
+                continue
+            steps = [h["step"] for h in run["history"]]
+            label = f"{run['variant']} s{run['seed']}" + (" (error)" if run["status"] != "ok" else "")
+            loss_ax.plot(steps, [h["train_loss"] for h in run["history"]], marker=".", label=label)
+            val_ax.plot(steps, [h["val_top1"] for h in run["history"]], marker=".", label=label)
+            if run.get("best_epoch"):
+                best = run["history"][run["best_epoch"] - 1]
+                val_ax.plot([best["step"]], [best["val_top1"]], "k*", markersize=8)
+        loss_ax.set_title(f"{model}: training loss", fontsize=9)
+        val_ax.set_title(f"{model}: source val top-1 (* = selected)", fontsize=9)
+        loss_ax.set_xlabel("step")
+        val_ax.set_xlabel("step")
+        val_ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    from .study import _atomic_write_text
+
+    _atomic_write_text(path, text)
+
+
+def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
+                  baseline: Optional[str] = "baseline", echo: bool = True):
+    """Write results.csv / results.json / summary.md (+ plots); return ``StudyResults``."""
+    from .study import StudyResults
+
+    out_dir = Path(out_dir)
+    rows = result_rows(runs)
+    summary = summarize(rows, baseline=baseline)
+    markdown = summary_markdown(rows, summary, runs)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_text(out_dir / "results.csv", buffer.getvalue())
+    _atomic_text(out_dir / "results.json", json.dumps(
+        _finite({"rows": rows, "summary": summary}), indent=1, default=_json_default))
+    _atomic_text(out_dir / "summary.md", markdown)
+    if plots and rows:
+        for name, fig in (("results.png", plot_bars(rows, summary) if any(
+                r["status"] == "ok" for r in rows) else None),
+                          ("learning_curves.png", plot_curves(runs))):
+            if fig is not None:
+                tmp = out_dir / f".{name}.tmp.png"
+                fig.savefig(tmp, dpi=120)
+                tmp.replace(out_dir / name)
+    if echo:
+        print(markdown)
+    return StudyResults(rows, summary, markdown, runs, out_dir)
+
+
+def _finite(value):
+    """NaN / inf -> None, so results.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def load_results(out_dir, *, baseline: Optional[str] = "baseline"):
+    """Rebuild the tables (no plots, no printing) from ``out_dir/runs/*/result.json``."""
+    out_dir = Path(out_dir)
+    paths = sorted((out_dir / "runs").glob("*/result.json"))
+    if not paths:
+        raise FileNotFoundError(f"no finished runs under {out_dir / 'runs'}")
+    runs = [json.loads(p.read_text()) for p in paths]
+    return write_outputs(runs, out_dir, plots=False, baseline=baseline, echo=False)

@@ -1,0 +1,568 @@
+"""``Study``: the grid of (model, variant, seed) training runs of the NeuRN experiment.
+
+Protocol (DomainBed's training-domain validation):
+
+* train on the source's ``train`` split only; after every epoch evaluate on the
+  source's ``val`` split and keep the best checkpoint (highest val top-1, the earliest
+  on ties); target data is never seen before the final evaluation;
+* evaluate that checkpoint on the source ``test`` split and on every target domain.
+
+Implementation choices:
+
+* Every run is seeded (torch, numpy, python) from its seed: weights, batch order and
+  dropout follow it. On CPU the run is deterministic (``use_deterministic_algorithms``,
+  ``num_workers=0``): the same seed gives the same numbers. The data split is the same
+  for every run (``data_seed``, default 0), so seeds vary training only and the
+  baseline / NeuRN comparison is paired.
+* Budget: ``epochs`` passes over the source train split, or ``steps`` optimizer steps
+  split into ``evals`` equal "epochs" (a validation point after each). An epoch's
+  batches come from fresh permutations of a seeded ``torch.Generator``.
+* Optimiser: AdamW (or SGD with Nesterov momentum), linear warm-up over the first 5%
+  of steps then cosine decay to 0, per step.
+* Checkpoints: ``runs/<run>/checkpoint.pt`` after every epoch (model, optimizer,
+  scheduler, torch and sampler RNG states, history, best-so-far weights); plain
+  tensors and containers only, read back with ``torch.load(weights_only=True)``.
+  Files are written to a temp file and ``os.replace``\\ d. A killed study resumes from
+  the last epoch of the unfinished run; finished runs (``result.json``) are skipped.
+  Each run records a hash of its settings; resuming with other settings is refused.
+* A NaN / inf loss stops that run with ``status="error"`` in its result; the others go on.
+* CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading,
+  ``cudnn.benchmark``. CPU: ``torch.set_num_threads`` (default: the CPUs this process
+  may use). Global torch settings are restored when ``run()`` returns.
+"""
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from . import data as ndata
+from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
+from .models import Variant, build_model, parse_variant, plan_model, uses_convolutions
+
+__all__ = ["Study", "StudyResults", "load_models", "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]
+
+PathLike = Union[str, os.PathLike]
+OFFLINE_TARGETS = tuple(ndata.list_domains(source=False, offline=True))
+# the paper's targets (MNIST -> MNIST-M, SVHN, USPS); add "syn" for the DG benchmark
+FULLSCALE_TARGETS = ("mnistm", "svhn", "usps")
+_SETTINGS_VERSION = 1
+
+
+def load_models(models) -> List[str]:
+    """Model names from a ``shortlist.json`` path, a ``Shortlist`` or a list of names."""
+    from archalign.shortlist import Shortlist
+
+    if isinstance(models, Shortlist):
+        return list(models.names)
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    names: List[str] = []
+    for item in models:
+        text = str(item)
+        if text.endswith(".json") or (os.path.sep in text and Path(text).exists()):
+            shortlist = Shortlist.load(text)  # clear errors for missing / wrong files
+            if not shortlist.names or not all(isinstance(n, str) for n in shortlist.names):
+                raise ValueError(f"{text}: the shortlist's 'names' must be a non-empty "
+                                 f"list of model names")
+            names.extend(shortlist.names)
+        else:
+            names.append(text)
+    if not names:
+        raise ValueError("no models given: pass a shortlist.json or timm model names")
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class _Run:
+    model: str
+    variant: Variant
+    seed: int
+
+    @property
+    def key(self) -> str:
+        safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in self.variant.name)
+        return f"{self.model}__{safe}__seed{self.seed}"
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """uint8 images + labels indexed by a whole batch of indices at once."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+
+@dataclass
+class StudyResults:
+    """What :meth:`Study.run` returns: the rows, the summary and where files went."""
+
+    rows: List[dict]
+    summary: List[dict]
+    markdown: str
+    runs: List[dict]
+    out_dir: Path
+
+    @property
+    def errors(self) -> List[dict]:
+        return [r for r in self.runs if r.get("status") != "ok"]
+
+
+class Study:
+    """Train ``models`` x ``variants`` x ``seeds`` on a source domain, test on targets.
+
+    Args:
+        models: a ``shortlist.json`` path (from ``archalign shortlist``), a
+            ``Shortlist`` or timm model names.
+        source: source domain (``mnist``); trained on its ``train`` split, model
+            selection on its ``val`` split.
+        targets: target domains (default: the offline targets, or the paper's
+            ``mnistm``, ``svhn``, ``usps`` with ``data_dir``).
+        variants: ``"baseline"``, ``"neurn"``, ``"neurn:k=5"``, ...
+        seeds: one run per seed.
+        epochs / steps: budget, passes over the train split or optimizer steps
+            (give one; ``evals`` validation points with ``steps``).
+        batch_size, lr, weight_decay, optimizer (``"adamw"`` | ``"sgd"``): training.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        out_dir: where runs, tables and plots go; rerunning resumes.
+        data_dir: folder of the real datasets (full scale); offline domains otherwise.
+        cache_dir: offline domain cache (default ``$NEURN_CACHE_DIR``).
+        eval_limit: evaluate on at most this many images per domain and split (a
+            fixed subset shared by all runs); None = all.
+        train_limit: train on at most this many source images (fixed subset).
+        threads: CPU threads (default: every CPU this process may use).
+        num_workers: DataLoader workers on CUDA (always 0 on CPU, for determinism).
+        data_seed: seed of the offline data split and generated targets.
+        progress: tqdm bars for runs and steps.
+        keep_weights: keep ``best.pt`` (the selected weights) of each run.
+    """
+
+    def __init__(self, models, *, source: str = "mnist", targets: Optional[Sequence[str]] = None,
+                 variants: Sequence[str] = ("baseline", "neurn"), seeds: Sequence[int] = (0,),
+                 epochs: Optional[int] = None, steps: Optional[int] = None, evals: int = 5,
+                 batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.05,
+                 optimizer: str = "adamw", device: str = "auto",
+                 out_dir: PathLike = "neurn-study", data_dir: Optional[PathLike] = None,
+                 cache_dir: Optional[PathLike] = None, eval_limit: Optional[int] = None,
+                 train_limit: Optional[int] = None, threads: Optional[int] = None,
+                 num_workers: int = 2, data_seed: int = 0, progress: bool = True,
+                 keep_weights: bool = True) -> None:
+        self.models = load_models(models)
+        self.variants = [parse_variant(v) for v in variants]
+        if not self.variants:
+            raise ValueError("give at least one variant ('baseline', 'neurn')")
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError(f"duplicate variants in {[v.name for v in self.variants]}")
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers, got {list(seeds)}")
+        if (epochs is None) == (steps is None):
+            if epochs is None and steps is None:
+                epochs = 10
+            else:
+                raise ValueError("give epochs or steps, not both")
+        for label, value in (("epochs", epochs), ("steps", steps), ("evals", evals),
+                             ("batch_size", batch_size)):
+            if value is not None and (int(value) != value or value < 1):
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+        self.epochs, self.steps, self.evals = epochs, steps, int(evals)
+        self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
+        self.optimizer = optimizer
+        self.device = _resolve_device(device)
+        self.out_dir = Path(out_dir)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.data_dir is not None and not self.data_dir.is_dir():
+            raise FileNotFoundError(f"data_dir {str(self.data_dir)!r} is not a folder; point "
+                                    f"it at the folder holding the real datasets (MNIST/, "
+                                    f"test_32x32.mat, usps.t.bz2, mnist_m/, ...)")
+        self.cache_dir = cache_dir
+        self.source = source
+        info = ndata.domain_info(source)  # KeyError with suggestions
+        if not info.source:
+            raise ValueError(f"{source!r} is a target domain (evaluation only); sources: "
+                             f"{ndata.list_domains(source=True)}")
+        if targets is None:
+            targets = FULLSCALE_TARGETS if self.data_dir is not None else OFFLINE_TARGETS
+        self.targets = list(dict.fromkeys(targets))
+        for name in self.targets:
+            t = ndata.domain_info(name)
+            if t.source:
+                raise ValueError(f"{name!r} is the source-type domain; its held-out test "
+                                 f"split is always reported, drop it from the targets")
+            if not t.offline and self.data_dir is None:
+                raise ValueError(f"target {name!r} is a real dataset and needs data_dir "
+                                 f"(--data-dir); offline stand-ins: {list(OFFLINE_TARGETS)}")
+        for label, value in (("eval_limit", eval_limit), ("train_limit", train_limit)):
+            if value is not None and value < 1:
+                raise ValueError(f"{label} must be >= 1 or None, got {value!r}")
+        self.eval_limit, self.train_limit = eval_limit, train_limit
+        self.threads = threads
+        self.num_workers = int(num_workers)
+        self.data_seed = int(data_seed)
+        self.progress = progress
+        self.keep_weights = keep_weights
+        # cheap (meta device) and fails fast on unknown names / unusable architectures
+        self.plans = {name: plan_model(name, img_size=32) for name in self.models}
+        self._data = None
+
+    # ------------------------------------------------------------------ grid
+    def grid(self) -> List[_Run]:
+        return [_Run(m, v, s) for m in self.models for v in self.variants for s in self.seeds]
+
+    def _settings(self, run: _Run) -> dict:
+        return {"version": _SETTINGS_VERSION, "model": run.model, "variant": run.variant.name,
+                "seed": run.seed, "source": self.source, "targets": self.targets,
+                "epochs": self.epochs, "steps": self.steps, "evals": self.evals,
+                "batch_size": self.batch_size, "lr": self.lr,
+                "weight_decay": self.weight_decay, "optimizer": self.optimizer,
+                "data_dir": str(self.data_dir) if self.data_dir else None,
+                "eval_limit": self.eval_limit, "train_limit": self.train_limit,
+                "data_seed": self.data_seed, "plan": self.plans[run.model].to_dict()}
+
+    # ------------------------------------------------------------------ data
+    def _load(self, name: str, split: Optional[str] = None) -> ndata.DigitDomain:
+        info = ndata.domain_info(name)
+        real = self.data_dir is not None and not info.generated and name != "optdigits"
+        return ndata.domain(name, split, seed=self.data_seed, cache_dir=self.cache_dir,
+                            data_dir=self.data_dir if real else None)
+
+    def load_data(self) -> Dict[str, object]:
+        """Load every split and domain now (missing files fail before any training)."""
+        if self._data is not None:
+            return self._data
+
+        def tensors(ds: ndata.DigitDomain, limit: Optional[int]):
+            index = np.arange(len(ds))
+            if limit is not None and limit < len(ds):
+                rng = np.random.default_rng([self.data_seed, 7])
+                index = np.sort(rng.permutation(len(ds))[:limit])
+            return _Indexed(torch.from_numpy(np.ascontiguousarray(ds.images[index])),
+                            torch.from_numpy(np.ascontiguousarray(ds.labels[index])))
+
+        evaluation = {f"{self.source}": tensors(self._load(self.source, "test"), self.eval_limit)}
+        generated = {self.source: False}
+        for name in self.targets:
+            ds = self._load(name)
+            evaluation[name] = tensors(ds, self.eval_limit)
+            generated[name] = bool(ds.generated)
+        self._data = {"train": tensors(self._load(self.source, "train"), self.train_limit),
+                      "val": tensors(self._load(self.source, "val"), self.eval_limit),
+                      "eval": evaluation, "generated": generated}
+        return self._data
+
+    def _loader(self, dataset: _Indexed, batches: List[torch.Tensor]):
+        cuda = self.device.type == "cuda"
+        return torch.utils.data.DataLoader(
+            dataset, sampler=batches, batch_size=None, pin_memory=cuda,
+            num_workers=self.num_workers if cuda else 0,
+            persistent_workers=False)
+
+    def _eval_loader(self, dataset: _Indexed):
+        size = 2 * self.batch_size
+        return self._loader(dataset, list(torch.arange(len(dataset)).split(size)))
+
+    def _schedule(self):
+        n_train = len(self.load_data()["train"])
+        if self.steps is not None:
+            epochs = min(self.evals, self.steps)
+            per_epoch = math.ceil(self.steps / epochs)
+        else:
+            epochs, per_epoch = self.epochs, max(1, n_train // self.batch_size)
+        return epochs, per_epoch
+
+    def _epoch_batches(self, generator: torch.Generator, per_epoch: int) -> List[torch.Tensor]:
+        n = len(self._data["train"])
+        need = per_epoch * self.batch_size
+        parts, total = [], 0
+        while total < need:
+            parts.append(torch.randperm(n, generator=generator))
+            total += n
+        return list(torch.cat(parts)[:need].view(per_epoch, self.batch_size))
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> StudyResults:
+        """Run every unfinished (model, variant, seed), then write tables and plots."""
+        from .results import write_outputs
+
+        self.load_data()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
+        grid = self.grid()
+        finished: List[dict] = []
+        with _TorchSettings(self.device, self.threads):
+            bar = _tqdm(grid, desc="runs", unit="run", disable=not self.progress)
+            try:
+                for run in bar:
+                    bar.set_postfix_str(run.key)
+                    finished.append(self.run_one(run))
+            except KeyboardInterrupt:
+                if finished:
+                    write_outputs(finished, self.out_dir, plots=False,
+                                  baseline=self._baseline_name(), echo=False)
+                raise
+            finally:
+                bar.close()
+        return write_outputs(finished, self.out_dir, baseline=self._baseline_name(),
+                             echo=self.progress)
+
+    def _baseline_name(self) -> Optional[str]:
+        names = [v.name for v in self.variants if v.kind == "baseline"]
+        return names[0] if names else None
+
+    def describe(self) -> dict:
+        return {"models": self.models, "variants": [v.name for v in self.variants],
+                "seeds": self.seeds, "source": self.source, "targets": self.targets,
+                "epochs": self.epochs, "steps": self.steps, "evals": self.evals,
+                "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
+                "optimizer": self.optimizer, "device": str(self.device),
+                "data_dir": str(self.data_dir) if self.data_dir else None,
+                "eval_limit": self.eval_limit, "train_limit": self.train_limit,
+                "data_seed": self.data_seed,
+                "plans": {m: p.to_dict() for m, p in self.plans.items()},
+                "versions": _versions()}
+
+    def run_one(self, run: _Run) -> dict:
+        """Train, select and evaluate one run (or return its finished result)."""
+        data = self.load_data()
+        run_dir = self.out_dir / "runs" / run.key
+        settings = self._settings(run)
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        result_path = run_dir / "result.json"
+        if result_path.exists():
+            result = json.loads(result_path.read_text())
+            if result.get("settings_hash") == digest:
+                return result
+            raise ValueError(f"{run_dir} holds a run made with other settings; use another "
+                             f"out_dir (--out) or delete that folder")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        device = self.device
+        _seed_everything(run.seed)
+        model, plan = build_model(run.model, variant=run.variant, plan=self.plans[run.model])
+        channels_last = device.type == "cuda" and uses_convolutions(model)
+        model.to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        amp_dtype = amp_dtype_for(device)
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        epochs, per_epoch = self._schedule()
+        optimizer, scheduler = _optimizer(model, self.optimizer, self.lr, self.weight_decay,
+                                          epochs * per_epoch)
+        generator = torch.Generator().manual_seed(run.seed)
+        history: List[dict] = []
+        best: Optional[dict] = None
+        start_epoch = 0
+        checkpoint_path = run_dir / "checkpoint.pt"
+        if checkpoint_path.exists():
+            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            if state.get("settings_hash") != digest:
+                raise ValueError(f"{checkpoint_path} was written with other settings; use "
+                                 f"another out_dir (--out) or delete that folder")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and "scaler" in state:
+                scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if device.type == "cuda" and "cuda" in state["rng"]:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+            generator.set_state(state["rng"]["sampler"])
+            history, best, start_epoch = state["history"], state["best"], state["epoch"]
+        kwargs = dict(device=device, amp_dtype=amp_dtype, channels_last=channels_last)
+        val_loader = self._eval_loader(data["val"])
+        bar = _tqdm(total=epochs * per_epoch, initial=start_epoch * per_epoch, unit="step",
+                    desc=f"{run.model} {run.variant.name} s{run.seed}", leave=False,
+                    disable=not self.progress)
+        started = time.perf_counter()
+        error = None
+        try:
+            for epoch in range(start_epoch, epochs):
+                t0 = time.perf_counter()
+                loader = self._loader(data["train"], self._epoch_batches(generator, per_epoch))
+                train = train_one_epoch(model, loader, optimizer, scheduler=scheduler,
+                                        scaler=scaler, start_step=epoch * per_epoch,
+                                        on_step=lambda s: (bar.update(1), bar.set_postfix(
+                                            loss=f"{s['loss']:.3f}")), **kwargs)
+                train_seconds = time.perf_counter() - t0
+                val = evaluate(model, val_loader, **kwargs)
+                record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch,
+                          "train_loss": train["loss"], "train_top1": train["top1"],
+                          "val_loss": val["loss"], "val_top1": val["top1"],
+                          "lr": optimizer.param_groups[0]["lr"],
+                          "images_per_second": train["images"] / max(train_seconds, 1e-9),
+                          "seconds": time.perf_counter() - t0}
+                history.append(record)
+                if best is None or val["top1"] > best["val_top1"]:
+                    best = {"epoch": epoch + 1, "val_top1": val["top1"], "val_loss": val["loss"],
+                            "model": {k: v.detach().to("cpu", copy=True)
+                                      for k, v in model.state_dict().items()}}
+                rng = {"torch": torch.get_rng_state(), "sampler": generator.get_state()}
+                if device.type == "cuda":
+                    rng["cuda"] = torch.cuda.get_rng_state(device)
+                state = {"settings_hash": digest, "epoch": epoch + 1,
+                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "rng": rng,
+                         "history": history, "best": best}
+                if scaler is not None:
+                    state["scaler"] = scaler.state_dict()
+                _atomic_torch_save(state, checkpoint_path)
+        except NonFiniteLossError as exc:
+            error = str(exc)
+        finally:
+            bar.close()
+        result = {"model": run.model, "variant": run.variant.name,
+                  "kernel_size": run.variant.kernel_size, "seed": run.seed,
+                  "status": "ok" if error is None else "error", "error": error,
+                  "settings_hash": digest, "settings": settings, "plan": plan.to_dict(),
+                  "device": str(device), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
+                  "channels_last": channels_last, "history": history,
+                  "train_seconds": time.perf_counter() - started, "metrics": {}}
+        if error is None:
+            model.load_state_dict(best["model"])
+            result.update(best_epoch=best["epoch"], val_top1=best["val_top1"],
+                          val_loss=best["val_loss"])
+            t0 = time.perf_counter()
+            for name, dataset in data["eval"].items():
+                metrics = evaluate(model, self._eval_loader(dataset), **kwargs)
+                result["metrics"][name] = {
+                    "role": "source" if name == self.source else "target",
+                    "generated": data["generated"][name], "top1": metrics["top1"],
+                    "loss": metrics["loss"], "n": metrics["n"]}
+            result["eval_seconds"] = time.perf_counter() - t0
+            if self.keep_weights:
+                _atomic_torch_save(best["model"], run_dir / "best.pt")
+        _atomic_write_text(result_path, json.dumps(result, indent=2))
+        if checkpoint_path.exists():
+            checkpoint_path.unlink()
+        return result
+
+
+# ---------------------------------------------------------------------- helpers
+def _resolve_device(device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU; use "
+                         "device='cpu' or 'auto'")
+    return device
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+class _TorchSettings:
+    """Set threads / determinism / cudnn.benchmark for a study, restore them after."""
+
+    def __init__(self, device: torch.device, threads: Optional[int]) -> None:
+        self.device, self.threads = device, threads
+
+    def __enter__(self):
+        self.saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                      torch.is_deterministic_algorithms_warn_only_enabled(),
+                      torch.backends.cudnn.benchmark)
+        torch.set_num_threads(self.threads or default_threads())
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        else:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc):
+        threads, det, warn_only, bench = self.saved
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = bench
+        return False
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _optimizer(model, name: str, lr: float, weight_decay: float, total_steps: int):
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if name == "sgd":
+        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    else:
+        opt = torch.optim.AdamW(groups, lr=lr)
+    warmup = max(1, int(0.05 * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode())
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _versions() -> dict:
+    import timm
+
+    return {"torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__}
+
+
+def _tqdm(iterable: Optional[Iterable] = None, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+
