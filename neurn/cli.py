@@ -118,6 +118,8 @@ def _run(args) -> int:
               file=sys.stderr)
     study.load_data()  # missing files fail here, before training
     results = study.run()
+    if not args.progress:  # with progress on, the study has printed it already
+        print(results.markdown)
     print(f"wrote {args.out}/results.csv, results.json, summary.md, results.png, "
           f"learning_curves.png", file=sys.stderr)
     return 1 if results.errors else 0
