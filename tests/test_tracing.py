@@ -185,6 +185,20 @@ def test_a_module_built_on_cpu_traces_like_its_name():
     assert next(model.parameters()).device.type == "cpu"
 
 
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "efficientnet_b0", "mobilevitv2_050"])
+def test_fast_meta_shape_rules_change_nothing(name):
+    # The shortcut for slow meta kernels (norms, linear, attention) must give exactly
+    # the calls, shapes and edges that running those kernels gives.
+    import timm
+
+    from archalign import _trace_record
+
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    slow = _trace_record._meta_route(model, (3, 224, 224), fast_meta=False)
+    assert _trace_record._meta_route(model, (3, 224, 224)) == slow
+
+
 def test_input_size_override():
     t = trace("resnet18", input_size=(3, 64, 64))
     assert t.input_size == (3, 64, 64) and t[0].shape == (1, 64, 32, 32)
