@@ -142,11 +142,23 @@ def _sdpa_out(args, kwargs):
     return q.new_empty((*batch, q.shape[-2], v.shape[-1]))
 
 
+def _lstm_out(args, kwargs):
+    # _VF.lstm(input, (h0, c0), weights, has_biases, num_layers, dropout, train,
+    #          bidirectional, batch_first): its meta kernel steps through time in Python.
+    if kwargs or len(args) != 9 or not isinstance(args[1], (tuple, list)):
+        return None
+    x, (h0, c0), bidirectional = args[0], args[1], args[7]
+    width = h0.shape[-1] * (2 if bidirectional else 1)  # proj_size, if any, is h0's width
+    out = x.new_empty((*x.shape[:-1], width))
+    return out, torch.empty_like(h0), torch.empty_like(c0)
+
+
 _META_SHAPE_RULES = {
     **dict.fromkeys(["batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm",
                      "normalize", "gelu", "hardswish", "hardsigmoid", "hardtanh"], _like_input),
     "linear": _linear_out,
     "scaled_dot_product_attention": _sdpa_out,
+    "lstm": _lstm_out,
 }
 
 

@@ -199,6 +199,25 @@ def test_fast_meta_shape_rules_change_nothing(name):
     assert _trace_record._meta_route(model, (3, 224, 224)) == slow
 
 
+def test_fast_meta_lstm_rule_changes_nothing():
+    from archalign import _trace_record
+
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(8, 16, num_layers=2, proj_size=4, bidirectional=True,
+                               batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0])
+
+    model = Seq().to("meta")
+    slow = _trace_record._meta_route(model, (5, 8), fast_meta=False)
+    assert _trace_record._meta_route(model, (5, 8)) == slow
+    assert [c.shape for c in slow] == [(1, 5, 8), (1, 5, 3)]
+
+
 def test_input_size_override():
     t = trace("resnet18", input_size=(3, 64, 64))
     assert t.input_size == (3, 64, 64) and t[0].shape == (1, 64, 32, 32)
