@@ -80,8 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto",
                    help="auto (CUDA when present), cpu, cuda, cuda:1 (default: auto)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
-    g.add_argument("--workers", type=int, default=2,
-                   help="data-loader workers on CUDA (0 on CPU; default: 2)")
+    g.add_argument("--workers", type=int, default=0,
+                   help="data-loader workers on CUDA (always 0 on CPU; default: 0, the "
+                        "data are in memory)")
+    g.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms during the study (slower; "
+                        "CPU runs repeat exactly without it)")
     g.add_argument("--out", type=Path, default=Path("neurn-study"), metavar="DIR",
                    help="output folder; rerun to resume (default: ./neurn-study)")
     g.add_argument("--no-weights", dest="keep_weights", action="store_false",
@@ -109,7 +113,8 @@ def _run(args) -> int:
                   data_dir=args.data_dir, cache_dir=args.cache_dir,
                   eval_limit=args.eval_limit, train_limit=args.train_limit,
                   threads=args.threads, num_workers=args.workers, progress=args.progress,
-                  keep_weights=args.keep_weights, **budget)
+                  keep_weights=args.keep_weights, deterministic=args.deterministic,
+                  **budget)
     if args.progress:
         runs = len(study.grid())
         print(f"neurn run: {len(study.models)} models ({', '.join(study.models)}) x "

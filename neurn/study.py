@@ -10,12 +10,17 @@ Protocol (DomainBed's training-domain validation):
 Implementation choices:
 
 * Every run is seeded (torch, numpy, python) from its seed: weights, batch order and
-  dropout follow it. On CPU the run is deterministic (``use_deterministic_algorithms``,
-  ``num_workers=0``): the same seed gives the same numbers. The data split is the same
+  dropout follow it. On CPU the run is deterministic for a given thread count
+  (``num_workers=0``; CPU kernels reduce in a fixed order): the same seed gives the
+  same numbers, which the tests check. ``deterministic=True`` also turns on
+  ``torch.use_deterministic_algorithms`` (warn-only); it is off by default because
+  it made a MnasNet CPU step 3x slower here, and on CUDA it needs
+  ``CUBLAS_WORKSPACE_CONFIG`` and costs more. The data split is the same
   for every run (``data_seed``, default 0), so seeds vary training only and the
   baseline / NeuRN comparison is paired.
 * Budget: ``epochs`` passes over the source train split, or ``steps`` optimizer steps
-  split into ``evals`` equal "epochs" (a validation point after each). An epoch's
+  split into ``evals`` equal "epochs" (a validation point after each; the steps are
+  rounded up to a multiple of ``evals``). An epoch's
   batches come from fresh permutations of a seeded ``torch.Generator``.
 * Optimiser: AdamW (or SGD with Nesterov momentum), linear warm-up over the first 5%
   of steps then cosine decay to 0, per step.
@@ -145,9 +150,14 @@ class Study:
         train_limit: train on at most this many source images (fixed subset).
         threads: CPU threads (default: every CPU this process may use).
         num_workers: DataLoader workers on CUDA (always 0 on CPU, for determinism).
+            Default 0: the data sit in memory as uint8 tensors and a batch is one
+            index operation, so workers would only add inter-process copies; batches
+            are still pinned (``pin_memory``) and copied with ``non_blocking``.
         data_seed: seed of the offline data split and generated targets.
         progress: tqdm bars for runs and steps.
         keep_weights: keep ``best.pt`` (the selected weights) of each run.
+        deterministic: also call ``torch.use_deterministic_algorithms(True,
+            warn_only=True)`` during the study (slower; CPU runs repeat without it).
     """
 
     def __init__(self, models, *, source: str = "mnist", targets: Optional[Sequence[str]] = None,
@@ -158,8 +168,8 @@ class Study:
                  out_dir: PathLike = "neurn-study", data_dir: Optional[PathLike] = None,
                  cache_dir: Optional[PathLike] = None, eval_limit: Optional[int] = None,
                  train_limit: Optional[int] = None, threads: Optional[int] = None,
-                 num_workers: int = 2, data_seed: int = 0, progress: bool = True,
-                 keep_weights: bool = True) -> None:
+                 num_workers: int = 0, data_seed: int = 0, progress: bool = True,
+                 keep_weights: bool = True, deterministic: bool = False) -> None:
         self.models = load_models(models)
         self.variants = [parse_variant(v) for v in variants]
         if not self.variants:
@@ -218,6 +228,7 @@ class Study:
         self.data_seed = int(data_seed)
         self.progress = progress
         self.keep_weights = keep_weights
+        self.deterministic = bool(deterministic)
         # cheap (meta device) and fails fast on unknown names / unusable architectures
         self.plans = {name: plan_model(name, img_size=32) for name in self.models}
         self._data = None
@@ -306,7 +317,7 @@ class Study:
         _atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
         grid = self.grid()
         finished: List[dict] = []
-        with _TorchSettings(self.device, self.threads):
+        with _TorchSettings(self.device, self.threads, self.deterministic):
             bar = _tqdm(grid, desc="runs", unit="run", disable=not self.progress)
             try:
                 for run in bar:
@@ -474,18 +485,19 @@ def default_threads() -> int:
 class _TorchSettings:
     """Set threads / determinism / cudnn.benchmark for a study, restore them after."""
 
-    def __init__(self, device: torch.device, threads: Optional[int]) -> None:
-        self.device, self.threads = device, threads
+    def __init__(self, device: torch.device, threads: Optional[int],
+                 deterministic: bool = False) -> None:
+        self.device, self.threads, self.deterministic = device, threads, deterministic
 
     def __enter__(self):
         self.saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                       torch.is_deterministic_algorithms_warn_only_enabled(),
                       torch.backends.cudnn.benchmark)
         torch.set_num_threads(self.threads or default_threads())
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        else:
+        if self.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         return self
 
     def __exit__(self, *exc):

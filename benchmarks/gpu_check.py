@@ -1,0 +1,194 @@
+"""One GPU check of the NeuRN study, under 8 minutes on a CUDA machine; prints one table.
+
+    python benchmarks/gpu_check.py                 # exits 0 with a note when CUDA is absent
+    python benchmarks/gpu_check.py --json gpu.json
+    python benchmarks/gpu_check.py --device cpu --tiny   # dry run of the script's logic
+
+Checks, in order (each row: what, measured, target, PASS / FAIL / info):
+
+1. the NeuRN layer on the GPU against its unfold reference (float32 and float64,
+   k = 3, 5, 7, per image and per channel, reflect / zeros padding) and against the
+   CPU result; bfloat16 autocast gives finite [0, 1] output; a constant image gives 0s;
+2. the layer's effective bandwidth (input read + output written, GB/s) at 32 and
+   224 px, forward and forward + backward;
+3. a ResNet-18 training step (AdamW, AMP, channels_last) with and without NeuRN at
+   32 px (the study's setting) and at 224 px: NeuRN's overhead must be < 5%;
+4. a short offline study (2 models x baseline / NeuRN x 1 seed) through ``neurn.Study``
+   on the GPU: it must finish without errors; its table is printed.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from neurn.layer import neurn_reference, neurn_response  # noqa: E402
+
+ROWS = []
+
+
+def row(check: str, value: str, target: str = "", ok=None) -> None:
+    status = "info" if ok is None else ("PASS" if ok else "FAIL")
+    ROWS.append({"check": check, "value": value, "target": target, "status": status})
+    print(f"  {status:4s}  {check}: {value}  {target}", flush=True)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, repeats: int) -> float:
+    """Median seconds of ``fn`` (CUDA events on GPU, perf_counter on CPU)."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1000.0)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def check_layer(device, tiny: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    worst = {torch.float32: 0.0, torch.float64: 0.0}
+    worst_cpu = 0.0
+    shapes = [(4, 3, 32, 32), (2, 1, 29, 31)] + ([] if tiny else [(8, 3, 64, 64)])
+    for shape in shapes:
+        x64 = torch.rand(shape, generator=g, dtype=torch.float64)
+        x64[0, :, :5, :5] = 0.5  # a flat corner
+        for k in (3, 5, 7):
+            for per in ("image", "channel"):
+                for padding in ("reflect", "zeros"):
+                    kw = dict(kernel_size=k, per=per, padding=padding)
+                    for dtype in worst:
+                        x = x64.to(device=device, dtype=dtype)
+                        fast = neurn_response(x, **kw)
+                        ref = neurn_reference(x, **kw)
+                        worst[dtype] = max(worst[dtype], (fast - ref).abs().max().item())
+                        if dtype == torch.float32:
+                            cpu = neurn_response(x.cpu(), **kw)
+                            worst_cpu = max(worst_cpu, (fast.cpu() - cpu).abs().max().item())
+    row("layer vs reference, float32", f"max |diff| {worst[torch.float32]:.1e}", "< 1e-5",
+        worst[torch.float32] < 1e-5)
+    row("layer vs reference, float64", f"max |diff| {worst[torch.float64]:.1e}", "< 1e-10",
+        worst[torch.float64] < 1e-10)
+    row(f"layer {device.type} vs CPU, float32", f"max |diff| {worst_cpu:.1e}", "< 1e-5",
+        worst_cpu < 1e-5)
+    x = torch.rand(8, 3, 32, 32, device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        out = neurn_response(x)
+    ok = bool(torch.isfinite(out).all()) and out.min() >= 0 and out.max() <= 1 \
+        and out.dtype == x.dtype
+    row("layer under bf16 autocast", f"dtype {str(out.dtype).replace('torch.', '')}, finite, "
+        f"in [0, 1]: {ok}", "finite, [0, 1]", ok)
+    flat = neurn_response(torch.full((2, 3, 32, 32), 0.3, device=device))
+    row("constant image", f"max {flat.abs().max().item():g}", "0", flat.abs().max().item() == 0)
+
+
+def check_bandwidth(device, tiny: bool) -> None:
+    sizes = [(4096, 32), (256, 224)] if not tiny else [(64, 32), (4, 224)]
+    for batch, size in sizes:
+        x = torch.rand(batch, 3, size, size, device=device)
+        moved = 2 * x.numel() * x.element_size()
+        fwd = timed(lambda: neurn_response(x), device, 5 if tiny else 20)
+        xg = x.clone().requires_grad_(True)
+
+        def fwd_bwd():
+            neurn_response(xg).sum().backward()
+            xg.grad = None
+
+        both = timed(fwd_bwd, device, 3 if tiny else 10)
+        row(f"NeuRN bandwidth {batch}x3x{size}x{size}",
+            f"fwd {fwd * 1e3:.2f} ms = {moved / fwd / 1e9:.0f} GB/s; fwd+bwd {both * 1e3:.2f} ms")
+
+
+def check_step(device, tiny: bool) -> None:
+    from bench_train import compare
+
+    configs = [(32, 512 if not tiny else 8), (224, 128 if not tiny else 2)]
+    for size, batch in configs:
+        r = compare("resnet18", device=device, batch_size=batch, img_size=size,
+                    steps=3 if tiny else 30, warmup=1 if tiny else 10)
+        overhead = r["neurn_overhead_pct"]
+        row(f"ResNet-18 train step {size} px, batch {batch}, {r['amp']}",
+            f"baseline {r['baseline_step_ms']:.2f} ms, NeuRN {r['neurn_step_ms']:.2f} ms, "
+            f"overhead {overhead:+.1f}%", "< 5%", overhead < 5.0 if device.type == "cuda" else None)
+
+
+def check_study(device, tiny: bool) -> None:
+    from neurn.study import Study
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        models = ["test_resnet"] if tiny else ["resnet18", "vit_tiny_patch16_224"]
+        budget = dict(steps=4, evals=2, batch_size=8, eval_limit=32, train_limit=64) if tiny \
+            else dict(steps=600, evals=5, batch_size=128)
+        study = Study(models, device=str(device), out_dir=out, progress=False,
+                      keep_weights=False, **budget)
+        results = study.run()
+        seconds = time.perf_counter() - t0
+        row("short offline study", f"{len(results.runs)} runs in {seconds:.0f} s, "
+            f"{len(results.errors)} errors", "no errors", not results.errors)
+        print()
+        print(results.markdown)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda", help="default: cuda")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (dry run of the script)")
+    p.add_argument("--skip-study", action="store_true")
+    p.add_argument("--json", type=Path, help="also write the table as JSON")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: CUDA is absent (torch.cuda.is_available() is False); nothing to "
+              "check here. Run it on a CUDA machine, or `--device cpu --tiny` for a dry run.")
+        return 0
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = "CPU"
+    print(f"gpu_check on {name}, torch {torch.__version__}", flush=True)
+    start = time.perf_counter()
+    for label, fn in [("layer", check_layer), ("bandwidth", check_bandwidth),
+                      ("step", check_step), ("study", check_study)]:
+        if label == "study" and args.skip_study:
+            continue
+        try:
+            fn(device, args.tiny)
+        except Exception as exc:  # noqa: BLE001 - report and go on to the next check
+            row(f"{label} check", f"crashed: {type(exc).__name__}: {exc}", "", False)
+    total = time.perf_counter() - start
+    row("total time", f"{total:.0f} s", "< 480 s", total < 480 if device.type == "cuda" else None)
+    print()
+    print("| check | measured | target | status |")
+    print("|---|---|---|---|")
+    for r in ROWS:
+        print(f"| {r['check']} | {r['value']} | {r['target']} | {r['status']} |")
+    if args.json:
+        args.json.write_text(json.dumps(ROWS, indent=2))
+    return 1 if any(r["status"] == "FAIL" for r in ROWS) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
