@@ -14,6 +14,7 @@ The public entry points are ``trace_timm`` and ``trace_module``; see
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
@@ -285,15 +286,14 @@ def _params_and_buffers(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 
 def _input_dtype(model: nn.Module) -> torch.dtype:
-    for _, t in _params_and_buffers(model):
-        if t.is_floating_point():
-            return t.dtype
-    return torch.float32
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
 
 
-def _meta_route(model: nn.Module, input_size: Sequence[int], fast_meta: bool = True) -> list[Call]:
+def _meta_route(model: nn.Module, input_size: Sequence[int], fast_meta: bool = True,
+                built_on_meta: bool = False) -> list[Call]:
     x = torch.zeros((1, *input_size), device="meta", dtype=_input_dtype(model))
-    state = _params_and_buffers(model)
+    state = [] if built_on_meta else _params_and_buffers(model)
     if all(t.is_meta for _, t in state):
         return _record_forward(model, lambda: model(x), fast_meta)
     # Swap meta stand-ins in for one forward: no copy of the module, no weights touched.
@@ -403,7 +403,7 @@ def _registration_route(model: nn.Module, input_size: Sequence[int]) -> list[Cal
 def _run_routes(model: nn.Module, name: str, input_size: tuple, routes: Sequence[str],
                 warn: bool, timm_model: bool, fused_attn: bool | None) -> Trace:
     runners = {
-        "meta": _meta_route,
+        "meta": lambda m, s: _meta_route(m, s, built_on_meta=timm_model),
         "eager": _eager_route,
         "fx": lambda m, s: _fx_route(m, s, timm_model=timm_model),
         "registration": _registration_route,
