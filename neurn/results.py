@@ -176,9 +176,10 @@ def plot_bars(rows: List[dict], summary: List[dict]):
     models = list(dict.fromkeys(r["model"] for r in rows if r["status"] == "ok"))
     variants = list(dict.fromkeys(r["variant"] for r in rows if r["status"] == "ok"))
     index = {(s["model"], s["variant"], s["domain"]): s for s in summary if s["kind"] == "score"}
-    ncols = max(1, min(3, len(models)))
+    panel_width = max(4.0, 0.35 * len(domains) * len(variants) + 1.5)
+    ncols = max(1, min(3, len(models), int(16 // panel_width)))
     nrows = max(1, math.ceil(len(models) / ncols))
-    fig = Figure(figsize=(max(4.0, 0.55 * len(domains) * len(variants)) * ncols, 3.6 * nrows))
+    fig = Figure(figsize=(panel_width * ncols, 3.2 * nrows))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     width = 0.8 / max(1, len(variants))
     x = np.arange(len(domains))
