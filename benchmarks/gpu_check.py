@@ -85,11 +85,11 @@ def check_layer(device, tiny: bool) -> None:
                         if dtype == torch.float32:
                             cpu = neurn_response(x.cpu(), **kw)
                             worst_cpu = max(worst_cpu, (fast.cpu() - cpu).abs().max().item())
-    row("layer vs reference, float32", f"max |diff| {worst[torch.float32]:.1e}", "< 1e-5",
+    row("layer vs reference, float32", f"max abs diff {worst[torch.float32]:.1e}", "< 1e-5",
         worst[torch.float32] < 1e-5)
-    row("layer vs reference, float64", f"max |diff| {worst[torch.float64]:.1e}", "< 1e-10",
+    row("layer vs reference, float64", f"max abs diff {worst[torch.float64]:.1e}", "< 1e-10",
         worst[torch.float64] < 1e-10)
-    row(f"layer {device.type} vs CPU, float32", f"max |diff| {worst_cpu:.1e}", "< 1e-5",
+    row(f"layer {device.type} vs CPU, float32", f"max abs diff {worst_cpu:.1e}", "< 1e-5",
         worst_cpu < 1e-5)
     x = torch.rand(8, 3, 32, 32, device=device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -116,7 +116,8 @@ def check_bandwidth(device, tiny: bool) -> None:
 
         both = timed(fwd_bwd, device, 3 if tiny else 10)
         row(f"NeuRN bandwidth {batch}x3x{size}x{size}",
-            f"fwd {fwd * 1e3:.2f} ms = {moved / fwd / 1e9:.0f} GB/s; fwd+bwd {both * 1e3:.2f} ms")
+            f"fwd {fwd * 1e3:.2f} ms = {moved / fwd / 1e9:.3g} GB/s; "
+            f"fwd+bwd {both * 1e3:.2f} ms = {2 * moved / both / 1e9:.3g} GB/s")
 
 
 def check_step(device, tiny: bool) -> None:
