@@ -33,7 +33,9 @@ and patterns are matched against the cached model list.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fnmatch
+import gc
 import functools
 import json
 import multiprocessing as mp
@@ -44,7 +46,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from archalign.tracing import SCHEMA_VERSION, Trace, atomic_write_text, unknown_model_error
 
@@ -156,6 +158,19 @@ def _timm_knows(name: str) -> bool:
     import timm
 
     return timm.is_model(name.split(".", 1)[0])
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing thousands of JSON files allocates millions of small objects; each full
+    collection then rescans everything torch and timm hold (3x the warm zoo's time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # ----------------------------------------------------------------------- result
@@ -362,13 +377,14 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
             result.traces[name] = Trace.from_dict(d)
 
     todo = []
-    for n in names:
-        d = None if refresh else _read_cached(paths[n], n)
-        if d is None:
-            todo.append((n, paths[n]))
-        else:
-            accept(n, d["route"], d)
-            result.cached.append(n)
+    with _gc_paused():
+        for n in names:
+            d = None if refresh else _read_cached(paths[n], n)
+            if d is None:
+                todo.append((n, paths[n]))
+            else:
+                accept(n, d["route"], d)
+                result.cached.append(n)
 
     from tqdm.auto import tqdm
 
