@@ -188,7 +188,8 @@ def plot_bars(rows: List[dict], summary: List[dict]):
             recs = [index.get((model, variant, d)) for d in domains]
             means = [r["mean"] if r else np.nan for r in recs]
             stds = [r["std"] if r and math.isfinite(r["std"]) else 0.0 for r in recs]
-            ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=stds,
+            spread = stds if any(s > 0 for s in stds) else None  # one seed: no bars
+            ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=spread,
                    capsize=2, label=variant)
         ax.set_title(model, fontsize=9)
         ax.set_xticks(x)

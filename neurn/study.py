@@ -409,6 +409,7 @@ class Study:
                 train = train_one_epoch(model, loader, optimizer, scheduler=scheduler,
                                         scaler=scaler, start_step=epoch * per_epoch,
                                         on_step=lambda s: (bar.update(1), bar.set_postfix(
+                                            epoch=f"{epoch + 1}/{epochs}",
                                             loss=f"{s['loss']:.3f}")), **kwargs)
                 train_seconds = time.perf_counter() - t0
                 val = evaluate(model, val_loader, **kwargs)
