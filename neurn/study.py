@@ -30,7 +30,10 @@ Implementation choices:
   Files are written to a temp file and ``os.replace``\\ d. A killed study resumes from
   the last epoch of the unfinished run; finished runs (``result.json``) are skipped.
   Each run records a hash of its settings; resuming with other settings is refused.
-* A NaN / inf loss stops that run with ``status="error"`` in its result; the others go on.
+* A NaN / inf loss (or a runtime error such as CUDA out of memory) stops that run
+  with ``status="error"`` and the message in its result; the others go on, and the
+  failed run is listed under the table. Rerunning does not retry it (delete its folder
+  to do so).
 * CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading,
   ``cudnn.benchmark``. CPU: ``torch.set_num_threads`` (default: the CPUs this process
   may use). Global torch settings are restored when ``run()`` returns.
@@ -436,6 +439,8 @@ class Study:
                 _atomic_torch_save(state, checkpoint_path)
         except NonFiniteLossError as exc:
             error = str(exc)
+        except RuntimeError as exc:  # e.g. CUDA out of memory: record it, go on
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         finally:
             bar.close()
         result = {"model": run.model, "variant": run.variant.name,
