@@ -147,8 +147,9 @@ def _add_model_args(p, models_help: str) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
     p.add_argument("--panel", metavar="NAME",
                    help="add a named panel of models: 'default' (24 timm architectures "
-                        "across families) or 'paper44' (the NeuRN paper's models as timm / "
-                        "torchvision equivalents)")
+                        "across families), 'cpu' (5 small ones, quick to train on a CPU) or "
+                        "'paper44' (the NeuRN paper's models as timm / torchvision "
+                        "equivalents)")
     p.add_argument("-g", "--granularity", choices=("type", "shape", "full"), default="shape",
                    help="token detail: op type only; + kernel/stride/groups; all "
                         "hyper-parameters (default: %(default)s)")

@@ -21,6 +21,10 @@ _DEFAULT = [
     "mixer_b16_224",
 ]
 
+# Small, fast-to-train candidates for the CPU demo study (one per family).
+_CPU = ["resnet10t", "resnet18", "regnetx_002", "mobilenetv3_small_100",
+        "vit_tiny_patch16_224"]
+
 # paper model -> spec
 _PAPER44 = {
     "MobileNet": "mobilenetv1_100",
@@ -67,6 +71,7 @@ PAPER44_UNAVAILABLE = {
 
 PANELS = {
     "default": _DEFAULT,
+    "cpu": _CPU,
     "paper44": list(_PAPER44.values()),
 }
 
