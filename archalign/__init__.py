@@ -16,9 +16,10 @@ from .panels import list_panels, panel
 from .scoring import Scoring
 from .shortlist import Shortlist, shortlist
 from .similarity import SimilarityMatrix
-from .tracing import Trace, register_leaf_module, trace
+from .tracing import (Trace, TraceError, TraceFallbackWarning, UnknownModelError,
+                      register_leaf_module, trace)
 from .vocabulary import Vocabulary
-from .zoo import trace_many
+from .zoo import ZooResult, trace_many
 
 __all__ = [
     "__version__",
@@ -27,7 +28,11 @@ __all__ = [
     "Shortlist",
     "SimilarityMatrix",
     "Trace",
+    "TraceError",
+    "TraceFallbackWarning",
+    "UnknownModelError",
     "Vocabulary",
+    "ZooResult",
     "align",
     "align_models",
     "effective_n_jobs",

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ._io import atomic_write_text
 
 __all__ = ["blocked_pairwise", "plan_blocks"]
 
@@ -112,9 +113,8 @@ class _BlockStore:
         self._save_state()
 
     def _save_state(self) -> None:
-        tmp = self.state_path.with_name(f".{_STATE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "done": self.done}))
-        os.replace(tmp, self.state_path)
+        atomic_write_text(self.state_path,
+                          json.dumps({"fingerprint": self.fingerprint, "done": self.done}))
 
 
 def _fingerprint(packed, scoring, block: int) -> str:

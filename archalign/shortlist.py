@@ -44,10 +44,10 @@ class Shortlist:
 
     def save(self, path) -> Path:
         """Write JSON atomically (the file ``neurn run --models`` reads)."""
-        from .similarity import _atomic_write
+        from ._io import atomic_write_bytes
 
         path = Path(path)
-        _atomic_write(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
         return path
 
     @classmethod

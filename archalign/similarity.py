@@ -28,11 +28,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ._io import atomic_write_bytes
 
 __all__ = ["SimilarityMatrix", "normalized_similarity", "correlation_similarity",
            "adjusted_rand_index", "all_gap_score"]
@@ -287,14 +288,14 @@ class SimilarityMatrix:
             np.savez_compressed(buf, labels=np.array(self.labels), scores=self.scores,
                                 values=self.values, similarity=np.array(self.similarity),
                                 settings=np.array(json.dumps(self.settings, sort_keys=True)))
-            _atomic_write(path, buf.getvalue())
+            atomic_write_bytes(path, buf.getvalue())
         elif path.suffix == ".csv":
             text = io.StringIO()
             writer = csv.writer(text)
             writer.writerow([""] + self.labels)
             for label, row in zip(self.labels, self.values):
                 writer.writerow([label] + [f"{v:.6g}" for v in row])
-            _atomic_write(path, text.getvalue().encode())
+            atomic_write_bytes(path, text.getvalue().encode())
         else:
             raise ValueError(f"unknown file type {path.suffix!r}: use .npz or .csv")
         return path
@@ -312,15 +313,4 @@ class SimilarityMatrix:
         with np.load(path, allow_pickle=False) as f:
             return cls([str(x) for x in f["labels"]], f["scores"], f["values"],
                        str(f["similarity"]), json.loads(str(f["settings"])))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 

@@ -50,10 +50,10 @@ import difflib
 import fnmatch
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
+from archalign._io import atomic_write_text
 from archalign._trace_ops import GRANULARITIES, format_token
 
 __all__ = [
@@ -267,24 +267,6 @@ class Trace:
     def load(cls, path: str | os.PathLike) -> "Trace":
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temp file in the same directory, then ``os.replace`` it."""
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ---------------------------------------------------------------------- tracing
