@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neurn.engine import amp_dtype_for, to_device  # noqa: E402
+from neurn.engine import amp_dtype_for, backward_step, to_device  # noqa: E402
 from neurn.models import build_model, uses_convolutions  # noqa: E402
 
 DEFAULT_MODELS = ["resnet18", "mobilenetv3_small_100", "vit_tiny_patch16_224"]
@@ -55,14 +55,7 @@ def measure(name: str, *, variant: str = "baseline", device="cpu", batch_size: i
         x, y = to_device(images, labels, device, channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        backward_step(loss, opt, scaler)
 
     def sync():
         if device.type == "cuda":

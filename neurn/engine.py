@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NonFiniteLossError", "amp_dtype_for", "evaluate", "to_device", "train_one_epoch"]
+__all__ = ["NonFiniteLossError", "amp_dtype_for", "backward_step", "evaluate", "to_device",
+           "train_one_epoch"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -59,6 +60,19 @@ def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
 
+def backward_step(loss, optimizer, scaler=None) -> None:
+    """Zero the gradients, back-propagate and step, through the GradScaler when
+    there is one (float16 autocast)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
                     device, scheduler=None, amp_dtype: Optional[torch.dtype] = None,
                     scaler: Optional["torch.amp.GradScaler"] = None,
@@ -84,14 +98,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         value = loss.detach()
         if not torch.isfinite(value):  # one sync per step; cheap next to the step
             raise NonFiniteLossError(start_step + steps + 1, float(value))
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        backward_step(loss, optimizer, scaler)
         if scheduler is not None:
             scheduler.step()
         steps += 1
