@@ -184,7 +184,7 @@ class Alignment:
             y = label(self.b[j]) if j >= 0 else "-"
             mid = ("|" if self.a[i] == self.b[j] else ".") if i >= 0 and j >= 0 else " "
             w = max(len(x), len(y))
-            cols.append((x.ljust(w), mid.center(w) if w > 1 else mid, y.ljust(w)))
+            cols.append((x.ljust(w), mid.center(w), y.ljust(w)))
         lines, row = [], ([], [], [])
         used = 0
         for col in cols:

@@ -93,7 +93,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _run_trace(args: argparse.Namespace) -> int:
-    from archalign.tracing import UnknownModelError, atomic_write_text
+    from archalign._io import atomic_write_text
+    from archalign.tracing import UnknownModelError
     from archalign.zoo import cache_path, trace_many
 
     if args.all == bool(args.patterns):
@@ -315,7 +316,7 @@ def _run_cluster(args) -> int:
           f"{quality['adjusted_rand_index']:.3f}; cophenetic correlation "
           f"{quality['cophenetic_correlation']:.3f}")
     if args.json:
-        from archalign.tracing import atomic_write_text
+        from archalign._io import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({str(k): v for k, v in groups.items()},
                                                 indent=1))
