@@ -1,4 +1,4 @@
-"""Build the compiled alignment core; all metadata lives in pyproject.toml.
+"""Build the compiled cores (aligner, repeat roller); all metadata is in pyproject.toml.
 
 OpenMP is probed by compiling and running a tiny program (as scikit-learn's
 setuptools build did). Without it the extension is built serially and a loud
@@ -91,7 +91,13 @@ extensions = [
         include_dirs=[np.get_include(), "archalign"],
         depends=["archalign/_nw_kernels.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+    ),
+    Extension(
+        "archalign._roll",
+        ["archalign/_roll.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
 ]
 
 setup(

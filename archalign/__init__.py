@@ -2,7 +2,8 @@
 
 Data flow (one module per step)::
 
-    model --tracing--> Trace --vocabulary--> int ids + scoring --aligner (_nw)-->
+    model --tracing--> Trace --vocabulary--> int ids (--rolling--> rolled ids + counts)
+    + scoring --aligner (_nw)-->
     raw scores --similarity--> SimilarityMatrix --> linkage / clusters / shortlist
     --plotting--> dendrogram, heatmap, alignment view
 
@@ -13,6 +14,7 @@ from ._version import __version__
 from .aligner import Alignment, align, effective_n_jobs, openmp_enabled, pairwise, score
 from .compare import align_models, similarity_matrix
 from .panels import list_panels, panel
+from .rolling import roll
 from .scoring import Scoring
 from .shortlist import Shortlist, shortlist
 from .similarity import SimilarityMatrix
@@ -41,6 +43,7 @@ __all__ = [
     "pairwise",
     "panel",
     "register_leaf_module",
+    "roll",
     "score",
     "shortlist",
     "similarity_matrix",

@@ -180,17 +180,24 @@ class Trace:
     def __getitem__(self, i: int) -> Call:
         return self.calls[i]
 
-    def tokens(self, granularity: str = "type") -> list[str]:
+    def tokens(self, granularity: str = "type", rolled: bool = False) -> list[str]:
         """One token string per call, in execution order.
 
         ``"type"``: op type only (``Conv2d``, ``BatchNorm2d``, ``ReLU``, ``add``);
         ``"shape"``: plus kernel / stride / groups / heads (``Conv2d(k=3,s=1,g=dw)``);
         ``"full"``: every recorded hyper-parameter, widths included.
+        ``rolled=True``: tandem repeats collapsed to one copy (``archalign.roll``,
+        which also returns the repeat counts).
         """
         if granularity not in GRANULARITIES:
             raise ValueError(f"unknown granularity {granularity!r}; choose one of "
                              f"{', '.join(map(repr, GRANULARITIES))}")
-        return [c.token(granularity) for c in self.calls]
+        tokens = [c.token(granularity) for c in self.calls]
+        if rolled:
+            from archalign.rolling import roll
+
+            tokens = roll(tokens)[0]
+        return tokens
 
     def counts(self, granularity: str = "type") -> collections.Counter:
         """How many times each token occurs."""
