@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from archalign import defaults
 from archalign._version import __version__
 from archalign.zoo import DEFAULT_TIMEOUT
 
@@ -151,17 +152,7 @@ def _add_model_args(p, models_help: str) -> None:
                         "across families), 'cpu' (5 small ones, quick to train on a CPU) or "
                         "'paper44' (the NeuRN paper's models as timm / torchvision "
                         "equivalents)")
-    p.add_argument("-g", "--granularity", choices=("type", "shape", "full"), default="shape",
-                   help="token detail: op type only; + kernel/stride/groups; all "
-                        "hyper-parameters (default: %(default)s)")
-    p.add_argument("--family", action="store_true",
-                   help="give related tokens partial credit (conv variants, norms, "
-                        "activations, attention ops) instead of a flat mismatch")
-    p.add_argument("--match", type=float, help="score of identical tokens (default 1)")
-    p.add_argument("--mismatch", type=float, help="score of different tokens (default -1)")
-    p.add_argument("--gap", type=float, help="linear gap score per position (default -1)")
-    p.add_argument("--gap-open", type=float, help="affine gaps: score of a gap's first position")
-    p.add_argument("--gap-extend", type=float, help="affine gaps: score of each further position")
+    _add_token_args(p)
     p.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="tracing processes and alignment threads (default: all CPUs)")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root "
@@ -186,17 +177,61 @@ def _model_specs(args) -> list:
     return specs
 
 
-def _scoring(args):
+def _add_token_args(p) -> None:
+    """Token and scoring options; the defaults are archalign.defaults'."""
+    p.add_argument("-g", "--granularity", choices=("type", "shape", "full"),
+                   default=defaults.GRANULARITY,
+                   help="token detail: op type only; + kernel/stride/groups; all "
+                        "hyper-parameters (default: %(default)s)")
+    p.add_argument("--rolled", action=argparse.BooleanOptionalAction,
+                   help="collapse tandem repeats of blocks to one copy before aligning, so "
+                        f"depth does not drown design (default: {_on(defaults.ROLLED)})")
+    p.add_argument("--max-period", type=int, default=defaults.MAX_PERIOD, metavar="N",
+                   help="longest repeated block (in tokens) that --rolled collapses; 0 for "
+                        "no limit (default: %(default)s)")
+    p.add_argument("--family", action=argparse.BooleanOptionalAction,
+                   help="give related tokens partial credit (conv variants, norms, "
+                        "activations, attention ops) instead of a flat mismatch "
+                        f"(default: {_on(defaults.FAMILY)})")
+    p.add_argument("--match", type=float,
+                   help=f"score of identical tokens (default {defaults.MATCH:g})")
+    p.add_argument("--mismatch", type=float,
+                   help=f"score of different tokens (default {defaults.MISMATCH:g})")
+    p.add_argument("--gap", type=float, help="linear gaps: score per gapped position")
+    p.add_argument("--gap-open", type=float,
+                   help=f"affine gaps: score of a gap's first position (default "
+                        f"{defaults.GAP_OPEN:g})")
+    p.add_argument("--gap-extend", type=float,
+                   help=f"affine gaps: score of each further position (default "
+                        f"{defaults.GAP_EXTEND:g})")
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _token_kwargs(args) -> dict:
+    """Keyword arguments of similarity_matrix / align_models / shortlist from the
+    token options: --match / --mismatch make a Scoring, the rest pass through."""
     from archalign.scoring import Scoring
 
-    given = {k: getattr(args, k) for k in ("match", "mismatch", "gap", "gap_open", "gap_extend")
-             if getattr(args, k) is not None}
-    if not given:
-        return None
+    if args.max_period < 0:
+        raise ValueError(f"--max-period must be >= 0 (0: no limit), got {args.max_period}")
+    kwargs = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
+              "max_period": args.max_period or None, "gap": args.gap,
+              "gap_open": args.gap_open, "gap_extend": args.gap_extend}
+    if args.match is None and args.mismatch is None:
+        return kwargs
     if args.family:
-        raise ValueError("--family builds its own substitution matrix from --match and "
-                         "--mismatch defaults; drop the scoring options or --family")
-    return Scoring(**given)
+        raise ValueError("--family builds its own substitution matrix; drop --match / "
+                         "--mismatch or --family")
+    gap_open, gap_extend = defaults.resolve_gaps(args.gap, args.gap_open, args.gap_extend)
+    match = defaults.MATCH if args.match is None else args.match
+    mismatch = defaults.MISMATCH if args.mismatch is None else args.mismatch
+    kwargs.update(scoring=Scoring(match=match, mismatch=mismatch, gap_open=gap_open,
+                                  gap_extend=gap_extend),
+                  family=None, gap=None, gap_open=None, gap_extend=None)
+    return kwargs
 
 
 # ------------------------------------------------------------------------ matrix
@@ -247,10 +282,17 @@ def _run_matrix(args) -> int:
         client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                      dashboard_address=None))
     try:
+        kwargs = _token_kwargs(args)
+        if args.preset:
+            given = [k for k in ("rolled", "family", "match", "mismatch", "gap", "gap_open",
+                                 "gap_extend") if getattr(args, k) is not None]
+            if given:
+                raise ValueError(f"--preset {args.preset} fixes the tokens and the scoring; "
+                                 f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
+            kwargs = {}
         sm = similarity_matrix(
-            _model_specs(args), granularity=args.granularity, scoring=_scoring(args),
-            similarity=args.similarity, family=args.family, preset=args.preset,
-            jobs=args.jobs, cache_dir=args.cache_dir, progress=args.progress,
+            _model_specs(args), similarity=args.similarity, preset=args.preset,
+            jobs=args.jobs, **kwargs, cache_dir=args.cache_dir, progress=args.progress,
             backend="dask" if (client or args.scheduler) else "threads",
             client=client or args.scheduler, block=args.block, blocks_dir=args.blocks_dir)
     finally:
@@ -261,8 +303,9 @@ def _run_matrix(args) -> int:
         names = paper_labels()
         sm.labels = [names.get(x, x) for x in sm.labels]
     sm.save(args.out)
-    print(f"{len(sm)} models, {sm.similarity} similarity of {sm.settings['granularity']} "
-          f"tokens -> {args.out}")
+    rolled = "rolled " if sm.settings["rolled"] else ""
+    print(f"{len(sm)} models, {sm.similarity} similarity of {rolled}"
+          f"{sm.settings['granularity']} tokens, {sm.settings['scoring']} -> {args.out}")
     _draw(sm, args.dendrogram, args.heatmap)
     return 0
 
@@ -361,13 +404,12 @@ def _run_shortlist(args) -> int:
     if args.streaming:
         if args.matrix or args.dendrogram:
             raise ValueError("--streaming builds no matrix: drop --matrix / --dendrogram")
-        result = shortlist(specs, args.k, granularity=args.granularity, scoring=_scoring(args),
+        result = shortlist(specs, args.k, **_token_kwargs(args),
                            must_include=args.must_include, exclude=args.exclude,
                            jobs=args.jobs, cache_dir=args.cache_dir, progress=args.progress)
     else:
-        sm = similarity_matrix(specs, granularity=args.granularity, scoring=_scoring(args),
-                               family=args.family, jobs=args.jobs, cache_dir=args.cache_dir,
-                               progress=args.progress)
+        sm = similarity_matrix(specs, **_token_kwargs(args), jobs=args.jobs,
+                               cache_dir=args.cache_dir, progress=args.progress)
         result = sm.shortlist(args.k, method=args.method, must_include=args.must_include,
                               exclude=args.exclude)
         if args.matrix:
@@ -409,8 +451,7 @@ def _add_align(subparsers) -> None:
                     "'|' identical token, '.' substitution.")
     p.add_argument("a", metavar="MODEL_A")
     p.add_argument("b", metavar="MODEL_B")
-    p.add_argument("-g", "--granularity", choices=("type", "shape", "full"), default="type",
-                   help="token detail (default: %(default)s)")
+    _add_token_args(p)
     p.add_argument("--width", type=int, default=100, help="wrap the text at this width")
     p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the alignment view")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root")
@@ -420,7 +461,7 @@ def _add_align(subparsers) -> None:
 def _run_align(args) -> int:
     from archalign.compare import align_models
 
-    alignment, vocab = align_models(args.a, args.b, granularity=args.granularity,
+    alignment, vocab = align_models(args.a, args.b, **_token_kwargs(args),
                                     cache_dir=args.cache_dir)
     print(alignment.format(vocab, width=args.width))
     counts = alignment.counts()

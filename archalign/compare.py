@@ -6,8 +6,11 @@ pair's alignment, the "why" behind a similarity.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from . import defaults
 from .aligner import align, pairwise
 from .inputs import encode_traces, resolve_traces
 from .scoring import Scoring
@@ -18,12 +21,20 @@ __all__ = ["similarity_matrix", "align_models", "PRESETS"]
 PRESETS = ("paper",)
 
 
-def similarity_matrix(models, granularity: str = "shape", scoring=None,
-                      similarity: str = "normalized", *, family: bool | float = False,
+def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=None,
+                      similarity: str = "normalized", *, family: bool | float | None = None,
+                      rolled: bool | None = None,
+                      max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
+                      gap_open: float | None = None, gap_extend: float | None = None,
                       preset: str | None = None, jobs: int | None = None, cache_dir=None,
                       progress: bool = True, backend: str = "threads", client=None,
                       block: int | None = None, blocks_dir=None) -> SimilarityMatrix:
     """Trace, tokenise and align every pair of ``models``.
+
+    The defaults (:mod:`archalign.defaults`, chosen on the whole timm zoo by
+    ``benchmarks/bench_families.py``) are shape tokens, rolled repeats, match 1 /
+    mismatch -1 and affine gaps. ``rolled=False, gap=-1`` is the first release's
+    setting.
 
     Parameters
     ----------
@@ -33,49 +44,70 @@ def similarity_matrix(models, granularity: str = "shape", scoring=None,
     granularity : "type", "shape" or "full"
         How much of each layer's hyper-parameters its token carries.
     scoring : Scoring, optional
-        Default match 1 / mismatch -1 / linear gap -1 over token ids.
+        Fixes substitution scores and gaps itself (then leave ``family`` and the
+        gap keywords out).
     similarity : "normalized" or "correlation"
-    family : bool or float
-        Partial credit between related tokens (Vocabulary.substitution_matrix);
-        ignored when ``scoring`` is given.
+    family : bool or float, optional
+        Partial credit between related tokens (Vocabulary.substitution_matrix).
+    rolled : bool, optional
+        Collapse tandem repeats before aligning (archalign.roll), so that depth
+        (how often a block repeats) does not drown design (which blocks).
+    max_period : int or None
+        Longest repeated block that rolling collapses (None: no limit).
+    gap, gap_open, gap_extend : float, optional
+        ``gap`` alone for linear gaps, ``gap_open`` and ``gap_extend`` for affine.
     preset : "paper", optional
-        The NeuRN paper's settings: type tokens, Scoring.paper(), correlation.
+        The NeuRN paper's settings: type tokens unrolled, Scoring.paper(),
+        correlation.
     jobs : int, optional
         Worker processes for tracing and threads for alignment (None: all cores).
     backend, client, block, blocks_dir
         Passed to :func:`archalign.pairwise` (``out=blocks_dir``): Dask and
         resumable on-disk computation of the score matrix, for big panels.
     """
-    import timm
-    import torch
-
     from . import __version__
 
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
-        granularity, scoring, similarity = "type", Scoring.paper(), "correlation"
+        granularity, scoring, similarity, rolled = "type", Scoring.paper(), "correlation", False
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress)
-    seqs, scoring, vocab = encode_traces(traces, granularity, scoring, family)
-    scores = np.array(pairwise(seqs, scoring, n_jobs=jobs, backend=backend, client=client,
-                               block=block, out=blocks_dir, progress=progress))
+    enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
+                        max_period=max_period, gap=gap, gap_open=gap_open,
+                        gap_extend=gap_extend)
+    scores = np.array(pairwise(enc.seqs, enc.scoring, n_jobs=jobs, backend=backend,
+                               client=client, block=block, out=blocks_dir, progress=progress))
+    lengths = [len(s) for s in enc.seqs]
     settings = {
-        "granularity": granularity, "scoring": repr(scoring), "family": family,
+        "granularity": granularity, "scoring": repr(enc.scoring),
+        "family": defaults.FAMILY if family is None else family,
+        "rolled": defaults.ROLLED if rolled is None else rolled, "max_period": max_period,
+        "gap_open": enc.scoring.gap_open, "gap_extend": enc.scoring.gap_extend,
         "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
-        "lengths": [len(s) for s in seqs], "vocabulary": vocab.tokens,
-        "versions": {"archalign": __version__, "timm": timm.__version__,
-                     "torch": torch.__version__},
+        "lengths": lengths, "unrolled_lengths": [len(t) for t in traces],
+        "vocabulary": enc.vocab.tokens, "versions": _versions(__version__),
     }
-    return SimilarityMatrix.from_scores(labels, scores, similarity,
-                                        lengths=[len(s) for s in seqs], scoring=scoring,
-                                        settings=settings)
+    return SimilarityMatrix.from_scores(labels, scores, similarity, lengths=lengths,
+                                        scoring=enc.scoring, settings=settings)
 
 
-def align_models(a, b, granularity: str = "shape", scoring=None, *, family=False,
+def _versions(archalign_version: str) -> dict:
+    # Package metadata, not imports: a matrix of cached traces needs no torch.
+    from importlib import metadata
+
+    return {"archalign": archalign_version, "timm": metadata.version("timm"),
+            "torch": metadata.version("torch")}
+
+
+def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
+                 family: bool | float | None = None, rolled: bool | None = None,
+                 max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
+                 gap_open: float | None = None, gap_extend: float | None = None,
                  cache_dir=None):
-    """One optimal alignment of two models' token sequences.
+    """One optimal alignment of two models' token sequences, with the settings of
+    :func:`similarity_matrix` (rolled blocks carry their repeat counts).
 
     Returns (alignment, vocabulary); ``alignment.format(vocabulary)`` prints
     it with token names, ``archalign.plotting.alignment_view`` draws it.
@@ -83,5 +115,8 @@ def align_models(a, b, granularity: str = "shape", scoring=None, *, family=False
     labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False)
     if len(traces) != 2:
         raise ValueError(f"align_models needs two distinct models, got {labels}")
-    seqs, scoring, vocab = encode_traces(traces, granularity, scoring, family)
-    return align(seqs[0], seqs[1], scoring), vocab
+    enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
+                        max_period=max_period, gap=gap, gap_open=gap_open,
+                        gap_extend=gap_extend)
+    alignment = align(enc.seqs[0], enc.seqs[1], enc.scoring)
+    return replace(alignment, a_counts=enc.counts[0], b_counts=enc.counts[1]), enc.vocab

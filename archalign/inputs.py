@@ -16,8 +16,14 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from typing import NamedTuple
 
-__all__ = ["expand_specs", "resolve_traces", "encode_traces", "TORCHVISION_PREFIX"]
+import numpy as np
+
+from . import defaults
+
+__all__ = ["expand_specs", "resolve_traces", "encode_traces", "Encoded",
+           "TORCHVISION_PREFIX"]
 
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -84,7 +90,7 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
     labels, traces, used = [], [], set()
     for spec in specs:
         if isinstance(spec, Trace):
-            label, tr = spec.name or "trace", spec
+            label, tr = spec.model or "trace", spec
         elif isinstance(spec, str) and spec.startswith(TORCHVISION_PREFIX):
             name = spec[len(TORCHVISION_PREFIX):]
             try:
@@ -114,24 +120,58 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
     return labels, traces
 
 
-def encode_traces(traces, granularity: str, scoring=None, family: bool | float = False):
+class Encoded(NamedTuple):
+    """Token-id sequences over one vocabulary, ready for the aligner."""
+
+    seqs: list  # int32 arrays, rolled when asked
+    scoring: object  # archalign.Scoring
+    vocab: object  # archalign.Vocabulary
+    counts: list  # int64 arrays: input tokens each id stands for (all 1 unrolled)
+
+
+def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None, *,
+                  family: bool | float | None = None, rolled: bool | None = None,
+                  max_period: int | None = defaults.MAX_PERIOD, gap=None, gap_open=None,
+                  gap_extend=None) -> Encoded:
     """Token-id sequences of traces over one shared vocabulary, and the scoring.
 
-    Without ``scoring``: match 1 / mismatch -1 / gap -1, with ``family``
-    partial credit between related tokens when asked (Vocabulary.scoring).
-    A given ``scoring`` with a substitution matrix must match the vocabulary.
-    Returns (sequences, scoring, vocabulary).
+    ``rolled``: tandem repeats of up to ``max_period`` tokens collapsed
+    (archalign.roll, on ids, which is exact since equal tokens have equal ids).
+    Without ``scoring``: match 1 / mismatch -1 with the gaps given, and ``family``
+    partial credit between related tokens (Vocabulary.scoring). None for ``family``, ``rolled`` or the gaps means the
+    default in :mod:`archalign.defaults`. A given ``scoring`` is used as it is
+    (``family`` and gaps are then refused) and, with a substitution matrix, must
+    match the vocabulary.
     """
+    from .rolling import roll
     from .scoring import Scoring
     from .vocabulary import Vocabulary
 
-    vocab = Vocabulary.from_traces(traces, granularity=granularity)
-    seqs = [vocab.encode(t) for t in traces]
+    # Tokens are formatted once (the costly step for a zoo) and shared by both uses.
+    tokens = [t.tokens(granularity) for t in traces]
+    vocab = Vocabulary(sorted(set().union(*tokens)), granularity=granularity)
+    seqs = [vocab.encode(x) for x in tokens]
+    if defaults.ROLLED if rolled is None else rolled:
+        seqs, counts = map(list, zip(*(roll(s, max_period=max_period) for s in seqs)))
+    else:
+        counts = [np.ones(len(s), np.int64) for s in seqs]
     if scoring is None:
-        scoring = vocab.scoring(gap=-1, family=family) if family else Scoring()
+        gap_open, gap_extend = defaults.resolve_gaps(gap, gap_open, gap_extend)
+        family = defaults.FAMILY if family is None else family
+        if family:
+            scoring = vocab.scoring(gap_open=gap_open, gap_extend=gap_extend,
+                                    match=defaults.MATCH, mismatch=defaults.MISMATCH,
+                                    family=family)
+        else:
+            scoring = Scoring(match=defaults.MATCH, mismatch=defaults.MISMATCH,
+                              gap_open=gap_open, gap_extend=gap_extend)
+    elif family is not None or any(g is not None for g in (gap, gap_open, gap_extend)):
+        raise ValueError("a given scoring= already fixes the substitution scores and "
+                         "gaps; drop family= / gap= / gap_open= / gap_extend=, or build "
+                         "the scoring with Vocabulary.scoring(...)")
     elif scoring.vocab_size is not None and scoring.vocab_size != len(vocab):
         raise ValueError(f"the scoring's substitution matrix is {scoring.vocab_size} x "
                          f"{scoring.vocab_size} but these traces have {len(vocab)} distinct "
                          f"{granularity!r} tokens; build it with Vocabulary.from_traces("
                          f"traces, {granularity!r}).scoring(...)")
-    return seqs, scoring, vocab
+    return Encoded(seqs, scoring, vocab, counts)

@@ -110,7 +110,8 @@ _COLOURS = {"identical": "#4c9a2a", "substituted": "#f0a202", "gap": "#d9d9d9"}
 def alignment_view(alignment, names=None, labels=("a", "b"), columns: int = 60, ax=None,
                    max_columns: int = 1200):
     """Two models' token rows aligned: identical tokens green, substitutions
-    orange, gaps grey, wrapped every ``columns`` columns.
+    orange, gaps grey, wrapped every ``columns`` columns; a rolled block's
+    tokens carry their repeat count (``Conv2d×23``).
 
     ``alignment`` is an archalign.Alignment; ``names`` maps ids to token
     strings (e.g. the Vocabulary used to encode). Alignments longer than
@@ -138,11 +139,14 @@ def alignment_view(alignment, names=None, labels=("a", "b"), columns: int = 60, 
             kind = "identical" if alignment.a[i] == alignment.b[j] else "substituted"
         else:
             kind = "gap"
-        for row, (idx, seq) in enumerate(((i, alignment.a), (j, alignment.b))):
+        for row, (idx, seq, counts) in enumerate(((i, alignment.a, alignment.a_counts),
+                                                  (j, alignment.b, alignment.b_counts))):
             ax.add_patch(plt.Rectangle((col, y - row), 0.95, 0.9, color=_COLOURS[kind]
                                        if idx >= 0 else "white", ec="0.8", lw=0.3))
             if idx >= 0 and columns <= 80:
                 text = decode([seq[idx]])[0].split("(")[0][:6]
+                if counts is not None and counts[idx] > 1:
+                    text += f"×{counts[idx]}"
                 ax.text(col + 0.47, y - row + 0.45, text, ha="center", va="center",
                         fontsize=4.5, rotation=90)
     for line in range(n_lines):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import defaults
+
 __all__ = ["Shortlist", "shortlist", "shortlist_from_matrix"]
 
 METHODS = ("medoids", "farthest")
@@ -158,14 +160,18 @@ def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), 
     return Shortlist([sm.labels[i] for i in chosen], method, details, settings)
 
 
-def shortlist(models, k: int, *, granularity: str = "shape", scoring=None,
-              must_include=(), exclude=(), jobs: int | None = None, cache_dir=None,
-              progress: bool = True) -> Shortlist:
+def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scoring=None,
+              family: bool | float | None = None, rolled: bool | None = None,
+              max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
+              gap_open: float | None = None, gap_extend: float | None = None,
+              must_include=(), exclude=(),
+              jobs: int | None = None, cache_dir=None, progress: bool = True) -> Shortlist:
     """k diverse models by farthest-point selection, without the n x n matrix.
 
-    ``models`` are timm names, wildcard patterns, nn.Modules or Traces (as for
-    :func:`archalign.similarity_matrix`). Distances are ``1 - normalized
-    similarity``. Costs n self-alignments plus n x k alignments.
+    ``models`` are timm names, wildcard patterns, nn.Modules or Traces, and the
+    token and scoring keywords are those of :func:`archalign.similarity_matrix`.
+    Distances are ``1 - normalized similarity``. Costs n self-alignments plus n x k
+    alignments.
     """
     from .aligner import pairwise, score
     from .inputs import encode_traces, resolve_traces
@@ -173,7 +179,9 @@ def shortlist(models, k: int, *, granularity: str = "shape", scoring=None,
 
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress)
     must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)
-    seqs, scoring, vocab = encode_traces(traces, granularity, scoring)
+    seqs, scoring, _, _ = encode_traces(traces, granularity, scoring, family=family,
+                                        rolled=rolled, max_period=max_period, gap=gap,
+                                        gap_open=gap_open, gap_extend=gap_extend)
     selfs = np.array([score(s, s, scoring) for s in seqs])
     gaps = all_gap_score([len(s) for s in seqs], scoring.gap_open, scoring.gap_extend)
 
@@ -189,6 +197,7 @@ def shortlist(models, k: int, *, granularity: str = "shape", scoring=None,
     picks, details = _farthest_points(distance_to, len(labels), candidates, k,
                                       must or [int(candidates[0])])
     settings = {"granularity": granularity, "scoring": repr(scoring), "similarity": "normalized",
+                "rolled": defaults.ROLLED if rolled is None else rolled,
                 "k": k, "must_include": list(must_include), "exclude": list(exclude),
                 "streaming": True}
     return Shortlist([labels[i] for i in picks], "farthest", details, settings)
