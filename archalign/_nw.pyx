@@ -18,23 +18,27 @@ cdef extern from "_nw_kernels.h" nogil:
     int NW_I16_BOUND
     int NW_I32_BOUND
     void nw_fill_block_i16(const int32_t *tok, const int64_t *off, int64_t first,
-                           int64_t count, int64_t ncols, int16_t *block)
+                           int64_t count, int64_t ncols, int16_t pad, int16_t *block)
     void nw_fill_block_i32(const int32_t *tok, const int64_t *off, int64_t first,
-                           int64_t count, int64_t ncols, int32_t *block)
-    void nw_build_profile_i16(const int16_t *block, int64_t ncols,
-                              const int16_t *S, int64_t V, int16_t *profile)
-    void nw_build_profile_i32(const int32_t *block, int64_t ncols,
-                              const int32_t *S, int64_t V, int32_t *profile)
+                           int64_t count, int64_t ncols, int32_t pad, int32_t *block)
+    int64_t nw_assign_rows(const int32_t *q, int64_t m, int32_t *slot,
+                           int32_t *ids, int64_t nrows, int64_t cap)
+    void nw_build_profile_i16(const int32_t *cols, int64_t ncols, const int32_t *S,
+                              int64_t V, const int32_t *ids, int64_t nrows,
+                              int16_t *profile)
+    void nw_build_profile_i32(const int32_t *cols, int64_t ncols, const int32_t *S,
+                              int64_t V, const int32_t *ids, int64_t nrows,
+                              int32_t *profile)
     void nw_lanes_i16(const int32_t *q, int64_t m, const int16_t *block,
-                      int64_t ncols, const int16_t *profile, const int16_t *S,
-                      int64_t V, int16_t match, int16_t mismatch, int16_t open,
-                      int16_t extend, int affine, int16_t *H, int16_t *E,
-                      int16_t *sc)
+                      int64_t ncols, const int16_t *profile, const int32_t *S,
+                      const int32_t *cols, int64_t V, int16_t match,
+                      int16_t mismatch, int16_t open, int16_t extend, int affine,
+                      int16_t *H, int16_t *E, int16_t *sc)
     void nw_lanes_i32(const int32_t *q, int64_t m, const int32_t *block,
                       int64_t ncols, const int32_t *profile, const int32_t *S,
-                      int64_t V, int32_t match, int32_t mismatch, int32_t open,
-                      int32_t extend, int affine, int32_t *H, int32_t *E,
-                      int32_t *sc)
+                      const int32_t *cols, int64_t V, int32_t match,
+                      int32_t mismatch, int32_t open, int32_t extend, int affine,
+                      int32_t *H, int32_t *E, int32_t *sc)
     int64_t nw_diag_i16(const int32_t *a, int64_t m, const int32_t *brev,
                         int64_t n, int16_t match, int16_t mismatch, int16_t open,
                         int16_t extend, int affine, int16_t *work)
@@ -288,9 +292,9 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
                    const int64_t[::1] tcol,
                    const int64_t[:, ::1] items, const int32_t[:, ::1] S,
                    long match, long mismatch, long open_, long extend,
-                   bint affine, bint flat, bint use_profile, long maxabs,
-                   bint small_ids, bint symmetric, double scale, double[:, ::1] out,
-                   int n_threads):
+                   bint affine, bint flat, long maxabs, bint small_ids,
+                   bint symmetric, int64_t profile_bytes, double scale,
+                   double[:, ::1] out, int n_threads):
     """All (query, target) global scores with the SIMD lane kernel.
 
     Targets are grouped in blocks of LANES consecutive sequences (callers sort
@@ -303,20 +307,33 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
     The integer width is chosen per item from ``maxabs`` (the largest |score|
     of one step) and the item's longest sequences, so no addition overflows;
     int16 also needs token ids below 2**15 (``small_ids``: the caller remaps
-    ids densely).
+    ids densely, and S to those ids, so ids index S's rows and columns).
+
+    With a substitution matrix, an item's queries are taken in runs whose
+    distinct tokens fit a profile of at most ``profile_bytes`` per thread. The
+    profile holds the block's scores only for those tokens (a few hundred rows
+    even when V is in the thousands, so it costs far less to build than the
+    alignments it serves) and the run's queries are rewritten as profile row
+    numbers. A query that alone needs more rows gathers S[a][block] per row.
     """
     cdef Py_ssize_t n_items = items.shape[0], nt = toff.shape[0] - 1
+    cdef Py_ssize_t nq = qoff.shape[0] - 1
     cdef Py_ssize_t V = S.shape[0]
-    cdef int64_t max_tlen = 0, t
-    cdef Py_ssize_t it, q, l, first, count, ncols, m, qmax
-    cdef int64_t tlen, bound
+    cdef int64_t max_tlen = 0, max_qlen = 0, t
+    cdef Py_ssize_t it, q, g, k, i, j, l, first, count, ncols, m, qmax
+    cdef int64_t tlen, bound, cap, nrows, r, profile_size
     cdef int32_t *block
     cdef int32_t *H
     cdef int32_t *E
     cdef int32_t *sc
     cdef int32_t *profile
-    cdef int16_t *S16 = NULL
-    cdef bint wide
+    cdef int32_t *slot
+    cdef int32_t *ids
+    cdef int32_t *rq
+    cdef int32_t *cols
+    cdef const int32_t *qp
+    cdef const int32_t *Sp = NULL
+    cdef bint wide, gather
     cdef double value
     cdef int64_t raw
     # Shared through a pointer: a plain variable assigned inside a parallel
@@ -326,10 +343,14 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
     for t in range(nt):
         if toff[t + 1] - toff[t] > max_tlen:
             max_tlen = toff[t + 1] - toff[t]
-    # The int16 kernel needs an int16 copy of S; made once, shared read-only.
-    s16_arr = np.asarray(S).astype(np.int16) if not flat else np.zeros((1, 1), np.int16)
-    cdef int16_t[:, ::1] s16v = s16_arr
-    S16 = &s16v[0, 0]
+    for q in range(nq):
+        if qoff[q + 1] - qoff[q] > max_qlen:
+            max_qlen = qoff[q + 1] - qoff[q]
+    # More than every id's row at the longest block is never needed; at least
+    # one byte so that malloc has something to allocate.
+    profile_size = max(1, min(profile_bytes, V * max_tlen * NW_LANES * 4))
+    if not flat:
+        Sp = &S[0, 0]
 
     with nogil, parallel(num_threads=n_threads):
         # Per-thread buffers, allocated inside the parallel region so each
@@ -338,10 +359,22 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
         H = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
         E = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
         sc = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
-        profile = NULL
-        if use_profile:
-            profile = <int32_t *> malloc(V * (max_tlen + 1) * NW_LANES * sizeof(int32_t))
-        if block == NULL or H == NULL or E == NULL or sc == NULL or (use_profile and profile == NULL):
+        # Profile state: slot[c] is token c's profile row (-1: none), ids[row]
+        # its token, rq a query rewritten as rows, cols the block as indices
+        # into rows of S (see nw_gather_row).
+        profile = slot = ids = rq = cols = NULL
+        if not flat:
+            profile = <int32_t *> malloc(profile_size)
+            slot = <int32_t *> malloc(V * sizeof(int32_t))
+            ids = <int32_t *> malloc(V * sizeof(int32_t))
+            rq = <int32_t *> malloc((max_qlen + 1) * sizeof(int32_t))
+            cols = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
+            if slot != NULL:
+                for j in range(V):
+                    slot[j] = -1
+        if (block == NULL or H == NULL or E == NULL or sc == NULL or
+                (not flat and (profile == NULL or slot == NULL or ids == NULL or
+                               rq == NULL or cols == NULL))):
             fail[0] = 1
         # Every thread must reach the worksharing loop; a failed one skips work.
         for it in prange(n_items, schedule="dynamic"):
@@ -362,47 +395,82 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
             bound = (qmax + ncols + 2) * maxabs
             wide = bound > NW_I16_BOUND or not small_ids
             if wide:
-                nw_fill_block_i32(&ttok[0], &toff[0], first, count, ncols, block)
-                if use_profile:
-                    nw_build_profile_i32(block, ncols, &S[0, 0], V, profile)
+                nw_fill_block_i32(&ttok[0], &toff[0], first, count, ncols, -1, block)
             else:
-                nw_fill_block_i16(&ttok[0], &toff[0], first, count, ncols,
+                nw_fill_block_i16(&ttok[0], &toff[0], first, count, ncols, -1,
                                   <int16_t *> block)
-                if use_profile:
-                    nw_build_profile_i16(<int16_t *> block, ncols, S16, V,
-                                         <int16_t *> profile)
-            for q in range(items[it, 1], items[it, 2]):
-                m = qoff[q + 1] - qoff[q]
-                if wide:
-                    nw_lanes_i32(&qtok[0] + qoff[q], m, block, ncols,
-                                 profile, NULL if flat else &S[0, 0], V,
-                                 match, mismatch, open_, extend, affine,
-                                 H, E, sc)
+            if not flat:
+                nw_fill_block_i32(&ttok[0], &toff[0], first, count, ncols, 0, cols)
+            # Profile rows that fit the budget at this block's length and width.
+            cap = V if ncols == 0 else profile_size // (ncols * NW_LANES * (4 if wide else 2))
+            q = items[it, 1]
+            while q < items[it, 2]:
+                # Queries q..g-1 are aligned next, sharing one profile.
+                gather = False
+                nrows = 0
+                if flat:
+                    g = items[it, 2]
                 else:
-                    nw_lanes_i16(&qtok[0] + qoff[q], m, <int16_t *> block, ncols,
-                                 <int16_t *> profile,
-                                 NULL if flat else S16, V,
-                                 <int16_t> match, <int16_t> mismatch,
-                                 <int16_t> open_, <int16_t> extend, affine,
-                                 <int16_t *> H, <int16_t *> E, <int16_t *> sc)
-                for l in range(count):
-                    t = first + l
-                    if symmetric and q > t:
-                        continue
-                    tlen = toff[t + 1] - toff[t]
-                    if wide:
-                        raw = H[tlen * NW_LANES + l]
+                    g = q
+                    while g < items[it, 2]:
+                        r = nw_assign_rows(&qtok[0] + qoff[g], qoff[g + 1] - qoff[g],
+                                           slot, ids, nrows, cap)
+                        if r < 0:
+                            break
+                        nrows = r
+                        g = g + 1
+                    if g == q:
+                        gather = True
+                        g = q + 1
+                    elif wide:
+                        nw_build_profile_i32(cols, ncols, Sp, V, ids, nrows, profile)
                     else:
-                        raw = (<int16_t *> H)[tlen * NW_LANES + l]
-                    value = raw / scale
-                    out[qrow[q], tcol[t]] = value
-                    if symmetric:
-                        out[tcol[t], qrow[q]] = value
+                        nw_build_profile_i16(cols, ncols, Sp, V, ids, nrows,
+                                             <int16_t *> profile)
+                for k in range(q, g):
+                    m = qoff[k + 1] - qoff[k]
+                    qp = &qtok[0] + qoff[k]
+                    if not flat and not gather:
+                        for i in range(m):
+                            rq[i] = slot[qp[i]]
+                        qp = rq
+                    if wide:
+                        nw_lanes_i32(qp, m, block, ncols,
+                                     NULL if flat or gather else profile,
+                                     Sp, cols, V, match, mismatch, open_, extend,
+                                     affine, H, E, sc)
+                    else:
+                        nw_lanes_i16(qp, m, <int16_t *> block, ncols,
+                                     NULL if flat or gather else <int16_t *> profile,
+                                     Sp, cols, V, <int16_t> match, <int16_t> mismatch,
+                                     <int16_t> open_, <int16_t> extend, affine,
+                                     <int16_t *> H, <int16_t *> E, <int16_t *> sc)
+                    for l in range(count):
+                        t = first + l
+                        if symmetric and k > t:
+                            continue
+                        tlen = toff[t + 1] - toff[t]
+                        if wide:
+                            raw = H[tlen * NW_LANES + l]
+                        else:
+                            raw = (<int16_t *> H)[tlen * NW_LANES + l]
+                        value = raw / scale
+                        out[qrow[k], tcol[t]] = value
+                        if symmetric:
+                            out[tcol[t], qrow[k]] = value
+                # Forget the run's rows so the next run starts empty.
+                for r in range(nrows):
+                    slot[ids[r]] = -1
+                q = g
         free(block)
         free(H)
         free(E)
         free(sc)
         free(profile)
+        free(slot)
+        free(ids)
+        free(rq)
+        free(cols)
     if fail[0]:
         raise MemoryError("pairwise: could not allocate per-thread DP buffers")
 

@@ -49,21 +49,46 @@
 #endif
 
 /*
+ * Give each token of q[0:m] without one a profile row: slot[c] (-1: none) is
+ * set to the next free row and ids[row] = c. Returns the new row count, or -1
+ * when q would need more than `cap` rows in all; q's own additions are then
+ * undone, so the rows given to earlier queries stay valid.
+ */
+static int64_t nw_assign_rows(const int32_t *q, int64_t m, int32_t *slot,
+                              int32_t *ids, int64_t nrows, int64_t cap)
+{
+    const int64_t start = nrows;
+    for (int64_t i = 0; i < m; i++) {
+        const int32_t c = q[i];
+        if (slot[c] >= 0)
+            continue;
+        if (nrows == cap) {
+            for (int64_t r = start; r < nrows; r++)
+                slot[ids[r]] = -1;
+            return -1;
+        }
+        slot[c] = (int32_t)nrows;
+        ids[nrows++] = c;
+    }
+    return nrows;
+}
+
+/*
  * NW_DEFINE_KERNELS(T, SUF, NEG) instantiates the kernels for score type T.
  * NEG stands for "minus infinity": low enough never to win a max, high enough
  * that NEG + extend cannot overflow T given the caller's bound on scores.
  */
 #define NW_DEFINE_KERNELS(T, SUF, NEG)                                              \
                                                                                     \
-/* Interleave targets tok[off[t]:off[t+1]], t = first .. first + count - 1       \
- * (count <= NW_LANES), into block[j * NW_LANES + lane], padded with -1 to ncols. \
- * Token ids must fit T (the caller remaps ids densely). */                       \
-static void nw_fill_block_##SUF(const int32_t *tok, const int64_t *off,            \
-                                int64_t first, int64_t count, int64_t ncols,       \
-                                T *block)                                           \
+/* Interleave targets tok[off[t]:off[t+1]], t = first .. first + count - 1          \
+ * (count <= NW_LANES), into block[j * NW_LANES + lane], padded with `pad` to       \
+ * ncols. Token ids must fit T (the caller remaps ids densely). */                  \
+static void nw_fill_block_##SUF(const int32_t *tok, const int64_t *off,             \
+                                int64_t first, int64_t count, int64_t ncols,        \
+                                T pad, T *block)                                    \
 {                                                                                   \
     for (int64_t k = 0; k < ncols * NW_LANES; k++)                                  \
-        block[k] = -1;                                                              \
+        block[k] = pad;                                                             \
     for (int64_t l = 0; l < count; l++) {                                           \
         const int32_t *t = tok + off[first + l];                                    \
         const int64_t len = off[first + l + 1] - off[first + l];                    \
@@ -72,18 +97,32 @@ static void nw_fill_block_##SUF(const int32_t *tok, const int64_t *off,         
     }                                                                               \
 }                                                                                   \
                                                                                     \
-/* profile[c][k] = S[c][block[k]] (0 on padding), so that a query row needs no  \
- * gather: row scores for query token c are profile + c * ncols * NW_LANES. */  \
-static void nw_build_profile_##SUF(const T *block, int64_t ncols,                  \
-                                   const T *S, int64_t V, T *profile)              \
+/* dst[k] = row[cols[k]]: one row of S (int32) spread over the block's cells,       \
+ * where cols is the block filled with pad 0 (a padding cell may score              \
+ * anything from S: scores only flow to later columns, so no lane's result,         \
+ * read at its target's length, depends on it, and the caller's overflow            \
+ * bound covers every cell). Int32 indices into an int32 table let the              \
+ * compiler use vector gathers; always inlined so it gets the caller's ISA. */      \
+static NW_INLINE void nw_gather_row_##SUF(const int32_t *restrict row,              \
+                                          const int32_t *restrict cols,             \
+                                          int64_t width, T *restrict dst)           \
+{                                                                                   \
+    for (int64_t k = 0; k < width; k++)                                             \
+        dst[k] = (T)row[cols[k]];                                                   \
+}                                                                                   \
+                                                                                    \
+/* profile[r] = S[ids[r]] gathered over the block's cells, for r < nrows: only      \
+ * the rows of S that the queries in hand use (see nw_assign_rows), so that a       \
+ * query row needs no gather and building costs nrows, not V, rows. */              \
+NW_MULTIVERSION                                                                     \
+static void nw_build_profile_##SUF(const int32_t *cols, int64_t ncols,              \
+                                   const int32_t *S, int64_t V,                     \
+                                   const int32_t *ids, int64_t nrows, T *profile)   \
 {                                                                                   \
     const int64_t width = ncols * NW_LANES;                                         \
-    for (int64_t c = 0; c < V; c++) {                                               \
-        const T *row = S + c * V;                                                   \
-        T *dst = profile + c * width;                                               \
-        for (int64_t k = 0; k < width; k++)                                         \
-            dst[k] = block[k] < 0 ? (T)0 : row[block[k]];                           \
-    }                                                                               \
+    for (int64_t r = 0; r < nrows; r++)                                             \
+        nw_gather_row_##SUF(S + (int64_t)ids[r] * V, cols, width,                   \
+                            profile + r * width);                                   \
 }                                                                                   \
                                                                                     \
 /* One DP row over all lanes. H holds row i-1 on entry and row i on exit;      \
@@ -130,18 +169,21 @@ static NW_INLINE void nw_lanes_row_##SUF(const T *restrict sc,                  
 }                                                                                   \
                                                                                     \
 /*                                                                                  \
- * Align query q[0:m] against the NW_LANES targets of `blk` (ncols columns of      \
- * interleaved tokens, -1 as padding). Row scores come from `profile` when         \
- * given, else from S (V x V) by gather, else (flat) from match/mismatch.          \
- * On return H[len_l * NW_LANES + l] is the global score of the query against     \
- * lane l's target of length len_l.                                                \
- * Work buffers: H, E: (ncols + 1) * NW_LANES; sc: ncols * NW_LANES.               \
+ * Align query q[0:m] against the NW_LANES targets of `blk` (ncols columns of       \
+ * interleaved tokens, -1 as padding). Row scores come from `profile` when          \
+ * given (q then holds profile row numbers, not token ids), else from S (V x V,     \
+ * int32) gathered through `cols` (see nw_gather_row), else (flat) from             \
+ * match/mismatch.                                                                  \
+ * On return H[len_l * NW_LANES + l] is the global score of the query against       \
+ * lane l's target of length len_l.                                                 \
+ * Work buffers: H, E: (ncols + 1) * NW_LANES; sc: ncols * NW_LANES.                \
  */                                                                                 \
 NW_MULTIVERSION                                                                     \
-static void nw_lanes_##SUF(const int32_t *q, int64_t m,                            \
-                           const T *restrict blk, int64_t ncols,                   \
-                           const T *profile, const T *S, int64_t V,                \
-                           T match, T mismatch, T open, T extend, int affine,      \
+static void nw_lanes_##SUF(const int32_t *q, int64_t m,                             \
+                           const T *restrict blk, int64_t ncols,                    \
+                           const T *profile, const int32_t *S,                      \
+                           const int32_t *cols, int64_t V,                          \
+                           T match, T mismatch, T open, T extend, int affine,       \
                            T *H, T *E, T *sc)                                       \
 {                                                                                   \
     const int64_t width = ncols * NW_LANES;                                         \
@@ -159,13 +201,10 @@ static void nw_lanes_##SUF(const int32_t *q, int64_t m,                         
         const T a = (T)q[i - 1];                                                    \
         const T border = (T)(open + (i - 1) * extend);                              \
         const T *rowsc = sc;                                                        \
-        if (profile) {                                                              \
-            rowsc = profile + (int64_t)a * width;                                   \
-        } else if (S) {                                                             \
-            const T *row = S + (int64_t)a * V;                                      \
-            for (int64_t k = 0; k < width; k++)                                     \
-                sc[k] = blk[k] < 0 ? (T)0 : row[blk[k]];                            \
-        }                                                                           \
+        if (profile)                                                                \
+            rowsc = profile + (int64_t)q[i - 1] * width;                            \
+        else if (S)                                                                 \
+            nw_gather_row_##SUF(S + (int64_t)q[i - 1] * V, cols, width, sc);        \
         if (flat && affine)                                                         \
             nw_lanes_row_##SUF(rowsc, blk, a, match, mismatch, 1, ncols, border,    \
                                open, extend, 1, H, E);                              \

@@ -12,8 +12,10 @@ Kernels, by call:
 - ``pairwise``: the integer path aligns one query against 32 targets at
   once, one target per SIMD lane (int16 lanes when no score can exceed the
   int16 range, int32 otherwise), threads over blocks of the matrix with
-  OpenMP and the GIL released. Float scores fall back to the scalar loop,
-  still threaded.
+  OpenMP and the GIL released. A substitution matrix costs about as much as
+  flat scoring: per target block, each thread builds a profile of scores for
+  just the tokens of the queries in hand. Float scores fall back to the
+  scalar loop, still threaded.
 - ``align``: a scalar fill that stores one trace byte per cell, then a
   traceback (O(len(a) * len(b)) memory).
 """
@@ -36,8 +38,10 @@ _INT64_BOUND = 1 << 60
 # Queries handled by one task of pairwise(): enough to amortise building a
 # target block's profile, small enough to balance threads.
 _QUERIES_PER_TASK = 64
-# Per-thread memory allowed for a target block's substitution profile.
-_PROFILE_BYTES = 32 << 20
+# Per-thread memory for a target block's substitution profile (rows for the
+# tokens of the queries in hand). A task whose queries need more rows is
+# split into runs that fit; a single query that needs more gathers instead.
+_PROFILE_BYTES = 16 << 20
 
 
 def openmp_enabled() -> bool:
@@ -149,13 +153,17 @@ class Alignment:
 
     ``path`` is an (L, 2) int64 array of aligned index pairs in order; -1
     marks a gap (``path[k] == (i, -1)``: a[i] against a gap). ``pairs`` gives
-    the same with None for gaps.
+    the same with None for gaps. For rolled sequences ``a_counts`` / ``b_counts``
+    hold each token's repeat count, which ``format`` shows as ``×n``.
     """
 
     score: float
     a: np.ndarray
     b: np.ndarray
     path: np.ndarray
+    # Rolled sequences (archalign.roll): how many input tokens each id stands for.
+    a_counts: np.ndarray | None = None
+    b_counts: np.ndarray | None = None
 
     @property
     def pairs(self) -> list[tuple[int | None, int | None]]:
@@ -171,17 +179,25 @@ class Alignment:
                 "gaps": int((~both).sum())}
 
     def format(self, names=None, width: int = 80) -> str:
-        """Two rows with gaps ('-') and a middle row: '|' same token, '.' other token.
+        """Two rows with gaps ('-') and a middle row: '|' same token, '.' other token;
+        a rolled token shows its repeat count (``add×16``).
 
         ``names`` maps a token id to its display string: a list, a dict, or an
         object with ``decode(ids) -> list[str]`` such as archalign.Vocabulary.
         Without it ids are printed. Long alignments wrap at ``width`` characters.
         """
         label = _token_labeller(names)
+
+        def show(seq, counts, k):
+            if k < 0:
+                return "-"
+            times = 1 if counts is None else int(counts[k])
+            return label(seq[k]) + (f"×{times}" if times > 1 else "")
+
         cols = []
         for i, j in self.path:
-            x = label(self.a[i]) if i >= 0 else "-"
-            y = label(self.b[j]) if j >= 0 else "-"
+            x = show(self.a, self.a_counts, i)
+            y = show(self.b, self.b_counts, j)
             mid = ("|" if self.a[i] == self.b[j] else ".") if i >= 0 and j >= 0 else " "
             w = max(len(x), len(y))
             cols.append((x.ljust(w), mid.center(w), y.ljust(w)))
@@ -307,8 +323,8 @@ def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
     S = ints.substitution
     flat = S is None
     # Dense ids: the int16 kernel keeps tokens in int16 lanes, and a
-    # substitution matrix shrinks to the ids that occur, so the per-block
-    # profile (ids x block length x 32) stays small whatever the vocabulary.
+    # substitution matrix shrinks to the ids that occur (the kernel keeps
+    # per-thread id -> profile row tables of that size).
     used, inverse = np.unique(np.concatenate(queries + targets), return_inverse=True)
     inverse = inverse.astype(np.int32)
     cuts = np.cumsum([len(s) for s in queries + targets])[:-1]
@@ -337,13 +353,11 @@ def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
     items = np.array([(b, q, min(q + _QUERIES_PER_TASK, end))
                       for b, end in enumerate(q_ends)
                       for q in range(0, end, _QUERIES_PER_TASK)], dtype=np.int64)
-    max_tlen = int(np.diff(toff).max())
-    use_profile = (not flat) and S.shape[0] * (max_tlen + 1) * lanes * 4 <= _PROFILE_BYTES
     _nw.pairwise_lanes(qtok, qoff, qrow, ttok, toff, tcol, items, S,
                        ints.match, ints.mismatch, ints.gap_open, ints.gap_extend,
-                       scoring.affine, flat, use_profile, ints.maxabs,
+                       scoring.affine, flat, ints.maxabs,
                        len(used) < np.iinfo(np.int16).max, symmetric,
-                       float(ints.scale), out, n_threads)
+                       _PROFILE_BYTES, float(ints.scale), out, n_threads)
 
 
 def _pairwise_scalar(queries, targets, symmetric, scoring, out, n_threads, max_sum):

@@ -230,3 +230,73 @@ def test_scoring_paths_and_repr():
 def test_openmp_enabled():
     # A serial build is legal but slow; fail loudly unless explicitly accepted.
     assert archalign.openmp_enabled(), "built without OpenMP (set ARCHALIGN_SKIP_OPENMP_TEST=1)"
+
+
+# --- substitution matrices in pairwise(): per-item profiles and their fallback
+
+
+def _substitution_scoring(rng, vocab, lo, hi, affine, symmetric=True):
+    S = rng.integers(lo, hi + 1, (vocab, vocab))
+    if symmetric:
+        S = np.triu(S) + np.triu(S, 1).T
+    gaps = {"gap_open": -3, "gap_extend": -1} if affine else {"gap": -2}
+    return Scoring(substitution=S, **gaps)
+
+
+def _few_ids_each(rng, n, vocab, ids_per_seq, lengths):
+    """n sequences, each over its own few ids drawn from a large vocabulary."""
+    return [rng.choice(rng.choice(vocab, ids_per_seq, replace=False),
+                       int(rng.integers(*lengths))) for _ in range(n)]
+
+
+def _loop(seqs, others, s):
+    return np.array([[score(x, y, s) for y in others] for x in seqs])
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("width", [16, 32])
+def test_pairwise_substitution_large_vocabulary(width, affine):
+    # V = 3000 but each 64-query task holds a few hundred ids at most: the
+    # profile covers only those, and must give exactly the scalar scores.
+    rng = np.random.default_rng(width + affine)
+    vocab, max_len = 3000, 40
+    lo, hi = (-3, 2) if width == 16 else (-400, 300)
+    seqs = _few_ids_each(rng, 70, vocab, 6, (0, max_len + 1))
+    others = _few_ids_each(rng, 45, vocab, 6, (1, max_len + 1))
+    s = _substitution_scoring(rng, vocab, lo, hi, affine)
+    # the int16 lanes take items whose score bound fits int16, int32 the rest
+    fits16 = (2 * max_len + 2) * s._integer.maxabs <= archalign._nw.I16_BOUND
+    assert fits16 == (width == 16)
+    square = pairwise(seqs, s)
+    np.testing.assert_array_equal(square, _loop(seqs, seqs, s))
+    rect = pairwise(seqs, s, others=others, n_jobs=2)
+    np.testing.assert_array_equal(rect, _loop(seqs, others, s))
+    for i, j in [(0, 1), (5, 3), (69, 44)]:
+        assert rect[i, j] == ref.score(seqs[i], others[j], s)
+    asym = _substitution_scoring(rng, vocab, lo, hi, affine, symmetric=False)
+    np.testing.assert_array_equal(pairwise(seqs, asym, n_jobs=1), _loop(seqs, seqs, asym))
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("width", [16, 32])
+@pytest.mark.parametrize("cap_rows", [0, 6])
+def test_pairwise_substitution_profile_capacity(monkeypatch, cap_rows, width, affine):
+    # Shrink the per-thread profile to cap_rows rows: tasks split into runs of
+    # queries that fit, and a query with more distinct ids gathers instead.
+    rng = np.random.default_rng(cap_rows + width + affine)
+    length = 20  # every target block is 20 columns wide, so the capacity is exact
+    seqs = [rng.choice(rng.choice(500, int(rng.integers(2, 13)), replace=False), length)
+            for _ in range(75)]
+    others = [rng.choice(rng.choice(500, int(rng.integers(2, 13)), replace=False), length)
+              for _ in range(40)]
+    lo, hi = (-3, 2) if width == 16 else (-400, 300)
+    s = _substitution_scoring(rng, 500, lo, hi, affine)
+    assert ((2 * length + 2) * s._integer.maxabs <= archalign._nw.I16_BOUND) == (width == 16)
+    row_bytes = length * archalign._nw.LANES * width // 8
+    monkeypatch.setattr(archalign.aligner, "_PROFILE_BYTES", max(1, cap_rows * row_bytes))
+    distinct = [len(np.unique(x)) for x in seqs]
+    if cap_rows:  # both paths run: queries that fit a profile and ones that do not
+        assert min(distinct) <= cap_rows < max(distinct)
+    np.testing.assert_array_equal(pairwise(seqs, s), _loop(seqs, seqs, s))
+    np.testing.assert_array_equal(pairwise(seqs, s, others=others), _loop(seqs, others, s))
+    assert pairwise(seqs[:2], s)[0, 1] == ref.score(seqs[0], seqs[1], s)
