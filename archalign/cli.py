@@ -186,7 +186,7 @@ def _add_token_args(p) -> None:
     p.add_argument("--rolled", action=argparse.BooleanOptionalAction,
                    help="collapse tandem repeats of blocks to one copy before aligning, so "
                         f"depth does not drown design (default: {_on(defaults.ROLLED)})")
-    p.add_argument("--max-period", type=int, default=defaults.MAX_PERIOD, metavar="N",
+    p.add_argument("--max-period", type=int, default=defaults.MAX_PERIOD or 0, metavar="N",
                    help="longest repeated block (in tokens) that --rolled collapses; 0 for "
                         "no limit (default: %(default)s)")
     p.add_argument("--family", action=argparse.BooleanOptionalAction,

@@ -73,7 +73,8 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
         granularity, scoring, similarity, rolled = "type", Scoring.paper(), "correlation", False
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
+                                    tokens_only=True)
     enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
                         max_period=max_period, gap=gap, gap_open=gap_open,
                         gap_extend=gap_extend)
@@ -112,7 +113,8 @@ def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
     Returns (alignment, vocabulary); ``alignment.format(vocabulary)`` prints
     it with token names, ``archalign.plotting.alignment_view`` draws it.
     """
-    labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False)
+    labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False,
+                                    tokens_only=True)
     if len(traces) != 2:
         raise ValueError(f"align_models needs two distinct models, got {labels}")
     enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 GRANULARITY = "shape"
 ROLLED = True
-MAX_PERIOD = 16  # longest repeated block rolled (archalign.roll)
+MAX_PERIOD = None  # longest repeated block rolled (archalign.roll); None: any
 FAMILY = False
 MATCH, MISMATCH = 1.0, -1.0
-GAP_OPEN, GAP_EXTEND = -4.0, -0.25
+GAP_OPEN, GAP_EXTEND = -8.0, -0.5
 
 
 def resolve_gaps(gap=None, gap_open=None, gap_extend=None) -> tuple[float, float]:

@@ -177,7 +177,8 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
     from .inputs import encode_traces, resolve_traces
     from .similarity import all_gap_score, normalized_similarity
 
-    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
+                                    tokens_only=True)
     must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)
     seqs, scoring, _, _ = encode_traces(traces, granularity, scoring, family=family,
                                         rolled=rolled, max_period=max_period, gap=gap,
