@@ -21,14 +21,16 @@ Metrics, for each label:
   similarity), on all cores.
 
 Settings: granularity {type, shape, full} x gaps {linear -1, affine grid} x rolled
-{no, blocks of up to 16 / 64 / any number of tokens} x family {off, on}, plus the paper preset (type tokens, +1 / -2 / -2,
-correlation). The script then names the setting it recommends by a rule fixed in
-advance (``choose``), and times the library's defaults end to end from the cache.
+{no, blocks of up to 16 / 64 / any number of tokens} x family {off, on}, plus the paper
+preset (type tokens, +1 / -2 / -2, correlation). The script then names the setting it
+recommends by the rule in ``choose``, and times the library's defaults end to end from
+the cache. First it tries the optional depth term on the defaults (``depth_term``).
 
     archalign trace --all                       # once: fills the trace cache
-    python benchmarks/bench_families.py [--quick] [--csv out.csv]
+    python benchmarks/bench_families.py [--quick | --depth] [--csv out.csv]
 
-``--quick`` runs shape tokens only. Needs the ``bench`` extra (scikit-learn).
+``--quick`` runs shape tokens only; ``--depth`` only the depth-term table. Needs the
+``bench`` extra (scikit-learn).
 """
 from __future__ import annotations
 
@@ -143,6 +145,23 @@ def choose(rows):
                                                  + r["ARI module"]) / 3, 3), -r["s"]))
 
 
+def depth_term(labels, traces, truth, weights=(0.1, 0.2, 0.3)) -> list[dict]:
+    """The optional depth term, tried on the library defaults:
+    ``sim = (1 - w) * sim_rolled + w * min(n_a, n_b) / max(n_a, n_b)`` with n the
+    unrolled number of calls (1 for a model with itself, symmetric, in [0, 1])."""
+    enc = encode_traces(traces)
+    sm = SimilarityMatrix.from_scores(labels, archalign.pairwise(enc.seqs, enc.scoring),
+                                      lengths=[len(s) for s in enc.seqs],
+                                      scoring=enc.scoring)
+    n = np.array([len(t) for t in traces], dtype=np.float64)
+    depth = np.minimum.outer(n, n) / np.maximum.outer(n, n)
+    rows = []
+    for w in (0.0, *weights):
+        mixed = SimilarityMatrix(labels, sm.scores, (1 - w) * sm.values + w * depth)
+        rows.append({"depth weight": w, **evaluate(mixed, truth)})
+    return rows
+
+
 def end_to_end() -> float:
     """Seconds of archalign.similarity_matrix(<whole zoo>) with the library defaults,
     traces read from the cache."""
@@ -170,6 +189,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shape tokens only")
     ap.add_argument("--csv", help="also write the table as CSV")
+    ap.add_argument("--depth", action="store_true",
+                    help="only the depth-term table (on the defaults), not the grid")
     args = ap.parse_args(argv)
 
     import timm
@@ -188,6 +209,16 @@ def main(argv=None) -> int:
     multi = sum(1 for m in set(truth["module"]) if truth["module"].count(m) >= 2)
     print(f"{len(labels)} models, {n_modules} timm modules ({multi} with >= 2 models), "
           f"{len(set(truth['stem']))} name stems; {archalign.effective_n_jobs()} threads\n")
+
+    depth_cols = ["depth weight", "NN module", "AMI module", "ARI module", "coph"]
+    print("depth term on the defaults:\n| " + " | ".join(depth_cols) + " |")
+    print("|" + "---|" * len(depth_cols))
+    for row in depth_term(labels, traces, truth):
+        print("| " + " | ".join(f"{row[c]:.3g}" if c == "depth weight" else fmt(row, c)
+                                for c in depth_cols) + " |")
+    print()
+    if args.depth:
+        return 0
 
     rows = []
     for setting in grid(args.quick):
