@@ -1,10 +1,12 @@
-"""``neurn`` command line: ``neurn run`` (the study), ``neurn domains``, ``neurn table``.
+"""``neurn`` command line: ``neurn run`` (the study), ``neurn domains``, ``neurn table``,
+``neurn compare`` (several finished studies in one table).
 
 Only this module reads argparse; it translates the arguments into keyword arguments
 of :class:`neurn.Study`. Errors in the inputs (unknown model or domain, missing data,
-a file that is not a shortlist) are printed as one line and exit with status 2, before
-any training. Ctrl-C leaves finished runs and the unfinished run's checkpoint; the
-same command resumes.
+a file that is not a shortlist, a damaged study folder) are printed as one line and exit
+with status 2, before any training. After a study, its guard rails (undertrained runs,
+targets at chance) are repeated on stderr so they are not lost above the table. Ctrl-C
+leaves finished runs and the unfinished run's checkpoint; the same command resumes.
 """
 import argparse
 import sys
@@ -100,10 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = sub.add_parser("table", help="rebuild the tables of a study folder")
     table.add_argument("out", type=Path, metavar="DIR")
+
+    cmp = sub.add_parser(
+        "compare", help="merge finished study folders into one table",
+        description="Merge the results of finished studies (each the --out folder of a "
+                    "`neurn run`) into one table with a column naming the folder. The "
+                    "studies must share the source domain and the class count.")
+    cmp.add_argument("folders", nargs="+", type=Path, metavar="DIR",
+                     help="study folders (the --out of `neurn run`), one table row group each")
+    cmp.add_argument("--out", type=Path, metavar="FILE.md",
+                     help="also write the table to this Markdown file")
     return parser
 
 
 def _run(args) -> int:
+    from .guards import guard_rails
     from .study import Study
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
@@ -128,6 +141,8 @@ def _run(args) -> int:
         print(results.markdown)
     print(f"wrote {args.out}/results.csv, results.json, summary.md, results.png, "
           f"learning_curves.png", file=sys.stderr)
+    for message in guard_rails(results.rows, results.summary).messages():
+        print(f"neurn run: warning: {message}", file=sys.stderr)
     return 1 if results.errors else 0
 
 
@@ -153,9 +168,21 @@ def _table(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from .compare import compare, save_markdown
+
+    markdown = compare(args.folders)
+    print(markdown, end="")
+    if args.out is not None:
+        save_markdown(args.out, markdown)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": _run, "domains": _domains, "table": _table}[args.command]
+    handler = {"run": _run, "domains": _domains, "table": _table,
+               "compare": _compare}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -6,6 +6,10 @@
   then summarised; and per model x domain the difference of each NeuRN variant to the
   baseline, seed by seed (paired), with a paired t-test (``scipy.stats.ttest_rel``;
   the p-value is NaN with fewer than 2 seeds). Only runs with ``status == "ok"`` count.
+* guard rails (``neurn.guards``): undertrained runs and targets on which every model
+  scores at chance stay in the tables, marked, with a legend.
+* ``summary.md`` opens with one line per variant (mean over targets, Δ to baseline),
+  then the table. ``neurn.compare`` merges the tables of several study folders.
 * Plain ``csv`` / ``json`` / numpy / scipy: pandas is not needed (``pandas.DataFrame(
   results.rows)`` works if you have it).
 """
@@ -18,13 +22,16 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["TARGETS_MEAN", "load_results", "plot_bars", "plot_curves", "result_rows",
-           "summarize", "summary_markdown", "write_outputs"]
+from .guards import AT_CHANCE_MARK, DIGIT_CLASSES, UNDERTRAINED_MARK, Flags, guard_rails
+
+__all__ = ["TARGETS_MEAN", "failed_lines", "lead_lines", "legend_lines", "load_results",
+           "plot_bars", "plot_curves", "result_rows", "summarize", "summary_markdown",
+           "table_lines", "write_outputs"]
 
 TARGETS_MEAN = "targets (mean)"
 ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "domain", "role", "generated",
               "top1", "loss", "n", "best_epoch", "val_top1", "input_size", "adaptation",
-              "device", "status", "error"]
+              "num_classes", "device", "status", "error"]
 
 
 def result_rows(runs: List[dict]) -> List[dict]:
@@ -36,6 +43,8 @@ def result_rows(runs: List[dict]) -> List[dict]:
                   "best_epoch": run.get("best_epoch"), "val_top1": run.get("val_top1"),
                   "input_size": run["plan"]["input_size"],
                   "adaptation": run["plan"]["adaptation"], "device": run.get("device"),
+                  # sets chance and guards `neurn compare`; today's records lack it (10)
+                  "num_classes": run.get("num_classes", DIGIT_CLASSES),
                   "status": run["status"], "error": run.get("error") or ""}
         if run["status"] != "ok":
             rows.append({**common, "domain": "", "role": "", "generated": "",
@@ -73,11 +82,24 @@ def _mean_std(values) -> tuple:
     return float(np.mean(values)), std
 
 
+def _paired(a: Dict, b: Dict) -> dict:
+    """``a - b`` over their common keys: mean, std, n and the paired t-test p-value."""
+    from scipy import stats
+
+    keys = sorted(set(a) & set(b))
+    diffs = np.array([a[k] - b[k] for k in keys], dtype=float)
+    mean, std = _mean_std(diffs)
+    p = float("nan")
+    if len(keys) >= 2 and np.ptp(diffs) > 0:
+        p = float(stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue)
+    elif len(keys) >= 2 and diffs[0] == 0:
+        p = 1.0
+    return {"mean": mean, "std": std, "n": len(keys), "p_value": p}
+
+
 def summarize(rows: List[dict], *, baseline: Optional[str] = "baseline") -> List[dict]:
     """Summary records: ``kind`` "score" (model, variant, domain, mean, std, n) and
     ``kind`` "diff" (model, variant - baseline, domain, mean, std, n, p_value)."""
-    from scipy import stats
-
     table = _per_seed(rows)
     out = []
     for (model, variant, domain), seeds in table.items():
@@ -89,21 +111,12 @@ def summarize(rows: List[dict], *, baseline: Optional[str] = "baseline") -> List
             base = table.get((model, baseline, domain))
             if variant == baseline or base is None:
                 continue
-            paired = sorted(set(seeds) & set(base))
-            diffs = np.array([seeds[s] - base[s] for s in paired], dtype=float)
-            mean, std = _mean_std(diffs)
-            p = float("nan")
-            if len(paired) >= 2 and np.ptp(diffs) > 0:
-                p = float(stats.ttest_rel([seeds[s] for s in paired],
-                                          [base[s] for s in paired]).pvalue)
-            elif len(paired) >= 2 and diffs[0] == 0:
-                p = 1.0
             out.append({"kind": "diff", "model": model, "variant": f"{variant} - {baseline}",
-                        "domain": domain, "mean": mean, "std": std, "n": len(paired),
-                        "p_value": p})
+                        "domain": domain, **_paired(seeds, base)})
     return out
 
 
+# ---------------------------------------------------------------- Markdown
 def _domains(rows: List[dict]) -> List[str]:
     source = [r["domain"] for r in rows if r["role"] == "source"]
     targets = [r["domain"] for r in rows if r["role"] == "target"]
@@ -117,65 +130,128 @@ def _cell(record: Optional[dict], signed: bool = False) -> str:
     text = f"{record['mean']:+.1f}" if signed else f"{record['mean']:.1f}"
     if math.isfinite(record["std"]):
         text += f" ± {record['std']:.1f}"
-    if record["kind"] == "diff" and record["p_value"] is not None and \
-            math.isfinite(record["p_value"]):
+    if record["p_value"] is not None and math.isfinite(record["p_value"]):
         text += f" (p={record['p_value']:.2g})"
     return text
 
 
-def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = ()) -> str:
-    """A Markdown table: rows model x variant (and NeuRN - baseline), columns domains."""
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def lead_lines(rows: List[dict], flags: Flags, *, baseline: Optional[str] = "baseline"
+               ) -> List[str]:
+    """One line per variant: its mean target top-1 over all its runs and the Δ to the
+    baseline paired on (model, seed), so one number per variant sums up the study."""
+    by_variant: Dict[str, Dict[tuple, float]] = {}
+    for (model, variant, domain), seeds in _per_seed(rows).items():
+        if domain == TARGETS_MEAN:
+            by_variant.setdefault(variant, {}).update({(model, s): v for s, v in seeds.items()})
+    if not by_variant:
+        return []
+    n_targets = len({r["domain"] for r in rows if r["role"] == "target"})
+    lines = [f"Mean target top-1 per variant: each run's mean over the {n_targets} targets, "
+             f"averaged over the variant's runs (models x seeds)" +
+             (f"; Δ = variant - {baseline} on the same model and seed, averaged over those "
+              f"pairs (± std, paired t-test)" if baseline in by_variant else "") + ":", ""]
+    for variant, runs in by_variant.items():
+        models = len({m for m, _ in runs})
+        text = (f"- **{variant}**: {np.mean(list(runs.values())):.1f}% over "
+                f"{_count(len(runs), 'run')} ({_count(models, 'model')})")
+        if baseline in by_variant and variant != baseline:
+            delta = _paired(runs, by_variant[baseline])
+            text += (f"; Δ {_cell(delta, signed=True)} over {_count(delta['n'], 'pair')}"
+                     if delta["n"] else f"; no Δ: no {baseline} run on the same model and seed")
+            if 0 < delta["n"] < len(runs):
+                text += (f" ({_count(len(runs) - delta['n'], 'run')} without a {baseline} "
+                         f"partner left out)")
+        weak = sum(r["variant"] == variant for r in flags.undertrained)
+        if weak:
+            text += f"; includes {_count(weak, 'undertrained run')} {UNDERTRAINED_MARK}"
+        lines.append(text)
+    return lines
+
+
+def table_lines(rows: List[dict], summary: List[dict], flags: Flags) -> List[str]:
+    """The main table: model x variant (and difference) rows, domain columns. Records
+    with a ``study`` key (a comparison) get a first column naming it."""
     domains = _domains(rows)
-    if not domains:
+    by_study = any("study" in s for s in summary)
+    index = {(s.get("study"), s["kind"], s["model"], s["variant"], s["domain"]): s
+             for s in summary}
+    generated = {r["domain"] for r in rows if r["generated"] is True}
+    source = {r["domain"] for r in rows if r["role"] == "source"}
+    labels = [d + (" (source test)" if d in source else "") + ("*" if d in generated else "") +
+              (f" {AT_CHANCE_MARK}" if d in flags.at_chance else "") for d in domains]
+    lead = "| study " if by_study else ""
+    lines = [lead + "| model | variant | seeds | " + " | ".join(labels) + " |",
+             ("|---" if by_study else "") + "|---|---|---|" + "---|" * len(domains)]
+    for study, model in dict.fromkeys((s.get("study"), s["model"]) for s in summary):
+        for kind in ("score", "diff"):
+            variants = dict.fromkeys(s["variant"] for s in summary if s["kind"] == kind and
+                                     (s.get("study"), s["model"]) == (study, model))
+            for variant in variants:
+                records = [index.get((study, kind, model, variant, d)) for d in domains]
+                cells = [_cell(r, kind == "diff") for r in records]
+                n = max(r["n"] for r in records if r is not None)
+                name = f"**{variant}**" if kind == "diff" else variant + (
+                    f" {UNDERTRAINED_MARK}" if flags.marks(model, variant, study) else "")
+                lead = f"| {study} " if by_study else ""
+                lines.append(f"{lead}| {model} | {name} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def legend_lines(rows: List[dict], flags: Flags) -> List[str]:
+    """What the table's numbers and marks mean."""
+    lines = ["Top-1 accuracy (%), mean ± std over seeds; checkpoint chosen on source "
+             "validation only. Difference rows: paired over seeds, t-test p-value."]
+    if any(r["generated"] is True for r in rows):
+        lines.append("\\* generated by our code (\"-style\" stand-ins), not the real "
+                     "dataset of that name.")
+    lines += flags.legend()
+    adaptations = {(r["model"], r["adaptation"]) for r in rows}
+    if adaptations:
+        lines.append("Input: " + "; ".join(f"{m}: {a}" for m, a in sorted(adaptations)) + ".")
+    kernels = sorted({r["kernel_size"] for r in rows if r["kernel_size"] is not None})
+    if kernels:
+        lines.append(f"NeuRN kernel size k = {', '.join(map(str, kernels))}.")
+    return lines
+
+
+def failed_lines(records) -> List[str]:
+    """The failed runs (run records or rows, possibly with a ``study`` key), listed."""
+    failed = [r for r in records if r.get("status") != "ok"]
+    if not failed:
+        return []
+    return ["", "Failed runs:"] + [
+        "- " + (f"{r['study']}: " if r.get("study") is not None else "") +
+        f"{r['model']} {r['variant']} seed {r['seed']}: {r['error']}" for r in failed]
+
+
+def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (), *,
+                     baseline: Optional[str] = "baseline") -> str:
+    """summary.md: the lead lines, the table with its legend, the failed runs."""
+    if not _domains(rows):
         lines = ["No finished runs."]
     else:
-        index = {(s["kind"], s["model"], s["variant"], s["domain"]): s for s in summary}
-        generated = {r["domain"] for r in rows if r["generated"] is True}
-        source = {r["domain"] for r in rows if r["role"] == "source"}
-        labels = [d + (" (source test)" if d in source else "") + ("*" if d in generated else "")
-                  for d in domains]
-        lines = ["| model | variant | seeds | " + " | ".join(labels) + " |",
-                 "|---|---|---|" + "---|" * len(domains)]
-        models = list(dict.fromkeys(s["model"] for s in summary))
-        for model in models:
-            for kind in ("score", "diff"):
-                variants = list(dict.fromkeys(s["variant"] for s in summary
-                                              if s["model"] == model and s["kind"] == kind))
-                for variant in variants:
-                    cells = [_cell(index.get((kind, model, variant, d)), kind == "diff")
-                             for d in domains]
-                    n = max((s["n"] for s in summary if s["kind"] == kind and
-                             s["model"] == model and s["variant"] == variant), default=0)
-                    name = f"**{variant}**" if kind == "diff" else variant
-                    lines.append(f"| {model} | {name} | {n} | " + " | ".join(cells) + " |")
-        lines.append("")
-        lines.append("Top-1 accuracy (%), mean ± std over seeds; checkpoint chosen on source "
-                     "validation only. Difference rows: paired over seeds, t-test p-value.")
-        if generated:
-            lines.append("\\* generated by our code (\"-style\" stand-ins), not the real "
-                         "dataset of that name.")
-        adaptations = {(r["model"], r["adaptation"]) for r in rows}
-        if adaptations:
-            lines.append("Input: " + "; ".join(f"{m}: {a}" for m, a in sorted(adaptations)) + ".")
-        kernels = sorted({r["kernel_size"] for r in rows if r["kernel_size"] is not None})
-        if kernels:
-            lines.append(f"NeuRN kernel size k = {', '.join(map(str, kernels))}.")
-    errors = [r for r in runs if r.get("status") != "ok"]
-    if errors:
-        lines.append("")
-        lines.append("Failed runs:")
-        lines += [f"- {r['model']} {r['variant']} seed {r['seed']}: {r['error']}" for r in errors]
-    return "\n".join(lines) + "\n"
+        flags = guard_rails(rows, summary)
+        lines = (lead_lines(rows, flags, baseline=baseline) + [""] +
+                 table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags))
+    return "\n".join(lines + failed_lines(runs)) + "\n"
 
 
+# ---------------------------------------------------------------- plots
 def plot_bars(rows: List[dict], summary: List[dict]):
-    """Grouped bars: one panel per model, domains on x, one bar per variant (± std)."""
+    """Grouped bars: one panel per model, domains on x, one bar per variant; error bars
+    (± std over seeds) when some bar averages more than one seed."""
     from matplotlib.figure import Figure
 
     domains = _domains(rows)
     models = list(dict.fromkeys(r["model"] for r in rows if r["status"] == "ok"))
     variants = list(dict.fromkeys(r["variant"] for r in rows if r["status"] == "ok"))
     index = {(s["model"], s["variant"], s["domain"]): s for s in summary if s["kind"] == "score"}
+    # decided on the seed count, not on std > 0: identical seeds still get (zero) bars
+    seeded = any(s["n"] > 1 for s in index.values())
     panel_width = max(4.0, 0.35 * len(domains) * len(variants) + 1.5)
     ncols = max(1, min(3, len(models), int(16 // panel_width)))
     nrows = max(1, math.ceil(len(models) / ncols))
@@ -187,15 +263,14 @@ def plot_bars(rows: List[dict], summary: List[dict]):
         for i, variant in enumerate(variants):
             recs = [index.get((model, variant, d)) for d in domains]
             means = [r["mean"] if r else np.nan for r in recs]
-            stds = [r["std"] if r and math.isfinite(r["std"]) else 0.0 for r in recs]
-            spread = stds if any(s > 0 for s in stds) else None  # one seed: no bars
+            spread = [r["std"] if r and r["n"] > 1 else 0.0 for r in recs] if seeded else None
             ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=spread,
                    capsize=2, label=variant)
         ax.set_title(model, fontsize=9)
         ax.set_xticks(x)
         ax.set_xticklabels(domains, rotation=40, ha="right", fontsize=7)
         ax.set_ylim(0, 100)
-        ax.set_ylabel("top-1 (%)")
+        ax.set_ylabel("top-1 (%), ± std over seeds" if seeded else "top-1 (%)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     for ax in axes[len(models):]:
@@ -245,7 +320,7 @@ def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
     out_dir = Path(out_dir)
     rows = result_rows(runs)
     summary = summarize(rows, baseline=baseline)
-    markdown = summary_markdown(rows, summary, runs)
+    markdown = summary_markdown(rows, summary, runs, baseline=baseline)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
     writer.writeheader()

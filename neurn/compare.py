@@ -1,0 +1,124 @@
+"""``neurn compare``: one table from several finished study folders.
+
+Each folder is the ``--out`` of a ``neurn run``; its ``results.json`` (the typed copy of
+``results.csv``) is read and checked row by row before anything is merged, so a
+damaged or foreign file is named with its fix instead of surfacing as a traceback.
+Studies are merged only if they share the source domain and the class count (chance
+and the source column would differ otherwise). The summary is recomputed per folder
+from its rows, so every folder is treated alike whatever version wrote its summary.
+"""
+import json
+from numbers import Real
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from .guards import DIGIT_CLASSES, guard_rails
+from .results import (ROW_FIELDS, TARGETS_MEAN, _atomic_text, failed_lines, legend_lines,
+                      summarize, table_lines)
+
+__all__ = ["StudyFolderError", "compare", "load_rows", "save_markdown"]
+
+
+class StudyFolderError(ValueError):
+    """A study folder that cannot be used; the message names it and the fix."""
+
+
+def _row_problem(row) -> Optional[str]:
+    """What is wrong with one row of results.json, or None."""
+    if not isinstance(row, dict):
+        return "is not an object"
+    # num_classes is newer than the other fields: files without it are digit studies
+    missing = [k for k in ROW_FIELDS if k not in row and k != "num_classes"]
+    if missing:
+        return f"lacks {', '.join(map(repr, missing))}"
+    for key in ("model", "variant", "domain", "role", "status"):
+        if not isinstance(row[key], str):
+            return f"has a non-text {key!r}"
+    if isinstance(row["seed"], bool) or not isinstance(row["seed"], int):
+        return "has a non-integer 'seed'"
+    if row["status"] != "ok":
+        return None
+    if row["role"] not in ("source", "target"):
+        return f"has role {row['role']!r} (expected 'source' or 'target')"
+    for key in ("top1", "val_top1"):
+        value = row[key]
+        if key == "val_top1" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 100:
+            return f"has {key} {value!r} (expected a percentage)"
+    return None
+
+
+def load_rows(folder) -> List[dict]:
+    """The checked rows of a finished study folder (``StudyFolderError`` otherwise)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StudyFolderError(f"{folder}: no such folder; give the --out folder of a "
+                               f"`neurn run`")
+    path = folder / "results.json"
+    fix = (f"rebuild it with `neurn table {folder}`"
+           if any((folder / "runs").glob("*/result.json"))
+           else f"rerun the study: `neurn run ... --out {folder}`")
+    if not path.is_file():
+        raise StudyFolderError(f"{folder}: no results.json; {fix}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise StudyFolderError(f"{path} does not parse ({exc}); {fix}") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise StudyFolderError(f"{path} is not a neurn study's results (no list of rows); "
+                               f"{fix}")
+    for i, row in enumerate(rows, 1):
+        problem = _row_problem(row)
+        if problem:
+            raise StudyFolderError(f"{path}: row {i} {problem}; {fix}")
+    if not any(r["status"] == "ok" for r in rows):
+        raise StudyFolderError(f"{folder}: no finished run in results.json; see its "
+                               f"summary.md for the errors, rerun `neurn run ... --out "
+                               f"{folder}`")
+    return [{"num_classes": DIGIT_CLASSES, **row} for row in rows]
+
+
+def _setup(rows: List[dict]) -> str:
+    """What two studies must share to sit in one table, in words."""
+    sources = sorted({r["domain"] for r in rows if r["role"] == "source"})
+    classes = sorted({r["num_classes"] for r in rows if r["status"] == "ok"})
+    return f"source {', '.join(sources)}, {', '.join(map(str, classes))} classes"
+
+
+def compare(folders: Sequence, *, baseline: Optional[str] = "baseline") -> str:
+    """Markdown: the main table of every folder in one, a first column naming it."""
+    studies: Dict[str, List[dict]] = {}
+    seen = set()
+    for folder in folders:
+        if Path(folder).resolve() in seen:
+            raise StudyFolderError(f"{folder} is given twice; name each folder once")
+        seen.add(Path(folder).resolve())
+        studies[str(folder)] = load_rows(folder)  # every folder checked before merging
+    (first, first_rows), *others = studies.items()
+    for label, rows in others:
+        if _setup(rows) != _setup(first_rows):
+            raise StudyFolderError(
+                f"cannot compare {first} ({_setup(first_rows)}) with {label} "
+                f"({_setup(rows)}): studies must share the source domain and class count")
+    rows = [{**r, "study": label} for label, rs in studies.items() for r in rs]
+    summary = [{**s, "study": label} for label, rs in studies.items()
+               for s in summarize(rs, baseline=baseline)]
+    flags = guard_rails(rows, summary)
+    lines = table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags)
+    targets = {label: list(dict.fromkeys(r["domain"] for r in rs if r["role"] == "target"))
+               for label, rs in studies.items()}
+    if len({tuple(sorted(t)) for t in targets.values()}) > 1:
+        lines.append(f"The studies have different targets: {TARGETS_MEAN} averages each "
+                     f"study's own (" + "; ".join(f"{label}: {', '.join(t)}"
+                                                  for label, t in targets.items()) + ").")
+    return "\n".join(lines + failed_lines(rows)) + "\n"
+
+
+def save_markdown(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; an unwritable path is a ``ValueError``."""
+    try:
+        _atomic_text(Path(path), text)
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
