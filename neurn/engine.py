@@ -9,6 +9,9 @@ function takes what it needs and returns an ordered dict of metrics.
 * CUDA: ``torch.autocast`` in bfloat16 where the GPU supports it (no loss scaling
   needed), else float16 with a ``GradScaler``; channels_last input when the model is
   convolutional. CPU: float32, no autocast.
+* ``augment`` (``train_one_epoch`` only, e.g. :class:`~neurn.randconv.RandConv`) maps each
+  float [0, 1] training batch before the forward pass and outside autocast, so it runs
+  in float32; ``evaluate`` has no such argument: validation and test images are clean.
 * Every step checks the loss: a NaN or inf raises :class:`NonFiniteLossError` (the
   study records it and stops that run) before the optimizer step can spread it into
   the weights.
@@ -77,12 +80,14 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                     device, scheduler=None, amp_dtype: Optional[torch.dtype] = None,
                     scaler: Optional["torch.amp.GradScaler"] = None,
                     channels_last: bool = False, loss_fn: Callable = F.cross_entropy,
+                    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                     start_step: int = 0, on_step: Optional[Callable[[dict], None]] = None
                     ) -> "OrderedDict[str, float]":
     """Train over ``loader`` once; return ``loss`` (mean), ``top1`` (%), ``steps``, ``images``.
 
     ``scheduler`` (optional) is stepped after every optimizer step; ``scaler`` is only
-    needed for float16 autocast. ``start_step`` numbers the steps in error messages;
+    needed for float16 autocast; ``augment`` (optional) transforms each float [0, 1]
+    batch before the model sees it. ``start_step`` numbers the steps in error messages;
     ``on_step`` gets ``{"step", "loss"}`` after each step (progress bars).
     """
     device = torch.device(device)
@@ -92,6 +97,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     images_seen = steps = 0
     for images, labels in loader:
         images, labels = to_device(images, labels, device, channels_last)
+        if augment is not None:
+            images = augment(images)
         with _autocast(device, amp_dtype):
             logits = model(images)
             loss = loss_fn(logits.float(), labels)

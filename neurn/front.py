@@ -1,22 +1,46 @@
-"""Put a NeuRN layer in front of any model (a timm model or any ``nn.Module``).
+"""Put a fixed front end (NeuRN, or one of :mod:`neurn.fronts`) in front of any model.
 
-The wrapper is a plain ``nn.Module`` with two children, ``neurn`` then ``model``, so
-the NeuRN layer is one leaf module that runs first: architecture tracing
+The wrapper is a plain ``nn.Module`` with two children, the front end then ``model``, so
+the front end is one leaf module that runs first: architecture tracing
 (``archalign.trace``) sees it as a single token ahead of the model's own.
 """
 from torch import nn
 
 from .layer import NeuRN
 
-__all__ = ["NeuRNFront", "with_neurn"]
+__all__ = ["FrontEnd", "NeuRNFront", "with_front", "with_neurn"]
 
 # timm's data-config helpers and archalign's tracer read these from the top-level
-# module; they describe the wrapped model's input, which NeuRN does not change.
+# module; they describe the wrapped model's input, which a front end does not change.
 _FORWARDED_ATTRIBUTES = ("pretrained_cfg", "default_cfg", "num_classes")
 
 
-class NeuRNFront(nn.Module):
-    """``model(NeuRN(x))``: the wrapped model sees the NeuRN map, not the image.
+class FrontEnd(nn.Module):
+    """``model(front(x))``: the wrapped model sees the front end's map, not the image.
+
+    Args:
+        model: the network to wrap; reach it as ``.model``.
+        front: the front layer (``NeuRN()``, ``neurn.fronts.Sobel()``, ...); ``.front``.
+    """
+
+    def __init__(self, model: nn.Module, front: nn.Module) -> None:
+        super().__init__()
+        if isinstance(model, FrontEnd):
+            raise ValueError(f"this model already has a {type(model.front).__name__} front "
+                             f"end; wrapping it again would stack two front ends (use "
+                             f"model.model to unwrap)")
+        self.front = front
+        self.model = model
+        for name in _FORWARDED_ATTRIBUTES:
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+
+    def forward(self, x):
+        return self.model(self.front(x))
+
+
+class NeuRNFront(FrontEnd):
+    """``model(NeuRN(x))``, with the layer also reachable as ``.neurn``.
 
     Args:
         model: the network to wrap; reach it as ``.model``.
@@ -25,20 +49,18 @@ class NeuRNFront(nn.Module):
     """
 
     def __init__(self, model: nn.Module, neurn: NeuRN = None, **neurn_kwargs) -> None:
-        super().__init__()
-        if isinstance(model, NeuRNFront):
-            raise ValueError("this model already has a NeuRN front end; wrapping it "
-                             "again would apply NeuRN twice (use model.model to unwrap)")
         if neurn is not None and neurn_kwargs:
             raise ValueError("pass either a NeuRN layer or its keyword arguments, not both")
-        self.neurn = neurn if neurn is not None else NeuRN(**neurn_kwargs)
-        self.model = model
-        for name in _FORWARDED_ATTRIBUTES:
-            if hasattr(model, name):
-                setattr(self, name, getattr(model, name))
+        super().__init__(model, neurn if neurn is not None else NeuRN(**neurn_kwargs))
 
-    def forward(self, x):
-        return self.model(self.neurn(x))
+    @property
+    def neurn(self) -> NeuRN:
+        return self.front
+
+
+def with_front(model: nn.Module, front: nn.Module) -> FrontEnd:
+    """Return ``model`` with ``front`` (any fixed front-end module) in front."""
+    return FrontEnd(model, front)
 
 
 def with_neurn(model: nn.Module, **neurn_kwargs) -> NeuRNFront:

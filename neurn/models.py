@@ -1,10 +1,13 @@
-"""Build a timm backbone for 32 x 32 digits, with or without a NeuRN front end.
+"""Build a digits classifier: a backbone (timm or built-in) behind a variant's input pipeline.
 
 ``build_model("resnet18", variant="neurn:k=5")`` returns a :class:`DigitClassifier`
 (the backbone plus its input pipeline) and a :class:`ModelPlan` that says how the
 architecture was adapted to 32 x 32 input. Implementation choices:
 
-* ``timm.create_model(name, pretrained=False, num_classes=10)``, never weights.
+* Backbones: the built-in models of :data:`BUILTIN_MODELS` (``convnet``, the digits CNN
+  of ADA / M-ADA / RandConv, see :mod:`neurn.convnet`) or
+  ``timm.create_model(name, pretrained=False, num_classes=10)``; never weights. A
+  built-in name wins over timm's; both go through the same fitting below.
 * Models whose constructor takes ``img_size`` (ViT, DeiT, Mixer, ...) are built for
   32 px. When the native patch would leave a token grid smaller than 4 x 4 (a
   16 px patch at 32 px gives 2 x 2), ``patch_size`` is lowered to ``img_size // 4``
@@ -15,83 +18,174 @@ architecture was adapted to 32 x 32 input. Implementation choices:
   VGG works at 32 px: timm's pre-logits block tiles the 1 x 1 feature map to 7 x 7
   before its 7 x 7 convolution (so it acts as a 1 x 1 conv with the full parameter
   count; VGG-16 keeps its 134 M parameters and is slow on CPU).
-* Input pipeline, in this order:
-  - ``baseline``: image in [0, 1] -> normalise with ``DIGITS_MEAN`` / ``DIGITS_STD``
-    (the source's statistics) -> resize if planned -> backbone.
-  - ``neurn``: image in [0, 1] -> NeuRN (on the 32 px image, so ``k`` means what the
-    paper means at 28-32 px) -> resize if planned -> backbone. No mean/std
-    normalisation: NeuRN is invariant to affine intensity changes (normalising before
-    it would change nothing but the meaning of ``eps``), and its output is already a
-    per-image [0, 1] map whose statistics are not the raw pixels' ones.
+* Variants (:func:`parse_variant`: ``"name"`` or ``"name:key=value,key=value"``). Every
+  front end gets the raw image in [0, 1] (N, 3, 32, 32) and runs before any resize, so
+  its ``k`` means what it means at 28-32 px. Normalisation with ``DIGITS_MEAN`` /
+  ``DIGITS_STD`` (the source's statistics) applies exactly when what reaches the
+  backbone is still an image in pixel units:
+  - ``baseline``: normalise -> resize if planned -> backbone.
+  - ``neurn`` (options ``k``, ``per``, ``eps``, ``padding``; :mod:`neurn.layer`): NeuRN ->
+    resize -> backbone. No normalisation: NeuRN is invariant to affine intensity
+    changes, and its output is a per-image [0, 1] map, not pixels.
+  - ``gray`` (:class:`~neurn.fronts.Gray`): luminance -> normalise -> resize -> backbone;
+    on grey digits it equals the baseline's input (to rounding).
+  - ``sobel`` (:class:`~neurn.fronts.Sobel`): gradient magnitude in [0, 1] -> resize ->
+    backbone.
+  - ``lcn`` (options ``k`` = 9, ``eps`` = 0.05; :class:`~neurn.fronts.LCN`): local contrast
+    normalisation, already zero-mean and about unit-variance -> resize -> backbone.
+  - ``randconv`` (options ``p`` = 0.5, ``k`` = 1/3/5/7 (odd sizes joined by ``/``),
+    ``mix`` = 0, ``clamp`` = 0; :mod:`neurn.randconv`): the baseline's pipeline, trained on
+    random convolutions of its batches; :func:`build_augmentation` makes the
+    augmentation, which only the training loop applies, so evaluation sees clean images.
+  Flags take ``0`` / ``1`` (or ``true`` / ``false``). ``kernel_size`` is accepted for ``k``.
 """
 import difflib
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .convnet import ConvNet
 from .data import DIGITS_MEAN, DIGITS_STD
+from .fronts import LCN, Gray, Sobel
 from .layer import NeuRN
+from .randconv import RandConv
 
-__all__ = ["DigitClassifier", "ModelPlan", "Variant", "build_model", "check_model_name",
-           "parse_variant", "plan_model", "RESIZE_CANDIDATES"]
+__all__ = ["BUILTIN_MODELS", "DigitClassifier", "ModelPlan", "Variant", "build_augmentation",
+           "build_model", "check_model_name", "parse_variant", "plan_model",
+           "RESIZE_CANDIDATES"]
 
 RESIZE_CANDIDATES = (32, 48, 64, 96, 128, 160, 224, 299)
 MIN_TOKEN_GRID = 4
 
-_VARIANT_KEYS = {"k": ("kernel_size", int), "kernel_size": ("kernel_size", int),
-                 "per": ("per", str), "eps": ("eps", float), "padding": ("padding", str)}
+# name -> builder(num_classes=...) returning an nn.Module; plan_model fits it to the
+# input like any timm model.
+BUILTIN_MODELS: Dict[str, Callable[..., nn.Module]] = {"convnet": ConvNet}
+
+
+class _Option(NamedTuple):
+    keyword: str  # the front end's / augmentation's constructor argument
+    parse: Callable[[str], object]
+    what: str  # "<value> is not <what>"
+    show: Callable[[object], str] = str  # the value in the canonical variant name
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true"):
+        return True
+    if text.lower() in ("0", "false"):
+        return False
+    raise ValueError(text)
+
+
+def _flag_option(keyword: str) -> _Option:
+    return _Option(keyword, _flag, "0 or 1", lambda flag: str(int(flag)))
+
+
+_KERNEL_SIZE = _Option("kernel_size", int, "an integer")
+_EPS = _Option("eps", float, "a number")
+_KERNEL_SIZES = _Option("kernel_sizes", lambda text: tuple(int(k) for k in text.split("/")),
+                        "odd sizes joined by '/', e.g. 1/3/5/7",
+                        lambda sizes: "/".join(map(str, sizes)))
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A variant kind: its options, and what it adds to the baseline's pipeline."""
+
+    options: Dict[str, _Option] = field(default_factory=dict)
+    front: Optional[Callable[..., nn.Module]] = None  # runs on the raw [0, 1] image
+    augment: Optional[Callable[..., nn.Module]] = None  # training batches only
+    normalise: bool = False  # backbone input normalised with the source mean / std
+
+
+_KINDS: Dict[str, _Kind] = {
+    "baseline": _Kind(normalise=True),
+    "neurn": _Kind({"k": _KERNEL_SIZE, "per": _Option("per", str, "a string"), "eps": _EPS,
+                    "padding": _Option("padding", str, "a string")}, front=NeuRN),
+    "gray": _Kind(front=Gray, normalise=True),
+    "sobel": _Kind(front=Sobel),
+    "lcn": _Kind({"k": _KERNEL_SIZE, "eps": _EPS}, front=LCN),
+    "randconv": _Kind({"p": _Option("p", float, "a number"), "k": _KERNEL_SIZES,
+                       "mix": _flag_option("mix"), "clamp": _flag_option("clamp")},
+                      augment=RandConv, normalise=True),
+}
+_ALIASES = {"kernel_size": "k"}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """``baseline`` or ``neurn`` with NeuRN keyword arguments (``neurn:k=5,per=channel``)."""
+    """A parsed variant: its canonical ``name``, its ``kind`` (a key of the variant table,
+    ``"baseline"``, ``"neurn"``, ``"gray"``, ``"sobel"``, ``"lcn"``, ``"randconv"``) and the
+    keyword arguments of its front end or augmentation (``options``)."""
 
     name: str
-    kind: str  # "baseline" or "neurn"
-    neurn_kwargs: Dict[str, object] = field(default_factory=dict)
+    kind: str
+    options: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def neurn_kwargs(self) -> Dict[str, object]:
+        """The NeuRN layer's keyword arguments (empty unless ``kind == "neurn"``)."""
+        return dict(self.options) if self.kind == "neurn" else {}
 
     @property
     def kernel_size(self) -> Optional[int]:
-        return self.neurn_kwargs.get("kernel_size", 3) if self.kind == "neurn" else None
+        """NeuRN's k (the results' ``kernel_size`` column); None for other kinds."""
+        return self.options.get("kernel_size", 3) if self.kind == "neurn" else None
+
+
+def _variant_help() -> str:
+    with_options = "; ".join(f"{name}: {', '.join(kind.options)}"
+                             for name, kind in _KINDS.items() if kind.options)
+    return (f"use one of {', '.join(map(repr, _KINDS))}, with options as "
+            f"'name:key=value,key=value' ({with_options}), e.g. 'neurn:k=5', 'lcn:k=7', "
+            f"'randconv:k=1/3/5/7,p=0.5,mix=1'")
 
 
 def parse_variant(spec: str) -> Variant:
-    """Parse ``"baseline"``, ``"neurn"`` or ``"neurn:k=5,per=channel"``; the layer's own
-    checks run here so a bad value fails before any training."""
+    """Parse ``"baseline"``, ``"neurn:k=5,per=channel"``, ``"lcn:k=7"``,
+    ``"randconv:k=3/5,p=1,mix=1"``, ... (see the module docstring for every kind and
+    option). The front end / augmentation is built once here, so a bad value fails with
+    its own message before any training."""
     text = str(spec).strip()
-    kind, _, options = text.partition(":")
-    kind = kind.strip().lower()
-    if kind not in ("baseline", "neurn"):
-        raise ValueError(f"unknown variant {spec!r}; use 'baseline', 'neurn' or "
-                         f"'neurn:k=5' (options: k, per, eps, padding)")
-    if kind == "baseline" and options:
-        raise ValueError(f"variant {spec!r}: 'baseline' takes no options")
+    name, _, options = text.partition(":")
+    name = name.strip().lower()
+    if name not in _KINDS:
+        raise ValueError(f"unknown variant {spec!r}; {_variant_help()}")
+    kind = _KINDS[name]
+    if options.strip() and not kind.options:
+        raise ValueError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
     kwargs: Dict[str, object] = {}
+    shown: Dict[str, str] = {}
     for item in filter(None, (o.strip() for o in options.split(","))):
         key, eq, value = item.partition("=")
-        if not eq or key.strip() not in _VARIANT_KEYS:
+        key = _ALIASES.get(key.strip(), key.strip())
+        if not eq or key not in kind.options:
             raise ValueError(f"variant {spec!r}: bad option {item!r}; write key=value with "
-                             f"key in {sorted(_VARIANT_KEYS)}")
-        name, cast = _VARIANT_KEYS[key.strip()]
+                             f"key in {list(kind.options)}")
+        option = kind.options[key]
         try:
-            kwargs[name] = cast(value.strip())
+            kwargs[option.keyword] = option.parse(value.strip())
         except ValueError:
-            raise ValueError(f"variant {spec!r}: {key}={value!r} is not a {cast.__name__}"
-                             ) from None
-    if kind == "neurn":
-        NeuRN(**kwargs)  # validates k, per, eps, padding
-    canonical = kind if not kwargs else kind + ":" + ",".join(
-        f"{'k' if k == 'kernel_size' else k}={v}" for k, v in kwargs.items())
-    return Variant(canonical, kind, kwargs)
+            raise ValueError(f"variant {spec!r}: {key}={value.strip()!r} is not "
+                             f"{option.what}") from None
+        shown[key] = option.show(kwargs[option.keyword])
+    build = kind.front or kind.augment
+    if build is not None:
+        try:
+            build(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"variant {spec!r}: {exc}") from None
+    canonical = name + ":" + ",".join(f"{k}={v}" for k, v in shown.items()) if shown else name
+    return Variant(canonical, name, kwargs)
 
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """How a timm architecture is fitted to ``img_size`` input (recorded in results)."""
+    """How an architecture is fitted to ``img_size`` input (recorded in results)."""
 
     name: str
     img_size: int  # size of the dataset's images
@@ -104,22 +198,31 @@ class ModelPlan:
 
 
 def check_model_name(name: str) -> None:
-    """Raise ``ValueError`` for a name timm does not know, suggesting close names."""
+    """Raise ``ValueError`` for a name that is neither built-in nor timm's, suggesting
+    close names."""
     import timm
 
-    if timm.is_model(name):
+    if name in BUILTIN_MODELS or timm.is_model(name):
         return
-    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, [*BUILTIN_MODELS, *timm.list_models()], n=3,
+                                      cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown timm model {name!r}{hint} (see timm.list_models())")
+    raise ValueError(f"unknown timm model {name!r}{hint} (see timm.list_models(); built-in "
+                     f"models: {', '.join(BUILTIN_MODELS)})")
+
+
+def _create(name: str, num_classes: int, **kwargs) -> nn.Module:
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name](num_classes=num_classes, **kwargs)
+    import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
 
 
 def _meta_forward_ok(name: str, kwargs: dict, size: int, num_classes: int) -> bool:
-    import timm
-
     try:
         with torch.device("meta"):
-            model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+            model = _create(name, num_classes, **kwargs)
             model.eval()
             out = model(torch.empty(2, 3, size, size))
         return tuple(out.shape) == (2, num_classes)
@@ -128,11 +231,9 @@ def _meta_forward_ok(name: str, kwargs: dict, size: int, num_classes: int) -> bo
 
 
 def _takes_img_size(name: str) -> bool:
-    import timm
-
     try:
         with torch.device("meta"):
-            timm.create_model(name, pretrained=False, num_classes=10, img_size=32)
+            _create(name, 10, img_size=32)
         return True
     except TypeError:
         return False
@@ -141,10 +242,8 @@ def _takes_img_size(name: str) -> bool:
 
 
 def _native_patch(name: str) -> Optional[int]:
-    import timm
-
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=10)
+        model = _create(name, 10)
     embed = getattr(model, "patch_embed", None) or getattr(model, "stem", None)  # Mixer: stem
     patch = getattr(embed, "patch_size", None)
     if patch is None:
@@ -184,26 +283,35 @@ def _default_size(name: str) -> int:
 
 
 class DigitClassifier(nn.Module):
-    """Input pipeline + backbone: ``backbone(resize(neurn(x) or normalise(x)))``.
+    """Input pipeline + backbone: ``backbone(resize(normalise(front(x))))``.
 
-    ``x`` is a float batch in [0, 1], ``(N, 3, img_size, img_size)``. Children:
-    ``neurn`` (a :class:`NeuRN` or ``None``) and ``backbone`` (the timm model).
+    ``x`` is a float batch in [0, 1], ``(N, 3, img_size, img_size)``. Children: ``front``
+    (the variant's front end, e.g. :class:`NeuRN`, or ``None``) and ``backbone``.
+    ``normalise`` says whether ``(x - mean) / std`` runs after the front end; see the
+    module docstring for which variant does what.
     """
 
-    def __init__(self, backbone: nn.Module, *, neurn: Optional[NeuRN] = None,
-                 mean: Tuple[float, ...] = DIGITS_MEAN, std: Tuple[float, ...] = DIGITS_STD,
+    def __init__(self, backbone: nn.Module, *, front: Optional[nn.Module] = None,
+                 normalise: bool, mean: Tuple[float, ...] = DIGITS_MEAN,
+                 std: Tuple[float, ...] = DIGITS_STD,
                  input_size: Optional[int] = None) -> None:
         super().__init__()
-        self.neurn = neurn
+        self.front = front
         self.backbone = backbone
+        self.normalise = normalise
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
+    @property
+    def neurn(self) -> Optional[NeuRN]:
+        """The NeuRN front end, or None for every other variant."""
+        return self.front if isinstance(self.front, NeuRN) else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.neurn is not None:
-            x = self.neurn(x)
-        else:
+        if self.front is not None:
+            x = self.front(x)
+        if self.normalise:
             x = (x - self.mean) / self.std
         if self.input_size is not None and x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
@@ -211,29 +319,43 @@ class DigitClassifier(nn.Module):
         return self.backbone(x)
 
 
+def _as_variant(variant) -> Variant:
+    return variant if isinstance(variant, Variant) else parse_variant(variant)
+
+
 def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_size: int = 32,
                 plan: Optional[ModelPlan] = None) -> Tuple[DigitClassifier, ModelPlan]:
     """A freshly initialised (``pretrained=False``) model for ``img_size`` digits.
 
     Args:
-        name: a timm architecture name.
-        variant: ``"baseline"``, ``"neurn"``, ``"neurn:k=5"`` or a :class:`Variant`.
+        name: a built-in (:data:`BUILTIN_MODELS`, e.g. ``"convnet"``) or timm architecture.
+        variant: ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ... or a :class:`Variant`.
         num_classes: classifier outputs (10 digits).
         img_size: the images' size (32 for every digit domain).
         plan: a :class:`ModelPlan` from :func:`plan_model` (computed when omitted).
 
-    Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first.
+    Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first. A
+    training-time augmentation (``randconv``) is not part of the model: see
+    :func:`build_augmentation`.
     """
-    import timm
-
-    variant = variant if isinstance(variant, Variant) else parse_variant(variant)
+    variant = _as_variant(variant)
+    kind = _KINDS[variant.kind]
     plan = plan if plan is not None else plan_model(name, img_size=img_size,
                                                     num_classes=num_classes)
-    backbone = timm.create_model(name, pretrained=False, num_classes=num_classes,
-                                 **plan.create_kwargs)
-    front = NeuRN(**variant.neurn_kwargs) if variant.kind == "neurn" else None
+    backbone = _create(name, num_classes, **plan.create_kwargs)
+    front = kind.front(**variant.options) if kind.front is not None else None
     resize = plan.input_size if plan.input_size != img_size else None
-    return DigitClassifier(backbone, neurn=front, input_size=resize), plan
+    return DigitClassifier(backbone, front=front, normalise=kind.normalise,
+                           input_size=resize), plan
+
+
+def build_augmentation(variant, *, generator: torch.Generator) -> Optional[nn.Module]:
+    """The variant's training-time augmentation of float [0, 1] batches (a
+    :class:`~neurn.randconv.RandConv` for ``randconv``), drawing from ``generator``;
+    None for variants without one."""
+    variant = _as_variant(variant)
+    augment = _KINDS[variant.kind].augment
+    return augment(generator=generator, **variant.options) if augment is not None else None
 
 
 def uses_convolutions(model: nn.Module) -> bool:

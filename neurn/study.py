@@ -25,7 +25,7 @@ Implementation choices:
 * Optimiser: AdamW (or SGD with Nesterov momentum), linear warm-up over the first 5%
   of steps then cosine decay to 0, per step.
 * Checkpoints: ``runs/<run>/checkpoint.pt`` after every epoch (model, optimizer,
-  scheduler, torch and sampler RNG states, history, best-so-far weights); plain
+  scheduler, torch / sampler / augmentation RNG states, history, best-so-far weights); plain
   tensors and containers only, read back with ``torch.load(weights_only=True)``.
   Files are written to a temp file and ``os.replace``\\ d. A killed study resumes from
   the last epoch of the unfinished run; finished runs (``result.json``) are skipped.
@@ -54,7 +54,8 @@ import torch
 
 from . import data as ndata
 from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
-from .models import Variant, build_model, parse_variant, plan_model, uses_convolutions
+from .models import (Variant, build_augmentation, build_model, parse_variant, plan_model,
+                     uses_convolutions)
 
 __all__ = ["Study", "StudyResults", "load_models", "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]
 
@@ -134,12 +135,13 @@ class Study:
 
     Args:
         models: a ``shortlist.json`` path (from ``archalign shortlist``), a
-            ``Shortlist`` or timm model names.
+            ``Shortlist`` or timm / built-in (``convnet``) model names.
         source: source domain (``mnist``); trained on its ``train`` split, model
             selection on its ``val`` split.
         targets: target domains (default: the offline targets, or the paper's
             ``mnistm``, ``svhn``, ``usps`` with ``data_dir``).
-        variants: ``"baseline"``, ``"neurn"``, ``"neurn:k=5"``, ...
+        variants: ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ``"randconv"``, ... (see
+            :func:`neurn.models.parse_variant`).
         seeds: one run per seed.
         epochs / steps: budget, passes over the train split or optimizer steps
             (give one; ``evals`` validation points with ``steps``).
@@ -379,6 +381,9 @@ class Study:
         optimizer, scheduler = _optimizer(model, self.optimizer, self.lr, self.weight_decay,
                                           epochs * per_epoch)
         generator = torch.Generator().manual_seed(run.seed)
+        # own stream (sampler seeds are < 2**32): every variant of a seed sees the same batches
+        augment_rng = torch.Generator().manual_seed(run.seed + 2**32)
+        augment = build_augmentation(run.variant, generator=augment_rng)
         history: List[dict] = []
         best: Optional[dict] = None
         start_epoch = 0
@@ -397,6 +402,8 @@ class Study:
             if device.type == "cuda" and "cuda" in state["rng"]:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
             generator.set_state(state["rng"]["sampler"])
+            if "augment" in state["rng"]:  # absent from checkpoints of older versions
+                augment_rng.set_state(state["rng"]["augment"])
             history, best, start_epoch = state["history"], state["best"], state["epoch"]
         kwargs = dict(device=device, amp_dtype=amp_dtype, channels_last=channels_last)
         val_loader = self._eval_loader(data["val"])
@@ -410,7 +417,8 @@ class Study:
                 t0 = time.perf_counter()
                 loader = self._loader(data["train"], self._epoch_batches(generator, per_epoch))
                 train = train_one_epoch(model, loader, optimizer, scheduler=scheduler,
-                                        scaler=scaler, start_step=epoch * per_epoch,
+                                        scaler=scaler, augment=augment,
+                                        start_step=epoch * per_epoch,
                                         on_step=lambda s: (bar.update(1), bar.set_postfix(
                                             epoch=f"{epoch + 1}/{epochs}",
                                             loss=f"{s['loss']:.3f}")), **kwargs)
@@ -427,7 +435,8 @@ class Study:
                     best = {"epoch": epoch + 1, "val_top1": val["top1"], "val_loss": val["loss"],
                             "model": {k: v.detach().to("cpu", copy=True)
                                       for k, v in model.state_dict().items()}}
-                rng = {"torch": torch.get_rng_state(), "sampler": generator.get_state()}
+                rng = {"torch": torch.get_rng_state(), "sampler": generator.get_state(),
+                       "augment": augment_rng.get_state()}
                 if device.type == "cuda":
                     rng["cuda"] = torch.cuda.get_rng_state(device)
                 state = {"settings_hash": digest, "epoch": epoch + 1,

@@ -1,0 +1,104 @@
+"""RandConv: random-convolution data augmentation for training only.
+
+Paper: Xu, Liu, Yang, Raffel, Niethammer, ICLR 2021, "Robust and Generalizable Visual
+Representation Learning via Random Convolutions" (arXiv 2007.13003); code:
+github.com/wildphoton/RandConv (``RandConvModule``), whose digits settings we follow.
+
+For each training batch, with probability ``p`` (default 0.5, the paper's "RC_img" with
+identity probability 0.5):
+
+* a kernel size k is drawn uniformly from ``kernel_sizes`` (default 1, 3, 5, 7, the
+  paper's digits setting; k = 1 is a random colour mixing);
+* one C -> C kernel for the whole batch, weights ~ N(0, 1 / (C k^2)) (the code's
+  ``kaiming_normal``: gain 1, fan-in C k^2), no bias, zero padding k // 2 (same H x W);
+* it convolves the *whitened* image ``z = (x - mean) / std`` (source statistics), as the
+  paper's code convolves its normalised input; zero padding is thus padding with the
+  mean pixel. The result goes back to pixel units (``* std + mean``) so that the model's
+  own normalisation hands the backbone the convolved ``z``;
+* ``mix=True``: ``alpha * conv(z) + (1 - alpha) * z`` with alpha ~ U(0, 1) drawn per batch
+  (the paper's "RC_mix", which mixes on every batch: ``randconv:mix=1,p=1``);
+* ``clamp=True``: clip to the image range [0, 1] (the code's ``clamp_output``; off in the
+  paper's digits experiments and off by default here). Without it values may leave
+  [0, 1], as in the paper.
+
+Not implemented: the paper's consistency loss (KL between the predictions on several
+augmented copies) and its validation with random convolutions; model selection here
+uses clean source validation like every other variant.
+
+In eval mode the module is the identity, and :func:`neurn.engine.evaluate` never applies
+it, so validation and test images are clean. Every draw comes from ``generator``, a
+CPU ``torch.Generator`` that the run owns and checkpoints, so a run repeats and resumes
+bit-identically on any device; the kernel is then copied to the batch's device.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import DIGITS_MEAN, DIGITS_STD
+
+__all__ = ["RandConv"]
+
+
+class RandConv(nn.Module):
+    """Random-convolution augmentation of a float [0, 1] batch (identity in eval mode).
+
+    Args:
+        kernel_sizes: odd positive sizes to draw k from (default 1, 3, 5, 7).
+        p: probability that a training batch is convolved (default 0.5).
+        mix: mix the convolved and the original whitened image with alpha ~ U(0, 1).
+        clamp: clip the output to [0, 1].
+        mean, std: per-channel statistics that whiten the image before the convolution.
+        generator: source of every random draw (seed it; default: a fresh CPU generator).
+
+    Shape: (N, len(mean), H, W) -> the same; no parameters.
+    """
+
+    def __init__(self, kernel_sizes: Sequence[int] = (1, 3, 5, 7), p: float = 0.5,
+                 mix: bool = False, clamp: bool = False,
+                 mean: Tuple[float, ...] = DIGITS_MEAN, std: Tuple[float, ...] = DIGITS_STD,
+                 generator: Optional[torch.Generator] = None) -> None:
+        super().__init__()
+        sizes = tuple(kernel_sizes)
+        if not sizes or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
+                                and k % 2 for k in sizes):
+            raise ValueError(f"RandConv kernel sizes must be odd positive integers (the "
+                             f"kernel is centred on the pixel), got {list(sizes)}; e.g. "
+                             f"randconv:k=1/3/5/7")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandConv p is the probability that a batch is convolved and "
+                             f"must lie in [0, 1], got {p!r}; e.g. randconv:p=0.5")
+        self.kernel_sizes = sizes
+        self.p = float(p)
+        self.mix = bool(mix)
+        self.clamp = bool(clamp)
+        self.generator = generator if generator is not None else torch.Generator()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"RandConv expects an (N, {self.mean.shape[1]}, H, W) batch, got "
+                             f"shape {list(x.shape)}")
+        g = self.generator
+        if torch.rand((), generator=g).item() >= self.p:
+            return x
+        k = self.kernel_sizes[int(torch.randint(len(self.kernel_sizes), (), generator=g))]
+        c = x.shape[1]
+        weight = torch.randn(c, c, k, k, generator=g) / math.sqrt(c * k * k)
+        mean, std = self.mean.to(x), self.std.to(x)
+        z = (x - mean) / std
+        out = F.conv2d(z, weight.to(x), padding=k // 2)
+        if self.mix:
+            alpha = float(torch.rand((), generator=g))
+            out = alpha * out + (1.0 - alpha) * z
+        out = out * std + mean
+        return out.clamp(0.0, 1.0) if self.clamp else out
+
+    def extra_repr(self) -> str:
+        return (f"kernel_sizes={self.kernel_sizes}, p={self.p:g}, mix={self.mix}, "
+                f"clamp={self.clamp}")
