@@ -29,6 +29,13 @@ EXAMPLES = """examples:
 
   # NeuRN's kernel size as variants
   neurn run resnet18 --variants baseline neurn neurn:k=5 --steps 300 --out results/k
+
+  # NeuRN beside the classic fixed front ends and RandConv, on the digits-DG convnet
+  neurn run convnet --variants baseline neurn gray sobel lcn randconv --steps 600 \\
+      --out results/fronts
+
+  # merge finished studies into one table
+  neurn compare results/study results/fronts --out results/all.md
 """
 
 
@@ -47,10 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = run.add_argument_group("models and variants")
     g.add_argument("models", nargs="+", metavar="MODEL_OR_SHORTLIST",
-                   help="a shortlist.json from `archalign shortlist`, or timm model names")
+                   help="a shortlist.json from `archalign shortlist`, timm model names, or "
+                        "the built-in convnet (the digits-DG backbone of ADA / M-ADA / "
+                        "RandConv)")
     g.add_argument("--variants", nargs="+", default=["baseline", "neurn"], metavar="V",
-                   help="baseline, neurn, neurn:k=5, neurn:k=5,per=channel "
-                        "(default: baseline neurn)")
+                   help="baseline; neurn[:k=5,per=channel]; fixed front ends gray, "
+                        "sobel, lcn[:k=9]; randconv[:p=0.5,k=1/3/5/7,mix=0] (random-"
+                        "convolution augmentation while training) (default: baseline neurn)")
     g.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
                    help="one run per seed (default: 0)")
     g = run.add_argument_group("data")
