@@ -68,3 +68,24 @@ def test_user_errors_exit_2(tmp_path, cache, capsys):
     assert main(["matrix", "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "--panel" in err
+
+
+def test_token_options_reach_the_library(tmp_path, cache, capsys):
+    out = tmp_path / "old.npz"
+    assert main(["matrix", *MODELS[:3], "--out", str(out), "--cache-dir", cache,
+                 "--no-progress", "--no-rolled", "--gap", "-1"]) == 0
+    sm = SimilarityMatrix.load(out)
+    lib = archalign.similarity_matrix(MODELS[:3], rolled=False, gap=-1, cache_dir=cache,
+                                      progress=False)
+    np.testing.assert_array_equal(sm.scores, lib.scores)
+    assert sm.settings["rolled"] is False and sm.settings["gap_open"] == -1
+    assert main(["matrix", *MODELS[:3], "--out", str(out), "--cache-dir", cache,
+                 "--no-progress", "--max-period", "4"]) == 0
+    assert SimilarityMatrix.load(out).settings["max_period"] == 4
+    assert main(["matrix", *MODELS[:3], "--preset", "paper", "--rolled", "--out", str(out),
+                 "--cache-dir", cache]) == 2
+    assert "--preset paper fixes" in capsys.readouterr().err
+    assert main(["matrix", *MODELS[:2], "--out", str(out), "--max-period", "-1"]) == 2
+    assert "--max-period must be >= 0" in capsys.readouterr().err
+    assert main(["align", "resnet18", "resnet34", "--cache-dir", cache]) == 0
+    assert "×" in capsys.readouterr().out  # rolled blocks show their counts
