@@ -83,8 +83,7 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
     lengths = [len(s) for s in enc.seqs]
     settings = {
         "granularity": granularity, "scoring": repr(enc.scoring),
-        "family": defaults.FAMILY if family is None else family,
-        "rolled": defaults.ROLLED if rolled is None else rolled, "max_period": max_period,
+        "family": enc.family or False, "rolled": enc.rolled, "max_period": max_period,
         "gap_open": enc.scoring.gap_open, "gap_extend": enc.scoring.gap_extend,
         "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
         "lengths": lengths, "unrolled_lengths": [len(t) for t in traces],

@@ -158,6 +158,8 @@ class Encoded(NamedTuple):
     scoring: object  # archalign.Scoring
     vocab: object  # archalign.Vocabulary
     counts: list  # int64 arrays: input tokens each id stands for (all 1 unrolled)
+    rolled: bool  # the switches as applied, defaults resolved
+    family: bool | float | None  # None when a given scoring fixed the substitutions
 
 
 def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None, *,
@@ -169,8 +171,8 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
     ``rolled``: tandem repeats of up to ``max_period`` tokens collapsed
     (archalign.roll, on ids, which is exact since equal tokens have equal ids).
     Without ``scoring``: match 1 / mismatch -1 with the gaps given, and ``family``
-    partial credit between related tokens (Vocabulary.scoring). None for ``family``, ``rolled`` or the gaps means the
-    default in :mod:`archalign.defaults`. A given ``scoring`` is used as it is
+    partial credit between related tokens (Vocabulary.scoring). None for ``family``,
+    ``rolled`` or the gaps means the default in :mod:`archalign.defaults`. A given ``scoring`` is used as it is
     (``family`` and gaps are then refused) and, with a substitution matrix, must
     match the vocabulary.
     """
@@ -180,9 +182,10 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
 
     # Tokens are formatted once (the costly step for a zoo) and shared by both uses.
     tokens = [t.tokens(granularity) for t in traces]
-    vocab = Vocabulary(sorted(set().union(*tokens)), granularity=granularity)
+    vocab = Vocabulary.from_tokens(tokens, granularity)
     seqs = [vocab.encode(x) for x in tokens]
-    if defaults.ROLLED if rolled is None else rolled:
+    rolled = defaults.ROLLED if rolled is None else bool(rolled)
+    if rolled:
         seqs, counts = map(list, zip(*(roll(s, max_period=max_period) for s in seqs)))
     else:
         counts = [np.ones(len(s), np.int64) for s in seqs]
@@ -205,4 +208,4 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
                          f"{scoring.vocab_size} but these traces have {len(vocab)} distinct "
                          f"{granularity!r} tokens; build it with Vocabulary.from_traces("
                          f"traces, {granularity!r}).scoring(...)")
-    return Encoded(seqs, scoring, vocab, counts)
+    return Encoded(seqs, scoring, vocab, counts, rolled, family)

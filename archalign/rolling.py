@@ -39,6 +39,8 @@ from . import _roll, defaults
 
 __all__ = ["roll"]
 
+_INT32 = np.iinfo(np.int32)
+
 
 def roll(tokens: Sequence, counts=None, *, max_period: int | None = defaults.MAX_PERIOD):
     """Collapse tandem repeats of ``tokens`` (the rule is in the module docstring).
@@ -56,8 +58,9 @@ def roll(tokens: Sequence, counts=None, *, max_period: int | None = defaults.MAX
     Returns
     -------
     (rolled, counts)
-        ``rolled`` is a list for a sequence input and an int32 array for an integer
-        array input; ``counts`` is an int64 array of the same length.
+        ``rolled`` is a list for a sequence input and an integer array for an array
+        input (int32 when the ids fit it); ``counts`` is an int64 array of the same
+        length.
     """
     if isinstance(tokens, str):
         raise TypeError("roll() takes a sequence of tokens, not one string")
@@ -70,19 +73,20 @@ def roll(tokens: Sequence, counts=None, *, max_period: int | None = defaults.MAX
         if tokens.ndim != 1 or (tokens.size and tokens.dtype.kind not in "iu"):
             raise TypeError(f"roll() takes a 1-D array of integer ids, got dtype "
                             f"{tokens.dtype} and shape {tokens.shape}")
-        ids, names = tokens, None
+        names = None
+        # Rolling only compares ids, so ids beyond int32 are renumbered densely.
+        wide = tokens.size and (tokens.min() < _INT32.min or tokens.max() > _INT32.max)
+        uniq, ids = np.unique(tokens, return_inverse=True) if wide else (None, tokens)
     else:
         index: dict = {}
         ids = [index.setdefault(t, len(index)) for t in tokens]
-        names = list(index)
-    # Dense ids fit int32 whatever the caller's id range.
-    uniq, dense = np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
-    c = np.ones(len(dense), np.int64) if counts is None else _check_counts(counts, len(dense))
-    rolled, out_counts = _roll.roll_ids(dense.astype(np.int32), c, int(max_period))
-    rolled = uniq[rolled]
-    if names is None:
-        return rolled.astype(np.int32), out_counts
-    return [names[i] for i in rolled], out_counts
+        names, uniq = list(index), None
+    ids = np.ascontiguousarray(ids, dtype=np.int32)
+    c = np.ones(len(ids), np.int64) if counts is None else _check_counts(counts, len(ids))
+    rolled, out_counts = _roll.roll_ids(ids, c, int(max_period))
+    if names is not None:
+        return [names[i] for i in rolled], out_counts
+    return (rolled if uniq is None else uniq[rolled]), out_counts
 
 
 def _check_counts(counts, n: int) -> np.ndarray:

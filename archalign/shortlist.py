@@ -180,9 +180,10 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
     must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)
-    seqs, scoring, _, _ = encode_traces(traces, granularity, scoring, family=family,
-                                        rolled=rolled, max_period=max_period, gap=gap,
-                                        gap_open=gap_open, gap_extend=gap_extend)
+    enc = encode_traces(traces, granularity, scoring, family=family,
+                        rolled=rolled, max_period=max_period, gap=gap,
+                        gap_open=gap_open, gap_extend=gap_extend)
+    seqs, scoring = enc.seqs, enc.scoring
     selfs = np.array([score(s, s, scoring) for s in seqs])
     gaps = all_gap_score([len(s) for s in seqs], scoring.gap_open, scoring.gap_extend)
 
@@ -198,7 +199,7 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
     picks, details = _farthest_points(distance_to, len(labels), candidates, k,
                                       must or [int(candidates[0])])
     settings = {"granularity": granularity, "scoring": repr(scoring), "similarity": "normalized",
-                "rolled": defaults.ROLLED if rolled is None else rolled,
+                "rolled": enc.rolled,
                 "k": k, "must_include": list(must_include), "exclude": list(exclude),
                 "streaming": True}
     return Shortlist([labels[i] for i in picks], "farthest", details, settings)

@@ -134,9 +134,16 @@ class Vocabulary:
         trace), ids in sorted token order so they do not depend on the traces' order."""
         if isinstance(traces, dict):
             traces = traces.values()
+        return cls.from_tokens((t.tokens(granularity) for t in traces), granularity)
+
+    @classmethod
+    def from_tokens(cls, token_lists: Iterable[Sequence[str]],
+                    granularity: str | None = None) -> "Vocabulary":
+        """The vocabulary of token lists already read (at ``granularity``), ids in
+        sorted token order."""
         seen: set[str] = set()
-        for t in traces:
-            seen.update(t.tokens(granularity))
+        for tokens in token_lists:
+            seen.update(tokens)
         return cls(sorted(seen), granularity=granularity)
 
     # ------------------------------------------------------------ set-like

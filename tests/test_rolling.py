@@ -81,6 +81,11 @@ def test_ids_keep_their_values_and_dtype():
     tokens, counts = archalign.roll(np.array([7, 2**31 - 1, 7, 2**31 - 1, 5]))
     assert tokens.dtype == np.int32 and tokens.tolist() == [7, 2**31 - 1, 5]
     assert counts.dtype == np.int64 and counts.tolist() == [2, 2, 1]
+    # ids beyond int32 are compared exactly and come back unchanged
+    wide = [2**40, 3, 2**40 + 1, 3, 2**40, 3, 2**40, 3]
+    tokens, counts = archalign.roll(np.array(wide))
+    assert (tokens.tolist(), counts.tolist()) == roll_reference(wide)
+    assert 2**40 + 1 in tokens.tolist()
 
 
 @pytest.mark.parametrize("bad, message", [
