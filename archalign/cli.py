@@ -149,7 +149,7 @@ def _add_model_args(p, models_help: str) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
     p.add_argument("--panel", metavar="NAME",
                    help="add a named panel of models: 'default' (24 timm architectures "
-                        "across families), 'cpu' (5 small ones, quick to train on a CPU) or "
+                        "across families), 'cpu' (4 small ones, quick to train on a CPU) or "
                         "'paper44' (the NeuRN paper's models as timm / torchvision "
                         "equivalents)")
     _add_token_args(p)

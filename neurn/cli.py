@@ -16,11 +16,10 @@ from typing import List, Optional
 __all__ = ["main", "build_parser"]
 
 EXAMPLES = """examples:
-  # the quick CPU study (offline data, about 4 minutes on 2 cores): archalign picks
-  # 3 diverse CPU-friendly backbones, neurn trains them with and without NeuRN
-  archalign shortlist resnet10t resnet18 regnetx_002 mobilenetv3_small_100 \\
-      vit_tiny_patch16_224 -k 3 --out results/shortlist.json
-  neurn run results/shortlist.json --steps 150 --evals 3 --batch-size 32 \\
+  # the README's main job (offline data, about 7 minutes on 2 cores): archalign picks
+  # 3 diverse backbones of the `cpu` panel, neurn trains them with and without NeuRN
+  archalign shortlist --panel cpu -k 3 --out results/shortlist.json
+  neurn run results/shortlist.json --steps 800 --evals 5 --batch-size 64 \\
       --eval-limit 500 --out results/study
 
   # full scale on a GPU: real datasets from disk, 3 seeds

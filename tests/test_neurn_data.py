@@ -133,6 +133,18 @@ def test_normalisation_constants_match_the_source(built):
     np.testing.assert_allclose(images.std(dim=(0, 2, 3)), data.DIGITS_STD, atol=2e-3)
 
 
+def test_front_end_standardisation_constants_match_the_source(built):
+    from neurn.fronts import Sobel
+    from neurn.layer import NeuRN
+    from neurn.models import INPUT_STATS
+
+    images, _ = built["mnist"].tensors()
+    for name, front in (("neurn", NeuRN()), ("sobel", Sobel())):
+        out = front(images)
+        np.testing.assert_allclose((out.mean().item(), out.std().item()), INPUT_STATS[name],
+                                   atol=2e-3, err_msg=name)
+
+
 def test_contact_sheet(built):
     fig = data.contact_sheet([built["mnist"], built["svhn-gen"]], per_domain=5)
     assert len(fig.axes) == 10

@@ -13,8 +13,8 @@ from neurn.convnet import ConvNet
 from neurn.front import FrontEnd, with_front
 from neurn.fronts import LCN, SOBEL_MAX, Gray, Sobel
 from neurn.layer import NeuRN
-from neurn.models import (build_augmentation, build_model, check_model_name, parse_variant,
-                          plan_model)
+from neurn.models import (INPUT_STATS, build_augmentation, build_model, check_model_name,
+                          parse_variant, plan_model)
 from neurn.randconv import RandConv
 from neurn.study import Study
 
@@ -271,7 +271,9 @@ def test_build_model_convnet_for_every_variant(spec):
     assert model(_rand(2, 3, 32, 32)).shape == (2, 10)
     fronts = {"neurn": NeuRN, "gray": Gray, "sobel": Sobel, "lcn": LCN}
     assert type(model.front) is fronts.get(variant.kind, type(None))
-    assert model.normalise == (variant.kind in ("baseline", "gray", "randconv"))
+    expected = {"baseline": "pixels", "gray": "pixels", "randconv": "pixels",
+                "neurn": "neurn", "sobel": "sobel", "lcn": None}[variant.kind]
+    assert model.stats == (INPUT_STATS[expected] if expected else None)
     assert (model.neurn is not None) == (variant.kind == "neurn")
     augment = build_augmentation(variant, generator=torch.Generator())
     assert isinstance(augment, RandConv) == (variant.kind == "randconv")

@@ -7,7 +7,7 @@ keeps building a domain to a fraction of a second.
 import hashlib
 import io
 from functools import lru_cache
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -96,9 +96,8 @@ def jpeg(images: np.ndarray, qualities: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _photo_pyramid() -> List[np.ndarray]:
-    """Each bundled photo as float RGB (3, H, W) at three scales, so 32 x 32 crops
-    show texture at about a digit's scale rather than one flat patch of sky."""
+def _photo_pyramid(factors: Tuple[float, ...]) -> List[np.ndarray]:
+    """Each bundled photo as float RGB (3, H, W), downscaled by each of ``factors``."""
     import skimage.data
 
     pyramid = []
@@ -107,16 +106,19 @@ def _photo_pyramid() -> List[np.ndarray]:
         if photo.ndim == 2:
             photo = np.repeat(photo[:, :, None], 3, axis=2)
         tensor = torch.from_numpy(np.ascontiguousarray(photo[:, :, :3].transpose(2, 0, 1)))
-        for factor in (0.15, 0.25, 0.4):
+        for factor in factors:
             size = [max(64, int(s * factor)) for s in tensor.shape[1:]]
             pyramid.append(F.interpolate(tensor[None], size=size, mode="bilinear",
                                          antialias=True, align_corners=False)[0].numpy())
     return pyramid
 
 
-def photo_patches(rng: np.random.Generator, n: int, size: int = 32) -> np.ndarray:
-    """n random size x size RGB crops of the bundled photos (random photo and scale)."""
-    pyramid = _photo_pyramid()
+def photo_patches(rng: np.random.Generator, n: int, size: int = 32,
+                  factors: Tuple[float, ...] = (0.15, 0.25, 0.4)) -> np.ndarray:
+    """n random size x size RGB crops of the bundled photos, each from a random photo
+    downscaled by a random one of ``factors``. The default zooms out far enough that a
+    crop shows texture at about a digit's scale rather than one flat patch of sky."""
+    pyramid = _photo_pyramid(tuple(factors))
     out = np.empty((n, 3, size, size), dtype=np.float32)
     for i, which in enumerate(rng.integers(len(pyramid), size=n)):
         photo = pyramid[which]

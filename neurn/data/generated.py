@@ -11,7 +11,8 @@ the offline MNIST source (never its train or validation images) or from fonts.
   CC0 / public-domain photos bundled in scikit-image.
 * ``svhn-gen`` (SVHN-style): narrow coloured digit on a blurred photo background,
   distractor digits on both sides, shear, blur, JPEG artefacts (PIL).
-* ``usps-gen`` (USPS-style): tight crop, stretched to 16 x 16, bolder strokes, back to 32.
+* ``usps-gen`` (USPS-style): tight square crop (aspect kept) to 16 x 16, bolder strokes,
+  back to 32.
 * ``mnistc-gen`` (MNIST-C-style): one of 15 corruptions per digit (noise, blurs,
   affine, brightness, stripe, fog, spatter, dotted line, zigzag, Canny edges).
 """
@@ -24,9 +25,10 @@ from scipy import ndimage
 
 from ._imaging import gaussian_blur, jpeg, photo_patches, random_colours, warp
 
-__all__ = ["STYLES", "SYNDIGITS_SIZE", "font_files"]
+__all__ = ["RENDERS", "STYLES", "SYNDIGITS_SIZE", "font_files"]
 
 SYNDIGITS_SIZE = 2000  # 200 per class
+RENDERS = 3  # renders of each held-out MNIST digit in the targets made from them
 
 
 def font_files() -> Tuple[str, ...]:
@@ -78,7 +80,11 @@ def syndigits(rng: np.random.Generator, digits, labels) -> np.ndarray:
 
 
 def mnistm(rng: np.random.Generator, digits, labels) -> np.ndarray:
-    return np.abs(photo_patches(rng, len(digits)) - digits)
+    # MNIST-M crops its BSDS500 photos (481 x 321) at full size, so a patch spans under
+    # a tenth of the photo's width; these factors give our ~512 px photos about that
+    # span (zoomed out further, crops were busier and ERM scored 16 points under the
+    # published MNIST-M figure)
+    return np.abs(photo_patches(rng, len(digits), factors=(0.5, 0.8)) - digits)
 
 
 def svhn(rng: np.random.Generator, digits, labels) -> np.ndarray:
@@ -104,15 +110,17 @@ def usps(rng: np.random.Generator, digits, labels) -> np.ndarray:
     import torch.nn.functional as F
 
     n = len(digits)
-    # tight box around each digit, sampled onto 16 x 16 so the digit fills it
+    # square box around each digit's ink, sampled onto 16 x 16: the longer side fills
+    # the frame and the aspect ratio is kept (stretching both sides turned a '1' into
+    # a filled block, and ERM scored 54 here against 78 on real USPS)
     ink = digits[:, 0] > 0.1
     rows, cols = ink.any(axis=2), ink.any(axis=1)
     top, bottom = rows.argmax(1), 31 - rows[:, ::-1].argmax(1)
     left, right = cols.argmax(1), 31 - cols[:, ::-1].argmax(1)
     centre = np.stack([(left + right + 1) / 32.0 - 1, (top + bottom + 1) / 32.0 - 1], 1)
-    half = np.stack([(right - left + 1) / 32.0, (bottom - top + 1) / 32.0], 1)
+    half = np.maximum(right - left + 1, bottom - top + 1) / 32.0
     theta = np.zeros((n, 2, 3), dtype=np.float32)
-    theta[:, 0, 0], theta[:, 1, 1] = half[:, 0], half[:, 1]
+    theta[:, 0, 0], theta[:, 1, 1] = half, half
     theta[:, :, 2] = centre
     grid = F.affine_grid(torch.from_numpy(theta), [n, 1, 16, 16], align_corners=False)
     small = F.grid_sample(torch.from_numpy(digits), grid, align_corners=False).numpy()

