@@ -26,7 +26,8 @@ _DEFAULT = [
 # hybrid) that train to convergence on 4,000 digits in 1-2 minutes each on two CPU
 # cores. The first panel (resnet10t, resnet18, regnetx_002, mobilenetv3_small_100,
 # vit_tiny) needed far longer than the demo's budget; test_convnext (96.4% source
-# test), test_efficientnet (95.8%) and test_vit (83.4%) did not converge in 800 steps.
+# test), test_efficientnet (95.8%) and test_vit (83.4%) did not converge in 800 steps
+# (the main job trains 600).
 _CPU = ["test_resnet", "test_byobnet", "test_coatnet", "test_nfnet"]
 
 # paper model -> spec

@@ -19,7 +19,7 @@ EXAMPLES = """examples:
   # the README's main job (offline data, about 7 minutes on 2 cores): archalign picks
   # 3 diverse backbones of the `cpu` panel, neurn trains them with and without NeuRN
   archalign shortlist --panel cpu -k 3 --out results/shortlist.json
-  neurn run results/shortlist.json --steps 800 --evals 5 --batch-size 64 \\
+  neurn run results/shortlist.json --steps 600 --evals 5 --batch-size 64 \\
       --eval-limit 500 --out results/study
 
   # full scale on a GPU: real datasets from disk, 3 seeds
