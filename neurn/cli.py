@@ -16,7 +16,7 @@ from typing import List, Optional
 __all__ = ["main", "build_parser"]
 
 EXAMPLES = """examples:
-  # the README's main job (offline data, about 7 minutes on 2 cores): archalign picks
+  # the README's main job (offline data, about 6 minutes on 2 cores): archalign picks
   # 3 diverse backbones of the `cpu` panel, neurn trains them with and without NeuRN
   archalign shortlist --panel cpu -k 3 --out results/shortlist.json
   neurn run results/shortlist.json --steps 600 --evals 5 --batch-size 64 \\
