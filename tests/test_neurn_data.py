@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from neurn import data
-from neurn.data import offline
+from neurn.data import generated, offline
 
 OFFLINE = data.list_domains(offline=True)
 GENERATED = data.list_domains(generated=True)
@@ -86,7 +86,20 @@ def test_generated_targets_never_reuse_training_images(built):
             assert origins == {0}  # rendered from fonts
         else:
             assert origins <= held_out and not origins & train_val
+            # every held-out digit, each rendered RENDERS times
+            counts = np.unique(built[name].origins, return_counts=True)[1]
+            assert len(counts) == len(held_out) and set(counts) == {generated.RENDERS}
         assert not train_pixels & {image.tobytes() for image in built[name].images}
+
+
+def test_usps_gen_keeps_the_aspect_ratio():
+    # a tall thin stroke (a '1') must stay tall and thin, not be stretched to a block
+    digit = np.zeros((1, 1, 32, 32), dtype=np.float32)
+    digit[..., 6:26, 14:18] = 1.0  # 20 x 4 px
+    out = generated.usps(np.random.default_rng(0), digit, np.array([1]))[0, 0] > 0.5
+    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    assert height >= 28 and width <= 10, (height, width)
 
 
 def test_determinism_for_a_seed(built, tmp_path):
