@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--variants", nargs="+", default=["baseline", "neurn"], metavar="V",
                    help="baseline; neurn[:k=5,per=channel]; fixed front ends gray, "
                         "sobel, lcn[:k=9]; randconv[:p=0.5,k=1/3/5/7,mix=0] (random-"
-                        "convolution augmentation while training) (default: baseline neurn)")
+                        "convolution augmentation while training); std=0 on any but lcn "
+                        "feeds the backbone unstandardised input (default: baseline neurn)")
     g.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
                    help="one run per seed (default: 0)")
     g = run.add_argument_group("data")

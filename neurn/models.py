@@ -42,7 +42,10 @@ architecture was adapted to 32 x 32 input. Implementation choices:
     ``mix`` = 0, ``clamp`` = 0; :mod:`neurn.randconv`): the baseline's pipeline, trained on
     random convolutions of its batches; :func:`build_augmentation` makes the
     augmentation, which only the training loop applies, so evaluation sees clean images.
-  Flags take ``0`` / ``1`` (or ``true`` / ``false``). ``kernel_size`` is accepted for ``k``.
+  Every kind but ``lcn`` also takes ``std`` (default 1); ``std=0`` feeds the backbone
+  the front end's output raw, as the first release did (``neurn:std=0`` is the
+  ablation in ``benchmarks/bench_input_scale.py``). Flags take ``0`` / ``1`` (or
+  ``true`` / ``false``). ``kernel_size`` is accepted for ``k``.
 """
 import difflib
 import re
@@ -97,6 +100,7 @@ def _flag_option(keyword: str) -> _Option:
 
 _KERNEL_SIZE = _Option("kernel_size", int, "an integer")
 _EPS = _Option("eps", float, "a number")
+_STD = _flag_option("standardise")  # handled by build_model, not passed to the front end
 _KERNEL_SIZES = _Option("kernel_sizes", lambda text: tuple(int(k) for k in text.split("/")),
                         "odd sizes joined by '/', e.g. 1/3/5/7",
                         lambda sizes: "/".join(map(str, sizes)))
@@ -136,6 +140,7 @@ class Variant:
     name: str
     kind: str
     options: Dict[str, object] = field(default_factory=dict)
+    standardise: bool = True  # ``std=0``: the backbone gets the front end's output raw
 
     @property
     def neurn_kwargs(self) -> Dict[str, object]:
@@ -148,9 +153,14 @@ class Variant:
         return self.options.get("kernel_size", 3) if self.kind == "neurn" else None
 
 
+def _option_table(kind: _Kind) -> Dict[str, _Option]:
+    """The options a kind accepts: its own, plus ``std`` where its input is standardised."""
+    return {**kind.options, "std": _STD} if kind.stats is not None else dict(kind.options)
+
+
 def _variant_help() -> str:
-    with_options = "; ".join(f"{name}: {', '.join(kind.options)}"
-                             for name, kind in _KINDS.items() if kind.options)
+    with_options = "; ".join(f"{name}: {', '.join(_option_table(kind))}"
+                             for name, kind in _KINDS.items() if _option_table(kind))
     return (f"use one of {', '.join(map(repr, _KINDS))}, with options as "
             f"'name:key=value,key=value' ({with_options}), e.g. 'neurn:k=5', 'lcn:k=7', "
             f"'randconv:k=1/3/5/7,p=0.5,mix=1'")
@@ -167,23 +177,25 @@ def parse_variant(spec: str) -> Variant:
     if name not in _KINDS:
         raise ValueError(f"unknown variant {spec!r}; {_variant_help()}")
     kind = _KINDS[name]
-    if options.strip() and not kind.options:
+    table = _option_table(kind)
+    if options.strip() and not table:
         raise ValueError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
     kwargs: Dict[str, object] = {}
     shown: Dict[str, str] = {}
     for item in filter(None, (o.strip() for o in options.split(","))):
         key, eq, value = item.partition("=")
         key = _ALIASES.get(key.strip(), key.strip())
-        if not eq or key not in kind.options:
+        if not eq or key not in table:
             raise ValueError(f"variant {spec!r}: bad option {item!r}; write key=value with "
-                             f"key in {list(kind.options)}")
-        option = kind.options[key]
+                             f"key in {list(table)}")
+        option = table[key]
         try:
             kwargs[option.keyword] = option.parse(value.strip())
         except ValueError:
             raise ValueError(f"variant {spec!r}: {key}={value.strip()!r} is not "
                              f"{option.what}") from None
         shown[key] = option.show(kwargs[option.keyword])
+    standardise = kwargs.pop(_STD.keyword, True)
     build = kind.front or kind.augment
     if build is not None:
         try:
@@ -191,7 +203,7 @@ def parse_variant(spec: str) -> Variant:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"variant {spec!r}: {exc}") from None
     canonical = name + ":" + ",".join(f"{k}={v}" for k, v in shown.items()) if shown else name
-    return Variant(canonical, name, kwargs)
+    return Variant(canonical, name, kwargs, standardise)
 
 
 @dataclass(frozen=True)
@@ -353,7 +365,7 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
     backbone = _create(name, num_classes, **plan.create_kwargs)
     front = kind.front(**variant.options) if kind.front is not None else None
     resize = plan.input_size if plan.input_size != img_size else None
-    stats = INPUT_STATS[kind.stats] if kind.stats is not None else None
+    stats = INPUT_STATS[kind.stats] if kind.stats is not None and variant.standardise else None
     return DigitClassifier(backbone, front=front, stats=stats, input_size=resize), plan
 
 

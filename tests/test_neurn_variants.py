@@ -219,6 +219,23 @@ def test_variant_names_are_canonical_and_round_trip():
     assert v.options == {"kernel_sizes": (3, 5), "p": 0.25, "clamp": True}
     assert v.kernel_size is None and v.neurn_kwargs == {}
     assert parse_variant("lcn:k=5").kernel_size is None  # the results' column is NeuRN's k
+    raw = parse_variant("neurn:k=5,std=0")
+    assert raw.name == "neurn:k=5,std=0" and raw.options == {"kernel_size": 5}
+    assert not raw.standardise and parse_variant("neurn:k=5").standardise
+
+
+def test_std_switches_the_fixed_standardisation_only():
+    x = _rand(2, 3, 32, 32)
+    models = {}
+    for spec in ("neurn", "neurn:std=0"):
+        torch.manual_seed(0)
+        models[spec], _ = build_model("convnet", variant=spec)
+    mean, std = INPUT_STATS["neurn"]
+    assert models["neurn:std=0"].stats is None
+    with torch.no_grad():
+        raw = models["neurn:std=0"].backbone
+        torch.testing.assert_close(models["neurn:std=0"](x), raw(NeuRN()(x)))
+        torch.testing.assert_close(models["neurn"](x), raw((NeuRN()(x) - mean) / std))
 
 
 @pytest.mark.parametrize("spec,match", [
@@ -233,7 +250,9 @@ def test_variant_names_are_canonical_and_round_trip():
     ("lcn:k=4", "odd and >= 3"),
     ("lcn:k=1", "odd and >= 3"),
     ("lcn:per=image", r"bad option 'per=image'.*\['k', 'eps'\]"),
-    ("sobel:k=5", "'sobel' takes no options"),
+    ("sobel:k=5", r"bad option 'k=5'.*\['std'\]"),
+    ("gray:std=2", "std='2' is not 0 or 1"),
+    ("lcn:std=0", r"bad option 'std=0'"),  # LCN's output is standardised by design
 ])
 def test_bad_variants_get_one_clear_error(spec, match):
     with pytest.raises(ValueError, match=match):
