@@ -26,9 +26,9 @@ architecture was adapted to 32 x 32 input. Implementation choices:
   test recomputes them). They are constants, never batch statistics, so every sample
   is still treated on its own. NeuRN's and Sobel's maps lie in [0, 1] but are mostly 0
   (NeuRN: mean 0.18, std 0.30). Fed raw, ViT-Tiny with NeuRN reached 36% source
-  validation after 300 steps; standardised, 64%, beside the baseline's 66% (same seed
-  and recipe): raw, the backbone's input had a third of the scale that timm's
-  initialisations and our learning rates assume:
+  validation after 300 steps; standardised, 68%, beside the baseline's 66% (same seed
+  and recipe; ``benchmarks/bench_input_scale.py``): raw, the backbone's input had a
+  third of the scale that timm's initialisations and our learning rates assume:
   - ``baseline``: pixels -> standardise -> resize if planned -> backbone.
   - ``neurn`` (options ``k``, ``per``, ``eps``, ``padding``; :mod:`neurn.layer`): NeuRN ->
     standardise (the k = 3 map's statistics, for every k) -> resize -> backbone.
