@@ -62,14 +62,14 @@ from .fronts import LCN, Gray, Sobel
 from .layer import NeuRN
 from .randconv import RandConv
 
-__all__ = ["BUILTIN_MODELS", "INPUT_STATS", "DigitClassifier", "ModelPlan", "Variant", "build_augmentation",
-           "build_model", "check_model_name", "parse_variant", "plan_model",
-           "RESIZE_CANDIDATES"]
+__all__ = ["BUILTIN_MODELS", "INPUT_STATS", "DigitClassifier", "ModelPlan", "Variant",
+           "build_augmentation", "build_model", "check_model_name", "parse_variant",
+           "plan_model", "RESIZE_CANDIDATES"]
 
 RESIZE_CANDIDATES = (32, 48, 64, 96, 128, 160, 224, 299)
 
 # what the backbone sees -> (mean, std) over the source train split (4,000 MNIST digits,
-# data seed 0), the same for every channel; tests/test_neurn_variants.py recomputes them
+# data seed 0), the same for every channel; tests/test_neurn_data.py recomputes them
 INPUT_STATS = {"pixels": (DIGITS_MEAN[0], DIGITS_STD[0]), "neurn": (0.1792, 0.2971),
                "sobel": (0.1380, 0.2453)}
 MIN_TOKEN_GRID = 4
