@@ -33,6 +33,10 @@ EXAMPLES = """examples:
   neurn run convnet --variants baseline neurn gray sobel lcn randconv --steps 600 \\
       --out results/fronts
 
+  # any image folders in DomainBed's layout (root/<domain>/<class>/<image>), 224 px
+  neurn run resnet18 --source /data/PACS/photo --targets /data/PACS/sketch \
+      /data/PACS/cartoon /data/PACS/art_painting --epochs 10 --cache-images --out results/pacs
+
   # merge finished studies into one table
   neurn compare results/study results/fronts --out results/all.md
 """
@@ -40,7 +44,8 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="neurn", description="NeuRN domain-generalization study on digit domains.")
+        prog="neurn", description="NeuRN domain-generalization study on digit domains or "
+                                  "any image-folder domains.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -64,10 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
                    help="one run per seed (default: 0)")
     g = run.add_argument_group("data")
-    g.add_argument("--source", default="mnist", help="source domain (default: mnist)")
+    g.add_argument("--source", default="mnist",
+                   help="source domain: a digit domain (default: mnist) or an image folder "
+                        "PATH/<class>/<image> (a path, or folder:PATH)")
     g.add_argument("--targets", nargs="+", metavar="DOMAIN",
                    help="target domains (default: every offline target; with --data-dir "
-                        "the paper's mnistm svhn usps). See `neurn domains`.")
+                        "the paper's mnistm svhn usps); image folders when the source is "
+                        "one. See `neurn domains`.")
+    g.add_argument("--img-size", type=int, metavar="PX",
+                   help="image side the models are built for (default: 32 for digits, "
+                        "224 for image folders)")
+    g.add_argument("--val-fraction", type=float, metavar="F",
+                   help="image-folder source: fraction for validation (default: 0.1; a "
+                        "seeded split stratified by class)")
+    g.add_argument("--test-fraction", type=float, metavar="F",
+                   help="image-folder source: fraction for the source test (default: 0.1)")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out image files that cannot be decoded (counted in "
+                        "data.json and summary.md) instead of stopping")
+    g.add_argument("--cache-images", action="store_true",
+                   help="decode image folders once into a uint8 memmap in the cache "
+                        "folder; later runs read it at memory speed")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random resized crop (area 0.7-1) + flip of source batches "
+                        "(default: on for image folders, off for digits)")
     g.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="folder of the real datasets (full scale); offline data otherwise")
     g.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -93,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto",
                    help="auto (CUDA when present), cpu, cuda, cuda:1 (default: auto)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
-    g.add_argument("--workers", type=int, default=0,
-                   help="data-loader workers on CUDA (always 0 on CPU; default: 0, the "
-                        "data are in memory)")
+    g.add_argument("--workers", type=int,
+                   help="data-loader workers that decode image files (default: 4, at most "
+                        "the CPUs, when image folders stream from disk; else 0, the data "
+                        "are in memory)")
     g.add_argument("--deterministic", action="store_true",
                    help="torch.use_deterministic_algorithms during the study (slower; "
                         "CPU runs repeat exactly without it)")
@@ -130,7 +156,11 @@ def _run(args) -> int:
     from .study import Study
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
+    split = {name: value for name, value in (("val", args.val_fraction),
+                                             ("test", args.test_fraction)) if value is not None}
     study = Study(args.models, source=args.source, targets=args.targets,
+                  img_size=args.img_size, split=split, skip_bad_images=args.skip_bad_images,
+                  cache_images=args.cache_images, augment=args.augment,
                   variants=args.variants, seeds=args.seeds, evals=args.evals,
                   batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                   optimizer=args.opt, device=args.device, out_dir=args.out,
@@ -145,11 +175,15 @@ def _run(args) -> int:
               f"{len(study.variants)} variants x {len(study.seeds)} seeds = {runs} runs on "
               f"{study.device}; source {study.source}, targets {', '.join(study.targets)}",
               file=sys.stderr)
-    study.load_data()  # missing files fail here, before training
+    study.load_data()  # missing or bad files fail here, before training
+    for name, bad in study.data.skipped.items():
+        if bad:
+            print(f"neurn run: skipped {len(bad)} unreadable image(s) of {name} (listed in "
+                  f"{args.out}/data.json)", file=sys.stderr)
     results = study.run()
     if not args.progress:  # with progress on, the study has printed it already
         print(results.markdown)
-    print(f"wrote {args.out}/results.csv, results.json, summary.md, results.png, "
+    print(f"wrote {args.out}/results.csv, results.json, summary.md, data.json, results.png, "
           f"learning_curves.png", file=sys.stderr)
     for message in guard_rails(results.rows, results.summary).messages():
         print(f"neurn run: warning: {message}", file=sys.stderr)

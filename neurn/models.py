@@ -63,7 +63,8 @@ from .layer import NeuRN
 from .randconv import RandConv
 
 __all__ = ["BUILTIN_MODELS", "INPUT_STATS", "DigitClassifier", "ModelPlan", "Variant",
-           "build_augmentation", "build_model", "check_model_name", "parse_variant",
+           "build_augmentation", "build_model", "check_model_name", "measure_input_stats",
+           "parse_variant",
            "plan_model", "RESIZE_CANDIDATES"]
 
 RESIZE_CANDIDATES = (32, 48, 64, 96, 128, 160, 224, 299)
@@ -339,12 +340,26 @@ class DigitClassifier(nn.Module):
         return self.backbone(x)
 
 
+def measure_input_stats(images: torch.Tensor) -> Dict[str, Tuple[float, float]]:
+    """:data:`INPUT_STATS` for other data: the (mean, std) of what each standardised kind
+    hands the backbone, over ``images`` (float [0, 1], N x 3 x H x W, source-train
+    images only), each front end with its default options."""
+    stats = {}
+    with torch.no_grad():
+        for key, front in (("pixels", None), ("neurn", NeuRN()), ("sobel", Sobel())):
+            out = images if front is None else front(images)
+            stats[key] = (round(float(out.mean()), 4), round(float(out.std()), 4))
+    return stats
+
+
 def _as_variant(variant) -> Variant:
     return variant if isinstance(variant, Variant) else parse_variant(variant)
 
 
 def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_size: int = 32,
-                plan: Optional[ModelPlan] = None) -> Tuple[DigitClassifier, ModelPlan]:
+                plan: Optional[ModelPlan] = None,
+                input_stats: Optional[Dict[str, Tuple[float, float]]] = None
+                ) -> Tuple[DigitClassifier, ModelPlan]:
     """A freshly initialised (``pretrained=False``) model for ``img_size`` digits.
 
     Args:
@@ -353,6 +368,8 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
         num_classes: classifier outputs (10 digits).
         img_size: the images' size (32 for every digit domain).
         plan: a :class:`ModelPlan` from :func:`plan_model` (computed when omitted).
+        input_stats: the standardisation constants (default :data:`INPUT_STATS`, the
+            digits'; :func:`measure_input_stats` gives them for other data).
 
     Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first. A
     training-time augmentation (``randconv``) is not part of the model: see
@@ -365,17 +382,23 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
     backbone = _create(name, num_classes, **plan.create_kwargs)
     front = kind.front(**variant.options) if kind.front is not None else None
     resize = plan.input_size if plan.input_size != img_size else None
-    stats = INPUT_STATS[kind.stats] if kind.stats is not None and variant.standardise else None
+    table = INPUT_STATS if input_stats is None else input_stats
+    stats = table[kind.stats] if kind.stats is not None and variant.standardise else None
     return DigitClassifier(backbone, front=front, stats=stats, input_size=resize), plan
 
 
-def build_augmentation(variant, *, generator: torch.Generator) -> Optional[nn.Module]:
+def build_augmentation(variant, *, generator: torch.Generator,
+                       pixels: Optional[Tuple[float, float]] = None) -> Optional[nn.Module]:
     """The variant's training-time augmentation of float [0, 1] batches (a
-    :class:`~neurn.randconv.RandConv` for ``randconv``), drawing from ``generator``;
-    None for variants without one."""
+    :class:`~neurn.randconv.RandConv` for ``randconv``, whitening with the ``pixels``
+    (mean, std), default the digits'), drawing from ``generator``; None for variants
+    without one."""
     variant = _as_variant(variant)
     augment = _KINDS[variant.kind].augment
-    return augment(generator=generator, **variant.options) if augment is not None else None
+    if augment is None:
+        return None
+    whiten = {} if pixels is None else {"mean": (pixels[0],) * 3, "std": (pixels[1],) * 3}
+    return augment(generator=generator, **whiten, **variant.options)
 
 
 def uses_convolutions(model: nn.Module) -> bool:

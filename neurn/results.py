@@ -25,8 +25,8 @@ import numpy as np
 from .guards import AT_CHANCE_MARK, DIGIT_CLASSES, UNDERTRAINED_MARK, Flags, guard_rails
 
 __all__ = ["TARGETS_MEAN", "failed_lines", "lead_lines", "legend_lines", "load_results",
-           "plot_bars", "plot_curves", "result_rows", "summarize", "summary_markdown",
-           "table_lines", "write_outputs"]
+           "plot_bars", "plot_curves", "result_rows", "skipped_lines", "summarize",
+           "summary_markdown", "table_lines", "write_outputs"]
 
 TARGETS_MEAN = "targets (mean)"
 ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "domain", "role", "generated",
@@ -228,16 +228,30 @@ def failed_lines(records) -> List[str]:
         f"{r['model']} {r['variant']} seed {r['seed']}: {r['error']}" for r in failed]
 
 
+def skipped_lines(runs) -> List[str]:
+    """A note on the image files ``--skip-bad-images`` left out, if any."""
+    counts: Dict[str, int] = {}
+    for run in runs:
+        for name, n in (run.get("skipped") or {}).items():
+            counts[name] = max(counts.get(name, 0), int(n))
+    if not any(counts.values()):
+        return []
+    return ["", "Unreadable images left out (--skip-bad-images): " +
+            ", ".join(f"{name} {n}" for name, n in counts.items()) +
+            "; data.json lists the files."]
+
+
 def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (), *,
                      baseline: Optional[str] = "baseline") -> str:
-    """summary.md: the lead lines, the table with its legend, the failed runs."""
+    """summary.md: the lead lines, the table with its legend, skipped images, the
+    failed runs."""
     if not _domains(rows):
         lines = ["No finished runs."]
     else:
         flags = guard_rails(rows, summary)
         lines = (lead_lines(rows, flags, baseline=baseline) + [""] +
                  table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags))
-    return "\n".join(lines + failed_lines(runs)) + "\n"
+    return "\n".join(lines + skipped_lines(runs) + failed_lines(runs)) + "\n"
 
 
 # ---------------------------------------------------------------- plots

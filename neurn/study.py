@@ -52,18 +52,19 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from . import data as ndata
+from torch import nn
+
+from .augment import CropFlip
 from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
 from .models import (Variant, build_augmentation, build_model, parse_variant, plan_model,
                      uses_convolutions)
+from .study_data import FULLSCALE_TARGETS, OFFLINE_TARGETS, StudyData
 
 __all__ = ["Study", "StudyResults", "load_models", "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]
 
 PathLike = Union[str, os.PathLike]
-OFFLINE_TARGETS = tuple(ndata.list_domains(source=False, offline=True))
-# the paper's targets (MNIST -> MNIST-M, SVHN, USPS); add "syn" for the DG benchmark
-FULLSCALE_TARGETS = ("mnistm", "svhn", "usps")
 _SETTINGS_VERSION = 1
+STREAM_WORKERS = 4  # default DataLoader workers when images are decoded from files
 
 
 def load_models(models) -> List[str]:
@@ -102,19 +103,6 @@ class _Run:
         return f"{self.model}__{safe}__seed{self.seed}"
 
 
-class _Indexed(torch.utils.data.Dataset):
-    """uint8 images + labels indexed by a whole batch of indices at once."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return self.images[index], self.labels[index]
-
-
 @dataclass
 class StudyResults:
     """What :meth:`Study.run` returns: the rows, the summary and where files went."""
@@ -136,10 +124,12 @@ class Study:
     Args:
         models: a ``shortlist.json`` path (from ``archalign shortlist``), a
             ``Shortlist`` or timm / built-in (``convnet``) model names.
-        source: source domain (``mnist``); trained on its ``train`` split, model
-            selection on its ``val`` split.
+        source: source domain: ``mnist``, or an image folder (a path or ``folder:PATH``,
+            DomainBed's ``<domain>/<class>/<image>``); trained on its ``train`` split,
+            model selection on its ``val`` split.
         targets: target domains (default: the offline targets, or the paper's
-            ``mnistm``, ``svhn``, ``usps`` with ``data_dir``).
+            ``mnistm``, ``svhn``, ``usps`` with ``data_dir``); image folders when the
+            source is one. See :mod:`neurn.study_data`.
         variants: ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ``"randconv"``, ... (see
             :func:`neurn.models.parse_variant`).
         seeds: one run per seed.
@@ -154,10 +144,19 @@ class Study:
             fixed subset shared by all runs); None = all.
         train_limit: train on at most this many source images (fixed subset).
         threads: CPU threads (default: every CPU this process may use).
-        num_workers: DataLoader workers on CUDA (always 0 on CPU, for determinism).
-            Default 0: the data sit in memory as uint8 tensors and a batch is one
-            index operation, so workers would only add inter-process copies; batches
-            are still pinned (``pin_memory``) and copied with ``non_blocking``.
+        num_workers: DataLoader workers. Default: ``STREAM_WORKERS`` (at most the CPU
+            count) when images stream from files, else 0: data in memory make a batch
+            one index operation, and workers would only add inter-process copies.
+            Workers only decode (no random state), so results do not depend on
+            their number. On CUDA batches are pinned and copied ``non_blocking``.
+        img_size: image side (default 32 for digits, 224 for image folders); models
+            are built for it.
+        split: ``{"val": f, "test": f}``, fractions of an image-folder source (0.1 each).
+        skip_bad_images: leave out image files that cannot be decoded (counted in
+            ``data.json`` and ``summary.md``) instead of stopping.
+        cache_images: decode image folders once into a uint8 memmap in ``cache_dir``.
+        augment: random resized crop + flip of source batches (:mod:`neurn.augment`);
+            default on for image folders, off for digits.
         data_seed: seed of the offline data split and generated targets.
         progress: tqdm bars for runs and steps.
         keep_weights: keep ``best.pt`` (the selected weights) of each run.
@@ -173,8 +172,11 @@ class Study:
                  out_dir: PathLike = "neurn-study", data_dir: Optional[PathLike] = None,
                  cache_dir: Optional[PathLike] = None, eval_limit: Optional[int] = None,
                  train_limit: Optional[int] = None, threads: Optional[int] = None,
-                 num_workers: int = 0, data_seed: int = 0, progress: bool = True,
-                 keep_weights: bool = True, deterministic: bool = False) -> None:
+                 num_workers: Optional[int] = None, data_seed: int = 0, progress: bool = True,
+                 keep_weights: bool = True, deterministic: bool = False,
+                 img_size: Optional[int] = None, split: Optional[Dict[str, float]] = None,
+                 skip_bad_images: bool = False, cache_images: bool = False,
+                 augment: Optional[bool] = None) -> None:
         self.models = load_models(models)
         self.variants = [parse_variant(v) for v in variants]
         if not self.variants:
@@ -202,41 +204,28 @@ class Study:
         self.optimizer = optimizer
         self.device = _resolve_device(device)
         self.out_dir = Path(out_dir)
-        self.data_dir = Path(data_dir) if data_dir is not None else None
-        if self.data_dir is not None and not self.data_dir.is_dir():
-            raise FileNotFoundError(f"data_dir {str(self.data_dir)!r} is not a folder; point "
-                                    f"it at the folder holding the real datasets (MNIST/, "
-                                    f"test_32x32.mat, usps.t.bz2, mnist_m/, ...)")
-        self.cache_dir = cache_dir
-        self.source = source
-        info = ndata.domain_info(source)  # KeyError with suggestions
-        if not info.source:
-            raise ValueError(f"{source!r} is a target domain (evaluation only); sources: "
-                             f"{ndata.list_domains(source=True)}")
-        if targets is None:
-            targets = FULLSCALE_TARGETS if self.data_dir is not None else OFFLINE_TARGETS
-        self.targets = list(dict.fromkeys(targets))
-        for name in self.targets:
-            t = ndata.domain_info(name)
-            if t.source:
-                raise ValueError(f"{name!r} is the source-type domain; its held-out test "
-                                 f"split is always reported, drop it from the targets")
-            if not t.offline and self.data_dir is None:
-                raise ValueError(f"target {name!r} is a real dataset and needs data_dir "
-                                 f"(--data-dir); offline stand-ins: {list(OFFLINE_TARGETS)}")
-        for label, value in (("eval_limit", eval_limit), ("train_limit", train_limit)):
-            if value is not None and value < 1:
-                raise ValueError(f"{label} must be >= 1 or None, got {value!r}")
+        self.data = StudyData(source, targets, data_dir=data_dir, cache_dir=cache_dir,
+                              data_seed=data_seed, eval_limit=eval_limit,
+                              train_limit=train_limit, img_size=img_size, split=split,
+                              skip_bad_images=skip_bad_images, cache_images=cache_images,
+                              threads=threads)
+        self.source, self.targets = self.data.source, self.data.targets
+        self.data_dir, self.cache_dir = self.data.data_dir, cache_dir
         self.eval_limit, self.train_limit = eval_limit, train_limit
+        self.data_seed = self.data.data_seed
+        self.augment = self.data.folders if augment is None else bool(augment)
         self.threads = threads
-        self.num_workers = int(num_workers)
-        self.data_seed = int(data_seed)
+        if num_workers is not None and (int(num_workers) != num_workers or num_workers < 0):
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        self.num_workers = (int(num_workers) if num_workers is not None else
+                            min(STREAM_WORKERS, default_threads()) if self.data.streams else 0)
         self.progress = progress
         self.keep_weights = keep_weights
         self.deterministic = bool(deterministic)
         # cheap (meta device) and fails fast on unknown names / unusable architectures
-        self.plans = {name: plan_model(name, img_size=32) for name in self.models}
-        self._data = None
+        self.plans = {name: plan_model(name, img_size=self.data.img_size,
+                                       num_classes=self.data.num_classes)
+                      for name in self.models}
 
     # ------------------------------------------------------------------ grid
     def grid(self) -> List[_Run]:
@@ -250,47 +239,28 @@ class Study:
                 "weight_decay": self.weight_decay, "optimizer": self.optimizer,
                 "data_dir": str(self.data_dir) if self.data_dir else None,
                 "eval_limit": self.eval_limit, "train_limit": self.train_limit,
-                "data_seed": self.data_seed, "plan": self.plans[run.model].to_dict()}
+                "data_seed": self.data_seed, "plan": self.plans[run.model].to_dict(),
+                **self._data_settings()}
+
+    def _data_settings(self) -> dict:
+        # digit studies at the defaults keep the keys of the first release, so their
+        # settings hashes (and finished runs) stay valid
+        if not self.data.folders and self.data.img_size == 32 and not self.augment:
+            return {}
+        return {"data": self.data.fingerprint(), "augment": self.augment}
 
     # ------------------------------------------------------------------ data
-    def _load(self, name: str, split: Optional[str] = None) -> ndata.DigitDomain:
-        info = ndata.domain_info(name)
-        real = self.data_dir is not None and not info.generated and name != "optdigits"
-        return ndata.domain(name, split, seed=self.data_seed, cache_dir=self.cache_dir,
-                            data_dir=self.data_dir if real else None)
-
     def load_data(self) -> Dict[str, object]:
-        """Load every split and domain now (missing files fail before any training)."""
-        if self._data is not None:
-            return self._data
+        """Load every split and domain now (missing or bad files fail before training)."""
+        return self.data.load()
 
-        def tensors(ds: ndata.DigitDomain, limit: Optional[int]):
-            index = np.arange(len(ds))
-            if limit is not None and limit < len(ds):
-                rng = np.random.default_rng([self.data_seed, 7])
-                index = np.sort(rng.permutation(len(ds))[:limit])
-            return _Indexed(torch.from_numpy(np.ascontiguousarray(ds.images[index])),
-                            torch.from_numpy(np.ascontiguousarray(ds.labels[index])))
-
-        evaluation = {f"{self.source}": tensors(self._load(self.source, "test"), self.eval_limit)}
-        generated = {self.source: False}
-        for name in self.targets:
-            ds = self._load(name)
-            evaluation[name] = tensors(ds, self.eval_limit)
-            generated[name] = bool(ds.generated)
-        self._data = {"train": tensors(self._load(self.source, "train"), self.train_limit),
-                      "val": tensors(self._load(self.source, "val"), self.eval_limit),
-                      "eval": evaluation, "generated": generated}
-        return self._data
-
-    def _loader(self, dataset: _Indexed, batches: List[torch.Tensor]):
+    def _loader(self, dataset, batches: List[torch.Tensor]):
         cuda = self.device.type == "cuda"
         return torch.utils.data.DataLoader(
             dataset, sampler=batches, batch_size=None, pin_memory=cuda,
-            num_workers=self.num_workers if cuda else 0,
-            persistent_workers=False)
+            num_workers=self.num_workers, persistent_workers=False)
 
-    def _eval_loader(self, dataset: _Indexed):
+    def _eval_loader(self, dataset):
         size = 2 * self.batch_size
         return self._loader(dataset, list(torch.arange(len(dataset)).split(size)))
 
@@ -304,7 +274,7 @@ class Study:
         return epochs, per_epoch
 
     def _epoch_batches(self, generator: torch.Generator, per_epoch: int) -> List[torch.Tensor]:
-        n = len(self._data["train"])
+        n = len(self.load_data()["train"])
         need = per_epoch * self.batch_size
         parts, total = [], 0
         while total < need:
@@ -320,6 +290,7 @@ class Study:
         self.load_data()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
+        _atomic_write_text(self.out_dir / "data.json", json.dumps(self.data.record(), indent=1))
         grid = self.grid()
         finished: List[dict] = []
         with _TorchSettings(self.device, self.threads, self.deterministic):
@@ -350,9 +321,22 @@ class Study:
                 "optimizer": self.optimizer, "device": str(self.device),
                 "data_dir": str(self.data_dir) if self.data_dir else None,
                 "eval_limit": self.eval_limit, "train_limit": self.train_limit,
-                "data_seed": self.data_seed,
+                "data_seed": self.data_seed, "data": self.data.describe(),
+                "augment": self.augment, "workers": self.num_workers,
                 "plans": {m: p.to_dict() for m, p in self.plans.items()},
                 "versions": _versions()}
+
+    def _augmentation(self, variant: Variant, generator: torch.Generator,
+                      stats: Optional[dict]) -> Optional[nn.Module]:
+        """The source crop + flip (when on) and the variant's own augmentation, both
+        drawing from the run's checkpointed augmentation generator."""
+        steps = [CropFlip(generator=generator)] if self.augment else []
+        own = build_augmentation(variant, generator=generator,
+                                 pixels=stats["pixels"] if stats else None)
+        steps += [own] if own is not None else []
+        if not steps:
+            return None
+        return steps[0] if len(steps) == 1 else nn.Sequential(*steps)
 
     def run_one(self, run: _Run) -> dict:
         """Train, select and evaluate one run (or return its finished result)."""
@@ -370,7 +354,10 @@ class Study:
         run_dir.mkdir(parents=True, exist_ok=True)
         device = self.device
         _seed_everything(run.seed)
-        model, plan = build_model(run.model, variant=run.variant, plan=self.plans[run.model])
+        stats = self.data.input_stats()
+        model, plan = build_model(run.model, variant=run.variant, plan=self.plans[run.model],
+                                  num_classes=self.data.num_classes,
+                                  img_size=self.data.img_size, input_stats=stats)
         channels_last = device.type == "cuda" and uses_convolutions(model)
         model.to(device)
         if channels_last:
@@ -383,7 +370,7 @@ class Study:
         generator = torch.Generator().manual_seed(run.seed)
         # own stream (sampler seeds are < 2**32): every variant of a seed sees the same batches
         augment_rng = torch.Generator().manual_seed(run.seed + 2**32)
-        augment = build_augmentation(run.variant, generator=augment_rng)
+        augment = self._augmentation(run.variant, augment_rng, stats)
         history: List[dict] = []
         best: Optional[dict] = None
         start_epoch = 0
@@ -454,6 +441,8 @@ class Study:
             bar.close()
         result = {"model": run.model, "variant": run.variant.name,
                   "kernel_size": run.variant.kernel_size, "seed": run.seed,
+                  "num_classes": self.data.num_classes, "img_size": self.data.img_size,
+                  "skipped": {n: len(b) for n, b in self.data.skipped.items()},
                   "status": "ok" if error is None else "error", "error": error,
                   "settings_hash": digest, "settings": settings, "plan": plan.to_dict(),
                   "device": str(device), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,

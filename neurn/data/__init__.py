@@ -5,16 +5,21 @@
 >>> train = data.domain("mnist", "train")      # offline: built from packages, cached
 >>> target = data.domain("svhn-gen")           # a generated SVHN-style target
 >>> real = data.domain("svhn", data_dir="/data/digits")   # full scale, from disk
+>>> photo = data.domain("folder:/data/PACS/photo")        # any image folder
+>>> pacs = data.domains_from_root("/data/PACS")           # DomainBed layout
 
-Every domain is a ``DigitDomain`` (a torch ``Dataset`` of (3 x 32 x 32 float image in
-[0, 1], label)) with ``name``, ``source`` and ``generated`` flags.
+A digit domain is a ``DigitDomain`` (a torch ``Dataset`` of (3 x 32 x 32 float image in
+[0, 1], label)) with ``name``, ``source`` and ``generated`` flags; an image folder is a
+``FolderDomain`` (``root/<class>/<image>``, decoded from disk, see :mod:`.folder`).
 """
 from ._cache import default_cache_dir
 from .contact_sheet import contact_sheet
 from .domain import DIGITS_MEAN, DIGITS_STD, IMAGE_SHAPE, DigitDomain
+from .folder import BadImageError, FolderDomain, domains_from_root, shared_classes
 from .fullscale import DataFileNotFoundError
 from .registry import DomainInfo, domain, domain_info, list_domains
 
-__all__ = ["DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE", "DataFileNotFoundError",
-           "DigitDomain", "DomainInfo", "contact_sheet", "default_cache_dir", "domain",
-           "domain_info", "list_domains"]
+__all__ = ["DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE", "BadImageError",
+           "DataFileNotFoundError", "DigitDomain", "DomainInfo", "FolderDomain",
+           "contact_sheet", "default_cache_dir", "domain", "domain_info",
+           "domains_from_root", "list_domains", "shared_classes"]

@@ -17,6 +17,7 @@ from . import fullscale, generated, offline
 from ._cache import PathLike, cached_arrays
 from ._imaging import PHOTOS, to_uint8
 from .domain import DigitDomain
+from .folder import FOLDER_PREFIX, FolderDomain
 
 __all__ = ["DomainInfo", "domain", "domain_info", "list_domains"]
 
@@ -76,11 +77,13 @@ def domain_info(name: str) -> DomainInfo:
 
 def domain(name: str, split: Optional[str] = None, *, seed: int = 0,
            data_dir: Optional[PathLike] = None,
-           cache_dir: Optional[PathLike] = None) -> DigitDomain:
-    """A digit domain as a ``Dataset`` of (3 x 32 x 32 float image, label).
+           cache_dir: Optional[PathLike] = None, img_size: int = 224):
+    """A digit domain as a ``Dataset`` of (3 x 32 x 32 float image, label), or, for
+    ``"folder:PATH"``, the image folder at PATH (a :class:`FolderDomain` decoding
+    ``img_size`` images; whole, as the study splits it: ``split`` must be None).
 
     Args:
-        name: a name from :func:`list_domains`.
+        name: a name from :func:`list_domains`, or ``"folder:PATH"``.
         split: ``"train"``, ``"val"`` or ``"test"`` for the source (default
             ``"train"``); targets only have ``"test"`` (their default).
         seed: the offline source split and the generated images follow it.
@@ -89,6 +92,11 @@ def domain(name: str, split: Optional[str] = None, *, seed: int = 0,
         cache_dir: where offline domains are cached (default ``~/.cache/neurn`` or
             ``$NEURN_CACHE_DIR``).
     """
+    if name.startswith(FOLDER_PREFIX):
+        if split is not None:
+            raise ValueError(f"{name!r} is an image folder, read whole; the study splits "
+                             f"a folder source itself (neurn.data.splits)")
+        return FolderDomain(name, img_size=img_size)
     info = domain_info(name)
     split = split if split is not None else ("train" if info.source else "test")
     allowed = SPLITS if info.source else ("test",)

@@ -1,0 +1,185 @@
+"""Image-folder domains in DomainBed's layout: ``root/<domain>/<class>/<image>``.
+
+>>> photo = domain("folder:/data/PACS/photo")        # one domain
+>>> pacs = domains_from_root("/data/PACS")           # one per subfolder, shared classes
+>>> image, label = photo[0]                          # float 3 x 224 x 224 in [0, 1]
+
+* Classes are the domain's subfolders, sorted by name; :func:`shared_classes` checks that
+  every domain of a study has the same set and names the ones missing where.
+* Images are the files ending in ``IMAGE_EXTENSIONS`` (any case), read with PIL;
+  greyscale, palette and RGBA images are converted to RGB. Other files (``.txt``,
+  ``Thumbs.db``) and hidden ones are ignored. A class without images, or a domain
+  without classes, is an error that names the folder.
+* Decoding (:func:`decode`): JPEGs are decoded at the smallest DCT scale that still
+  covers the target size (PIL's ``draft``), then every image is resized to
+  ``size x size`` (bilinear, antialiased), DomainBed's evaluation transform. Random
+  crops and flips for training (:mod:`neurn.augment`) work on these decoded images.
+* A file that cannot be decoded raises :class:`BadImageError`, naming the path.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+__all__ = ["BadImageError", "FolderDomain", "IMAGE_EXTENSIONS", "FOLDER_PREFIX", "decode",
+           "domains_from_root", "is_folder_spec", "scan_folder", "shared_classes"]
+
+PathLike = Union[str, os.PathLike]
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+FOLDER_PREFIX = "folder:"
+DEFAULT_IMG_SIZE = 224
+
+
+class BadImageError(ValueError):
+    """An image file that PIL cannot decode; ``path`` names it."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        super().__init__(f"{path}: cannot decode this image ({reason}); delete or replace "
+                         f"it, or pass --skip-bad-images (skip_bad_images=True) to leave "
+                         f"it out")
+        self.path = str(path)
+
+
+def decode(path: PathLike, size: int) -> np.ndarray:
+    """One image file as uint8 (3, size, size) RGB; :class:`BadImageError` if unreadable."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # JPEG only: decode at a reduced DCT scale
+            image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise BadImageError(path, str(exc) or type(exc).__name__) from None
+
+
+def is_folder_spec(spec) -> bool:
+    """True for ``folder:PATH``, a path object, or text that names an existing folder or
+    holds a path separator (registered digit domains never do)."""
+    if isinstance(spec, os.PathLike):
+        return True
+    text = str(spec)
+    return (text.startswith(FOLDER_PREFIX) or os.sep in text or "/" in text
+            or Path(text).is_dir())
+
+
+def _strip(spec: PathLike) -> Path:
+    text = os.fspath(spec)
+    return Path(text[len(FOLDER_PREFIX):] if text.startswith(FOLDER_PREFIX) else text)
+
+
+def _visible(entry: os.DirEntry) -> bool:
+    return not entry.name.startswith(".")
+
+
+@dataclass(frozen=True)
+class _Listing:
+    classes: Tuple[str, ...]
+    files: Tuple[str, ...]  # relative to the domain folder, "<class>/<file>"
+    labels: np.ndarray  # index into classes
+
+
+def _list(root: Path) -> _Listing:
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder; a folder domain is a directory "
+                                f"of class folders (root/<class>/<image>)")
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder; a folder domain is a directory of class "
+                         f"folders (root/<class>/<image>)")
+    with os.scandir(root) as it:
+        class_dirs = sorted(e.name for e in it if e.is_dir() and _visible(e))
+    if not class_dirs:
+        raise ValueError(f"{root}: no class folders in it; expected root/<class>/<image> "
+                         f"(DomainBed's layout)")
+    files: List[str] = []
+    labels: List[int] = []
+    for index, name in enumerate(class_dirs):
+        with os.scandir(root / name) as it:
+            images = sorted(e.name for e in it if e.is_file() and _visible(e)
+                            and e.name.lower().endswith(IMAGE_EXTENSIONS))
+        if not images:
+            raise ValueError(f"{root / name}: class folder without images (looked for "
+                             f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
+        files.extend(f"{name}/{image}" for image in images)
+        labels.extend([index] * len(images))
+    return _Listing(tuple(class_dirs), tuple(files), np.asarray(labels, dtype=np.int64))
+
+
+class FolderDomain(Dataset):
+    """An image-folder domain: ``ds[i] -> (float32 tensor 3 x img_size x img_size in
+    [0, 1], int label)``, decoded from disk on every access.
+
+    Attributes:
+        name: the folder's name (``photo`` for ``/data/PACS/photo``).
+        root: the folder.
+        classes: class names (its subfolders), sorted; ``labels`` index into them, so
+            domains with the same class set share one index.
+        files: paths relative to ``root`` (``"<class>/<file>"``), sorted.
+        img_size: the side images are resized to.
+        generated: always False: these are the user's images.
+    """
+
+    generated = False
+
+    def __init__(self, root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE) -> None:
+        if int(img_size) != img_size or img_size < 8:
+            raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
+        self.root = _strip(root)
+        listing = _list(self.root)
+        self.name = self.root.resolve().name or str(self.root)
+        self.img_size = int(img_size)
+        self.files = listing.files
+        self.classes = listing.classes
+        self.labels = listing.labels
+
+    def path(self, index: int) -> Path:
+        return self.root / self.files[index]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
+        pixels = decode(self.path(index), self.img_size)
+        return torch.from_numpy(pixels).to(torch.float32).div_(255.0), int(self.labels[index])
+
+    def __repr__(self) -> str:
+        return (f"FolderDomain({str(self.root)!r}, n={len(self)}, classes={len(self.classes)}, "
+                f"img_size={self.img_size})")
+
+
+def scan_folder(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE) -> FolderDomain:
+    """The folder domain at ``root`` (``folder:`` prefix optional)."""
+    return FolderDomain(root, img_size=img_size)
+
+
+def shared_classes(domains: Sequence[FolderDomain]) -> Tuple[str, ...]:
+    """The class list every domain shares (sorted, so its labels are one index for all);
+    ``ValueError`` naming the classes each domain lacks when the sets differ."""
+    reference = sorted(set().union(*(d.classes for d in domains)))
+    problems = [f"{d.root} lacks {', '.join(sorted(set(reference) - set(d.classes)))}"
+                for d in domains if set(d.classes) != set(reference)]
+    if problems:
+        raise ValueError(f"the domains' class folders differ: {'; '.join(problems)}; every "
+                         f"domain needs the same class folders")
+    return tuple(reference)
+
+
+def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
+                      ) -> Dict[str, FolderDomain]:
+    """One domain per subfolder of a DomainBed-style ``root`` (``PACS/photo``,
+    ``PACS/sketch``, ...), name -> domain, with one shared, sorted class index."""
+    root = _strip(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; expected root/<domain>/<class>/"
+                                f"<image>")
+    with os.scandir(root) as it:
+        names = sorted(e.name for e in it if e.is_dir() and _visible(e))
+    if not names:
+        raise ValueError(f"{root}: no domain folders in it; expected root/<domain>/<class>/"
+                         f"<image>")
+    domains = {name: FolderDomain(root / name, img_size=img_size) for name in names}
+    shared_classes(list(domains.values()))
+    return domains

@@ -1,0 +1,272 @@
+"""The data of a study: its source and target domains, resolved, checked and split.
+
+:class:`StudyData` takes what the user named (registered digit domains, or image
+folders: a path or ``folder:PATH``) and does every check that needs no decoding when
+it is built, so a bad name, a missing folder or differing class sets fail before the
+study writes anything. :meth:`StudyData.load` then reads the pixels and returns
+batch-indexed datasets (:mod:`neurn.data.batches`):
+
+* **digits** (the embedded default): the offline or full-scale digit domains, their
+  fixed train / val / test split, held in memory; ``img_size`` other than 32 resizes
+  them once (bilinear, antialiased).
+* **folders** (DomainBed layout, :mod:`neurn.data.folder`): every file is decoded once
+  to find the bad ones (:func:`~neurn.data.image_cache.check_images`, remembered in the
+  cache); a bad file stops the study, naming it, unless ``skip_bad_images`` leaves it
+  out (counted in ``data.json`` and ``summary.md``). The source is split by a seeded,
+  stratified split (:mod:`neurn.data.splits`); targets are used whole. Images stream
+  from disk through ``DataLoader`` workers, or come from the decoded uint8 memmap with
+  ``cache_images``. The backbone's input constants (:data:`neurn.models.INPUT_STATS`'s
+  role) are measured on up to ``STATS_IMAGES`` source-train images, never on a target.
+
+:meth:`StudyData.record` is what ``data.json`` holds (class list, split sizes and
+files, skipped files); :meth:`StudyData.fingerprint` goes into every run's settings
+hash, so a run is never resumed on other data.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import data as ndata
+from .data._cache import PathLike
+from .data.batches import ArrayBatches, FolderBatches
+from .data.folder import (DEFAULT_IMG_SIZE, BadImageError, FolderDomain, is_folder_spec,
+                          shared_classes)
+from .data.image_cache import cached_images, check_images, fingerprint
+from .data.splits import DEFAULT_FRACTIONS, stratified_split
+from .guards import DIGIT_CLASSES
+
+__all__ = ["StudyData", "OFFLINE_TARGETS", "FULLSCALE_TARGETS", "STATS_IMAGES"]
+
+OFFLINE_TARGETS = tuple(ndata.list_domains(source=False, offline=True))
+# the paper's targets (MNIST -> MNIST-M, SVHN, USPS); add "syn" for the DG benchmark
+FULLSCALE_TARGETS = ("mnistm", "svhn", "usps")
+DIGITS_SIZE = 32
+STATS_IMAGES = 512
+
+
+class StudyData:
+    """Source and targets of a study; see the module docstring.
+
+    Args:
+        source: a registered digit domain (``mnist``) or an image folder.
+        targets: registered digit targets, or image folders (default: the offline
+            digit targets; with ``data_dir`` the paper's).
+        img_size: image side (default 32 for digits, 224 for folders).
+        split: ``{"val": f, "test": f}`` fractions of a folder source (default 0.1 each).
+        skip_bad_images: leave undecodable files out instead of stopping.
+        cache_images: decode folder domains once into a uint8 memmap in ``cache_dir``.
+        threads: threads that decode while checking or caching images.
+    """
+
+    def __init__(self, source: PathLike = "mnist", targets: Optional[Sequence] = None, *,
+                 data_dir: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None,
+                 data_seed: int = 0, eval_limit: Optional[int] = None,
+                 train_limit: Optional[int] = None, img_size: Optional[int] = None,
+                 split: Optional[Dict[str, float]] = None, skip_bad_images: bool = False,
+                 cache_images: bool = False, threads: Optional[int] = None) -> None:
+        for label, value in (("eval_limit", eval_limit), ("train_limit", train_limit)):
+            if value is not None and value < 1:
+                raise ValueError(f"{label} must be >= 1 or None, got {value!r}")
+        self.eval_limit, self.train_limit = eval_limit, train_limit
+        self.cache_dir, self.data_seed = cache_dir, int(data_seed)
+        self.skip_bad_images, self.cache_images = bool(skip_bad_images), bool(cache_images)
+        self.threads = threads
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.folders = is_folder_spec(source)
+        if img_size is not None and (int(img_size) != img_size or img_size < 8):
+            raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
+        default_size = DEFAULT_IMG_SIZE if self.folders else DIGITS_SIZE
+        self.img_size = int(img_size) if img_size is not None else default_size
+        self.split = {**DEFAULT_FRACTIONS, **(split or {})}
+        if self.folders:
+            self._init_folders(source, targets)
+        else:
+            if split:
+                raise ValueError("split fractions apply to image-folder sources; the digit "
+                                 "source has a fixed 4,000 / 500 / 500 split")
+            self._init_digits(source, targets)
+        self._loaded: Optional[dict] = None
+
+    # ------------------------------------------------------------------ checks
+    def _init_digits(self, source: str, targets) -> None:
+        if self.data_dir is not None and not self.data_dir.is_dir():
+            raise FileNotFoundError(f"data_dir {str(self.data_dir)!r} is not a folder; point "
+                                    f"it at the folder holding the real datasets (MNIST/, "
+                                    f"test_32x32.mat, usps.t.bz2, mnist_m/, ...)")
+        info = ndata.domain_info(source)  # KeyError with suggestions
+        if not info.source:
+            raise ValueError(f"{source!r} is a target domain (evaluation only); sources: "
+                             f"{ndata.list_domains(source=True)}")
+        if targets is None:
+            targets = FULLSCALE_TARGETS if self.data_dir is not None else OFFLINE_TARGETS
+        self.source = source
+        self.targets = list(dict.fromkeys(str(t) for t in targets))
+        for name in self.targets:
+            if is_folder_spec(name):
+                raise ValueError(f"target {name!r} is an image folder but the source "
+                                 f"{source!r} is a digit domain; use folders for both")
+            t = ndata.domain_info(name)
+            if t.source:
+                raise ValueError(f"{name!r} is the source-type domain; its held-out test "
+                                 f"split is always reported, drop it from the targets")
+            if not t.offline and self.data_dir is None:
+                raise ValueError(f"target {name!r} is a real dataset and needs data_dir "
+                                 f"(--data-dir); offline stand-ins: {list(OFFLINE_TARGETS)}")
+        self.classes = tuple(str(d) for d in range(DIGIT_CLASSES))
+
+    def _init_folders(self, source, targets) -> None:
+        if not targets:
+            raise ValueError("an image-folder source needs image-folder targets "
+                             "(--targets /data/PACS/sketch ...)")
+        self.domains: Dict[str, FolderDomain] = {}
+        for spec in [source, *targets]:
+            if not is_folder_spec(spec):
+                raise ValueError(f"{spec!r} is a registered digit domain but the source is "
+                                 f"an image folder; use folders for every domain")
+            folder = FolderDomain(spec, img_size=self.img_size)
+            if folder.name in self.domains:
+                raise ValueError(f"two domains are named {folder.name!r} "
+                                 f"({self.domains[folder.name].root} and {folder.root}); "
+                                 f"results are keyed by folder name, rename one")
+            self.domains[folder.name] = folder
+        self.classes = shared_classes(list(self.domains.values()))
+        names = list(self.domains)
+        self.source, self.targets = names[0], names[1:]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    # ------------------------------------------------------------------ loading
+    def load(self) -> dict:
+        """``{"train", "val": dataset, "eval": {domain: dataset}, "generated": {domain:
+        bool}}`` (the source's test split is ``eval[source]``), loaded once."""
+        if self._loaded is None:
+            self._loaded = self._load_folders() if self.folders else self._load_digits()
+        return self._loaded
+
+    def _limit(self, dataset, limit: Optional[int]):
+        if limit is None or limit >= len(dataset):
+            return dataset
+        rng = np.random.default_rng([self.data_seed, 7])
+        return dataset.subset(np.sort(rng.permutation(len(dataset))[:limit]))
+
+    def _digits(self, name: str, split: Optional[str] = None) -> ArrayBatches:
+        info = ndata.domain_info(name)
+        real = self.data_dir is not None and not info.generated and name != "optdigits"
+        ds = ndata.domain(name, split, seed=self.data_seed, cache_dir=self.cache_dir,
+                          data_dir=self.data_dir if real else None)
+        images = ds.images
+        if self.img_size != DIGITS_SIZE:
+            from .data._imaging import resize, to_uint8
+
+            images = to_uint8(resize(images.astype(np.float32) / 255.0, self.img_size))
+        return ArrayBatches(images, ds.labels)
+
+    def _load_digits(self) -> dict:
+        evaluation = {self.source: self._limit(self._digits(self.source, "test"),
+                                               self.eval_limit)}
+        generated = {self.source: False}
+        for name in self.targets:
+            evaluation[name] = self._limit(self._digits(name), self.eval_limit)
+            generated[name] = ndata.domain_info(name).generated
+        self.skipped: Dict[str, Dict[str, str]] = {}
+        self.splits: Dict[str, List[str]] = {}
+        return {"train": self._limit(self._digits(self.source, "train"), self.train_limit),
+                "val": self._limit(self._digits(self.source, "val"), self.eval_limit),
+                "eval": evaluation, "generated": generated}
+
+    def _folder_dataset(self, domain: FolderDomain):
+        self.fingerprints[domain.name] = fingerprint(domain)
+        if self.cache_images:
+            images, bad = cached_images(domain, self.img_size, cache_dir=self.cache_dir,
+                                        threads=self.threads)
+            dataset = ArrayBatches(images, domain.labels)
+        else:
+            bad = check_images(domain, cache_dir=self.cache_dir, threads=self.threads)
+            dataset = FolderBatches(domain.root, domain.files, domain.labels, self.img_size)
+        if bad and not self.skip_bad_images:
+            first = next(iter(bad))
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise BadImageError(domain.root / first, f"{bad[first]}{more}")
+        keep = np.asarray([i for i, f in enumerate(domain.files) if f not in bad], dtype=np.int64)
+        if len(keep) == 0:
+            raise ValueError(f"{domain.root}: no image in it can be decoded")
+        self.skipped[domain.name] = bad
+        return dataset.subset(keep), [domain.files[i] for i in keep]
+
+    def _load_folders(self) -> dict:
+        self.skipped, self.fingerprints = {}, {}
+        source, files = self._folder_dataset(self.domains[self.source])
+        parts = stratified_split(source.labels, seed=self.data_seed, name=self.source,
+                                 **self.split)
+        self.splits = {k: [files[i] for i in v] for k, v in parts.items()}
+        evaluation = {self.source: self._limit(source.subset(parts["test"]), self.eval_limit)}
+        for name in self.targets:
+            evaluation[name] = self._limit(self._folder_dataset(self.domains[name])[0],
+                                           self.eval_limit)
+        return {"train": self._limit(source.subset(parts["train"]), self.train_limit),
+                "val": self._limit(source.subset(parts["val"]), self.eval_limit),
+                "eval": evaluation, "generated": {n: False for n in self.domains}}
+
+    @property
+    def streams(self) -> bool:
+        """True when batches are decoded from files (workers help)."""
+        return self.folders and not self.cache_images
+
+    def input_stats(self) -> Optional[Dict[str, tuple]]:
+        """The backbone-input constants for a folder study (measured on source-train
+        images, see the module docstring); None for digits, whose constants are fixed
+        (:data:`neurn.models.INPUT_STATS`)."""
+        if not self.folders:
+            return None
+        if not hasattr(self, "_stats"):
+            from .models import measure_input_stats
+
+            train = self.load()["train"]
+            rng = np.random.default_rng([self.data_seed, 13])
+            pick = np.sort(rng.permutation(len(train))[:STATS_IMAGES])
+            images = train[pick][0].to(torch.float32).div_(255.0)
+            self._stats = measure_input_stats(images)
+        return self._stats
+
+    # ------------------------------------------------------------------ records
+    def fingerprint(self) -> dict:
+        """What makes the data of a run: goes into its settings hash."""
+        info = {"img_size": self.img_size, "classes": list(self.classes)}
+        if not self.folders:
+            return info
+        self.load()
+        split_digest = hashlib.sha256(json.dumps(self.splits, sort_keys=True).encode())
+        return {**info, "split": self.split, "skip_bad_images": self.skip_bad_images,
+                "files": self.fingerprints,
+                "splits": split_digest.hexdigest()[:16], "input_stats": self.input_stats()}
+
+    def describe(self) -> dict:
+        """The study.json entry: kind, size, classes and (folders) the roots."""
+        info = {"kind": "folders" if self.folders else "digits", "img_size": self.img_size,
+                "classes": list(self.classes)}
+        if self.folders:
+            info["roots"] = {n: os.fspath(d.root) for n, d in self.domains.items()}
+            info["split"] = self.split
+        return info
+
+    def record(self) -> dict:
+        """data.json: the class index, every split's files and counts, skipped files."""
+        loaded = self.load()
+        counts = {"train": len(loaded["train"]), "val": len(loaded["val"]),
+                  "test": len(loaded["eval"][self.source])}
+        record = {**self.describe(), "source": self.source, "targets": self.targets,
+                  "data_seed": self.data_seed, "counts": {
+                      self.source: counts, **{t: len(loaded["eval"][t]) for t in self.targets}},
+                  "eval_limit": self.eval_limit, "train_limit": self.train_limit}
+        if self.folders:
+            record.update(skipped=self.skipped, splits=self.splits,
+                          input_stats=self.input_stats(),
+                          fingerprints=self.fingerprints)
+        return record
