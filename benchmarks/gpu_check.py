@@ -14,10 +14,16 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
 3. a ResNet-18 training step (AdamW, AMP, channels_last) with and without NeuRN at
    32 px (the study's setting) and at 224 px: NeuRN's overhead must be < 5%;
 4. a short offline study (2 models x baseline / NeuRN x 1 seed) through ``neurn.Study``
-   on the GPU: it must finish without errors; its table is printed.
+   on the GPU: it must finish without errors; its table is printed;
+5. image folders at 224 px (a *generated* folder of JPEGs, ``image_tree.py``): ResNet-18
+   AMP training steps, batch 128, with the study's crop + flip, fed from the decoded
+   memmap cache by the study's loader (workers, pinned memory). The GPU's busy share
+   (the same steps on one batch already on the GPU, divided by the fed time) must be
+   >= 90%; the streaming loader's rate (decoding JPEGs in workers) is reported beside.
 """
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -151,6 +157,62 @@ def check_study(device, tiny: bool) -> None:
         print(results.markdown)
 
 
+def check_folder(device, tiny: bool) -> None:
+    from image_tree import make_tree
+
+    from neurn.augment import CropFlip
+    from neurn.data.batches import ArrayBatches, FolderBatches
+    from neurn.data.folder import FolderDomain
+    from neurn.data.image_cache import cached_images
+    from neurn.engine import amp_dtype_for, train_one_epoch
+    from neurn.models import build_model
+    from neurn.study_data import batch_loader
+
+    size, batch, steps = (32, 8, 4) if tiny else (224, 128, 40)
+    workers = 2 if tiny else min(8, os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        domain = FolderDomain(make_tree(Path(tmp) / "tree", batch * (steps + 2)), img_size=size)
+        t0 = time.perf_counter()
+        memmap, _ = cached_images(domain, size, cache_dir=Path(tmp) / "cache")
+        build = time.perf_counter() - t0
+        torch.manual_seed(0)
+        model, _ = build_model("resnet18", num_classes=10, img_size=size,
+                               input_stats={"pixels": (0.45, 0.25)})
+        model.to(device).to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        amp = amp_dtype_for(device)
+        augment = CropFlip(generator=torch.Generator().manual_seed(0))
+        kwargs = dict(device=device, amp_dtype=amp, channels_last=True, augment=augment)
+        plan = list(torch.arange(batch * steps).view(steps, batch))
+
+        def fed(dataset, n_workers):
+            loader = batch_loader(dataset, plan, workers=n_workers,
+                                  pin_memory=device.type == "cuda")
+            sync(device)
+            t = time.perf_counter()
+            train_one_epoch(model, loader, opt, **kwargs)
+            sync(device)
+            return time.perf_counter() - t
+
+        resident = [tuple(t.to(device) for t in ArrayBatches(memmap, domain.labels)[plan[0]])]
+        train_one_epoch(model, resident * 3, opt, **kwargs)  # warm-up (cudnn autotune)
+        sync(device)
+        t = time.perf_counter()
+        train_one_epoch(model, resident * steps, opt, **kwargs)
+        sync(device)
+        compute = time.perf_counter() - t
+        cached = fed(ArrayBatches(memmap, domain.labels), workers)
+        streamed = fed(FolderBatches(domain.root, domain.files, domain.labels, size), workers)
+    busy = compute / cached
+    row(f"folder domain {size} px: memmap cache built", f"{len(domain)} JPEGs in {build:.1f} s "
+        f"({len(domain) / build:.0f} images/s)")
+    row(f"folder domain {size} px, ResNet-18 batch {batch}, {amp}, {workers} workers",
+        f"GPU-resident {batch * steps / compute:,.0f} img/s, memmap cache "
+        f"{batch * steps / cached:,.0f} img/s (GPU busy {100 * busy:.0f}%), streaming JPEGs "
+        f"{batch * steps / streamed:,.0f} img/s", ">= 90% busy with the cache",
+        busy >= 0.9 if device.type == "cuda" else None)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda", help="default: cuda")
@@ -172,7 +234,8 @@ def main(argv=None) -> int:
     print(f"gpu_check on {name}, torch {torch.__version__}", flush=True)
     start = time.perf_counter()
     for label, fn in [("layer", check_layer), ("bandwidth", check_bandwidth),
-                      ("step", check_step), ("study", check_study)]:
+                      ("step", check_step), ("study", check_study),
+                      ("folder", check_folder)]:
         if label == "study" and args.skip_study:
             continue
         try:

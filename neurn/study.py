@@ -58,7 +58,7 @@ from .augment import CropFlip
 from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
 from .models import (Variant, build_augmentation, build_model, parse_variant, plan_model,
                      uses_convolutions)
-from .study_data import FULLSCALE_TARGETS, OFFLINE_TARGETS, StudyData
+from .study_data import FULLSCALE_TARGETS, OFFLINE_TARGETS, StudyData, batch_loader
 
 __all__ = ["Study", "StudyResults", "load_models", "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]
 
@@ -255,10 +255,8 @@ class Study:
         return self.data.load()
 
     def _loader(self, dataset, batches: List[torch.Tensor]):
-        cuda = self.device.type == "cuda"
-        return torch.utils.data.DataLoader(
-            dataset, sampler=batches, batch_size=None, pin_memory=cuda,
-            num_workers=self.num_workers, persistent_workers=False)
+        return batch_loader(dataset, batches, workers=self.num_workers,
+                            pin_memory=self.device.type == "cuda")
 
     def _eval_loader(self, dataset):
         size = 2 * self.batch_size

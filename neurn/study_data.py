@@ -40,13 +40,23 @@ from .data.image_cache import cached_images, check_images, fingerprint
 from .data.splits import DEFAULT_FRACTIONS, stratified_split
 from .guards import DIGIT_CLASSES
 
-__all__ = ["StudyData", "OFFLINE_TARGETS", "FULLSCALE_TARGETS", "STATS_IMAGES"]
+__all__ = ["StudyData", "OFFLINE_TARGETS", "FULLSCALE_TARGETS", "STATS_IMAGES",
+           "batch_loader"]
 
 OFFLINE_TARGETS = tuple(ndata.list_domains(source=False, offline=True))
 # the paper's targets (MNIST -> MNIST-M, SVHN, USPS); add "syn" for the DG benchmark
 FULLSCALE_TARGETS = ("mnistm", "svhn", "usps")
 DIGITS_SIZE = 32
 STATS_IMAGES = 512
+
+
+def batch_loader(dataset, batches: Sequence[torch.Tensor], *, workers: int = 0,
+                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A ``DataLoader`` over a batch-indexed dataset: one index tensor per batch,
+    ``workers`` processes fetching whole batches (pinned for CUDA when asked)."""
+    return torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None,
+                                       num_workers=workers, pin_memory=pin_memory,
+                                       persistent_workers=False)
 
 
 class StudyData:
