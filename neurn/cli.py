@@ -132,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars")
 
-    dom = sub.add_parser("domains", help="list the digit domains")
+    dom = sub.add_parser("domains", help="list the digit domains, or the image-folder "
+                                         "domains under a DomainBed-style root")
+    dom.add_argument("root", nargs="?", type=Path, metavar="ROOT",
+                     help="list ROOT/<domain>/<class>/<image> instead (checks that every "
+                          "domain has the same classes)")
     dom.add_argument("--sheet", type=Path, metavar="PNG",
                      help="also draw a contact sheet of the offline domains")
 
@@ -193,6 +197,14 @@ def _run(args) -> int:
 def _domains(args) -> int:
     from . import data
 
+    if args.root is not None:
+        if args.sheet:
+            raise ValueError("--sheet draws the offline digit domains; drop ROOT or --sheet")
+        domains = data.domains_from_root(args.root)
+        for name, d in domains.items():
+            print(f"{name:15s} {len(d):7d} images  {len(d.classes)} classes  {d.root}")
+        print(f"classes: {', '.join(next(iter(domains.values())).classes)}")
+        return 0
     for name in data.list_domains():
         info = data.domain_info(name)
         kind = "source" if info.source else "target"

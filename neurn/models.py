@@ -294,8 +294,12 @@ def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10) -> Model
         if size > img_size and _meta_forward_ok(name, {}, size, num_classes):
             return ModelPlan(name, img_size, size, {},
                              f"resized {img_size} -> {size} px (the model's minimum)")
-    raise ValueError(f"{name!r} runs at none of {img_size} px or the sizes "
-                     f"{RESIZE_CANDIDATES}; pick another architecture")
+    smaller = [size for size in RESIZE_CANDIDATES if size < img_size
+               and _meta_forward_ok(name, {}, size, num_classes)]
+    hint = (f"it runs at {smaller[0]} px: pass that image size (--img-size {smaller[0]})"
+            if smaller else "pick another architecture")
+    raise ValueError(f"{name!r} runs at none of {img_size} px or the larger sizes "
+                     f"{RESIZE_CANDIDATES}; {hint}")
 
 
 def _default_size(name: str) -> int:

@@ -37,7 +37,7 @@ from .data.batches import ArrayBatches, FolderBatches
 from .data.folder import (DEFAULT_IMG_SIZE, BadImageError, FolderDomain, is_folder_spec,
                           shared_classes)
 from .data.image_cache import cached_images, check_images, fingerprint
-from .data.splits import DEFAULT_FRACTIONS, stratified_split
+from .data.splits import DEFAULT_FRACTIONS, check_fractions, stratified_split
 from .guards import DIGIT_CLASSES
 
 __all__ = ["StudyData", "OFFLINE_TARGETS", "FULLSCALE_TARGETS", "STATS_IMAGES",
@@ -92,7 +92,12 @@ class StudyData:
             raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
         default_size = DEFAULT_IMG_SIZE if self.folders else DIGITS_SIZE
         self.img_size = int(img_size) if img_size is not None else default_size
+        unknown = set(split or {}) - set(DEFAULT_FRACTIONS)
+        if unknown:
+            raise ValueError(f"split takes the fractions {list(DEFAULT_FRACTIONS)}, got "
+                             f"{sorted(unknown)}")
         self.split = {**DEFAULT_FRACTIONS, **(split or {})}
+        check_fractions(**self.split)
         if self.folders:
             self._init_folders(source, targets)
         else:
@@ -130,6 +135,9 @@ class StudyData:
         self.classes = tuple(str(d) for d in range(DIGIT_CLASSES))
 
     def _init_folders(self, source, targets) -> None:
+        if self.data_dir is not None:
+            raise ValueError("data_dir (--data-dir) holds the real digit datasets; image-"
+                             "folder domains are given by their paths, drop it")
         if not targets:
             raise ValueError("an image-folder source needs image-folder targets "
                              "(--targets /data/PACS/sketch ...)")

@@ -256,6 +256,17 @@ def test_cli_study_across_two_folder_domains(tree, tmp_path, capsys):
     assert (out / "summary.md").read_text() == summary
 
 
+def test_cli_lists_the_domains_of_a_root(tree, capsys):
+    assert main(["domains", str(tree)]) == 0
+    out = capsys.readouterr().out
+    assert "photo" in out and "18 images" in out and "sketch" in out and "12 images" in out
+    assert "classes: circle, cross, square" in out
+    make_domain(tree / "cartoon", n_per_class=1, classes=("circle",))
+    assert main(["domains", str(tree)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cartoon lacks cross, square" in err
+
+
 def test_cli_refuses_mixed_and_missing_domains(tree, tmp_path, capsys):
     base = ["run", "convnet", "--steps", "2", "--no-progress", "--out", str(tmp_path / "o")]
     assert main(base + ["--source", str(tree / "photo"), "--targets", "svhn-gen"]) == 2
@@ -265,3 +276,29 @@ def test_cli_refuses_mixed_and_missing_domains(tree, tmp_path, capsys):
     assert str(tree / "nowhere") in capsys.readouterr().err
     assert main(base + ["--source", str(tree / "photo")]) == 2
     assert "needs image-folder targets" in capsys.readouterr().err
+    assert main(base + ["--source", str(tree / "photo"), "--targets", str(tree / "sketch"),
+                        "--data-dir", str(tree)]) == 2
+    assert "drop it" in capsys.readouterr().err
+    assert main(base + ["--source", str(tree / "photo"), "--targets", str(tree / "sketch"),
+                        "--val-fraction", "0.7", "--test-fraction", "0.5"]) == 2
+    assert "leave nothing to train" in capsys.readouterr().err
+    assert main(base + ["--source", str(tree / "photo"), "--targets", str(tree / "sketch")]) == 2
+    err = capsys.readouterr().err  # convnet is the 32 px digits CNN
+    assert "convnet' runs at none of 224 px" in err and "--img-size 32" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_results_do_not_depend_on_workers_or_the_memmap_cache(tree, tmp_path):
+    from neurn.study import Study
+
+    def run(name, **kwargs):
+        study = Study(["convnet"], source=tree / "photo", targets=[tree / "sketch"],
+                      img_size=32, variants=["baseline", "randconv"], steps=4, evals=2,
+                      batch_size=6, device="cpu", threads=1, progress=False,
+                      keep_weights=False, cache_dir=tmp_path / "cache",
+                      out_dir=tmp_path / name, **kwargs)
+        return {(r["variant"], r["domain"]): (r["top1"], r["loss"]) for r in study.run().rows}
+
+    streamed = run("w0", num_workers=0)
+    assert run("w2", num_workers=2) == streamed
+    assert run("cached", cache_images=True) == streamed

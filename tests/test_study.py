@@ -37,6 +37,18 @@ def metrics_of(results):
             for r in results.rows}
 
 
+def test_digits_at_another_image_size(tmp_path, cache):
+    study = tiny_study(tmp_path / "s", cache, img_size=48, variants=["neurn"])
+    images, _ = study.load_data()["train"][torch.arange(4)]
+    assert images.shape == (4, 3, 48, 48) and images.dtype == torch.uint8
+    (run,) = study.run().runs
+    assert run["img_size"] == 48 and run["plan"]["input_size"] == 48
+    assert run["settings"]["data"]["img_size"] == 48  # part of the settings hash
+    default = tiny_study(tmp_path / "d", cache)
+    # digit studies at the defaults keep the first release's settings (and hashes)
+    assert "data" not in default._settings(default.grid()[0])
+
+
 # ---------------------------------------------------------------- models and variants
 def test_parse_variant():
     assert parse_variant("baseline").kind == "baseline"

@@ -10,15 +10,13 @@ from typing import Dict
 
 import numpy as np
 
-__all__ = ["DEFAULT_FRACTIONS", "stratified_split"]
+__all__ = ["DEFAULT_FRACTIONS", "check_fractions", "stratified_split"]
 
 DEFAULT_FRACTIONS = {"val": 0.1, "test": 0.1}  # the rest trains
 
 
-def stratified_split(labels: np.ndarray, *, val: float = DEFAULT_FRACTIONS["val"],
-                     test: float = DEFAULT_FRACTIONS["test"], seed: int = 0,
-                     name: str = "source") -> Dict[str, np.ndarray]:
-    """``{"train", "val", "test"} -> sorted indices into labels``."""
+def check_fractions(val: float, test: float) -> None:
+    """``ValueError`` unless both fractions lie in (0, 1) and leave some to train."""
     for label, value in (("val", val), ("test", test)):
         if not 0 < value < 1:
             raise ValueError(f"the {label} fraction must lie strictly between 0 and 1, "
@@ -26,6 +24,13 @@ def stratified_split(labels: np.ndarray, *, val: float = DEFAULT_FRACTIONS["val"
     if val + test >= 1:
         raise ValueError(f"val + test fractions ({val:g} + {test:g}) leave nothing to "
                          f"train on; keep their sum below 1")
+
+
+def stratified_split(labels: np.ndarray, *, val: float = DEFAULT_FRACTIONS["val"],
+                     test: float = DEFAULT_FRACTIONS["test"], seed: int = 0,
+                     name: str = "source") -> Dict[str, np.ndarray]:
+    """``{"train", "val", "test"} -> sorted indices into labels``."""
+    check_fractions(val, test)
     labels = np.asarray(labels)
     rng = np.random.default_rng([seed, 11])
     parts = {"train": [], "val": [], "test": []}
