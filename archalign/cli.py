@@ -189,6 +189,9 @@ def _add_token_args(p) -> None:
     p.add_argument("--max-period", type=int, default=defaults.MAX_PERIOD or 0, metavar="N",
                    help="longest repeated block (in tokens) that --rolled collapses; 0 for "
                         "no limit (default: %(default)s)")
+    p.add_argument("--fold-norms", action=argparse.BooleanOptionalAction,
+                   help="drop each BatchNorm that follows a conv, as ONNX exporters fold it "
+                        "(default: on when a model is an ONNX file)")
     p.add_argument("--family", action=argparse.BooleanOptionalAction,
                    help="give related tokens partial credit (conv variants, norms, "
                         "activations, attention ops) instead of a flat mismatch "
@@ -218,6 +221,7 @@ def _token_kwargs(args) -> dict:
     if args.max_period < 0:
         raise ValueError(f"--max-period must be >= 0 (0: no limit), got {args.max_period}")
     kwargs = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
+              "fold_norms": args.fold_norms,
               "max_period": args.max_period or None, "gap": args.gap,
               "gap_open": args.gap_open, "gap_extend": args.gap_extend}
     if args.match is None and args.mismatch is None:

@@ -5,6 +5,8 @@ Model specs accepted everywhere a list of models is:
 - a timm name (``"resnet50"``) or a wildcard pattern over timm names
   (``"resnet*"``, ``"vit_*_patch16_224"``), expanded with ``timm.list_models``;
 - ``"torchvision:<name>"`` for torchvision builders (``weights=None``);
+- an ONNX file: a path ending in ``.onnx`` or ``"onnx:PATH"`` (``onnx:models/*.onnx``
+  globs), read graph-only (``archalign.onnx_trace``; needs ``archalign[onnx]``);
 - an ``nn.Module`` (labelled by its class name, made unique);
 - an ``archalign.Trace`` (labelled by its name).
 
@@ -15,6 +17,7 @@ reason in a warning and left out, never dropped silently.
 from __future__ import annotations
 
 import fnmatch
+import glob
 import inspect
 import warnings
 from typing import NamedTuple
@@ -30,14 +33,20 @@ TORCHVISION_PREFIX = "torchvision:"
 
 
 def expand_specs(specs, cache_dir=None) -> list:
-    """Expand wildcard patterns into timm names; keep everything else in order."""
+    """Expand wildcard patterns into timm names (or, for ONNX specs, into files);
+    keep everything else in order."""
+    from .onnx_trace import ONNX_PREFIX, is_onnx_spec, onnx_path
     from .zoo import list_timm_models
 
     if isinstance(specs, (str, bytes)) or not hasattr(specs, "__iter__"):
         specs = [specs]
     out, seen = [], set()
     for spec in specs:
-        if isinstance(spec, str) and any(c in spec for c in "*?["):
+        if isinstance(spec, str) and is_onnx_spec(spec) and any(c in spec for c in "*?["):
+            items = [ONNX_PREFIX + p for p in sorted(glob.glob(onnx_path(spec)))]
+            if not items:
+                raise ValueError(f"pattern {spec!r} matches no file")
+        elif isinstance(spec, str) and any(c in spec for c in "*?["):
             # The model list cached per timm version: a pattern costs no timm import.
             names = fnmatch.filter(list_timm_models(cache_dir), spec)
             if not names:
@@ -84,11 +93,13 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
     cache) instead of full traces, which is all a comparison needs and ~10x quicker
     for a zoo.
     """
+    from .onnx_trace import is_onnx_spec, trace_onnx
     from .tracing import Trace, trace
     from .zoo import trace_many
 
     specs = expand_specs(models, cache_dir)
-    named = [s for s in specs if isinstance(s, str) and not s.startswith(TORCHVISION_PREFIX)]
+    named = [s for s in specs if isinstance(s, str) and not s.startswith(TORCHVISION_PREFIX)
+             and not is_onnx_spec(s)]
     traced = {}
     failures = {}
     if named and tokens_only:
@@ -110,6 +121,15 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
                 failures[spec] = f"{type(exc).__name__}: {exc}"
                 continue
             label = spec
+        elif is_onnx_spec(spec):
+            try:
+                tr = trace_onnx(spec)
+            except ImportError:
+                raise
+            except Exception as exc:  # a bad file is reported with the others
+                failures[str(spec)] = str(exc)
+                continue
+            label = str(spec)
         elif isinstance(spec, str):
             if spec not in traced:
                 continue
@@ -160,12 +180,13 @@ class Encoded(NamedTuple):
     counts: list  # int64 arrays: input tokens each id stands for (all 1 unrolled)
     rolled: bool  # the switches as applied, defaults resolved
     family: bool | float | None  # None when a given scoring fixed the substitutions
+    fold_norms: bool
 
 
 def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None, *,
                   family: bool | float | None = None, rolled: bool | None = None,
                   max_period: int | None = defaults.MAX_PERIOD, gap=None, gap_open=None,
-                  gap_extend=None) -> Encoded:
+                  gap_extend=None, fold_norms: bool | None = None) -> Encoded:
     """Token-id sequences of traces over one shared vocabulary, and the scoring.
 
     ``rolled``: tandem repeats of up to ``max_period`` tokens collapsed
@@ -174,14 +195,21 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
     partial credit between related tokens (Vocabulary.scoring). None for ``family``,
     ``rolled`` or the gaps means the default in :mod:`archalign.defaults`. A given ``scoring`` is used as it is
     (``family`` and gaps are then refused) and, with a substitution matrix, must
-    match the vocabulary.
+    match the vocabulary. ``fold_norms``: BatchNorm after a conv dropped, as ONNX
+    exporters fold it (archalign.folding); None: when any trace is an ONNX graph.
     """
     from .rolling import roll
     from .scoring import Scoring
     from .vocabulary import Vocabulary
 
+    from .folding import fold_norms as fold
+
     # Tokens are formatted once (the costly step for a zoo) and shared by both uses.
     tokens = [t.tokens(granularity) for t in traces]
+    if fold_norms is None:
+        fold_norms = any(t.route == "onnx" for t in traces)
+    if fold_norms:
+        tokens = [fold(x) for x in tokens]
     vocab = Vocabulary.from_tokens(tokens, granularity)
     seqs = [vocab.encode(x) for x in tokens]
     rolled = defaults.ROLLED if rolled is None else bool(rolled)
@@ -208,4 +236,4 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
                          f"{scoring.vocab_size} but these traces have {len(vocab)} distinct "
                          f"{granularity!r} tokens; build it with Vocabulary.from_traces("
                          f"traces, {granularity!r}).scoring(...)")
-    return Encoded(seqs, scoring, vocab, counts, rolled, family)
+    return Encoded(seqs, scoring, vocab, counts, rolled, family, bool(fold_norms))

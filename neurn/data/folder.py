@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 __all__ = ["BadImageError", "FolderDomain", "IMAGE_EXTENSIONS", "FOLDER_PREFIX", "decode",
-           "domains_from_root", "is_folder_spec", "scan_folder", "shared_classes"]
+           "domains_from_root", "is_folder_spec", "shared_classes"]
 
 PathLike = Union[str, os.PathLike]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -52,7 +52,8 @@ def decode(path: PathLike, size: int) -> np.ndarray:
             image.draft("RGB", (size, size))  # JPEG only: decode at a reduced DCT scale
             image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as exc:  # SyntaxError: PIL's "broken PNG file"
         raise BadImageError(path, str(exc) or type(exc).__name__) from None
 
 
@@ -148,11 +149,6 @@ class FolderDomain(Dataset):
     def __repr__(self) -> str:
         return (f"FolderDomain({str(self.root)!r}, n={len(self)}, classes={len(self.classes)}, "
                 f"img_size={self.img_size})")
-
-
-def scan_folder(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE) -> FolderDomain:
-    """The folder domain at ``root`` (``folder:`` prefix optional)."""
-    return FolderDomain(root, img_size=img_size)
 
 
 def shared_classes(domains: Sequence[FolderDomain]) -> Tuple[str, ...]:
