@@ -189,9 +189,10 @@ def _add_token_args(p) -> None:
     p.add_argument("--max-period", type=int, default=defaults.MAX_PERIOD or 0, metavar="N",
                    help="longest repeated block (in tokens) that --rolled collapses; 0 for "
                         "no limit (default: %(default)s)")
-    p.add_argument("--fold-norms", action=argparse.BooleanOptionalAction,
-                   help="drop each BatchNorm that follows a conv, as ONNX exporters fold it "
-                        "(default: on when a model is an ONNX file)")
+    p.add_argument("--as-exported", action=argparse.BooleanOptionalAction,
+                   help="read every model as an inference export writes it: BatchNorm "
+                        "folded into its conv, Flatten as reshape, global average pooling "
+                        "as mean (default: on when a model is an ONNX file)")
     p.add_argument("--family", action=argparse.BooleanOptionalAction,
                    help="give related tokens partial credit (conv variants, norms, "
                         "activations, attention ops) instead of a flat mismatch "
@@ -221,7 +222,7 @@ def _token_kwargs(args) -> dict:
     if args.max_period < 0:
         raise ValueError(f"--max-period must be >= 0 (0: no limit), got {args.max_period}")
     kwargs = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
-              "fold_norms": args.fold_norms,
+              "as_exported": args.as_exported,
               "max_period": args.max_period or None, "gap": args.gap,
               "gap_open": args.gap_open, "gap_extend": args.gap_extend}
     if args.match is None and args.mismatch is None:
@@ -504,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:  # ImportError: an extra
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"archalign: error: {message}", file=sys.stderr)
         return 2

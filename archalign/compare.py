@@ -29,7 +29,7 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
                       preset: str | None = None, jobs: int | None = None, cache_dir=None,
                       progress: bool = True, backend: str = "threads", client=None,
                       block: int | None = None, blocks_dir=None,
-                      fold_norms: bool | None = None) -> SimilarityMatrix:
+                      as_exported: bool | None = None) -> SimilarityMatrix:
     """Trace, tokenise and align every pair of ``models``.
 
     The defaults (:mod:`archalign.defaults`, chosen on the whole timm zoo by
@@ -65,9 +65,10 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
     backend, client, block, blocks_dir
         Passed to :func:`archalign.pairwise` (``out=blocks_dir``): Dask and
         resumable on-disk computation of the score matrix, for big panels.
-    fold_norms : bool, optional
-        Drop each BatchNorm that follows a conv, as ONNX exporters fold it
-        (archalign.folding). None: on when a model is an ONNX graph.
+    as_exported : bool, optional
+        Read every model as an inference export writes it: BatchNorm folded into its
+        conv, one spelling for flattening and global pooling (archalign.folding).
+        None: on when a model is an ONNX graph.
     """
     from . import __version__
 
@@ -81,14 +82,15 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
                                     tokens_only=True)
     enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
                         max_period=max_period, gap=gap, gap_open=gap_open,
-                        gap_extend=gap_extend, fold_norms=fold_norms)
+                        gap_extend=gap_extend, as_exported=as_exported)
     scores = np.array(pairwise(enc.seqs, enc.scoring, n_jobs=jobs, backend=backend,
                                client=client, block=block, out=blocks_dir, progress=progress))
     lengths = [len(s) for s in enc.seqs]
     settings = {
         "granularity": granularity, "scoring": repr(enc.scoring),
         "family": enc.family or False, "rolled": enc.rolled, "max_period": max_period,
-        "fold_norms": enc.fold_norms, "gap_open": enc.scoring.gap_open, "gap_extend": enc.scoring.gap_extend,
+        "as_exported": enc.as_exported, "gap_open": enc.scoring.gap_open,
+        "gap_extend": enc.scoring.gap_extend,
         "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
         "lengths": lengths, "unrolled_lengths": [len(t) for t in traces],
         "vocabulary": enc.vocab.tokens, "versions": _versions(__version__),
@@ -109,7 +111,7 @@ def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
                  family: bool | float | None = None, rolled: bool | None = None,
                  max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
                  gap_open: float | None = None, gap_extend: float | None = None,
-                 cache_dir=None, fold_norms: bool | None = None):
+                 cache_dir=None, as_exported: bool | None = None):
     """One optimal alignment of two models' token sequences, with the settings of
     :func:`similarity_matrix` (rolled blocks carry their repeat counts).
 
@@ -122,6 +124,6 @@ def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
         raise ValueError(f"align_models needs two distinct models, got {labels}")
     enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
                         max_period=max_period, gap=gap, gap_open=gap_open,
-                        gap_extend=gap_extend, fold_norms=fold_norms)
+                        gap_extend=gap_extend, as_exported=as_exported)
     alignment = align(enc.seqs[0], enc.seqs[1], enc.scoring)
     return replace(alignment, a_counts=enc.counts[0], b_counts=enc.counts[1]), enc.vocab

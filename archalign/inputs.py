@@ -122,13 +122,7 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
                 continue
             label = spec
         elif is_onnx_spec(spec):
-            try:
-                tr = trace_onnx(spec)
-            except ImportError:
-                raise
-            except Exception as exc:  # a bad file is reported with the others
-                failures[str(spec)] = str(exc)
-                continue
+            tr = trace_onnx(spec)  # a file the user named: a bad one is an error
             label = str(spec)
         elif isinstance(spec, str):
             if spec not in traced:
@@ -180,13 +174,13 @@ class Encoded(NamedTuple):
     counts: list  # int64 arrays: input tokens each id stands for (all 1 unrolled)
     rolled: bool  # the switches as applied, defaults resolved
     family: bool | float | None  # None when a given scoring fixed the substitutions
-    fold_norms: bool
+    as_exported: bool
 
 
 def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None, *,
                   family: bool | float | None = None, rolled: bool | None = None,
                   max_period: int | None = defaults.MAX_PERIOD, gap=None, gap_open=None,
-                  gap_extend=None, fold_norms: bool | None = None) -> Encoded:
+                  gap_extend=None, as_exported: bool | None = None) -> Encoded:
     """Token-id sequences of traces over one shared vocabulary, and the scoring.
 
     ``rolled``: tandem repeats of up to ``max_period`` tokens collapsed
@@ -195,21 +189,22 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
     partial credit between related tokens (Vocabulary.scoring). None for ``family``,
     ``rolled`` or the gaps means the default in :mod:`archalign.defaults`. A given ``scoring`` is used as it is
     (``family`` and gaps are then refused) and, with a substitution matrix, must
-    match the vocabulary. ``fold_norms``: BatchNorm after a conv dropped, as ONNX
-    exporters fold it (archalign.folding); None: when any trace is an ONNX graph.
+    match the vocabulary. ``as_exported``: tokens read as an inference export writes
+    them (BatchNorm folded into its conv, ...; archalign.folding); None: when any
+    trace is an ONNX graph.
     """
     from .rolling import roll
     from .scoring import Scoring
     from .vocabulary import Vocabulary
 
-    from .folding import fold_norms as fold
+    from .folding import as_exported as export_reading
 
     # Tokens are formatted once (the costly step for a zoo) and shared by both uses.
     tokens = [t.tokens(granularity) for t in traces]
-    if fold_norms is None:
-        fold_norms = any(t.route == "onnx" for t in traces)
-    if fold_norms:
-        tokens = [fold(x) for x in tokens]
+    if as_exported is None:
+        as_exported = any(t.route == "onnx" for t in traces)
+    if as_exported:
+        tokens = [export_reading(x) for x in tokens]
     vocab = Vocabulary.from_tokens(tokens, granularity)
     seqs = [vocab.encode(x) for x in tokens]
     rolled = defaults.ROLLED if rolled is None else bool(rolled)
@@ -236,4 +231,4 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
                          f"{scoring.vocab_size} but these traces have {len(vocab)} distinct "
                          f"{granularity!r} tokens; build it with Vocabulary.from_traces("
                          f"traces, {granularity!r}).scoring(...)")
-    return Encoded(seqs, scoring, vocab, counts, rolled, family, bool(fold_norms))
+    return Encoded(seqs, scoring, vocab, counts, rolled, family, bool(as_exported))

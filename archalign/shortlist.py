@@ -165,7 +165,7 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
               max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
               gap_open: float | None = None, gap_extend: float | None = None,
               must_include=(), exclude=(), jobs: int | None = None, cache_dir=None,
-              progress: bool = True, fold_norms: bool | None = None) -> Shortlist:
+              progress: bool = True, as_exported: bool | None = None) -> Shortlist:
     """k diverse models by farthest-point selection, without the n x n matrix.
 
     ``models`` are timm names, wildcard patterns, nn.Modules or Traces, and the
@@ -182,7 +182,7 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
     must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)
     enc = encode_traces(traces, granularity, scoring, family=family,
                         rolled=rolled, max_period=max_period, gap=gap,
-                        gap_open=gap_open, gap_extend=gap_extend, fold_norms=fold_norms)
+                        gap_open=gap_open, gap_extend=gap_extend, as_exported=as_exported)
     seqs, scoring = enc.seqs, enc.scoring
     selfs = np.array([score(s, s, scoring) for s in seqs])
     gaps = all_gap_score([len(s) for s in seqs], scoring.gap_open, scoring.gap_extend)
@@ -199,7 +199,7 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
     picks, details = _farthest_points(distance_to, len(labels), candidates, k,
                                       must or [int(candidates[0])])
     settings = {"granularity": granularity, "scoring": repr(scoring), "similarity": "normalized",
-                "rolled": enc.rolled, "fold_norms": enc.fold_norms,
+                "rolled": enc.rolled, "as_exported": enc.as_exported,
                 "k": k, "must_include": list(must_include), "exclude": list(exclude),
                 "streaming": True}
     return Shortlist([labels[i] for i in picks], "farthest", details, settings)
