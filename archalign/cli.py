@@ -250,7 +250,8 @@ def _add_matrix(subparsers) -> None:
                "  archalign matrix --panel paper44 --preset paper --out paper.npz "
                "--heatmap paper.png\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_model_args(p, "timm names, wildcard patterns or torchvision:<name>")
+    _add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
+                       "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
     p.add_argument("--similarity", choices=("normalized", "correlation"), default="normalized",
                    help="normalized: in [0, 1] from the alignment scores; correlation: the "
                         "paper's Pearson correlation of score rows (default: %(default)s)")
@@ -382,7 +383,8 @@ def _add_shortlist(subparsers) -> None:
                "  archalign shortlist --panel default -k 3 --out shortlist.json\n"
                "  archalign shortlist 'resnet*' 'vit_*' -k 5 --streaming --out s.json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_model_args(p, "timm names, wildcard patterns or torchvision:<name>")
+    _add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
+                       "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
     p.add_argument("-k", type=int, required=True, help="how many models to pick")
     p.add_argument("--method", choices=("medoids", "farthest"), default="medoids",
                    help="medoids: one per cluster; farthest: greedy farthest points "

@@ -5,7 +5,8 @@ accepts: a timm name, or ``"torchvision:<name>"`` for torchvision builders
 (built with ``weights=None``). ``paper44`` lists the NeuRN paper's models
 (arXiv 2505.06881, a mix of Keras applications and PyTorch Hub) as their
 closest timm / torchvision equivalents; the ones with none are kept in
-``PAPER44_UNAVAILABLE`` with the reason, never dropped silently.
+``PAPER44_UNAVAILABLE`` with the reason and the ONNX export that would fill the row,
+never dropped silently.
 """
 from __future__ import annotations
 
@@ -66,13 +67,21 @@ _PAPER44 = {
 }
 
 PAPER44_UNAVAILABLE = {
-    "NASNetMobile": "no NASNet-A Mobile in timm or torchvision (timm has only nasnetalarge)",
-    "ProxylessNAS": "not in timm or torchvision (PyTorch Hub only, needs a download)",
-    "IBN-Net": "not in timm or torchvision (PyTorch Hub only, needs a download)",
-    "U-Net": "no U-Net builder in timm or torchvision",
-    "MiDaS": "not in timm or torchvision (PyTorch Hub only, needs a download)",
-    "CORnet": "not in timm or torchvision (separate package, not on PyPI)",
+    "NASNetMobile": "no NASNet-A Mobile in timm or torchvision (timm has only nasnetalarge); "
+                    "an ONNX export fills it: tf.keras.applications.NASNetMobile via tf2onnx",
+    "ProxylessNAS": "not in timm or torchvision (PyTorch Hub only, needs a download); an ONNX "
+                    "export fills it: torch.onnx.export of the hub model",
+    "IBN-Net": "not in timm or torchvision (PyTorch Hub only, needs a download); an ONNX "
+               "export fills it: torch.onnx.export of the hub model",
+    "U-Net": "no U-Net builder in timm or torchvision; an ONNX export fills it (any U-Net, "
+             "e.g. segmentation_models_pytorch's, through torch.onnx.export)",
+    "MiDaS": "not in timm or torchvision (PyTorch Hub only, needs a download); an ONNX export "
+             "fills it: the MiDaS releases ship .onnx files",
+    "CORnet": "not in timm or torchvision (separate package, not on PyPI); an ONNX export "
+              "fills it: torch.onnx.export of the cornet package's model",
 }
+# Every missing row can be filled by an ONNX file: pass it beside the panel,
+# e.g. ``archalign matrix --panel paper44 onnx:exports/NASNetMobile.onnx``.
 
 PANELS = {
     "default": _DEFAULT,
