@@ -53,6 +53,9 @@ def _add_trace(subparsers) -> None:
                    help="timm model names or wildcard patterns, e.g. resnet50 'vit_*'")
     p.add_argument("--all", action="store_true",
                    help="trace every timm architecture (all of timm.list_models())")
+    p.add_argument("--transformers-all", action="store_true",
+                   help="trace every transformers model type AutoModel builds, from its "
+                        "default config on the meta device (needs archalign[transformers])")
     p.add_argument("--out", metavar="DIR", type=Path,
                    help="also put <model>.json for every traced model here (hard links to "
                         "the cache where possible), with summary.json and failures.json; "
@@ -98,27 +101,29 @@ def _run_trace(args: argparse.Namespace) -> int:
     from archalign.tracing import UnknownModelError
     from archalign.zoo import cache_path, trace_many
 
-    if args.all == bool(args.patterns):
-        print("archalign trace: error: give model names / patterns, or --all (not both)",
-              file=sys.stderr)
+    wanted = [*(["*"] if args.all else []),
+              *(["transformers:*"] if args.transformers_all else []), *args.patterns]
+    if not wanted or (args.patterns and (args.all or args.transformers_all)):
+        print("archalign trace: error: give model names / patterns, or --all / "
+              "--transformers-all (not both)", file=sys.stderr)
         return 2
     try:
-        result = trace_many(["*"] if args.all else args.patterns, jobs=args.jobs,
+        result = trace_many(wanted, jobs=args.jobs,
                             cache_dir=args.cache_dir, input_size=args.input_size,
                             fused_attn=args.fused_attn,
                             timeout=args.timeout, refresh=args.refresh,
                             load=False, progress=args.progress)
-    except (UnknownModelError, ValueError) as e:
+    except (UnknownModelError, ValueError, ImportError) as e:
         print(f"archalign trace: error: {e}", file=sys.stderr)
         return 2
 
-    cache_dir = cache_path("x", input_size=args.input_size, fused_attn=args.fused_attn,
+    cache_dir = cache_path(wanted[0] if args.transformers_all and not args.all else "x", input_size=args.input_size, fused_attn=args.fused_attn,
                            cache_dir=args.cache_dir).parent
     out = args.out if args.out is not None else cache_dir
     if args.out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for name, path in result.paths.items():
-            _link_or_copy(path, out / f"{name}.json")
+            _link_or_copy(path, out / f"{name.replace(':', '_').replace(os.sep, '_')}.json")
     summary = {
         "wall_seconds": round(result.wall_seconds, 3),
         "traced": len(result.paths), "failed": len(result.failures),

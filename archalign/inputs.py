@@ -100,6 +100,8 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
     specs = expand_specs(models, cache_dir)
     named = [s for s in specs if isinstance(s, str) and not s.startswith(TORCHVISION_PREFIX)
              and not is_onnx_spec(s)]
+    # files the user named are read first: a bad one fails before any tracing
+    files = {s: trace_onnx(s) for s in specs if is_onnx_spec(s)}
     traced = {}
     failures = {}
     if named and tokens_only:
@@ -122,8 +124,7 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
                 continue
             label = spec
         elif is_onnx_spec(spec):
-            tr = trace_onnx(spec)  # a file the user named: a bad one is an error
-            label = str(spec)
+            label, tr = str(spec), files[spec]
         elif isinstance(spec, str):
             if spec not in traced:
                 continue

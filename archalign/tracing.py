@@ -286,8 +286,10 @@ def trace(model: Any, input_size: Sequence[int] | None = None, *, fused_attn: bo
     model : nn.Module or str
         A module (never modified; see the module docstring), a timm model name
         (``"resnet50"``), built without weights on the meta device, or an ONNX file
-        (``"model.onnx"``, ``"onnx:PATH"``; graph only, see ``archalign.onnx_trace``,
-        ``input_size`` and ``routes`` do not apply).
+        (``"model.onnx"``, ``"onnx:PATH"``; graph only, see ``archalign.onnx_trace``),
+        or a transformers architecture (``"transformers:bert"``, see
+        ``archalign.transformers_trace``); for the last two ``input_size`` and
+        ``routes`` do not apply.
     input_size : sequence of int, optional
         One sample's size without the batch dimension, e.g. ``(3, 224, 224)``. Default:
         timm's data config for a timm name, else ``DEFAULT_INPUT_SIZE``.
@@ -318,9 +320,12 @@ def trace(model: Any, input_size: Sequence[int] | None = None, *, fused_attn: bo
             raise ValueError(f"input_size must be positive sizes without the batch "
                              f"dimension, e.g. (3, 224, 224); got {input_size!r}")
     from archalign.onnx_trace import is_onnx_spec, trace_onnx
+    from archalign.transformers_trace import is_transformers_spec, trace_transformers
 
     if is_onnx_spec(model):
         return trace_onnx(model)
+    if is_transformers_spec(model):
+        return trace_transformers(model)
     if isinstance(model, str):
         return _trace_record.trace_timm(model, input_size, fused_attn=fused_attn,
                                         routes=routes, warn=warn)

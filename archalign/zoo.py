@@ -37,10 +37,12 @@ import contextlib
 import fnmatch
 import gc
 import functools
+import hashlib
 import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -51,7 +53,9 @@ from typing import Any, Iterable, Iterator, Sequence
 from archalign.tracing import SCHEMA_VERSION, Trace, atomic_write_text, unknown_model_error
 
 __all__ = ["trace_many", "load_traces", "ZooResult", "expand_names", "default_cache_dir",
-           "cache_path", "list_timm_models"]
+           "cache_path", "list_timm_models", "list_transformers_types"]
+
+TRANSFORMERS_PREFIX = "transformers:"  # archalign.transformers_trace's; no import here
 
 DEFAULT_TIMEOUT = 120.0
 MAX_TASKS_PER_WORKER = 100
@@ -86,8 +90,17 @@ def _size_key(input_size: Sequence[int] | None) -> str:
 
 def cache_path(name: str, *, input_size: Sequence[int] | None = None, fused_attn: bool = True,
                cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the trace of ``name`` is cached."""
+    """Where the trace of ``name`` is cached (``transformers:`` specs under a key of
+    their own: the transformers version instead of timm's and the fused switch)."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if name.startswith(TRANSFORMERS_PREFIX):
+        ref = name[len(TRANSFORMERS_PREFIX):]
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", ref)
+        if safe != ref:  # a config path or hub id: keep distinct refs distinct
+            safe += "-" + hashlib.sha256(ref.encode()).hexdigest()[:8]
+        folder = cache_dir / (f"transformers-{_version('transformers')}_torch-"
+                              f"{_version('torch')}_schema{SCHEMA_VERSION}")
+        return folder / f"{safe}@default.json"
     return _key_dir(cache_dir, fused_attn) / f"{name}@{_size_key(input_size)}.json"
 
 
@@ -123,11 +136,51 @@ def list_timm_models(cache_dir: str | os.PathLike | None = None) -> list[str]:
     return names
 
 
+def list_transformers_types(cache_dir: str | os.PathLike | None = None) -> list[str]:
+    """``transformers:<model_type>`` for every type AutoModel builds, cached per
+    transformers version like :func:`list_timm_models`."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f"models-transformers-{_version('transformers')}.json"
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return names
+    except (OSError, ValueError):
+        pass
+    from archalign.transformers_trace import list_model_types
+
+    names = [TRANSFORMERS_PREFIX + t for t in list_model_types()]
+    atomic_write_text(path, json.dumps(names))
+    return names
+
+
+def _expand_transformers(item: str, cache_dir) -> list[str]:
+    try:
+        known = list_transformers_types(cache_dir)
+    except metadata.PackageNotFoundError:
+        raise ImportError("transformers: specs need the transformers package: pip install "
+                          "'archalign[transformers]'") from None
+    if any(c in item for c in "*?["):
+        matched = fnmatch.filter(known, item)
+        if not matched:
+            raise ValueError(f"pattern {item!r} matches no transformers model type")
+        return matched
+    ref = item[len(TRANSFORMERS_PREFIX):]
+    if item in known or os.path.exists(ref) or "/" in ref:
+        return [item]  # a model type, a local config, or a hub id (checked when traced)
+    from archalign.transformers_trace import _config
+
+    _config(ref)  # a config-only type, or an UnknownModelError with close names
+    return [item]
+
+
 def expand_names(names_or_patterns: str | Iterable[str], *,
                  cache_dir: str | os.PathLike | None = None) -> list[str]:
     """Model names from names and fnmatch patterns (``resnet*``), in order, deduplicated.
 
-    ``"*"`` is every timm architecture. An unknown name raises
+    ``"*"`` is every timm architecture; ``"transformers:*"`` every transformers model
+    type (``transformers:`` specs, see :mod:`archalign.transformers_trace`). An unknown
+    name raises
     :class:`~archalign.tracing.UnknownModelError` listing the closest names; a pattern
     that matches nothing raises ``ValueError``.
     """
@@ -136,11 +189,14 @@ def expand_names(names_or_patterns: str | Iterable[str], *,
     items = list(names_or_patterns)
     if not items:
         raise ValueError("no model names or patterns given (use '*' for the whole timm zoo)")
-    all_names = list_timm_models(cache_dir)
+    timm_items = [i for i in items if not i.startswith(TRANSFORMERS_PREFIX)]
+    all_names = list_timm_models(cache_dir) if timm_items else []
     known = set(all_names)
     out: dict[str, None] = {}
     for item in items:
-        if any(c in item for c in "*?["):
+        if item.startswith(TRANSFORMERS_PREFIX):
+            out.update(dict.fromkeys(_expand_transformers(item, cache_dir)))
+        elif any(c in item for c in "*?["):
             matched = fnmatch.filter(all_names, item)
             if not matched:
                 raise ValueError(f"pattern {item!r} matches no timm model; patterns are "

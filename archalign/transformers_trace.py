@@ -1,0 +1,252 @@
+"""Hugging Face ``transformers`` architectures as traces, built from configs, no weights.
+
+Specs (``pip install 'archalign[transformers]'``):
+
+* ``"transformers:<model_type>"`` (``transformers:bert``, ``transformers:llama``): the
+  default config, ``AutoConfig.for_model(model_type)``; ``"transformers:*"`` (or any
+  fnmatch pattern) is every model type ``AutoModel`` can build
+  (:func:`list_model_types`);
+* ``"transformers:/path/config.json"`` (or a folder holding one): a local config;
+* ``"transformers:<hub id>"`` (``transformers:bert-base-uncased``): the hub config,
+  when the machine is online (the tests never are).
+
+The model is ``AutoModel.from_config(config)`` (the bare backbone, no task head) built
+under ``torch.device("meta")``: no weights, no memory. Dummy inputs follow its
+``forward`` signature: ``input_ids`` (1 x 16 tokens) for text, ``pixel_values`` (1 x C x
+H x W at the config's ``image_size``) for vision, both for multimodal models,
+``decoder_input_ids`` for encoder-decoders, ``input_values`` (1 s of 16 kHz audio) or
+``input_features`` (the config's mel bins x 3,000 frames) for speech. The forward pass
+is recorded by the same recorder as timm models (``route="meta"``). Models whose forward
+needs real values (``Tensor.item()``, data-dependent masks) fail on meta; those with at
+most ``EAGER_MAX_PARAMS`` parameters are then built for real on the CPU (weights
+left uninitialised: values change no token) and run once on zero inputs (``route="eager"``, the note says why). A model
+type that needs another package (``timm``, ``scipy``, ...) or whose default config its
+own class rejects raises :class:`BuildError` ("cannot build ..."), naming the package
+or the reason.
+
+Traces of named specs go through the zoo cache and runner (``archalign trace
+--transformers-all``, :func:`archalign.trace_many`): worker processes, per-model
+timeouts, ``failures.json``, resume; the cache key holds the transformers version.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from typing import Any
+
+from archalign.tracing import Trace, TraceError, UnknownModelError
+
+__all__ = ["TRANSFORMERS_PREFIX", "EAGER_MAX_PARAMS", "BuildError", "is_transformers_spec",
+           "list_model_types", "trace_transformers"]
+
+TRANSFORMERS_PREFIX = "transformers:"
+EAGER_MAX_PARAMS = 1_000_000_000  # 4 GB of float32 weights at most, built once
+TEXT_LENGTH = 16
+
+
+class BuildError(TraceError):
+    """The model cannot be built from its config (a missing package, a config that
+    its own ``__init__`` rejects): not a tracing failure. Messages start with
+    ``"cannot build"``, so zoo failure lists can tell the two apart."""
+
+
+def is_transformers_spec(spec: Any) -> bool:
+    return isinstance(spec, str) and spec.startswith(TRANSFORMERS_PREFIX)
+
+
+def _import():
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError("transformers: specs need the transformers package: pip install "
+                          "'archalign[transformers]'") from None
+    return transformers
+
+
+def list_model_types() -> list[str]:
+    """Every model type ``AutoModel.from_config`` can build, sorted."""
+    _import()
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    return sorted(MODEL_MAPPING_NAMES)
+
+
+def _config(ref: str):
+    transformers = _import()
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if ref in CONFIG_MAPPING_NAMES:
+        return transformers.AutoConfig.for_model(ref)
+    if os.path.exists(ref):
+        return transformers.AutoConfig.from_pretrained(ref)
+    if "/" not in ref:  # not a hub id (org/name): a mistyped model type
+        close = difflib.get_close_matches(ref, list(CONFIG_MAPPING_NAMES), n=5, cutoff=0.6)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise UnknownModelError(f"unknown transformers model type {ref!r}{hint} (see "
+                                f"archalign.transformers_trace.list_model_types())")
+    return transformers.AutoConfig.from_pretrained(ref)  # needs the network
+
+
+def _build(config, device):
+    import contextlib
+
+    import torch
+    from transformers import AutoModel
+
+    try:  # random initialisation of a real model costs seconds and changes no token
+        from transformers.modeling_utils import no_init_weights
+    except ImportError:  # pragma: no cover - older transformers
+        no_init_weights = contextlib.nullcontext
+    try:
+        with torch.device(device), no_init_weights():
+            return AutoModel.from_config(config)
+    except ImportError as exc:  # e.g. "requires the timm library"
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise BuildError(f"cannot build {config.model_type}: it needs another package: "
+                         f"{first}") from None
+    except Exception as exc:  # noqa: BLE001 - a default config its class rejects
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise BuildError(f"cannot build {config.model_type} from its config: "
+                         f"{type(exc).__name__}: {first}") from None
+
+
+def _image_size(config) -> int:
+    for cfg in (config, getattr(config, "vision_config", None)):
+        size = getattr(cfg, "image_size", None) if cfg is not None else None
+        if size:
+            return int(size if isinstance(size, int) else size[0])
+    return 224
+
+
+def _channels(config) -> int:
+    for cfg in (config, getattr(config, "vision_config", None)):
+        if cfg is not None and getattr(cfg, "num_channels", None):
+            return int(cfg.num_channels)
+    return 3
+
+
+def dummy_inputs(model, config, device) -> dict:
+    """The forward's keyword inputs, by its signature (see the module docstring)."""
+    import torch
+
+    names = inspect.signature(model.forward).parameters
+    inputs = {}
+    if "input_ids" in names:
+        inputs["input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
+    if "pixel_values" in names:
+        size = _image_size(config)
+        inputs["pixel_values"] = torch.zeros(1, _channels(config), size, size, device=device)
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names:
+        inputs["decoder_input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long,
+                                                  device=device)
+    if not inputs and "input_values" in names:
+        inputs["input_values"] = torch.zeros(1, 16_000, device=device)
+    if not inputs and "input_features" in names:
+        mels = getattr(config, "num_mel_bins", 80)
+        inputs["input_features"] = torch.zeros(1, mels, 3000, device=device)
+    if not inputs:
+        raise TraceError(f"{config.model_type}: no dummy input for its forward("
+                         f"{', '.join(list(names)[:6])}, ...); supported: input_ids, "
+                         f"pixel_values, input_values, input_features")
+    return inputs
+
+
+def _input_size(inputs: dict) -> tuple[int, ...]:
+    first = inputs.get("pixel_values", next(iter(inputs.values())))
+    return tuple(int(s) for s in first.shape[1:])
+
+
+def _class_prefix(model) -> str:
+    """``"Llama"`` for ``LlamaModel``: transformers names every module of a model type
+    ``<Prefix><Concept>`` (LlamaRMSNorm, LlamaMLP)."""
+    name = type(model).__name__
+    for suffix in ("Model", "ForConditionalGeneration", "Encoder", "Transformer"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _canonical(call, prefix: str):
+    """One spelling across model types: the class prefix dropped (so LlamaRMSNorm and
+    Qwen2RMSNorm are one token) and GPT-2's ``Conv1D`` (a transposed Linear) read as
+    ``Linear``."""
+    from archalign.tracing import Call
+
+    op, params = call.op, call.params
+    if op == "Conv1D":
+        op, params = "Linear", {"in": params.get("nx"), "out": params.get("nf"), "bias": True}
+    elif prefix and op.startswith(prefix) and op[len(prefix):][:1].isupper():
+        op = op[len(prefix):]
+    return Call(call.index, call.kind, op, call.path, params, call.inputs, call.shape)
+
+
+def trace_transformers(spec: str) -> Trace:
+    """The :class:`Trace` of ``"transformers:<model_type | config path | hub id>"``."""
+    import torch
+
+    from archalign import _trace_record
+
+    ref = spec[len(TRANSFORMERS_PREFIX):] if is_transformers_spec(spec) else spec
+    try:
+        config = _config(ref)
+    except (UnknownModelError, ImportError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a config class that needs arguments
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise BuildError(f"cannot build {ref}: no default config: {type(exc).__name__}: "
+                         f"{first}") from None
+    notes: list[str] = []
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "pass an attention_mask": not for a shape trace
+    try:
+        return _trace(spec, config, notes)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _trace(spec: str, config, notes: list) -> Trace:
+    import torch
+
+    from archalign import _trace_record
+
+    model = _build(config, "meta")
+    num_params = sum(p.numel() for p in model.parameters())
+    try:
+        inputs = dummy_inputs(model, config, "meta")
+        calls = _trace_record._record_forward(model, lambda: model(**inputs))
+        route = "meta"
+    except TraceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a forward that needs real values
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        notes.append(f"meta route failed: {type(exc).__name__}: {first}")
+        if num_params > EAGER_MAX_PARAMS:
+            raise TraceError(f"{spec}: the meta forward failed ({type(exc).__name__}: "
+                             f"{first}) and its {num_params:,} parameters are more than "
+                             f"the {EAGER_MAX_PARAMS:,} built for real") from None
+        torch.manual_seed(0)
+        model = _build(config, "cpu")
+        inputs = dummy_inputs(model, config, "cpu")
+        try:
+            calls = _trace_record._record_forward(model, lambda: model(**inputs))
+        except Exception as exc2:  # noqa: BLE001
+            second = (str(exc2).strip().splitlines() or [""])[0][:200]
+            raise TraceError(f"{spec}: neither a meta nor a real forward ran: "
+                             f"{type(exc2).__name__}: {second}") from None
+        route = "eager"
+    if not calls:
+        raise TraceError(f"{spec}: the forward pass recorded no calls")
+    prefix = _class_prefix(model)
+    calls = [_canonical(c, prefix) for c in calls]
+    notes.append(f"transformers: the model's class prefix {prefix!r} is stripped from "
+                 f"module names (LlamaRMSNorm -> RMSNorm); Conv1D reads as Linear")
+    from importlib import metadata
+
+    return Trace(model=spec, route=route, calls=calls, input_size=_input_size(inputs),
+                 fused_attn=None, num_params=num_params, notes=notes,
+                 versions={"transformers": metadata.version("transformers"),
+                           "torch": torch.__version__.split("+")[0],
+                           "model_type": config.model_type})
