@@ -16,10 +16,12 @@ under ``torch.device("meta")``: no weights, no memory. Dummy inputs follow its
 H x W at the config's ``image_size``) for vision, both for multimodal models,
 ``decoder_input_ids`` for encoder-decoders, ``input_values`` (1 s of 16 kHz audio) or
 ``input_features`` (the config's mel bins x 3,000 frames) for speech. The forward pass
-is recorded by the same recorder as timm models (``route="meta"``). Models whose forward
-needs real values (``Tensor.item()``, data-dependent masks) fail on meta; those with at
-most ``EAGER_MAX_PARAMS`` parameters are then built for real on the CPU (weights
-left uninitialised: values change no token) and run once on zero inputs (``route="eager"``, the note says why). A model
+is recorded by the same recorder as timm models (``route="meta"``). If that fails it is
+tried on meta in bfloat16 (mixture-of-experts grouped matmuls take no float32). Models
+whose forward needs real values (``Tensor.item()``, data-dependent masks) and that have
+at most ``EAGER_MAX_PARAMS`` parameters are then built for real on the CPU (weights
+left uninitialised: values change no token) and run once on zero inputs
+(``route="eager"``); the notes say what failed. A model
 type that needs another package (``timm``, ``scipy``, ...) or whose default config its
 own class rejects raises :class:`BuildError` ("cannot build ..."), naming the package
 or the reason.
@@ -126,25 +128,28 @@ def _channels(config) -> int:
     return 3
 
 
-def dummy_inputs(model, config, device) -> dict:
-    """The forward's keyword inputs, by its signature (see the module docstring)."""
+def dummy_inputs(model, config, device, dtype=None) -> dict:
+    """The forward's keyword inputs, by its signature (see the module docstring);
+    floating inputs in ``dtype`` (default float32)."""
     import torch
 
+    dtype = dtype or torch.float32
     names = inspect.signature(model.forward).parameters
     inputs = {}
     if "input_ids" in names:
         inputs["input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
     if "pixel_values" in names:
         size = _image_size(config)
-        inputs["pixel_values"] = torch.zeros(1, _channels(config), size, size, device=device)
+        inputs["pixel_values"] = torch.zeros(1, _channels(config), size, size, device=device,
+                                             dtype=dtype)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names:
         inputs["decoder_input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long,
                                                   device=device)
     if not inputs and "input_values" in names:
-        inputs["input_values"] = torch.zeros(1, 16_000, device=device)
+        inputs["input_values"] = torch.zeros(1, 16_000, device=device, dtype=dtype)
     if not inputs and "input_features" in names:
         mels = getattr(config, "num_mel_bins", 80)
-        inputs["input_features"] = torch.zeros(1, mels, 3000, device=device)
+        inputs["input_features"] = torch.zeros(1, mels, 3000, device=device, dtype=dtype)
     if not inputs:
         raise TraceError(f"{config.model_type}: no dummy input for its forward("
                          f"{', '.join(list(names)[:6])}, ...); supported: input_ids, "
@@ -214,29 +219,34 @@ def _trace(spec: str, config, notes: list) -> Trace:
 
     model = _build(config, "meta")
     num_params = sum(p.numel() for p in model.parameters())
-    try:
-        inputs = dummy_inputs(model, config, "meta")
-        calls = _trace_record._record_forward(model, lambda: model(**inputs))
-        route = "meta"
-    except TraceError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a forward that needs real values
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        notes.append(f"meta route failed: {type(exc).__name__}: {first}")
-        if num_params > EAGER_MAX_PARAMS:
-            raise TraceError(f"{spec}: the meta forward failed ({type(exc).__name__}: "
-                             f"{first}) and its {num_params:,} parameters are more than "
-                             f"the {EAGER_MAX_PARAMS:,} built for real") from None
-        torch.manual_seed(0)
-        model = _build(config, "cpu")
-        inputs = dummy_inputs(model, config, "cpu")
+    # meta in float32; meta in bfloat16 (MoE grouped matmuls take no float32); for
+    # real on the CPU when small enough (forwards that read values: Tensor.item())
+    attempts = [("meta", torch.float32), ("meta", torch.bfloat16)]
+    if num_params <= EAGER_MAX_PARAMS:
+        attempts.append(("eager", torch.float32))
+    calls, route = None, None
+    for route, dtype in attempts:
         try:
+            if route == "eager":
+                torch.manual_seed(0)
+                model = _build(config, "cpu")
+            model = model.to(dtype)
+            inputs = dummy_inputs(model, config, "meta" if route == "meta" else "cpu", dtype)
             calls = _trace_record._record_forward(model, lambda: model(**inputs))
-        except Exception as exc2:  # noqa: BLE001
-            second = (str(exc2).strip().splitlines() or [""])[0][:200]
-            raise TraceError(f"{spec}: neither a meta nor a real forward ran: "
-                             f"{type(exc2).__name__}: {second}") from None
-        route = "eager"
+            break
+        except TraceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - try the next way
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            notes.append(f"{route} ({str(dtype).replace('torch.', '')}) failed: "
+                         f"{type(exc).__name__}: {first}")
+    if calls is None:
+        big = "" if num_params <= EAGER_MAX_PARAMS else (
+            f"; with {num_params:,} parameters it is not built for real (limit "
+            f"{EAGER_MAX_PARAMS:,})")
+        raise TraceError(f"{spec}: no forward ran: {'; '.join(notes)}{big}")
+    if dtype != torch.float32:
+        notes.append(f"traced in {str(dtype).replace('torch.', '')}")
     if not calls:
         raise TraceError(f"{spec}: the forward pass recorded no calls")
     prefix = _class_prefix(model)
