@@ -21,7 +21,10 @@ tried on meta in bfloat16 (mixture-of-experts grouped matmuls take no float32). 
 whose forward needs real values (``Tensor.item()``, data-dependent masks) and that have
 at most ``EAGER_MAX_PARAMS`` parameters are then built for real on the CPU (weights
 left uninitialised: values change no token) and run once on zero inputs
-(``route="eager"``); the notes say what failed. A model
+(``route="eager"``). Bigger ones are built for real with every layer count lowered to
+``REDUCED_DEPTH`` (``route="reduced"``: rolled tokens collapse repeated layers, so the
+design survives; unrolled, such a trace is shorter than the model). Each of these is
+tried with every input, then text alone, then vision alone; the notes say what failed. A model
 type that needs another package (``timm``, ``scipy``, ...) or whose default config its
 own class rejects raises :class:`BuildError` ("cannot build ..."), naming the package
 or the reason.
@@ -128,33 +131,76 @@ def _channels(config) -> int:
     return 3
 
 
-def dummy_inputs(model, config, device, dtype=None) -> dict:
-    """The forward's keyword inputs, by its signature (see the module docstring);
-    floating inputs in ``dtype`` (default float32)."""
+def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
+    """Sets of keyword inputs for the forward, by its signature (see the module
+    docstring), to try in order: everything it takes, then text alone and vision alone
+    (multimodal models that want image tokens or grids beside the pixels), and for
+    audio a (batch, channels, samples) waveform after a (batch, samples) one. Floating
+    inputs are in ``dtype`` (default float32)."""
     import torch
 
     dtype = dtype or torch.float32
     names = inspect.signature(model.forward).parameters
-    inputs = {}
+    text, vision = {}, {}
     if "input_ids" in names:
-        inputs["input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
+        text["input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
+        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names:
+            text["decoder_input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long,
+                                                    device=device)
     if "pixel_values" in names:
         size = _image_size(config)
-        inputs["pixel_values"] = torch.zeros(1, _channels(config), size, size, device=device,
+        vision["pixel_values"] = torch.zeros(1, _channels(config), size, size, device=device,
                                              dtype=dtype)
-    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names:
-        inputs["decoder_input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long,
-                                                  device=device)
-    if not inputs and "input_values" in names:
-        inputs["input_values"] = torch.zeros(1, 16_000, device=device, dtype=dtype)
-    if not inputs and "input_features" in names:
+    sets = [s for s in ({**text, **vision}, text, vision) if s]
+    if not sets and "input_values" in names:
+        sets = [{"input_values": torch.zeros(1, 16_000, device=device, dtype=dtype)},
+                {"input_values": torch.zeros(1, 1, 16_000, device=device, dtype=dtype)}]
+    if not sets and "input_features" in names:
         mels = getattr(config, "num_mel_bins", 80)
-        inputs["input_features"] = torch.zeros(1, mels, 3000, device=device, dtype=dtype)
-    if not inputs:
+        sets = [{"input_features": torch.zeros(1, mels, 3000, device=device, dtype=dtype)}]
+    if not sets:
         raise TraceError(f"{config.model_type}: no dummy input for its forward("
                          f"{', '.join(list(names)[:6])}, ...); supported: input_ids, "
                          f"pixel_values, input_values, input_features")
-    return inputs
+    unique = []
+    for candidate in sets:
+        if all(candidate.keys() != u.keys() or any(candidate[k].shape != u[k].shape
+                                                   for k in u) for u in unique):
+            unique.append(candidate)
+    return unique
+
+
+_DEPTH_KEYS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers",
+               "decoder_layers", "num_encoder_layers", "num_decoder_layers")
+REDUCED_DEPTH = 2
+
+
+def reduced_depth(config):
+    """A copy of ``config`` with every layer count above ``REDUCED_DEPTH`` lowered to it
+    (sub-configs too, and ``layer_types`` lists cut to match), or None when nothing
+    changed. Rolled tokens collapse repeated layers, so a reduced model keeps the
+    design a big one has."""
+    import copy
+
+    config = copy.deepcopy(config)
+    changed = False
+
+    def visit(cfg) -> None:
+        nonlocal changed
+        for key in _DEPTH_KEYS:
+            value = getattr(cfg, key, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > REDUCED_DEPTH:
+                setattr(cfg, key, REDUCED_DEPTH)
+                changed = True
+        layer_types = getattr(cfg, "layer_types", None)
+        if isinstance(layer_types, list) and len(layer_types) > REDUCED_DEPTH:
+            cfg.layer_types = layer_types[:REDUCED_DEPTH]
+        for value in list(vars(cfg).values()):
+            if hasattr(value, "to_dict") and hasattr(value, "model_type"):
+                visit(value)
+
+    visit(config)
+    return config if changed else None
 
 
 def _input_size(inputs: dict) -> tuple[int, ...]:
@@ -212,38 +258,52 @@ def trace_transformers(spec: str) -> Trace:
         hf_logging.set_verbosity(verbosity)
 
 
+def _run(model, config, device, dtype, route, notes):
+    """Calls of the first input set whose forward runs, or None (failures in notes)."""
+    from archalign import _trace_record
+
+    for inputs in dummy_inputs(model, config, device, dtype):
+        try:
+            calls = _trace_record._record_forward(model, lambda: model(**inputs))
+            return calls, inputs
+        except Exception as exc:  # noqa: BLE001 - try the next inputs / route
+            first = (str(exc).strip().splitlines() or [""])[0][:160]
+            notes.append(f"{route} ({str(dtype).replace('torch.', '')}, "
+                         f"{'+'.join(inputs)}) failed: {type(exc).__name__}: {first}")
+    return None, None
+
+
 def _trace(spec: str, config, notes: list) -> Trace:
     import torch
 
-    from archalign import _trace_record
-
     model = _build(config, "meta")
     num_params = sum(p.numel() for p in model.parameters())
-    # meta in float32; meta in bfloat16 (MoE grouped matmuls take no float32); for
-    # real on the CPU when small enough (forwards that read values: Tensor.item())
-    attempts = [("meta", torch.float32), ("meta", torch.bfloat16)]
-    if num_params <= EAGER_MAX_PARAMS:
-        attempts.append(("eager", torch.float32))
-    calls, route = None, None
-    for route, dtype in attempts:
-        try:
-            if route == "eager":
-                torch.manual_seed(0)
-                model = _build(config, "cpu")
-            model = model.to(dtype)
-            inputs = dummy_inputs(model, config, "meta" if route == "meta" else "cpu", dtype)
-            calls = _trace_record._record_forward(model, lambda: model(**inputs))
+    calls = inputs = None
+    dtype = torch.float32
+    # meta in float32, then bfloat16 (MoE grouped matmuls take no float32)
+    for dtype in (torch.float32, torch.bfloat16):
+        calls, inputs = _run(model.to(dtype), config, "meta", dtype, "meta", notes)
+        if calls is not None:
+            route = "meta"
             break
-        except TraceError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - try the next way
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            notes.append(f"{route} ({str(dtype).replace('torch.', '')}) failed: "
-                         f"{type(exc).__name__}: {first}")
+    if calls is None:  # forwards that read values (Tensor.item()): run for real
+        dtype, real = torch.float32, None
+        if num_params <= EAGER_MAX_PARAMS:
+            real, route = config, "eager"
+        else:
+            smaller = reduced_depth(config)
+            if smaller is not None and sum(p.numel() for p in _build(smaller, "meta")
+                                           .parameters()) <= EAGER_MAX_PARAMS:
+                real, route = smaller, "reduced"
+                notes.append(f"built for real with at most {REDUCED_DEPTH} layers per stack "
+                             f"({num_params:,} parameters at full depth)")
+        if real is not None:
+            torch.manual_seed(0)
+            calls, inputs = _run(_build(real, "cpu"), real, "cpu", dtype, route, notes)
     if calls is None:
         big = "" if num_params <= EAGER_MAX_PARAMS else (
-            f"; with {num_params:,} parameters it is not built for real (limit "
-            f"{EAGER_MAX_PARAMS:,})")
+            f"; {num_params:,} parameters, too many to build for real (limit "
+            f"{EAGER_MAX_PARAMS:,}) even at reduced depth")
         raise TraceError(f"{spec}: no forward ran: {'; '.join(notes)}{big}")
     if dtype != torch.float32:
         notes.append(f"traced in {str(dtype).replace('torch.', '')}")
