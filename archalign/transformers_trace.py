@@ -135,7 +135,8 @@ def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
     """Sets of keyword inputs for the forward, by its signature (see the module
     docstring), to try in order: everything it takes, then text alone and vision alone
     (multimodal models that want image tokens or grids beside the pixels), and for
-    audio a (batch, channels, samples) waveform after a (batch, samples) one. Floating
+    audio a (batch, channels, samples) waveform after a (batch, samples) one and
+    (batch, frames, features) spectrograms after (batch, mel bins, frames). Floating
     inputs are in ``dtype`` (default float32)."""
     import torch
 
@@ -156,8 +157,18 @@ def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
         sets = [{"input_values": torch.zeros(1, 16_000, device=device, dtype=dtype)},
                 {"input_values": torch.zeros(1, 1, 16_000, device=device, dtype=dtype)}]
     if not sets and "input_features" in names:
-        mels = getattr(config, "num_mel_bins", 80)
-        sets = [{"input_features": torch.zeros(1, mels, 3000, device=device, dtype=dtype)}]
+        # Whisper-like: (batch, mel bins, 3,000 frames); Speech2Text-like: (batch,
+        # frames, features)
+        mels = getattr(config, "num_mel_bins", None) or 80
+        features = (getattr(config, "input_feat_per_channel", None) or
+                    getattr(config, "feature_size", None) or mels) * getattr(
+                        config, "input_channels", 1)
+        sets = [{"input_features": torch.zeros(1, mels, 3000, device=device, dtype=dtype)},
+                {"input_features": torch.zeros(1, 400, features, device=device, dtype=dtype)}]
+    decoder = getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names
+    if decoder and "input_ids" not in names:  # speech encoder-decoders: Whisper, Moonshine
+        ids = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
+        sets = [{**x, "decoder_input_ids": ids} for x in sets]
     if not sets:
         raise TraceError(f"{config.model_type}: no dummy input for its forward("
                          f"{', '.join(list(names)[:6])}, ...); supported: input_ids, "

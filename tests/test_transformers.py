@@ -60,11 +60,32 @@ def test_a_local_config_and_the_eager_fallback(tmp_path):
                                      encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100)
     path = _config_file(tmp_path, config)
     t = archalign.trace(f"transformers:{path}")
-    assert t.route == "eager" and any(n.startswith("meta (float32) failed") for n in t.notes)
+    assert t.route == "eager" and any(n.startswith("meta (float32") for n in t.notes)
     # encoder and decoder each embed their tokens (BartScaledWordEmbedding: prefix gone)
     assert sum(tok == "ScaledWordEmbedding" for tok in t.tokens("type")) == 2
     small = trace_transformers(f"transformers:{path.parent}")  # a folder works too
     assert small.tokens() == t.tokens()
+
+
+def test_too_big_to_build_for_real_is_traced_at_reduced_depth(tmp_path, monkeypatch):
+    from archalign import transformers_trace
+
+    config = transformers.BartConfig(d_model=32, encoder_layers=6, decoder_layers=6,
+                                     encoder_attention_heads=2, decoder_attention_heads=2,
+                                     encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100)
+    path = _config_file(tmp_path, config)
+    full = trace_transformers(f"transformers:{path}")
+    monkeypatch.setattr(transformers_trace, "EAGER_MAX_PARAMS", full.num_params - 1)
+    reduced = trace_transformers(f"transformers:{path}")
+    assert reduced.route == "reduced" and reduced.num_params == full.num_params
+    assert any("at most 2 layers" in n for n in reduced.notes)
+    assert len(reduced) < len(full)
+    # the design survives: rolled, the two read the same
+    assert reduced.tokens("shape", rolled=True) == full.tokens("shape", rolled=True)
+    smaller = transformers_trace.reduced_depth(config)
+    assert (smaller.encoder_layers, smaller.decoder_layers) == (2, 2)
+    assert config.encoder_layers == 6  # a copy
+    assert transformers_trace.reduced_depth(smaller) is None
 
 
 def test_unknown_type_suggests_close_names(capsys):
@@ -105,3 +126,14 @@ def test_mixed_with_timm_in_one_matrix(tmp_path):
                                      progress=False, jobs=1, cache_dir=tmp_path)
     values = sm.values
     assert values[0, 1] > values[0, 2] and values[0, 1] > 0.5
+
+
+def test_cli_trace_writes_summary_and_failures(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["trace", "transformers:electra", "transformers:albert", "-j", "1",
+                 "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["traced"] == 2 and summary["failed"] == 0
+    assert (out / "transformers_electra.json").is_file()
+    assert main(["trace", "transformers:nosuchtype", "--cache-dir", str(tmp_path / "c")]) == 2
+    assert "unknown transformers model type" in capsys.readouterr().err
