@@ -50,7 +50,8 @@ def _add_trace(subparsers) -> None:
                     "worker processes.",
         epilog=_TRACE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("patterns", nargs="*", metavar="PATTERN",
-                   help="timm model names or wildcard patterns, e.g. resnet50 'vit_*'")
+                   help="timm model names or wildcard patterns, e.g. resnet50 'vit_*', or "
+                        "transformers:<model_type> ('transformers:gpt*')")
     p.add_argument("--all", action="store_true",
                    help="trace every timm architecture (all of timm.list_models())")
     p.add_argument("--transformers-all", action="store_true",

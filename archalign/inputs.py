@@ -7,6 +7,9 @@ Model specs accepted everywhere a list of models is:
 - ``"torchvision:<name>"`` for torchvision builders (``weights=None``);
 - an ONNX file: a path ending in ``.onnx`` or ``"onnx:PATH"`` (``onnx:models/*.onnx``
   globs), read graph-only (``archalign.onnx_trace``; needs ``archalign[onnx]``);
+- ``"transformers:<model_type>"`` (``transformers:*`` patterns), a config path or a hub
+  id, built from the config on meta (``archalign.transformers_trace``; needs
+  ``archalign[transformers]``), traced and cached like timm names;
 - an ``nn.Module`` (labelled by its class name, made unique);
 - an ``archalign.Trace`` (labelled by its name).
 
