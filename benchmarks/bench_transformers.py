@@ -78,7 +78,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--jobs", type=int)
     p.add_argument("--cache-dir")
-    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--skip-coverage", action="store_true")
     args = p.parse_args()
     if not args.skip_coverage:
