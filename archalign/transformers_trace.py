@@ -116,12 +116,15 @@ def _build(config, device):
                          f"{type(exc).__name__}: {first}") from None
 
 
-def _image_size(config) -> int:
+def _image_size(config) -> tuple[int, int]:
+    """(height, width) from the config's ``image_size`` (an int or a pair)."""
     for cfg in (config, getattr(config, "vision_config", None)):
         size = getattr(cfg, "image_size", None) if cfg is not None else None
-        if size:
-            return int(size if isinstance(size, int) else size[0])
-    return 224
+        if isinstance(size, int) and size > 0:
+            return size, size
+        if isinstance(size, (list, tuple)) and len(size) == 2:
+            return int(size[0]), int(size[1])
+    return 224, 224
 
 
 def _channels(config) -> int:
@@ -136,7 +139,9 @@ def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
     docstring), to try in order: everything it takes, then text alone and vision alone
     (multimodal models that want image tokens or grids beside the pixels), and for
     audio a (batch, channels, samples) waveform after a (batch, samples) one and
-    (batch, frames, features) spectrograms after (batch, mel bins, frames). Floating
+    (batch, frames, features) spectrograms after (batch, mel bins, frames); video
+    models (a ``num_frames`` config) get (batch, frames, C, H, W) last; then each set
+    again with ``use_cache=False`` where the forward takes it. Floating
     inputs are in ``dtype`` (default float32)."""
     import torch
 
@@ -148,11 +153,16 @@ def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
         if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names:
             text["decoder_input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long,
                                                     device=device)
+    video = {}
     if "pixel_values" in names:
-        size = _image_size(config)
-        vision["pixel_values"] = torch.zeros(1, _channels(config), size, size, device=device,
-                                             dtype=dtype)
-    sets = [s for s in ({**text, **vision}, text, vision) if s]
+        height, width = _image_size(config)
+        vision["pixel_values"] = torch.zeros(1, _channels(config), height, width,
+                                             device=device, dtype=dtype)
+        frames = getattr(config, "num_frames", None)
+        if isinstance(frames, int) and frames > 1:  # video models: (batch, frames, C, H, W)
+            video["pixel_values"] = torch.zeros(1, frames, _channels(config), height, width,
+                                                device=device, dtype=dtype)
+    sets = [s for s in ({**text, **vision}, text, vision, video) if s]
     if not sets and "input_values" in names:
         sets = [{"input_values": torch.zeros(1, 16_000, device=device, dtype=dtype)},
                 {"input_values": torch.zeros(1, 1, 16_000, device=device, dtype=dtype)}]
@@ -173,10 +183,13 @@ def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
         raise TraceError(f"{config.model_type}: no dummy input for its forward("
                          f"{', '.join(list(names)[:6])}, ...); supported: input_ids, "
                          f"pixel_values, input_values, input_features")
+    if "use_cache" in names:  # last resort: some hybrid caches fail on meta
+        sets += [{**x, "use_cache": False} for x in sets]
     unique = []
     for candidate in sets:
-        if all(candidate.keys() != u.keys() or any(candidate[k].shape != u[k].shape
-                                                   for k in u) for u in unique):
+        if all(candidate.keys() != u.keys() or any(
+                getattr(candidate[k], "shape", candidate[k]) != getattr(u[k], "shape", u[k])
+                for k in u) for u in unique):
             unique.append(candidate)
     return unique
 
@@ -215,7 +228,7 @@ def reduced_depth(config):
 
 
 def _input_size(inputs: dict) -> tuple[int, ...]:
-    first = inputs.get("pixel_values", next(iter(inputs.values())))
+    first = inputs.get("pixel_values", next(v for v in inputs.values() if hasattr(v, "shape")))
     return tuple(int(s) for s in first.shape[1:])
 
 
