@@ -71,6 +71,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from archalign._trace_ops import _plain
 from archalign.tracing import Call, Trace, TraceError
 
 __all__ = ["ONNX_PREFIX", "ONNX_OPS", "is_onnx_spec", "onnx_path", "trace_onnx"]
@@ -151,7 +152,7 @@ class _Reader:
         for name, dims in self.init_shapes.items():
             self.rank[name], self.shape[name] = len(dims), dims
         self.subgraphs: list[str] = []
-        self.constants: dict[str, Any] = {}
+        self.constants = _constants(onnx, graph)
 
     # ---------------------------------------------------------------- helpers
     def attrs(self, node) -> dict:
@@ -174,8 +175,6 @@ class _Reader:
         return tuple(out)
 
     def emit(self, node, op: str, params: dict, inputs=None) -> int:
-        from archalign._trace_ops import _plain
-
         live = self.live(node) if inputs is None else inputs
         out = node.output[0] if node.output else ""
         call = Call(len(self.calls), "onnx", op, node.name,
@@ -532,7 +531,6 @@ def trace_onnx(spec: str | os.PathLike) -> Trace:
     path = onnx_path(spec)
     onnx, model = _load(path)
     reader = _Reader(onnx, model.graph)
-    reader.constants = _constants(onnx, model.graph)
     reader.read(model.graph)
     calls = reader.finish()
     if not calls:

@@ -119,39 +119,40 @@ def _read_cached(path: Path, name: str) -> dict | None:
     return d
 
 
-def list_timm_models(cache_dir: str | os.PathLike | None = None) -> list[str]:
-    """``timm.list_models()``, cached per timm version so that later runs need no import."""
+def _cached_names(cache_dir, package: str, compute) -> list[str]:
+    """A list of model names cached per ``package`` version (``compute()`` on a miss)."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache_dir / f"models-timm-{_version('timm')}.json"
+    path = cache_dir / f"models-{package}-{_version(package)}.json"
     try:
         names = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
             return names
     except (OSError, ValueError):
         pass
-    import timm
-
-    names = timm.list_models()
+    names = compute()
     atomic_write_text(path, json.dumps(names))
     return names
+
+
+def list_timm_models(cache_dir: str | os.PathLike | None = None) -> list[str]:
+    """``timm.list_models()``, cached per timm version so that later runs need no import."""
+    def compute() -> list[str]:
+        import timm
+
+        return timm.list_models()
+
+    return _cached_names(cache_dir, "timm", compute)
 
 
 def list_transformers_types(cache_dir: str | os.PathLike | None = None) -> list[str]:
     """``transformers:<model_type>`` for every type AutoModel builds, cached per
     transformers version like :func:`list_timm_models`."""
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache_dir / f"models-transformers-{_version('transformers')}.json"
-    try:
-        names = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-            return names
-    except (OSError, ValueError):
-        pass
-    from archalign.transformers_trace import list_model_types
+    def compute() -> list[str]:
+        from archalign.transformers_trace import list_model_types
 
-    names = [TRANSFORMERS_PREFIX + t for t in list_model_types()]
-    atomic_write_text(path, json.dumps(names))
-    return names
+        return [TRANSFORMERS_PREFIX + t for t in list_model_types()]
+
+    return _cached_names(cache_dir, "transformers", compute)
 
 
 def _expand_transformers(item: str, cache_dir) -> list[str]:

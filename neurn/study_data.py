@@ -59,6 +59,12 @@ def batch_loader(dataset, batches: Sequence[torch.Tensor], *, workers: int = 0,
                                        persistent_workers=False)
 
 
+def _is_folder(spec) -> bool:
+    """A folder domain unless it names a registered digit domain (a ``mnist`` folder in
+    the working directory does not turn the default study into a folder study)."""
+    return is_folder_spec(spec) and str(spec) not in ndata.list_domains()
+
+
 class StudyData:
     """Source and targets of a study; see the module docstring.
 
@@ -87,7 +93,7 @@ class StudyData:
         self.skip_bad_images, self.cache_images = bool(skip_bad_images), bool(cache_images)
         self.threads = threads
         self.data_dir = Path(data_dir) if data_dir is not None else None
-        self.folders = is_folder_spec(source)
+        self.folders = _is_folder(source)
         if img_size is not None and (int(img_size) != img_size or img_size < 8):
             raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
         default_size = DEFAULT_IMG_SIZE if self.folders else DIGITS_SIZE
@@ -106,6 +112,7 @@ class StudyData:
                                  "source has a fixed 4,000 / 500 / 500 split")
             self._init_digits(source, targets)
         self._loaded: Optional[dict] = None
+        self._stats: Optional[Dict[str, tuple]] = None
 
     # ------------------------------------------------------------------ checks
     def _init_digits(self, source: str, targets) -> None:
@@ -122,7 +129,7 @@ class StudyData:
         self.source = source
         self.targets = list(dict.fromkeys(str(t) for t in targets))
         for name in self.targets:
-            if is_folder_spec(name):
+            if _is_folder(name):
                 raise ValueError(f"target {name!r} is an image folder but the source "
                                  f"{source!r} is a digit domain; use folders for both")
             t = ndata.domain_info(name)
@@ -143,7 +150,7 @@ class StudyData:
                              "(--targets /data/PACS/sketch ...)")
         self.domains: Dict[str, FolderDomain] = {}
         for spec in [source, *targets]:
-            if not is_folder_spec(spec):
+            if not _is_folder(spec):
                 raise ValueError(f"{spec!r} is a registered digit domain but the source is "
                                  f"an image folder; use folders for every domain")
             folder = FolderDomain(spec, img_size=self.img_size)
@@ -200,13 +207,13 @@ class StudyData:
                 "eval": evaluation, "generated": generated}
 
     def _folder_dataset(self, domain: FolderDomain):
-        self.fingerprints[domain.name] = fingerprint(domain)
+        key = self.fingerprints[domain.name] = fingerprint(domain)
         if self.cache_images:
             images, bad = cached_images(domain, self.img_size, cache_dir=self.cache_dir,
-                                        threads=self.threads)
+                                        threads=self.threads, key=key)
             dataset = ArrayBatches(images, domain.labels)
         else:
-            bad = check_images(domain, cache_dir=self.cache_dir, threads=self.threads)
+            bad = check_images(domain, cache_dir=self.cache_dir, threads=self.threads, key=key)
             dataset = FolderBatches(domain.root, domain.files, domain.labels, self.img_size)
         if bad and not self.skip_bad_images:
             first = next(iter(bad))
@@ -243,7 +250,7 @@ class StudyData:
         (:data:`neurn.models.INPUT_STATS`)."""
         if not self.folders:
             return None
-        if not hasattr(self, "_stats"):
+        if self._stats is None:
             from .models import measure_input_stats
 
             train = self.load()["train"]

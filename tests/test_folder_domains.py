@@ -134,8 +134,8 @@ def test_a_corrupt_file_stops_the_study_naming_it_or_is_skipped_and_counted(tree
     study = StudyData(tree / "photo", [tree / "sketch"], img_size=16, cache_dir=cache,
                       skip_bad_images=True)
     loaded = study.load()
-    assert study.skipped == {"photo": {"cross/img00.jpg": study.skipped["photo"][
-        "cross/img00.jpg"]}, "sketch": {}}
+    assert list(study.skipped["photo"]) == ["cross/img00.jpg"] and study.skipped["sketch"] == {}
+    assert "truncated" in study.skipped["photo"]["cross/img00.jpg"].lower()
     n = sum(len(loaded[k]) for k in ("train", "val")) + len(loaded["eval"]["photo"])
     assert n == 17  # 18 files, one left out
     assert all("cross/img00.jpg" not in files for files in study.splits.values())
@@ -217,6 +217,12 @@ def test_crop_flip_is_seeded_and_keeps_constant_images():
 def test_is_folder_spec():
     assert is_folder_spec("folder:photo") and is_folder_spec("/data/PACS/photo")
     assert not is_folder_spec("mnist") and not is_folder_spec("svhn-gen")
+
+
+def test_a_registered_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    make_domain(tmp_path / "mnist", n_per_class=1)
+    monkeypatch.chdir(tmp_path)
+    assert not StudyData("mnist", ["optdigits"]).folders
 
 
 def test_cli_study_across_two_folder_domains(tree, tmp_path, capsys):

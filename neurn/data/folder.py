@@ -76,6 +76,21 @@ def _visible(entry: os.DirEntry) -> bool:
     return not entry.name.startswith(".")
 
 
+def _subfolders(root: Path, layout: str, what: str) -> List[str]:
+    """The visible subfolders of ``root``, sorted; an error naming ``root`` when it is
+    missing, not a folder, or has none (``what``: "class" or "domain")."""
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder; expected {layout}")
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder; expected {layout}")
+    with os.scandir(root) as it:
+        names = sorted(e.name for e in it if e.is_dir() and _visible(e))
+    if not names:
+        raise ValueError(f"{root}: no {what} folders in it; expected {layout} "
+                         f"(DomainBed's layout)")
+    return names
+
+
 @dataclass(frozen=True)
 class _Listing:
     classes: Tuple[str, ...]
@@ -84,17 +99,7 @@ class _Listing:
 
 
 def _list(root: Path) -> _Listing:
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder; a folder domain is a directory "
-                                f"of class folders (root/<class>/<image>)")
-    if not root.is_dir():
-        raise ValueError(f"{root}: not a folder; a folder domain is a directory of class "
-                         f"folders (root/<class>/<image>)")
-    with os.scandir(root) as it:
-        class_dirs = sorted(e.name for e in it if e.is_dir() and _visible(e))
-    if not class_dirs:
-        raise ValueError(f"{root}: no class folders in it; expected root/<class>/<image> "
-                         f"(DomainBed's layout)")
+    class_dirs = _subfolders(root, "root/<class>/<image>", "class")
     files: List[str] = []
     labels: List[int] = []
     for index, name in enumerate(class_dirs):
@@ -168,14 +173,7 @@ def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
     """One domain per subfolder of a DomainBed-style ``root`` (``PACS/photo``,
     ``PACS/sketch``, ...), name -> domain, with one shared, sorted class index."""
     root = _strip(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder; expected root/<domain>/<class>/"
-                                f"<image>")
-    with os.scandir(root) as it:
-        names = sorted(e.name for e in it if e.is_dir() and _visible(e))
-    if not names:
-        raise ValueError(f"{root}: no domain folders in it; expected root/<domain>/<class>/"
-                         f"<image>")
+    names = _subfolders(root, "root/<domain>/<class>/<image>", "domain")
     domains = {name: FolderDomain(root / name, img_size=img_size) for name in names}
     shared_classes(list(domains.values()))
     return domains

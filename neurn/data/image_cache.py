@@ -26,6 +26,8 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from archalign._io import atomic_write_text
+
 from ._cache import PathLike, default_cache_dir
 from .folder import BadImageError, FolderDomain, decode
 
@@ -81,19 +83,6 @@ def _read_json(path: Path) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def _write_json(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _valid_bad(record: Optional[dict], key: str, domain: FolderDomain) -> Optional[Dict[str, str]]:
     if record is None or record.get("fingerprint") != key:
         return None
@@ -106,14 +95,16 @@ def _valid_bad(record: Optional[dict], key: str, domain: FolderDomain) -> Option
 
 
 def check_images(domain: FolderDomain, *, cache_dir: Optional[PathLike] = None,
-                 threads: Optional[int] = None) -> Dict[str, str]:
-    """``{relative path: reason}`` for every file of ``domain`` that cannot be decoded."""
-    key = fingerprint(domain)
+                 threads: Optional[int] = None, key: Optional[str] = None) -> Dict[str, str]:
+    """``{relative path: reason}`` for every file of ``domain`` that cannot be decoded
+    (``key``: its :func:`fingerprint`, when the caller has it already)."""
+    key = key or fingerprint(domain)
     path = _folder(cache_dir) / f"check-{key}.json"
     bad = _valid_bad(_read_json(path), key, domain)
     if bad is None:
         bad = _decode_all(domain, _CHECK_SIZE, threads)
-        _write_json(path, {"fingerprint": key, "root": str(domain.root), "bad": bad})
+        atomic_write_text(path, json.dumps({"fingerprint": key, "root": str(domain.root),
+                                            "bad": bad}))
     return bad
 
 
@@ -126,9 +117,9 @@ def _sha256(path: Path) -> str:
 
 
 def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLike] = None,
-                  threads: Optional[int] = None):
+                  threads: Optional[int] = None, key: Optional[str] = None):
     """``(memmap uint8 (N, 3, size, size), {relative path: reason} of bad files)``."""
-    key = fingerprint(domain)
+    key = key or fingerprint(domain)
     name = hashlib.sha256(f"{key}-{size}-{DECODE_VERSION}".encode()).hexdigest()[:24]
     folder = _folder(cache_dir)
     data, meta = folder / f"images-{name}.npy", folder / f"images-{name}.json"
@@ -156,6 +147,7 @@ def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLi
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _write_json(meta, {"fingerprint": key, "root": str(domain.root), "shape": shape,
-                       "decode_version": DECODE_VERSION, "sha256": _sha256(data), "bad": bad})
+    atomic_write_text(meta, json.dumps({"fingerprint": key, "root": str(domain.root),
+                                        "shape": shape, "decode_version": DECODE_VERSION,
+                                        "sha256": _sha256(data), "bad": bad}))
     return np.load(data, mmap_mode="r"), bad
