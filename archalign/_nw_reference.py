@@ -39,7 +39,7 @@ def align(a, b, scoring):
     """(score, path) with path a list of (i, j) pairs, None marking a gap."""
     a, b = list(a), list(b)
     H, E, F = _fill(a, b, scoring)
-    go, ge = scoring.gap_open, scoring.gap_extend
+    go = scoring.gap_open
     i, j, state, path = len(a), len(b), "H", []
     while i > 0 or j > 0:
         if state == "H":

@@ -12,10 +12,9 @@ Specs (``pip install 'archalign[transformers]'``):
 
 The model is ``AutoModel.from_config(config)`` (the bare backbone, no task head) built
 under ``torch.device("meta")``: no weights, no memory. Dummy inputs follow its
-``forward`` signature: ``input_ids`` (1 x 16 tokens) for text, ``pixel_values`` (1 x C x
-H x W at the config's ``image_size``) for vision, both for multimodal models,
-``decoder_input_ids`` for encoder-decoders, ``input_values`` (1 s of 16 kHz audio) or
-``input_features`` (the config's mel bins x 3,000 frames) for speech. The forward pass
+``forward`` signature (:mod:`archalign.transformers_inputs`): token ids for text,
+images for vision, both for multimodal models, waveforms or spectrograms for speech,
+patch sequences with ``grid_thw`` for Qwen2-VL-style vision towers. The forward pass
 is recorded by the same recorder as timm models (``route="meta"``). If that fails it is
 tried on meta in bfloat16 (mixture-of-experts grouped matmuls take no float32). Models
 whose forward needs real values (``Tensor.item()``, data-dependent masks) and that have
@@ -23,8 +22,8 @@ at most ``EAGER_MAX_PARAMS`` parameters are then built for real on the CPU (weig
 left uninitialised: values change no token) and run once on zero inputs
 (``route="eager"``). Bigger ones are built for real with every layer count lowered to
 ``REDUCED_DEPTH`` (``route="reduced"``: rolled tokens collapse repeated layers, so the
-design survives; unrolled, such a trace is shorter than the model). Each of these is
-tried with every input, then text alone, then vision alone; the notes say what failed. A model
+design survives; unrolled, such a trace is shorter than the model). Each route
+tries every candidate input set in turn; the notes say what failed. A model
 type that needs another package (``timm``, ``scipy``, ...) or whose default config its
 own class rejects raises :class:`BuildError` ("cannot build ..."), naming the package
 or the reason.
@@ -36,18 +35,17 @@ timeouts, ``failures.json``, resume; the cache key holds the transformers versio
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 from typing import Any
 
 from archalign.tracing import Trace, TraceError, UnknownModelError
+from archalign.transformers_inputs import dummy_inputs
 
 __all__ = ["TRANSFORMERS_PREFIX", "EAGER_MAX_PARAMS", "BuildError", "is_transformers_spec",
            "list_model_types", "trace_transformers"]
 
 TRANSFORMERS_PREFIX = "transformers:"
 EAGER_MAX_PARAMS = 1_000_000_000  # 4 GB of float32 weights at most, built once
-TEXT_LENGTH = 16
 
 
 class BuildError(TraceError):
@@ -116,84 +114,6 @@ def _build(config, device):
                          f"{type(exc).__name__}: {first}") from None
 
 
-def _image_size(config) -> tuple[int, int]:
-    """(height, width) from the config's ``image_size`` (an int or a pair)."""
-    for cfg in (config, getattr(config, "vision_config", None)):
-        size = getattr(cfg, "image_size", None) if cfg is not None else None
-        if isinstance(size, int) and size > 0:
-            return size, size
-        if isinstance(size, (list, tuple)) and len(size) == 2:
-            return int(size[0]), int(size[1])
-    return 224, 224
-
-
-def _channels(config) -> int:
-    for cfg in (config, getattr(config, "vision_config", None)):
-        if cfg is not None and getattr(cfg, "num_channels", None):
-            return int(cfg.num_channels)
-    return 3
-
-
-def dummy_inputs(model, config, device, dtype=None) -> list[dict]:
-    """Sets of keyword inputs for the forward, by its signature (see the module
-    docstring), to try in order: everything it takes, then text alone and vision alone
-    (multimodal models that want image tokens or grids beside the pixels), and for
-    audio a (batch, channels, samples) waveform after a (batch, samples) one and
-    (batch, frames, features) spectrograms after (batch, mel bins, frames); video
-    models (a ``num_frames`` config) get (batch, frames, C, H, W) last; then each set
-    again with ``use_cache=False`` where the forward takes it. Floating
-    inputs are in ``dtype`` (default float32)."""
-    import torch
-
-    dtype = dtype or torch.float32
-    names = inspect.signature(model.forward).parameters
-    text, vision = {}, {}
-    if "input_ids" in names:
-        text["input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
-        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names:
-            text["decoder_input_ids"] = torch.zeros(1, TEXT_LENGTH, dtype=torch.long,
-                                                    device=device)
-    video = {}
-    if "pixel_values" in names:
-        height, width = _image_size(config)
-        vision["pixel_values"] = torch.zeros(1, _channels(config), height, width,
-                                             device=device, dtype=dtype)
-        frames = getattr(config, "num_frames", None)
-        if isinstance(frames, int) and frames > 1:  # video models: (batch, frames, C, H, W)
-            video["pixel_values"] = torch.zeros(1, frames, _channels(config), height, width,
-                                                device=device, dtype=dtype)
-    sets = [s for s in ({**text, **vision}, text, vision, video) if s]
-    if not sets and "input_values" in names:
-        sets = [{"input_values": torch.zeros(1, 16_000, device=device, dtype=dtype)},
-                {"input_values": torch.zeros(1, 1, 16_000, device=device, dtype=dtype)}]
-    if not sets and "input_features" in names:
-        # Whisper-like: (batch, mel bins, 3,000 frames); Speech2Text-like: (batch,
-        # frames, features)
-        mels = getattr(config, "num_mel_bins", None) or 80
-        features = (getattr(config, "input_feat_per_channel", None) or
-                    getattr(config, "feature_size", None) or mels) * getattr(
-                        config, "input_channels", 1)
-        sets = [{"input_features": torch.zeros(1, mels, 3000, device=device, dtype=dtype)},
-                {"input_features": torch.zeros(1, 400, features, device=device, dtype=dtype)}]
-    decoder = getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in names
-    if decoder and "input_ids" not in names:  # speech encoder-decoders: Whisper, Moonshine
-        ids = torch.zeros(1, TEXT_LENGTH, dtype=torch.long, device=device)
-        sets = [{**x, "decoder_input_ids": ids} for x in sets]
-    if not sets:
-        raise TraceError(f"{config.model_type}: no dummy input for its forward("
-                         f"{', '.join(list(names)[:6])}, ...); supported: input_ids, "
-                         f"pixel_values, input_values, input_features")
-    if "use_cache" in names:  # last resort: some hybrid caches fail on meta
-        sets += [{**x, "use_cache": False} for x in sets]
-    unique = []
-    for candidate in sets:
-        if all(candidate.keys() != u.keys() or any(
-                getattr(candidate[k], "shape", candidate[k]) != getattr(u[k], "shape", u[k])
-                for k in u) for u in unique):
-            unique.append(candidate)
-    return unique
-
-
 _DEPTH_KEYS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers",
                "decoder_layers", "num_encoder_layers", "num_decoder_layers")
 REDUCED_DEPTH = 2
@@ -258,10 +178,6 @@ def _canonical(call, prefix: str):
 
 def trace_transformers(spec: str) -> Trace:
     """The :class:`Trace` of ``"transformers:<model_type | config path | hub id>"``."""
-    import torch
-
-    from archalign import _trace_record
-
     ref = spec[len(TRANSFORMERS_PREFIX):] if is_transformers_spec(spec) else spec
     try:
         config = _config(ref)

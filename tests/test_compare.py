@@ -1,7 +1,6 @@
 """Model specs to traces: patterns, torchvision builders, modules; failures reported."""
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 import archalign

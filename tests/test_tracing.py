@@ -1,6 +1,5 @@
 """Tracing: execution order, functional ops, hyper-parameters, routes and errors."""
 import json
-import warnings
 
 import pytest
 import torch

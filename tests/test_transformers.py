@@ -88,6 +88,42 @@ def test_too_big_to_build_for_real_is_traced_at_reduced_depth(tmp_path, monkeypa
     assert transformers_trace.reduced_depth(smaller) is None
 
 
+def test_config_values_are_found_in_sub_configs():
+    from archalign.transformers_inputs import config_value
+
+    config = transformers.CLIPConfig()  # image_size lives in vision_config only
+    assert not hasattr(config, "image_size")
+    assert config_value(config, "image_size") == config.vision_config.image_size == 224
+    assert config_value(config, "no_such_key", default=7) == 7
+    config.image_size = 96  # the top level wins over sub-configs
+    assert config_value(config, "image_size") == 96
+
+
+def test_a_patch_sequence_vision_tower_gets_grid_thw(tmp_path):
+    # Qwen2-VL-style towers take flattened patches and their (t, h, w) grid, not images;
+    # the grid's values drive the forward, so it runs for real
+    from archalign.transformers_inputs import GRID
+
+    config = transformers.Qwen2_5_VLConfig().vision_config.__class__(
+        depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32)
+    t = trace_transformers(f"transformers:{_config_file(tmp_path, config)}")
+    assert t.route == "eager"
+    patch = config.in_channels * config.temporal_patch_size * config.patch_size ** 2
+    assert t.input_size == (patch,)
+    conv = next(c for c in t if c.op == "Conv3d")
+    assert conv.params["in"] == config.in_channels and conv.shape[0] == GRID * GRID
+
+
+def test_time_series_and_frame_stacking_speech_models_get_their_inputs():
+    series = trace_transformers("transformers:patchtst")
+    config = transformers.AutoConfig.for_model("patchtst")
+    assert series.input_size == (config.context_length, config.num_input_channels)
+    # w2v-BERT projects stacked frames: its inputs are as wide as its first Linear
+    speech = trace_transformers("transformers:wav2vec2-bert")
+    width = transformers.AutoConfig.for_model("wav2vec2-bert").feature_projection_input_dim
+    assert speech.input_size[-1] == width and speech.route == "meta"
+
+
 def test_unknown_type_suggests_close_names(capsys):
     with pytest.raises(UnknownModelError, match="closest: bert"):
         trace_transformers("transformers:bret")
