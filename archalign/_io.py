@@ -1,28 +1,37 @@
 """Atomic file writes: a temp file in the target's directory, then os.replace.
 
-Readers never see a half-written file, and an interrupted write leaves the
-previous version in place. The file gets the mode a plain ``open(path, "w")`` would
-give (0666 less the umask), not mkstemp's private 0600: traces, matrices and
-shortlists are meant to be shared.
+Readers never see a half-written file, and an interrupted write (or a full disk)
+leaves the previous version in place. The file gets the mode a plain
+``open(path, "w")`` would give (0666 less the umask), not mkstemp's private 0600:
+traces, matrices, figures, checkpoints and caches are meant to be shared. Every
+writer of both packages goes through :func:`atomic_path`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from typing import Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig"]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """A temp path beside ``path`` (same suffix, so writers that read the format from
+    it still work) for the caller to write; renamed onto ``path`` when the block ends,
+    removed when it raises."""
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    name = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{name}.",
+                               suffix=os.path.splitext(name)[1])
     try:
         if hasattr(os, "fchmod"):  # POSIX; Windows has no group / other bits to give
             os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        os.close(fd)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -39,5 +48,16 @@ def _umask() -> int:
     return mask
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> None:
+    """``fig.savefig(path, **kwargs)`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **kwargs)

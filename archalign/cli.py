@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from archalign import defaults
+from archalign._io import atomic_savefig
 from archalign._version import __version__
 from archalign.zoo import DEFAULT_TIMEOUT
 
@@ -326,8 +327,7 @@ def _draw(sm, dendrogram_path, heatmap_path, n_clusters=None) -> None:
     for path, draw in ((dendrogram_path, lambda: sm.plot_dendrogram(n_clusters=n_clusters)),
                        (heatmap_path, sm.plot_heatmap)):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draw().savefig(path, dpi=150)
+            atomic_savefig(draw(), path, dpi=150)
             print(f"wrote {path}")
 
 
@@ -483,8 +483,8 @@ def _run_align(args) -> int:
     if args.plot:
         from archalign.plotting import alignment_view
 
-        alignment_view(alignment, names=vocab, labels=(args.a, args.b)).savefig(args.plot,
-                                                                               dpi=150)
+        atomic_savefig(alignment_view(alignment, names=vocab, labels=(args.a, args.b)),
+                       args.plot, dpi=150)
         print(f"wrote {args.plot}")
     return 0
 

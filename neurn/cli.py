@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from archalign._io import atomic_savefig
+
 __all__ = ["main", "build_parser"]
 
 EXAMPLES = """examples:
@@ -212,7 +214,7 @@ def _domains(args) -> int:
         print(f"{name:15s} {kind:6s} {where:16s} {info.description}")
     if args.sheet:
         fig = data.contact_sheet(data.list_domains(offline=True))
-        fig.savefig(args.sheet, dpi=120)
+        atomic_savefig(fig, args.sheet, dpi=120)
         print(f"wrote {args.sheet}")
     return 0
 

@@ -12,9 +12,11 @@ from numbers import Real
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from archalign._io import atomic_write_text
+
 from .guards import DIGIT_CLASSES, guard_rails
-from .results import (ROW_FIELDS, TARGETS_MEAN, _atomic_text, failed_lines, legend_lines,
-                      summarize, table_lines)
+from .results import (ROW_FIELDS, TARGETS_MEAN, failed_lines, legend_lines, summarize,
+                      table_lines)
 
 __all__ = ["StudyFolderError", "compare", "load_rows", "save_markdown"]
 
@@ -119,6 +121,6 @@ def compare(folders: Sequence, *, baseline: Optional[str] = "baseline") -> str:
 def save_markdown(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically; an unwritable path is a ``ValueError``."""
     try:
-        _atomic_text(Path(path), text)
+        atomic_write_text(path, text)
     except OSError as exc:
         raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None

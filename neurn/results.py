@@ -22,6 +22,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from archalign._io import atomic_savefig, atomic_write_text
+
 from .guards import AT_CHANCE_MARK, DIGIT_CLASSES, UNDERTRAINED_MARK, Flags, guard_rails
 
 __all__ = ["TARGETS_MEAN", "failed_lines", "lead_lines", "legend_lines", "load_results",
@@ -320,12 +322,6 @@ def plot_curves(runs: List[dict]):
     return fig
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    from .study import _atomic_write_text
-
-    _atomic_write_text(path, text)
-
-
 def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
                   baseline: Optional[str] = "baseline", echo: bool = True):
     """Write results.csv / results.json / summary.md (+ plots); return ``StudyResults``."""
@@ -339,18 +335,16 @@ def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
     writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_text(out_dir / "results.csv", buffer.getvalue())
-    _atomic_text(out_dir / "results.json", json.dumps(
+    atomic_write_text(out_dir / "results.csv", buffer.getvalue())
+    atomic_write_text(out_dir / "results.json", json.dumps(
         _finite({"rows": rows, "summary": summary}), indent=1, default=_json_default))
-    _atomic_text(out_dir / "summary.md", markdown)
+    atomic_write_text(out_dir / "summary.md", markdown)
     if plots and rows:
         for name, fig in (("results.png", plot_bars(rows, summary) if any(
                 r["status"] == "ok" for r in rows) else None),
                           ("learning_curves.png", plot_curves(runs))):
             if fig is not None:
-                tmp = out_dir / f".{name}.tmp.png"
-                fig.savefig(tmp, dpi=120)
-                tmp.replace(out_dir / name)
+                atomic_savefig(fig, out_dir / name, dpi=120)
     if echo:
         print(markdown)
     return StudyResults(rows, summary, markdown, runs, out_dir)

@@ -43,7 +43,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +50,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-
 from torch import nn
+
+from archalign._io import atomic_path, atomic_write_text
 
 from .augment import CropFlip
 from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
@@ -287,8 +287,8 @@ class Study:
 
         self.load_data()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
-        _atomic_write_text(self.out_dir / "data.json", json.dumps(self.data.record(), indent=1))
+        atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
+        atomic_write_text(self.out_dir / "data.json", json.dumps(self.data.record(), indent=1))
         grid = self.grid()
         finished: List[dict] = []
         with _TorchSettings(self.device, self.threads, self.deterministic):
@@ -460,7 +460,7 @@ class Study:
             result["eval_seconds"] = time.perf_counter() - t0
             if self.keep_weights:
                 _atomic_torch_save(best["model"], run_dir / "best.pt")
-        _atomic_write_text(result_path, json.dumps(result, indent=2))
+        atomic_write_text(result_path, json.dumps(result, indent=2))
         if checkpoint_path.exists():
             checkpoint_path.unlink()
         return result
@@ -538,35 +538,9 @@ def _optimizer(model, name: str, lr: float, weight_decay: float, total_steps: in
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode())
-
-
 def _atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _versions() -> dict:

@@ -12,12 +12,13 @@
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Dict, Optional, Union
 
 import numpy as np
+
+from archalign._io import atomic_path
 
 __all__ = ["default_cache_dir", "cached_arrays"]
 
@@ -56,13 +57,5 @@ def _load(path: Path) -> Optional[Dict[str, np.ndarray]]:
 
 
 def _save_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from others
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)

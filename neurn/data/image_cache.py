@@ -19,14 +19,13 @@ Both live under ``<cache_dir>/folders`` (``$NEURN_CACHE_DIR``, ``~/.cache/neurn`
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from archalign._io import atomic_write_text
+from archalign._io import atomic_path, atomic_write_text
 
 from ._cache import PathLike, default_cache_dir
 from .folder import BadImageError, FolderDomain, decode
@@ -129,24 +128,11 @@ def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLi
     if (bad is not None and record.get("shape") == shape and data.is_file()
             and record.get("sha256") == _sha256(data)):
         return np.load(data, mmap_mode="r"), bad
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=data.name + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(data) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
-
-        def write(i: int, pixels: np.ndarray) -> None:
-            out[i] = pixels
-
-        bad = _decode_all(domain, size, threads, write)
+        bad = _decode_all(domain, size, threads, out.__setitem__)
         out.flush()
-        del out
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, data)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        del out  # unmapped before the rename
     atomic_write_text(meta, json.dumps({"fingerprint": key, "root": str(domain.root),
                                         "shape": shape, "decode_version": DECODE_VERSION,
                                         "sha256": _sha256(data), "bad": bad}))
