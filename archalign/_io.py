@@ -9,6 +9,7 @@ writer of both packages goes through :func:`atomic_path`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from typing import Iterator
@@ -23,22 +24,36 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     removed when it raises."""
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
     name = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{name}.",
-                               suffix=os.path.splitext(name)[1])
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{name}.",
+                                   suffix=os.path.splitext(name)[1])
+    except OSError as exc:
+        raise _about(exc, path) from None
     try:
         if hasattr(os, "fchmod"):  # POSIX; Windows has no group / other bits to give
             os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename in (tmp, None):
+            raise _about(exc, path) from None
         raise
+
+
+def _about(exc: OSError, path: str) -> OSError:
+    """The same error, about the user's ``path`` rather than a temp file or a parent."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), path)
 
 
 def _umask() -> int:

@@ -294,8 +294,8 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
                              "call them without others=")
         from .blocked import DEFAULT_BLOCK, blocked_pairwise
 
-        return blocked_pairwise(seqs, scoring, block=block or DEFAULT_BLOCK, out=out,
-                                backend=backend, client=client, n_jobs=n_jobs,
+        return blocked_pairwise(seqs, scoring, block=DEFAULT_BLOCK if block is None else block,
+                                out=out, backend=backend, client=client, n_jobs=n_jobs,
                                 progress=progress)
     V = scoring.vocab_size
     queries = [_as_tokens(s, f"seqs[{k}]", V) for k, s in enumerate(seqs)]

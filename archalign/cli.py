@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from archalign import defaults
+from archalign._args import (OneLineParser, UsageError, finite_float, nonnegative_int,
+                             os_error_line, positive_float, positive_int)
 from archalign._io import atomic_savefig
 from archalign._version import __version__
 from archalign.zoo import DEFAULT_TIMEOUT
@@ -65,12 +67,12 @@ def _add_trace(subparsers) -> None:
     p.add_argument("--cache-dir", metavar="DIR", type=Path,
                    help="cache root (default: $ARCHALIGN_CACHE_DIR, else "
                         "$XDG_CACHE_HOME/archalign/traces or ~/.cache/archalign/traces)")
-    p.add_argument("-j", "--jobs", type=int, metavar="N",
+    p.add_argument("-j", "--jobs", type=positive_int, metavar="N",
                    help="worker processes (default: the number of CPUs available)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="give up on one model after this many seconds, kill its worker and "
                         "record it in failures.json (default: %(default)g)")
-    p.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
+    p.add_argument("--input-size", type=positive_int, nargs=3, metavar=("C", "H", "W"),
                    help="trace every model at this input size instead of its own default "
                         "(timm's pretrained_cfg)")
     p.add_argument("--no-fused-attn", dest="fused_attn", action="store_false",
@@ -160,7 +162,7 @@ def _add_model_args(p, models_help: str) -> None:
                         "'paper44' (the NeuRN paper's models as timm / torchvision "
                         "equivalents)")
     _add_token_args(p)
-    p.add_argument("-j", "--jobs", type=int, metavar="N",
+    p.add_argument("-j", "--jobs", type=positive_int, metavar="N",
                    help="tracing processes and alignment threads (default: all CPUs)")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root "
                    "(default: $ARCHALIGN_CACHE_DIR or ~/.cache/archalign/traces)")
@@ -193,7 +195,7 @@ def _add_token_args(p) -> None:
     p.add_argument("--rolled", action=argparse.BooleanOptionalAction,
                    help="collapse tandem repeats of blocks to one copy before aligning, so "
                         f"depth does not drown design (default: {_on(defaults.ROLLED)})")
-    p.add_argument("--max-period", type=int, default=defaults.MAX_PERIOD or 0, metavar="N",
+    p.add_argument("--max-period", type=nonnegative_int, default=defaults.MAX_PERIOD or 0, metavar="N",
                    help="longest repeated block (in tokens) that --rolled collapses; 0 for "
                         "no limit (default: %(default)s)")
     p.add_argument("--as-exported", action=argparse.BooleanOptionalAction,
@@ -204,15 +206,15 @@ def _add_token_args(p) -> None:
                    help="give related tokens partial credit (conv variants, norms, "
                         "activations, attention ops) instead of a flat mismatch "
                         f"(default: {_on(defaults.FAMILY)})")
-    p.add_argument("--match", type=float,
+    p.add_argument("--match", type=finite_float,
                    help=f"score of identical tokens (default {defaults.MATCH:g})")
-    p.add_argument("--mismatch", type=float,
+    p.add_argument("--mismatch", type=finite_float,
                    help=f"score of different tokens (default {defaults.MISMATCH:g})")
-    p.add_argument("--gap", type=float, help="linear gaps: score per gapped position")
-    p.add_argument("--gap-open", type=float,
+    p.add_argument("--gap", type=finite_float, help="linear gaps: score per gapped position")
+    p.add_argument("--gap-open", type=finite_float,
                    help=f"affine gaps: score of a gap's first position (default "
                         f"{defaults.GAP_OPEN:g})")
-    p.add_argument("--gap-extend", type=float,
+    p.add_argument("--gap-extend", type=finite_float,
                    help=f"affine gaps: score of each further position (default "
                         f"{defaults.GAP_EXTEND:g})")
 
@@ -226,8 +228,6 @@ def _token_kwargs(args) -> dict:
     token options: --match / --mismatch make a Scoring, the rest pass through."""
     from archalign.scoring import Scoring
 
-    if args.max_period < 0:
-        raise ValueError(f"--max-period must be >= 0 (0: no limit), got {args.max_period}")
     kwargs = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
               "as_exported": args.as_exported,
               "max_period": args.max_period or None, "gap": args.gap,
@@ -271,12 +271,12 @@ def _add_matrix(subparsers) -> None:
     big = p.add_argument_group(
         "big panels", "compute the score matrix in blocks, resumably and/or on a Dask cluster")
     where = big.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N",
+    where.add_argument("--workers", type=positive_int, metavar="N",
                        help="run blocks on a local Dask cluster of N single-threaded workers")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run blocks on the Dask cluster at this scheduler address, "
                             "e.g. tcp://10.0.0.5:8786")
-    big.add_argument("--block", type=int, metavar="B",
+    big.add_argument("--block", type=positive_int, metavar="B",
                      help="sequences per block side (default 256; see README for sizing)")
     big.add_argument("--blocks-dir", type=Path, metavar="DIR",
                      help="keep finished blocks on disk here; rerun the same command to "
@@ -290,7 +290,11 @@ def _run_matrix(args) -> int:
 
     client = None
     if args.workers:
-        from dask.distributed import Client, LocalCluster
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ImportError("--workers runs a local Dask cluster, which needs dask: pip "
+                              "install 'archalign[dask]'") from None
 
         client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                      dashboard_address=None))
@@ -341,8 +345,9 @@ def _add_cluster(subparsers) -> None:
                     "correlation.")
     p.add_argument("matrix", type=Path, metavar="SIM.npz")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("-n", "--n-clusters", type=int, metavar="N", help="number of clusters")
-    group.add_argument("-t", "--threshold", type=float,
+    group.add_argument("-n", "--n-clusters", type=positive_int, metavar="N",
+                       help="number of clusters")
+    group.add_argument("-t", "--threshold", type=finite_float,
                        help="cut where the distance (1 - similarity) exceeds this")
     p.add_argument("--method", default="average", choices=("average", "complete", "single",
                                                             "weighted"),
@@ -391,7 +396,7 @@ def _add_shortlist(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
                        "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
-    p.add_argument("-k", type=int, required=True, help="how many models to pick")
+    p.add_argument("-k", type=positive_int, required=True, help="how many models to pick")
     p.add_argument("--method", choices=("medoids", "farthest"), default="medoids",
                    help="medoids: one per cluster; farthest: greedy farthest points "
                         "(default: %(default)s)")
@@ -442,7 +447,7 @@ def _add_plot(subparsers) -> None:
     p.add_argument("matrix", type=Path, metavar="SIM.npz")
     p.add_argument("--dendrogram", type=Path, metavar="FILE", help="dendrogram output")
     p.add_argument("--heatmap", type=Path, metavar="FILE", help="clustered heatmap output")
-    p.add_argument("-n", "--n-clusters", type=int, metavar="N",
+    p.add_argument("-n", "--n-clusters", type=positive_int, metavar="N",
                    help="colour the dendrogram by this many clusters")
     p.set_defaults(func=_run_plot)
 
@@ -465,7 +470,7 @@ def _add_align(subparsers) -> None:
     p.add_argument("a", metavar="MODEL_A")
     p.add_argument("b", metavar="MODEL_B")
     _add_token_args(p)
-    p.add_argument("--width", type=int, default=100, help="wrap the text at this width")
+    p.add_argument("--width", type=positive_int, default=100, help="wrap the text at this width")
     p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the alignment view")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root")
     p.set_defaults(func=_run_align)
@@ -494,7 +499,7 @@ _SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="archalign",
         description="Architecture similarity of PyTorch models by global alignment of "
                     "their layer-token sequences.")
@@ -507,16 +512,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        return e.code
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:  # ImportError: an extra
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+    except (ValueError, KeyError, ImportError, OSError) as e:  # ImportError: an extra
+        if isinstance(e, OSError):
+            message = os_error_line(e)
+        else:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"archalign: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("archalign: interrupted; finished traces stay in the cache (and finished "
+              "blocks in --blocks-dir): run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

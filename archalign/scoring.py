@@ -25,6 +25,10 @@ __all__ = ["Scoring"]
 
 _MAX_SCALE = 1000
 _TOLERANCE = 1e-9
+# Totals add up to millions of steps; past 1e12 per step a float64 total stops being
+# exact to the integer, and 1e308 overflows to inf. Similarities are ratios of scores,
+# so a smaller scale loses nothing.
+_MAX_ABS = 1e12
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ def _check_number(name: str, value) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"Scoring: {name} must be finite, got {value}")
+    if abs(value) > _MAX_ABS:
+        raise ValueError(f"Scoring: {name}={value:g} is too large (|score| <= {_MAX_ABS:g}: "
+                         f"totals would lose precision or overflow); scale all scores down, "
+                         f"similarities do not change")
     return value
 
 
@@ -130,6 +138,10 @@ class Scoring:
                 f"Scoring: substitution must be a non-empty square (V, V) matrix over "
                 f"token ids 0..V-1, got shape {arr.shape}"
             )
+        huge = np.isfinite(arr) & (np.abs(arr) > _MAX_ABS)
+        if huge.any():
+            i, j = np.argwhere(huge)[0]
+            _check_number(f"substitution[{i}, {j}]", arr[i, j])
         bad = ~np.isfinite(arr)
         if bad.any():
             i, j = np.argwhere(bad)[0]
@@ -182,7 +194,8 @@ class Scoring:
         scale = 1
         for v in values:
             frac = Fraction(float(v)).limit_denominator(_MAX_SCALE)
-            if abs(float(frac) - v) > _TOLERANCE * max(1.0, abs(v)):
+            # relative: a score far below 1/_MAX_SCALE (5e-10) must not round to 0
+            if abs(float(frac) - v) > _TOLERANCE * abs(v):
                 return None
             scale = scale * frac.denominator // math.gcd(scale, frac.denominator)
             if scale > _MAX_SCALE:

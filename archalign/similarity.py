@@ -26,6 +26,7 @@ VGG11/16/19 correlate near 1 although their raw scores are negative.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -35,8 +36,8 @@ import numpy as np
 
 from ._io import atomic_write_bytes
 
-__all__ = ["SimilarityMatrix", "normalized_similarity", "correlation_similarity",
-           "adjusted_rand_index", "all_gap_score"]
+__all__ = ["SimilarityMatrix", "MatrixFileError", "normalized_similarity",
+           "correlation_similarity", "adjusted_rand_index", "all_gap_score"]
 
 SIMILARITIES = ("normalized", "correlation")
 
@@ -90,6 +91,61 @@ def adjusted_rand_index(labels_a, labels_b) -> float:
     expected = rows * cols / total if total else 0.0
     best = (rows + cols) / 2
     return 1.0 if best == expected else float((index - expected) / (best - expected))
+
+
+class MatrixFileError(ValueError):
+    """A file that is not a (sound) archalign similarity matrix."""
+
+
+_MEMBERS = ("labels", "scores", "values", "similarity", "settings")
+
+
+def _digest(members: dict) -> str:
+    """SHA-256 over every member's dtype, shape and bytes, in a fixed order."""
+    h = hashlib.sha256()
+    for name in _MEMBERS:
+        a = np.ascontiguousarray(members[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_npz(path: Path) -> dict:
+    """The constructor's arguments from a saved ``.npz``, checked (see ``load``)."""
+    def refuse(why: str) -> MatrixFileError:
+        return MatrixFileError(f"{path}: not an archalign matrix file, or a damaged one "
+                               f"({why}); write it again with `archalign matrix ... --out "
+                               f"{path.name}`")
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            members = {name: f[name] for name in f.files}
+    except ValueError as exc:  # numpy's "pickled data" for anything not .npy / .npz
+        raise refuse("not a NumPy .npz archive" if "pickle" in str(exc) else str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - zip, zlib and header damage raise many types
+        raise refuse(f"{type(exc).__name__}: {exc}") from None
+    missing = [m for m in _MEMBERS if m not in members]
+    if missing:
+        raise refuse(f"missing {', '.join(missing)}")
+    if "digest" in members and str(members["digest"]) != _digest(members):
+        raise refuse("its SHA-256 does not match its contents")
+    labels, scores, values = members["labels"], members["scores"], members["values"]
+    n = labels.shape[0] if labels.ndim == 1 else -1
+    if labels.dtype.kind != "U" or n < 0:
+        raise refuse("labels are not a list of names")
+    for name, a in (("scores", scores), ("values", values)):
+        if a.dtype != np.float64 or a.shape != (n, n):
+            raise refuse(f"{name} are not a float64 ({n}, {n}) array")
+    try:
+        settings = json.loads(str(members["settings"]))
+    except ValueError:
+        raise refuse("settings are not JSON") from None
+    if not isinstance(settings, dict):
+        raise refuse("settings are not a JSON object")
+    if str(members["similarity"]) not in SIMILARITIES or len(set(labels)) != n:
+        raise refuse("unknown similarity or repeated labels")
+    return {"labels": [str(x) for x in labels], "scores": scores, "values": values,
+            "similarity": str(members["similarity"]), "settings": settings}
 
 
 @dataclass
@@ -284,10 +340,11 @@ class SimilarityMatrix:
         atomically (temp file + rename)."""
         path = Path(path)
         if path.suffix == ".npz":
+            members = {"labels": np.array(self.labels), "scores": self.scores,
+                       "values": self.values, "similarity": np.array(self.similarity),
+                       "settings": np.array(json.dumps(self.settings, sort_keys=True))}
             buf = io.BytesIO()
-            np.savez_compressed(buf, labels=np.array(self.labels), scores=self.scores,
-                                values=self.values, similarity=np.array(self.similarity),
-                                settings=np.array(json.dumps(self.settings, sort_keys=True)))
+            np.savez_compressed(buf, **members, digest=np.array(_digest(members)))
             atomic_write_bytes(path, buf.getvalue())
         elif path.suffix == ".csv":
             text = io.StringIO()
@@ -302,7 +359,10 @@ class SimilarityMatrix:
 
     @classmethod
     def load(cls, path) -> "SimilarityMatrix":
-        """Read a matrix written by :meth:`save` as ``.npz`` (no pickle involved)."""
+        """Read a matrix written by :meth:`save` as ``.npz`` (no pickle involved),
+        verified: every member present with its type and shape, and the SHA-256 that
+        :meth:`save` stores matching (files from before the digest have their zip CRCs
+        and the schema checked). A file that fails raises :class:`MatrixFileError`."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file (write one with "
@@ -310,7 +370,5 @@ class SimilarityMatrix:
         if path.suffix != ".npz":
             raise ValueError(f"{path}: load() reads the .npz files save() writes; a .csv "
                              f"holds only the similarity, read it with pandas")
-        with np.load(path, allow_pickle=False) as f:
-            return cls([str(x) for x in f["labels"]], f["scores"], f["values"],
-                       str(f["similarity"]), json.loads(str(f["settings"])))
+        return cls(**_read_npz(path))
 
