@@ -54,18 +54,37 @@ class Shortlist:
 
     @classmethod
     def load(cls, path) -> "Shortlist":
+        """Read a file :meth:`save` wrote, schema-checked (``names`` a non-empty list of
+        model names, ...). Shortlists are meant to be edited by hand, so no digest."""
         path = Path(path)
+
+        def refuse(why: str) -> ValueError:
+            return ValueError(f"{path} is not a shortlist file written by archalign ({why}); "
+                              f"make one with `archalign shortlist MODELS... -k K --out "
+                              f"{path.name}`")
+
         try:
-            data = json.loads(path.read_text())
-            return cls(list(data["names"]), data["method"], list(data.get("details", [])),
-                       dict(data.get("settings", {})))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such shortlist (make one with "
                                     f"`archalign shortlist MODELS... -k K --out {path.name}`)"
                                     ) from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is not a shortlist file written by archalign ({exc})"
-                             ) from None
+        except ValueError as exc:  # not JSON, not UTF-8
+            raise refuse(f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(data, dict):
+            raise refuse("not a JSON object")
+        names = data.get("names")
+        if (not isinstance(names, list) or not names
+                or not all(isinstance(x, str) and x for x in names)):
+            raise refuse(f"'names' must be a non-empty list of model names, got {names!r:.60}")
+        checks = (("method", str, None), ("details", list, []), ("settings", dict, {}))
+        values = {}
+        for key, kind, default in checks:
+            value = data.get(key, default)
+            if not isinstance(value, kind):
+                raise refuse(f"{key!r} must be a {kind.__name__}, got {value!r:.60}")
+            values[key] = value
+        return cls(names, **values)
 
     def __len__(self):
         return len(self.names)

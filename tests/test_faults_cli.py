@@ -180,3 +180,23 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys):
     monkeypatch.setattr(archalign.zoo, "trace_many", interrupted)
     assert main(["trace", "resnet18"]) == 130
     one_line_refusal(capsys, "interrupted", "resume")
+
+
+@pytest.mark.parametrize("content, needle", [
+    ('{"names": "resnet18", "method": "fps"}', "'names' must be a non-empty list"),
+    ('{"names": [], "method": "fps"}', "'names' must be a non-empty list"),
+    ('{"names": ["a", 3], "method": "fps"}', "'names' must be a non-empty list"),
+    ('{"names": ["a"]}', "'method' must be a str"),
+    ('["a", "b"]', "not a JSON object"),
+    ('{"names": ["a"', "JSONDecodeError"),
+    (b"\xff\xfe\x00binary", "UnicodeDecodeError"),
+])
+def test_a_bad_shortlist_file_is_one_line(tmp_path, content, needle):
+    from archalign.shortlist import Shortlist
+
+    path = tmp_path / "s.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match="is not a shortlist file") as info:
+        Shortlist.load(path)
+    assert needle in str(info.value) and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
