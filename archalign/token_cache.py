@@ -8,9 +8,10 @@ later runs read those instead.
 
 A token file is trusted only when it proves what it was made from: it records the
 SHA-256 of the trace file's bytes, which must equal the trace file's bytes now, and
-the SHA-256 of its own payload. Anything else (missing, truncated, edited, another
-schema, a trace re-traced since) is rebuilt from the trace, which is parsed and checked
-as usual. Writes are atomic.
+the SHA-256 of its own payload, whose fields must have the right types. Anything else
+(missing, truncated, edited, another schema, a trace re-traced since) is rebuilt from
+the trace, which is read only if it matches its own digest
+(:func:`archalign.tracing.verified_dict`). Writes are atomic.
 """
 from __future__ import annotations
 
@@ -74,10 +75,18 @@ def _read(path: Path, trace_digest: str) -> TokenRecord | None:
                 or outer.get("payload_sha256") != _digest(payload.encode())):
             return None
         d = json.loads(payload)
-        strings = d["strings"]
-        tokens = {g: [strings[i] for i in d["tokens"][g]] for g in GRANULARITIES}
-        if any(len(t) != d["n_calls"] for t in tokens.values()):
+        strings, ids = d["strings"], d["tokens"]
+        # The digest proves the payload is one this module wrote; the types are checked
+        # as well so that a wrong writer cannot slip in, say, a negative id (which
+        # Python indexing would quietly read from the end of the table).
+        if not (type(d["model"]) is str and type(d["route"]) is str
+                and type(d["n_calls"]) is int and type(strings) is list
+                and all(type(t) is str for t in strings)
+                and all(type(ids[g]) is list and len(ids[g]) == d["n_calls"]
+                        and all(type(i) is int and 0 <= i < len(strings) for i in ids[g])
+                        for g in GRANULARITIES)):
             return None
+        tokens = {g: [strings[i] for i in ids[g]] for g in GRANULARITIES}
         return TokenRecord(d["model"], d["route"], d["n_calls"], tokens)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None

@@ -40,14 +40,17 @@ of every trace and of the zoo cache key. The input size comes from
 ``timm.data.resolve_model_data_config`` unless given.
 
 ``Trace`` is plain data: it imports neither torch nor timm and round-trips through JSON
-(``to_dict`` / ``from_dict``, ``save`` / ``load``; ``SCHEMA_VERSION`` is written into
-every file and checked on load).
+(``to_dict`` / ``from_dict``, ``save`` / ``load``). A trace file ends with the SHA-256 of
+the bytes before it, so any change to a stored trace (an edited op, a lost call, one
+flipped bit) is refused on load rather than read as a different model; ``SCHEMA_VERSION``
+and the type of every field are checked too.
 """
 from __future__ import annotations
 
 import collections
 import difflib
 import fnmatch
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -62,10 +65,14 @@ __all__ = [
     "SCHEMA_VERSION", "DEFAULT_INPUT_SIZE",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: files end with their digest; schema-1 files carry none
 ROUTES = ("meta", "eager", "fx", "registration")
 DEFAULT_INPUT_SIZE = (3, 224, 224)
 _CALL_FIELDS = ("kind", "op", "path", "params", "inputs", "shape")
+# A trace file is its JSON body with this member spliced in before the closing brace,
+# holding the SHA-256 of the body: checking it costs one hash of the bytes, no re-encoding.
+_DIGEST_HEAD, _DIGEST_TAIL = ',"sha256":"', '"}'
+_DIGEST_LEN = len(_DIGEST_HEAD) + 64 + len(_DIGEST_TAIL)
 
 
 class TraceError(RuntimeError):
@@ -244,13 +251,12 @@ class Trace:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trace":
-        if not isinstance(d, dict) or d.get("schema") != SCHEMA_VERSION:
-            found = d.get("schema") if isinstance(d, dict) else type(d).__name__
-            raise ValueError(f"not an archalign trace of schema version {SCHEMA_VERSION} "
-                             f"(found {found!r}); re-trace the model to refresh it")
-        if d.get("call_fields") != list(_CALL_FIELDS):
-            raise ValueError(f"trace call_fields {d.get('call_fields')!r} do not match "
-                             f"{list(_CALL_FIELDS)!r}; re-trace the model to refresh it")
+        _check_fields(d)
+        return cls._from_checked(d)
+
+    @classmethod
+    def _from_checked(cls, d: dict[str, Any]) -> "Trace":
+        # Past _check_fields: checking again would add a third to a warm zoo's parse time.
         calls = [Call(i, k, op, path, params, inputs, shape)
                  for i, (k, op, path, params, inputs, shape) in enumerate(d["calls"])]
         size = d.get("input_size")
@@ -260,11 +266,12 @@ class Trace:
                    versions=dict(d.get("versions", {})))
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        body = json.dumps(self.to_dict(), separators=(",", ":"))
+        return f"{body[:-1]}{_DIGEST_HEAD}{_sha256(body)}{_DIGEST_TAIL}"
 
     @classmethod
     def from_json(cls, text: str) -> "Trace":
-        return cls.from_dict(json.loads(text))
+        return cls._from_checked(verified_dict(text))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON atomically: a reader never sees a half-written file."""
@@ -272,8 +279,71 @@ class Trace:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Trace":
+        """Read a file :meth:`save` wrote; ``ValueError`` if it was changed since."""
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def verified_dict(text: str) -> dict[str, Any]:
+    """The dict a trace file holds, once its digest, schema and field types check out.
+
+    Raises ``ValueError`` naming what failed. The digest covers every byte, so a file
+    that passes is exactly what :meth:`Trace.save` wrote.
+    """
+    body = text[:-_DIGEST_LEN] + "}"
+    tail = text[-_DIGEST_LEN:]
+    if not (tail.startswith(_DIGEST_HEAD) and tail.endswith(_DIGEST_TAIL)):
+        raise ValueError("trace file has no digest (damaged, or written before schema "
+                         f"version {SCHEMA_VERSION}); re-trace the model to refresh it")
+    if tail[len(_DIGEST_HEAD):-len(_DIGEST_TAIL)] != _sha256(body):
+        raise ValueError("trace file does not match its digest (altered or damaged); "
+                         "re-trace the model to refresh it")
+    d = json.loads(body)
+    _check_fields(d)
+    return d
+
+
+def _check_fields(d: Any) -> None:
+    """``ValueError`` unless ``d`` has this schema's fields, each of the right type."""
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA_VERSION:
+        found = d.get("schema") if isinstance(d, dict) else type(d).__name__
+        raise ValueError(f"not an archalign trace of schema version {SCHEMA_VERSION} "
+                         f"(found {found!r}); re-trace the model to refresh it")
+    if d.get("call_fields") != list(_CALL_FIELDS):
+        raise ValueError(f"trace call_fields {d.get('call_fields')!r} do not match "
+                         f"{list(_CALL_FIELDS)!r}; re-trace the model to refresh it")
+    calls, versions = d.get("calls"), d.get("versions", {})
+    header = (type(d.get("model")) is str and type(d.get("route")) is str
+              and _optional_ints(d.get("input_size"))
+              and type(d.get("fused_attn")) in (type(None), bool)
+              and type(d.get("num_params")) in (type(None), int)
+              and _strings(d.get("notes", []))
+              and type(versions) is dict and _strings(list(versions.values()))
+              and type(calls) is list)
+    if not header:
+        raise ValueError("trace header fields have the wrong types; re-trace the model")
+    n = len(calls)
+    for i, c in enumerate(calls):
+        if not (type(c) is list and len(c) == len(_CALL_FIELDS)
+                and type(c[0]) is str and type(c[1]) is str and type(c[2]) is str
+                and type(c[3]) is dict and type(c[4]) is list
+                and all(type(j) is int and 0 <= j < n for j in c[4])
+                and _optional_ints(c[5])):
+            raise ValueError(f"trace call {i} is malformed ({str(c)[:80]}); "
+                             "re-trace the model")
+
+
+def _optional_ints(x: Any) -> bool:
+    # type() rather than isinstance(): True is an int to isinstance, not to JSON
+    return x is None or (type(x) is list and all(type(v) is int for v in x))
+
+
+def _strings(x: Any) -> bool:
+    return type(x) is list and all(type(v) is str for v in x)
 
 
 # ---------------------------------------------------------------------- tracing

@@ -14,15 +14,17 @@ Reliability:
   calling script needs the usual ``if __name__ == "__main__":`` guard); each is recycled
   after ``MAX_TASKS_PER_WORKER`` models to keep memory flat.
 - Each trace is written by its worker as one JSON file, atomically (temp file +
-  ``os.replace``), so an interrupted run resumes where it stopped. A cache file that
-  does not parse or has another schema version is traced again. Failures are not
+  ``os.replace``), so an interrupted run resumes where it stopped. A cache file is used
+  only when it matches the digest it ends with and has this schema's fields, each of
+  the right type (:func:`archalign.tracing.verified_dict`); any other file (truncated,
+  edited, bit-flipped, older schema) is traced again and replaced. Failures are not
   cached: they are retried on the next run.
 
 Cache layout (``default_cache_dir()``: ``$ARCHALIGN_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/archalign/traces``, else ``~/.cache/archalign/traces``)::
 
-    <cache_dir>/timm-1.0.31_torch-2.14.1_fused1_schema1/resnet50@default.json
-    <cache_dir>/timm-1.0.31_torch-2.14.1_fused1_schema1/resnet50@3x160x160.json
+    <cache_dir>/timm-1.0.31_torch-2.14.1_fused1_schema2/resnet50@default.json
+    <cache_dir>/timm-1.0.31_torch-2.14.1_fused1_schema2/resnet50@3x160x160.json
     <cache_dir>/models-timm-1.0.31.json      (timm.list_models(), for pattern matching)
 
 Everything a trace depends on is in the key: timm and torch versions, the fused-attention
@@ -50,7 +52,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from archalign.tracing import SCHEMA_VERSION, Trace, atomic_write_text, unknown_model_error
+from archalign.tracing import (SCHEMA_VERSION, Trace, atomic_write_text,
+                               unknown_model_error, verified_dict)
 
 __all__ = ["trace_many", "load_traces", "ZooResult", "expand_names", "default_cache_dir",
            "cache_path", "list_timm_models", "list_transformers_types"]
@@ -105,18 +108,12 @@ def cache_path(name: str, *, input_size: Sequence[int] | None = None, fused_attn
 
 
 def _read_cached(path: Path, name: str) -> dict | None:
-    """The cached trace as a dict, or ``None`` when missing, corrupt or stale."""
+    """The cached trace as a checked dict, or ``None`` when missing, damaged or stale."""
     try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except FileNotFoundError:
+        d = verified_dict(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, torn, altered, older schema: trace again
         return None
-    except (OSError, ValueError):
-        return None  # truncated / garbage: trace again
-    if (not isinstance(d, dict) or d.get("schema") != SCHEMA_VERSION
-            or d.get("model") != name or not isinstance(d.get("calls"), list)):
-        return None
-    return d
+    return d if d["model"] == name else None
 
 
 def _cached_names(cache_dir, package: str, compute) -> list[str]:
@@ -431,7 +428,7 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
         result.paths[name] = paths[name]
         result.routes[name] = route
         if load:
-            result.traces[name] = Trace.from_dict(d)
+            result.traces[name] = Trace._from_checked(d)
 
     todo = []
     with _gc_paused():
