@@ -5,11 +5,16 @@ on or above the diagonal are computed (the transpose is filled in), each by
 the compiled rectangular ``pairwise``. Two independent options:
 
 - ``out=DIR`` keeps the matrix on disk as a memory-mapped ``scores.npy`` plus
-  ``blocks.json``, which lists every finished block with a SHA-256 of its
+  ``blocks.json``, which lists every finished upper block with a SHA-256 of its
   values. A killed run started again computes only the missing blocks; a
-  block whose bytes no longer match its checksum is computed again. The
-  directory also records what it is a matrix of (sequences, scoring, block
-  size), so it cannot be resumed with different inputs by mistake.
+  block whose bytes no longer match its checksum is computed again. Nothing
+  else on disk is trusted: ``scores.npy`` is used only if its header and
+  length are exactly those of the n x n float64 matrix (else it is made anew
+  and every block recomputed), ``blocks.json`` only if it matches its own
+  SHA-256 (else every block is recomputed), and the lower half is written
+  again from the checked upper blocks at the end of every run. The directory
+  also records what it is a matrix of (sequences, scoring, block size), so it
+  cannot be resumed with different inputs by mistake.
 - ``backend="dask"`` runs one task per block on a ``dask.distributed``
   cluster: the one at ``client`` (or a scheduler address), else a fresh
   ``LocalCluster``. The packed sequences are scattered once to every worker,
@@ -34,6 +39,9 @@ __all__ = ["blocked_pairwise", "plan_blocks"]
 _STATE = "blocks.json"
 _SCORES = "scores.npy"
 DEFAULT_BLOCK = 256
+# Seconds to reach a scheduler given by address. Dask's default (30 s) is what a
+# mistyped address costs; a live scheduler answers within a second even across a WAN.
+CONNECT_TIMEOUT = 3.0
 
 
 def plan_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
@@ -63,35 +71,41 @@ def _digest(values: np.ndarray) -> str:
 
 
 class _BlockStore:
-    """The on-disk matrix and its record of finished blocks."""
+    """The on-disk matrix and its record of finished upper blocks."""
 
     def __init__(self, directory, n: int, fingerprint: str):
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path = self.dir / _STATE
         self.scores_path = self.dir / _SCORES
-        self.done: dict[str, str] = {}
-        state = None
-        if self.state_path.exists():
-            try:
-                state = json.loads(self.state_path.read_text())
-            except json.JSONDecodeError:
-                state = None  # a torn state file: start over, the blocks are recomputed
-        if state is not None and state.get("fingerprint") != fingerprint:
-            raise ValueError(f"{self.dir} holds blocks of a different job (other sequences, "
-                             f"scoring or block size); use an empty directory or delete it")
-        fresh = state is None or not self.scores_path.exists()
-        if not fresh:
-            self.matrix = np.load(self.scores_path, mmap_mode="r+")
-            if self.matrix.shape != (n, n):
-                fresh = True
-            else:
-                self.done = dict(state.get("done", {}))
-        if fresh:
-            self.matrix = np.lib.format.open_memmap(self.scores_path, mode="w+",
-                                                    dtype=np.float64, shape=(n, n))
         self.fingerprint = fingerprint
-        self._save_state()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            state = self._load_state()
+            if state is not None and state["fingerprint"] != fingerprint:
+                raise ValueError(f"{self.dir} holds blocks of a different job (other "
+                                 f"sequences, scoring or block size); use an empty "
+                                 f"directory or delete it")
+            # Blocks are trusted only in a matrix file that is intact around them.
+            self.done = state["done"] if state and _is_matrix_file(self.scores_path, n) else {}
+            if self.done:
+                self.matrix = np.load(self.scores_path, mmap_mode="r+")
+            else:
+                self.matrix = np.lib.format.open_memmap(self.scores_path, mode="w+",
+                                                        dtype=np.float64, shape=(n, n))
+            self._save_state()
+        except OSError as e:  # not a directory, read-only, a file where one goes, ...
+            raise ValueError(f"cannot keep blocks in {self.dir}: {e.strerror or e} "
+                             f"({e.filename or self.dir}); use a directory this process "
+                             f"can write") from None
+
+    def _load_state(self) -> dict | None:
+        """``blocks.json`` if present and intact, else None (its blocks get recomputed)."""
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            body = {k: state[k] for k in ("fingerprint", "done")}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None  # none yet, torn, garbled, or from before digests
+        return body if state.get("sha256") == _state_digest(body) else None
 
     @staticmethod
     def key(box) -> str:
@@ -106,15 +120,47 @@ class _BlockStore:
     def write(self, box, values: np.ndarray) -> None:
         i0, i1, j0, j1 = box
         self.matrix[i0:i1, j0:j1] = values
-        self.matrix[j0:j1, i0:i1] = values.T
         self.matrix.flush()
         # recorded only once the values are on disk: a kill in between recomputes it
         self.done[self.key(box)] = _digest(values)
         self._save_state()
 
+    def mirror(self, boxes) -> None:
+        """Check every upper block once more and write the lower half from it: the
+        matrix returned is made only of checked bytes, whatever the file held before."""
+        for box in boxes:
+            i0, i1, j0, j1 = box
+            values = np.array(self.matrix[i0:i1, j0:j1])
+            if self.done.get(self.key(box)) != _digest(values):
+                raise ValueError(f"{self.scores_path} changed while this run was using it "
+                                 f"(block {self.key(box)}); run again to recompute it")
+            self.matrix[j0:j1, i0:i1] = values.T
+        self.matrix.flush()
+
     def _save_state(self) -> None:
-        atomic_write_text(self.state_path,
-                          json.dumps({"fingerprint": self.fingerprint, "done": self.done}))
+        body = {"fingerprint": self.fingerprint, "done": self.done}
+        atomic_write_text(self.state_path, json.dumps({**body, "sha256": _state_digest(body)}))
+
+
+def _state_digest(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _is_matrix_file(path: Path, n: int) -> bool:
+    """Whether ``path`` is an .npy of exactly one C-order n x n float64 matrix: header
+    and length, checked before mapping it (numpy would pad a short file with zeros)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+            shape, fortran, dtype = read[version](f)
+            data_start = f.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, KeyError, EOFError):
+        return False
+    return (shape == (n, n) and not fortran and dtype == np.float64
+            and size == data_start + n * n * 8)
 
 
 def _fingerprint(packed, scoring, block: int) -> str:
@@ -164,11 +210,12 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
     packed = _pack(seqs)
     n = len(seqs)
     boxes = plan_blocks(n, block)
+    store = None
     if out is not None:
         store = _BlockStore(out, n, _fingerprint(packed, scoring, block))
         todo = [b for b in boxes if not store.is_done(b)]
         result = store.matrix
-        write = store.write
+        write = store.write  # the upper block only; mirror() fills the lower half
     else:
         result = np.empty((n, n), dtype=np.float64)
         todo = boxes
@@ -201,6 +248,8 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
     finally:
         if bar is not None:
             bar.close()
+    if store is not None:
+        store.mirror(boxes)
     return result
 
 
@@ -211,9 +260,19 @@ def _run_dask(packed, scoring, boxes, client, retries, finish) -> None:
         raise ImportError("backend='dask' needs dask.distributed: "
                           "pip install 'archalign[dask]'") from None
     own = None
-    if client is None or isinstance(client, str):
-        own = Client(client) if isinstance(client, str) else Client(
-            LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None))
+    if isinstance(client, str):
+        try:
+            own = Client(client, timeout=CONNECT_TIMEOUT)
+        # OSError: refused, unreachable or silent. MemoryError: another kind of server
+        # answered, and Dask read its first bytes as the length of a huge message.
+        except (OSError, MemoryError):
+            raise ValueError(f"no Dask scheduler answered at {client} within "
+                             f"{CONNECT_TIMEOUT:g} s; check the address and that the "
+                             f"scheduler is running") from None
+    elif client is None:
+        own = Client(LocalCluster(threads_per_worker=1, processes=True,
+                                  dashboard_address=None))
+    if own is not None:
         client = own
     try:
         # sequences travel once per worker; each task only names its block
