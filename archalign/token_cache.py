@@ -75,16 +75,16 @@ def _read(path: Path, trace_digest: str) -> TokenRecord | None:
                 or outer.get("payload_sha256") != _digest(payload.encode())):
             return None
         d = json.loads(payload)
-        strings, ids = d["strings"], d["tokens"]
-        # The digest proves the payload is one this module wrote; the types are checked
+        strings, ids, n = d["strings"], d["tokens"], d["n_calls"]
+        # The digest proves the payload is one this module wrote; the fields are checked
         # as well so that a wrong writer cannot slip in, say, a negative id (which
-        # Python indexing would quietly read from the end of the table).
-        if not (type(d["model"]) is str and type(d["route"]) is str
-                and type(d["n_calls"]) is int and type(strings) is list
-                and all(type(t) is str for t in strings)
-                and all(type(ids[g]) is list and len(ids[g]) == d["n_calls"]
-                        and all(type(i) is int and 0 <= i < len(strings) for i in ids[g])
-                        for g in GRANULARITIES)):
+        # Python indexing would quietly read from the end of the table). A non-int id
+        # fails the indexing below with a TypeError.
+        if not (type(d["model"]) is str and type(d["route"]) is str and type(n) is int
+                and type(strings) is list and all(type(t) is str for t in strings)
+                and all(type(ids[g]) is list and len(ids[g]) == n
+                        and min(ids[g], default=0) >= 0
+                        and max(ids[g], default=-1) < len(strings) for g in GRANULARITIES)):
             return None
         tokens = {g: [strings[i] for i in ids[g]] for g in GRANULARITIES}
         return TokenRecord(d["model"], d["route"], d["n_calls"], tokens)
