@@ -4,16 +4,21 @@
 Only this module reads argparse; it translates the arguments into keyword arguments
 of :class:`neurn.Study`. Errors in the inputs (unknown model or domain, missing data,
 a file that is not a shortlist, a damaged study folder) are printed as one line and exit
-with status 2, before any training. After a study, its guard rails (undertrained runs,
-targets at chance) are repeated on stderr so they are not lost above the table. Ctrl-C
-leaves finished runs and the unfinished run's checkpoint; the same command resumes.
+with status 2, before any training; so are OS errors (a read-only or full disk), naming
+the user's path. After a study, its guard rails (undertrained runs, targets at chance)
+are repeated on stderr so they are not lost above the table. Ctrl-C leaves finished
+runs and the unfinished run's checkpoint, says so in one line and exits with 130; the
+same command resumes.
 """
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
 from archalign._io import atomic_savefig
+
+from .study import DamagedRunWarning, Study  # the package imports the study anyway
 
 __all__ = ["main", "build_parser"]
 
@@ -159,7 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     from .guards import guard_rails
-    from .study import Study
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
     split = {name: value for name, value in (("val", args.val_fraction),
@@ -241,16 +245,38 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": _run, "domains": _domains, "table": _table,
                "compare": _compare}[args.command]
+    prefix = f"neurn {args.command}"
     try:
-        return handler(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept; rerun the same command to resume",
+        with warnings.catch_warnings():  # restores showwarning when the command ends
+            warnings.showwarning = _one_line_warnings(prefix, warnings.showwarning)
+            warnings.simplefilter("always", DamagedRunWarning)
+            return handler(args)
+    except KeyboardInterrupt as exc:  # a StudyInterrupted says what was kept
+        print(f"{prefix}: interrupted: {str(exc) or 'rerun the same command to resume'}",
               file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, TypeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"neurn {args.command}: error: {message}", file=sys.stderr)
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        print(f"{prefix}: error: {_message(exc)}", file=sys.stderr)
         return 2
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])  # str(KeyError) quotes its message
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"  # no "[Errno 13]"
+    return str(exc)
+
+
+def _one_line_warnings(prefix: str, show):
+    """``warnings.showwarning`` printing neurn's own warnings as one line, the others as
+    ``show`` would."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DamagedRunWarning):
+            print(f"{prefix}: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
 
 
 if __name__ == "__main__":

@@ -55,12 +55,15 @@ def load_rows(folder) -> List[dict]:
     """The checked rows of a finished study folder (``StudyFolderError`` otherwise)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise StudyFolderError(f"{folder}: no such folder; give the --out folder of a "
-                               f"`neurn run`")
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise StudyFolderError(f"{folder}: {what}; give the --out folder of a `neurn run`")
     path = folder / "results.json"
     fix = (f"rebuild it with `neurn table {folder}`"
            if any((folder / "runs").glob("*/result.json"))
            else f"rerun the study: `neurn run ... --out {folder}`")
+    if path.is_dir():
+        raise StudyFolderError(f"{path} is a folder, not a study's results; move it away, "
+                               f"then {fix}")
     if not path.is_file():
         raise StudyFolderError(f"{folder}: no results.json; {fix}")
     try:

@@ -48,6 +48,8 @@ architecture was adapted to 32 x 32 input. Implementation choices:
   ``true`` / ``false``). ``kernel_size`` is accepted for ``k``.
 """
 import difflib
+import inspect
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
@@ -63,7 +65,7 @@ from .layer import NeuRN
 from .randconv import RandConv
 
 __all__ = ["BUILTIN_MODELS", "INPUT_STATS", "DigitClassifier", "ModelPlan", "Variant",
-           "build_augmentation", "build_model", "check_model_name", "measure_input_stats",
+           "build_augmentation", "build_model", "check_model_name", "check_variant", "measure_input_stats",
            "parse_variant",
            "plan_model", "RESIZE_CANDIDATES"]
 
@@ -99,8 +101,15 @@ def _flag_option(keyword: str) -> _Option:
     return _Option(keyword, _flag, "0 or 1", lambda flag: str(int(flag)))
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
 _KERNEL_SIZE = _Option("kernel_size", int, "an integer")
-_EPS = _Option("eps", float, "a number")
+_EPS = _Option("eps", _finite, "a finite number")
 _STD = _flag_option("standardise")  # handled by build_model, not passed to the front end
 _KERNEL_SIZES = _Option("kernel_sizes", lambda text: tuple(int(k) for k in text.split("/")),
                         "odd sizes joined by '/', e.g. 1/3/5/7",
@@ -125,7 +134,7 @@ _KINDS: Dict[str, _Kind] = {
     "gray": _Kind(front=Gray, stats="pixels"),
     "sobel": _Kind(front=Sobel, stats="sobel"),
     "lcn": _Kind({"k": _KERNEL_SIZE, "eps": _EPS}, front=LCN),
-    "randconv": _Kind({"p": _Option("p", float, "a number"), "k": _KERNEL_SIZES,
+    "randconv": _Kind({"p": _Option("p", _finite, "a finite number"), "k": _KERNEL_SIZES,
                        "mix": _flag_option("mix"), "clamp": _flag_option("clamp")},
                       augment=RandConv, stats="pixels"),
 }
@@ -152,6 +161,21 @@ class Variant:
     def kernel_size(self) -> Optional[int]:
         """NeuRN's k (the results' ``kernel_size`` column); None for other kinds."""
         return self.options.get("kernel_size", 3) if self.kind == "neurn" else None
+
+    @property
+    def effective(self) -> tuple:
+        """What the variant does: its kind, every option of its front end or augmentation
+        with the defaults filled in, and ``std``. Two spellings of one variant
+        (``neurn`` and ``neurn:k=3``) have the same; a study refuses to train both."""
+        kind = _KINDS[self.kind]
+        build = kind.front or kind.augment
+        options = {}
+        if build is not None:
+            bound = inspect.signature(build).bind_partial(**self.options)
+            bound.apply_defaults()
+            options = bound.arguments
+        return (self.kind, tuple(sorted((k, repr(v)) for k, v in options.items())),
+                self.standardise)
 
 
 def _option_table(kind: _Kind) -> Dict[str, _Option]:
@@ -205,6 +229,22 @@ def parse_variant(spec: str) -> Variant:
             raise ValueError(f"variant {spec!r}: {exc}") from None
     canonical = name + ":" + ",".join(f"{k}={v}" for k, v in shown.items()) if shown else name
     return Variant(canonical, name, kwargs, standardise)
+
+
+def check_variant(variant, img_size: int) -> None:
+    """``ValueError`` when the variant's front end cannot take ``img_size`` images (NeuRN's
+    and LCN's reflect padding needs a side > k // 2): found on one blank image, before a
+    study trains anything."""
+    variant = _as_variant(variant)
+    front = _KINDS[variant.kind].front
+    if front is None:
+        return
+    try:
+        with torch.no_grad():
+            front(**variant.options)(torch.zeros(1, 3, img_size, img_size))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"variant {variant.name!r} cannot run on {img_size} px images: "
+                         f"{exc}") from None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from archalign._io import atomic_savefig, atomic_write_text
 from .guards import AT_CHANCE_MARK, DIGIT_CLASSES, UNDERTRAINED_MARK, Flags, guard_rails
 
 __all__ = ["TARGETS_MEAN", "failed_lines", "lead_lines", "legend_lines", "load_results",
-           "plot_bars", "plot_curves", "result_rows", "skipped_lines", "summarize",
+           "plot_bars", "plot_curves", "read_run", "result_rows", "skipped_lines", "summarize",
            "summary_markdown", "table_lines", "write_outputs"]
 
 TARGETS_MEAN = "targets (mean)"
@@ -367,11 +367,43 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
+_RUN_KEYS = ("model", "variant", "seed", "status", "plan", "history", "settings_hash")
+_METRIC_KEYS = ("role", "generated", "top1", "loss", "n")
+
+
+def read_run(path) -> dict:
+    """A run's ``result.json``, checked for what the tables read (``ValueError``
+    saying what is wrong otherwise)."""
+    run = json.loads(Path(path).read_text())
+    missing = [k for k in _RUN_KEYS if not isinstance(run, dict) or k not in run]
+    if missing:
+        raise ValueError(f"not a run's result: no {', '.join(missing)}")
+    if not (isinstance(run["plan"], dict) and "input_size" in run["plan"]
+            and "adaptation" in run["plan"]) or not isinstance(run["history"], list):
+        raise ValueError("not a run's result: no plan or history")
+    metrics = run.get("metrics")
+    if run["status"] == "ok" and not (
+            isinstance(metrics, dict) and metrics and
+            all(isinstance(m, dict) and all(k in m for k in _METRIC_KEYS)
+                for m in metrics.values())):
+        raise ValueError("a finished run without its metrics")
+    return run
+
+
 def load_results(out_dir, *, baseline: Optional[str] = "baseline"):
-    """Rebuild the tables (no plots, no printing) from ``out_dir/runs/*/result.json``."""
+    """Rebuild the tables (no plots, no printing) from ``out_dir/runs/*/result.json``;
+    a damaged one is refused, naming it (``neurn run`` retrains such a run)."""
     out_dir = Path(out_dir)
     paths = sorted((out_dir / "runs").glob("*/result.json"))
     if not paths:
         raise FileNotFoundError(f"no finished runs under {out_dir / 'runs'}")
-    runs = [json.loads(p.read_text()) for p in paths]
+    runs = []
+    for path in paths:
+        try:
+            runs.append(read_run(path))
+        except IsADirectoryError:
+            raise ValueError(f"{path} is a folder, not a run's result; move it away") from None
+        except ValueError as exc:  # bad JSON, bad UTF-8 or the wrong content
+            raise ValueError(f"{path} is damaged ({exc}); rerun the study (`neurn run ... "
+                             f"--out {out_dir}`) to retrain that run") from None
     return write_outputs(runs, out_dir, plots=False, baseline=baseline, echo=False)

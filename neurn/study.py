@@ -29,11 +29,15 @@ Implementation choices:
   tensors and containers only, read back with ``torch.load(weights_only=True)``.
   Files are written to a temp file and ``os.replace``\\ d. A killed study resumes from
   the last epoch of the unfinished run; finished runs (``result.json``) are skipped.
-  Each run records a hash of its settings; resuming with other settings is refused.
+  Each run records a hash of its settings; resuming with other settings is refused,
+  and before anything is written, so the refusal changes nothing. Every file read back
+  is verified first: a result.json, checkpoint.pt or best.pt that does not parse or
+  load is reported (``DamagedRunWarning``) and its run retrained.
 * A NaN / inf loss (or a runtime error such as CUDA out of memory) stops that run
   with ``status="error"`` and the message in its result; the others go on, and the
   failed run is listed under the table. Rerunning does not retry it (delete its folder
-  to do so).
+  to do so). A write that fails (a full disk) is an ``OSError`` naming the file: it
+  stops the study instead of failing the run, so the run is retried when rerun.
 * CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading,
   ``cudnn.benchmark``. CPU: ``torch.set_num_threads`` (default: the CPUs this process
   may use). Global torch settings are restored when ``run()`` returns.
@@ -44,6 +48,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
@@ -56,11 +61,12 @@ from archalign._io import atomic_path, atomic_write_text
 
 from .augment import CropFlip
 from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
-from .models import (Variant, build_augmentation, build_model, parse_variant, plan_model,
-                     uses_convolutions)
+from .models import (Variant, build_augmentation, build_model, check_variant, parse_variant,
+                     plan_model, uses_convolutions)
 from .study_data import FULLSCALE_TARGETS, OFFLINE_TARGETS, StudyData, batch_loader
 
-__all__ = ["Study", "StudyResults", "load_models", "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]
+__all__ = ["DamagedRunWarning", "Study", "StudyInterrupted", "StudyResults", "load_models",
+           "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]
 
 PathLike = Union[str, os.PathLike]
 _SETTINGS_VERSION = 1
@@ -79,16 +85,37 @@ def load_models(models) -> List[str]:
     for item in models:
         text = str(item)
         if text.endswith(".json") or (os.path.sep in text and Path(text).exists()):
-            shortlist = Shortlist.load(text)  # clear errors for missing / wrong files
-            if not shortlist.names or not all(isinstance(n, str) for n in shortlist.names):
-                raise ValueError(f"{text}: the shortlist's 'names' must be a non-empty "
-                                 f"list of model names")
-            names.extend(shortlist.names)
+            names.extend(_shortlist_names(text))
         else:
             names.append(text)
     if not names:
         raise ValueError("no models given: pass a shortlist.json or timm model names")
     return list(dict.fromkeys(names))
+
+
+def _shortlist_names(path: str) -> List[str]:
+    """The model names of a shortlist.json, checked. Read here, not with
+    ``Shortlist.load``, which turns a string ``names`` into its letters."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such shortlist (make one with `archalign "
+                                f"shortlist MODELS... -k K --out {path}`)") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder; give a shortlist.json file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # bad JSON or bad UTF-8
+        raise ValueError(f"{path} is not a shortlist file written by archalign ({exc})"
+                         ) from None
+    if not isinstance(data, dict) or "names" not in data:
+        raise ValueError(f"{path} is not a shortlist file written by archalign (no 'names')")
+    names = data["names"]
+    if not (isinstance(names, list) and names and
+            all(isinstance(n, str) and n.strip() for n in names)):
+        raise ValueError(f"{path}: the shortlist's 'names' must be a non-empty list of "
+                         f"model names, got {names!r}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -181,11 +208,13 @@ class Study:
         self.variants = [parse_variant(v) for v in variants]
         if not self.variants:
             raise ValueError("give at least one variant ('baseline', 'neurn')")
-        if len({v.name for v in self.variants}) != len(self.variants):
-            raise ValueError(f"duplicate variants in {[v.name for v in self.variants]}")
+        _refuse_duplicates(variants, self.variants)
         self.seeds = [int(s) for s in seeds]
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers, got {list(seeds)}")
+        if not all(0 <= s < 2**32 for s in self.seeds):
+            # a run's augmentation stream is seeded with seed + 2**32: no sampler seed
+            raise ValueError(f"seeds must lie in 0 .. 2**32 - 1, got {self.seeds}")
         if (epochs is None) == (steps is None):
             if epochs is None and steps is None:
                 epochs = 10
@@ -197,6 +226,10 @@ class Study:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+        if threads is not None and (int(threads) != threads or threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
         if optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
         self.epochs, self.steps, self.evals = epochs, steps, int(evals)
@@ -204,6 +237,7 @@ class Study:
         self.optimizer = optimizer
         self.device = _resolve_device(device)
         self.out_dir = Path(out_dir)
+        _check_out_dir(self.out_dir)
         self.data = StudyData(source, targets, data_dir=data_dir, cache_dir=cache_dir,
                               data_seed=data_seed, eval_limit=eval_limit,
                               train_limit=train_limit, img_size=img_size, split=split,
@@ -222,6 +256,10 @@ class Study:
         self.progress = progress
         self.keep_weights = keep_weights
         self.deterministic = bool(deterministic)
+        # (run key, epoch, epochs) of the newest checkpoint, for the Ctrl-C message
+        self._checkpointed: Optional[tuple] = None
+        for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
+            check_variant(variant, self.data.img_size)
         # cheap (meta device) and fails fast on unknown names / unusable architectures
         self.plans = {name: plan_model(name, img_size=self.data.img_size,
                                        num_classes=self.data.num_classes)
@@ -282,30 +320,75 @@ class Study:
 
     # ------------------------------------------------------------------ running
     def run(self) -> StudyResults:
-        """Run every unfinished (model, variant, seed), then write tables and plots."""
+        """Run every unfinished (model, variant, seed), then write tables and plots.
+
+        Every run folder already in ``out_dir`` is verified before the first write, so
+        a refusal (a run of other settings) changes nothing on disk. Ctrl-C raises
+        :class:`StudyInterrupted`, whose message says what was kept."""
         from .results import write_outputs
 
         self.load_data()
+        grid = self.grid()
+        found = {run.key: self._found(run) for run in grid}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
         atomic_write_text(self.out_dir / "data.json", json.dumps(self.data.record(), indent=1))
-        grid = self.grid()
         finished: List[dict] = []
+        self._checkpointed = None
         with _TorchSettings(self.device, self.threads, self.deterministic):
             bar = _tqdm(grid, desc="runs", unit="run", disable=not self.progress)
             try:
                 for run in bar:
                     bar.set_postfix_str(run.key)
-                    finished.append(self.run_one(run))
+                    finished.append(self.run_one(run, found.pop(run.key)))
             except KeyboardInterrupt:
                 if finished:
                     write_outputs(finished, self.out_dir, plots=False,
                                   baseline=self._baseline_name(), echo=False)
-                raise
+                raise StudyInterrupted(self._kept(len(finished), len(grid))) from None
             finally:
                 bar.close()
         return write_outputs(finished, self.out_dir, baseline=self._baseline_name(),
                              echo=self.progress)
+
+    def _kept(self, finished: int, runs: int) -> str:
+        text = f"{finished} of {runs} runs finished, kept in {self.out_dir / 'runs'}"
+        if self._checkpointed is not None:
+            key, epoch, epochs = self._checkpointed
+            text += f"; {key} resumes after epoch {epoch} of {epochs}"
+        return text + "; rerun the same command to resume"
+
+    def _found(self, run: _Run) -> "_Found":
+        """What ``runs/<run>`` holds, verified before it is trusted.
+
+        A run made with other settings is refused (``ValueError``), and so is a folder
+        where a file belongs. A result.json, checkpoint.pt or best.pt that does not
+        parse or load is reported (:class:`DamagedRunWarning`) and the run retrained
+        (from its checkpoint when only the result is damaged): every input of a run is
+        in its settings, so retraining recomputes what was lost (the same numbers on
+        CPU), where a refusal would leave the user deleting files by hand. A missing
+        best.pt is no damage: the run was made with ``keep_weights=False``."""
+        from .results import read_run
+
+        run_dir = self.out_dir / "runs" / run.key
+        settings = self._settings(run)
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        found = _Found(settings, digest)
+        other = (f"{run_dir} holds a run made with other settings; use another out_dir "
+                 f"(--out) or delete that folder")
+        result = _verified(run_dir / "result.json", read_run)
+        if result is not None:
+            if result["settings_hash"] != digest:
+                raise ValueError(other)
+            weights = run_dir / "best.pt"
+            if (result["status"] != "ok" or not self.keep_weights or not weights.exists()
+                    or _verified(weights, _read_weights) is not None):
+                found.result = result
+                return found
+        found.checkpoint = _verified(run_dir / "checkpoint.pt", _read_checkpoint)
+        if found.checkpoint is not None and found.checkpoint["settings_hash"] != digest:
+            raise ValueError(other)
+        return found
 
     def _baseline_name(self) -> Optional[str]:
         names = [v.name for v in self.variants if v.kind == "baseline"]
@@ -336,19 +419,16 @@ class Study:
             return None
         return steps[0] if len(steps) == 1 else nn.Sequential(*steps)
 
-    def run_one(self, run: _Run) -> dict:
-        """Train, select and evaluate one run (or return its finished result)."""
+    def run_one(self, run: _Run, found: Optional["_Found"] = None) -> dict:
+        """Train, select and evaluate one run (or return its finished result).
+        ``found``: what :meth:`run` verified in the run's folder (verified here if None)."""
         data = self.load_data()
+        found = found if found is not None else self._found(run)
+        if found.result is not None:
+            return found.result
         run_dir = self.out_dir / "runs" / run.key
-        settings = self._settings(run)
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        settings, digest = found.settings, found.digest
         result_path = run_dir / "result.json"
-        if result_path.exists():
-            result = json.loads(result_path.read_text())
-            if result.get("settings_hash") == digest:
-                return result
-            raise ValueError(f"{run_dir} holds a run made with other settings; use another "
-                             f"out_dir (--out) or delete that folder")
         run_dir.mkdir(parents=True, exist_ok=True)
         device = self.device
         _seed_everything(run.seed)
@@ -373,23 +453,27 @@ class Study:
         best: Optional[dict] = None
         start_epoch = 0
         checkpoint_path = run_dir / "checkpoint.pt"
-        if checkpoint_path.exists():
-            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-            if state.get("settings_hash") != digest:
-                raise ValueError(f"{checkpoint_path} was written with other settings; use "
-                                 f"another out_dir (--out) or delete that folder")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and "scaler" in state:
-                scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if device.type == "cuda" and "cuda" in state["rng"]:
-                torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-            generator.set_state(state["rng"]["sampler"])
-            if "augment" in state["rng"]:  # absent from checkpoints of older versions
-                augment_rng.set_state(state["rng"]["augment"])
+        if found.checkpoint is not None:
+            state, found.checkpoint = found.checkpoint, None  # held once, not twice
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                if scaler is not None and "scaler" in state:
+                    scaler.load_state_dict(state["scaler"])
+                torch.set_rng_state(state["rng"]["torch"])
+                if device.type == "cuda" and "cuda" in state["rng"]:
+                    torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+                generator.set_state(state["rng"]["sampler"])
+                if "augment" in state["rng"]:  # absent from checkpoints of older versions
+                    augment_rng.set_state(state["rng"]["augment"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                # the settings hash matched, so the file is damaged inside; the model is
+                # half restored by now, so refuse rather than train on from it
+                raise ValueError(f"{checkpoint_path} does not restore this run ("
+                                 f"{_first_line(exc)}); delete it to retrain the run") from None
             history, best, start_epoch = state["history"], state["best"], state["epoch"]
+        self._checkpointed = (run.key, start_epoch, epochs) if start_epoch else None
         kwargs = dict(device=device, amp_dtype=amp_dtype, channels_last=channels_last)
         val_loader = self._eval_loader(data["val"])
         bar = _tqdm(total=epochs * per_epoch, initial=start_epoch * per_epoch, unit="step",
@@ -431,10 +515,11 @@ class Study:
                 if scaler is not None:
                     state["scaler"] = scaler.state_dict()
                 _atomic_torch_save(state, checkpoint_path)
+                self._checkpointed = (run.key, epoch + 1, epochs)
         except NonFiniteLossError as exc:
             error = str(exc)
         except RuntimeError as exc:  # e.g. CUDA out of memory: record it, go on
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            error = _first_line(exc)
         finally:
             bar.close()
         result = {"model": run.model, "variant": run.variant.name,
@@ -470,11 +555,47 @@ class Study:
 def _resolve_device(device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    spec = str(device)
+    try:
+        device = torch.device(spec)
+    except RuntimeError:  # torch's own message lists two dozen device types
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU; use "
                          "device='cpu' or 'auto'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees "
+                         f"{torch.cuda.device_count()} CUDA GPU(s), cuda:0 and up")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for, but torch sees no Apple GPU; use "
+                         "device='cpu' or 'auto'")
     return device
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that cannot become a folder to write in, before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} is a file; give a folder (--out)")
+    # Path("a/b").exists() is False when "a" is a file: the first existing ancestor decides
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"out_dir {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"out_dir {out_dir}: cannot write in {existing} (read-only or "
+                         f"no permission)")
+
+
+def _refuse_duplicates(specs: Sequence[str], variants: List[Variant]) -> None:
+    """Two spellings of one variant (``neurn``, ``neurn:k=3``) would train one model twice."""
+    seen: Dict[tuple, str] = {}
+    for spec, variant in zip(specs, variants):
+        if variant.effective in seen:
+            raise ValueError(f"variants {seen[variant.effective]!r} and {spec!r} are one "
+                             f"variant (the same options once the defaults are filled in); "
+                             f"give it once")
+        seen[variant.effective] = spec
 
 
 def default_threads() -> int:
@@ -539,8 +660,75 @@ def _optimizer(model, name: str, lr: float, weight_decay: float, total_steps: in
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as exc:
+        # torch's zip writer reports a full disk as a RuntimeError; as an OSError it
+        # stops the study (naming the file) instead of being recorded as a failed run
+        raise OSError(None, f"torch.save failed, is the disk full? ({_first_line(exc)})",
+                      str(path)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+_CHECKPOINT_KEYS = ("settings_hash", "epoch", "model", "optimizer", "scheduler", "rng",
+                    "history", "best")
+
+
+def _read_checkpoint(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"not a checkpoint of a run: no {', '.join(missing)}")
+    return state
+
+
+def _read_weights(path: Path) -> dict:
+    # mmap: the zip index at the end of the file is checked, the tensors are not read
+    weights = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not (isinstance(weights, dict) and weights and
+            all(isinstance(t, torch.Tensor) for t in weights.values())):
+        raise ValueError("not a model's weights (a dict of tensors)")
+    return weights
+
+
+def _verified(path: Path, read) -> Optional[object]:
+    """``read(path)``, or None when the file is missing or damaged (then warned). A
+    folder in its place, or a file that cannot be opened (an ``OSError``), is refused."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder where the study keeps a file; move it away")
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged JSON / zip / pickle fail in many ways
+        warnings.warn(f"{path} is damaged ({_first_line(exc)}); retraining that run",
+                      DamagedRunWarning, stacklevel=3)
+        return None
+
+
+@dataclass
+class _Found:
+    """A run's settings and what its folder holds, verified (see ``Study._found``):
+    its finished result, or a checkpoint to resume from, or neither (train anew)."""
+
+    settings: dict
+    digest: str
+    result: Optional[dict] = None
+    checkpoint: Optional[dict] = None
+
+
+class DamagedRunWarning(UserWarning):
+    """A file of a study folder did not parse or load; the run is retrained."""
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :meth:`Study.run`; the message says what was kept and how to resume."""
 
 
 def _versions() -> dict:

@@ -86,8 +86,10 @@ class StudyData:
                  split: Optional[Dict[str, float]] = None, skip_bad_images: bool = False,
                  cache_images: bool = False, threads: Optional[int] = None) -> None:
         for label, value in (("eval_limit", eval_limit), ("train_limit", train_limit)):
-            if value is not None and value < 1:
-                raise ValueError(f"{label} must be >= 1 or None, got {value!r}")
+            if value is not None and (value != int(value) or value < 1):
+                raise ValueError(f"{label} must be an integer >= 1 or None, got {value!r}")
+        if data_seed != int(data_seed) or data_seed < 0:  # numpy seeds are >= 0
+            raise ValueError(f"data_seed must be an integer >= 0, got {data_seed!r}")
         self.eval_limit, self.train_limit = eval_limit, train_limit
         self.cache_dir, self.data_seed = cache_dir, int(data_seed)
         self.skip_bad_images, self.cache_images = bool(skip_bad_images), bool(cache_images)
