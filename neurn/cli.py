@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
+from archalign._args import OneLineParser, UsageError, os_error_line
 from archalign._io import atomic_savefig
 
 from .study import DamagedRunWarning, Study  # the package imports the study anyway
@@ -50,7 +51,7 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="neurn", description="NeuRN domain-generalization study on digit domains or "
                                   "any image-folder domains.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -242,7 +243,10 @@ def _compare(args) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return exc.code
     handler = {"run": _run, "domains": _domains, "table": _table,
                "compare": _compare}[args.command]
     prefix = f"neurn {args.command}"
@@ -263,8 +267,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _message(exc: Exception) -> str:
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])  # str(KeyError) quotes its message
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"  # no "[Errno 13]"
+    if isinstance(exc, OSError):
+        return os_error_line(exc)  # the path and a hint, no "[Errno 13]"
     return str(exc)
 
 

@@ -85,37 +85,12 @@ def load_models(models) -> List[str]:
     for item in models:
         text = str(item)
         if text.endswith(".json") or (os.path.sep in text and Path(text).exists()):
-            names.extend(_shortlist_names(text))
+            names.extend(Shortlist.load(text).names)
         else:
             names.append(text)
     if not names:
         raise ValueError("no models given: pass a shortlist.json or timm model names")
     return list(dict.fromkeys(names))
-
-
-def _shortlist_names(path: str) -> List[str]:
-    """The model names of a shortlist.json, checked. Read here, not with
-    ``Shortlist.load``, which turns a string ``names`` into its letters."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such shortlist (make one with `archalign "
-                                f"shortlist MODELS... -k K --out {path}`)") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path} is a folder; give a shortlist.json file") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # bad JSON or bad UTF-8
-        raise ValueError(f"{path} is not a shortlist file written by archalign ({exc})"
-                         ) from None
-    if not isinstance(data, dict) or "names" not in data:
-        raise ValueError(f"{path} is not a shortlist file written by archalign (no 'names')")
-    names = data["names"]
-    if not (isinstance(names, list) and names and
-            all(isinstance(n, str) and n.strip() for n in names)):
-        raise ValueError(f"{path}: the shortlist's 'names' must be a non-empty list of "
-                         f"model names, got {names!r}")
-    return names
 
 
 @dataclass(frozen=True)

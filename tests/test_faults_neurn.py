@@ -290,7 +290,7 @@ def test_bad_shortlist_is_one_line(tmp_path, capsys, no_training, content, needl
 def test_shortlist_that_is_a_folder(tmp_path, capsys, no_training):
     (tmp_path / "shortlist.json").mkdir()
     assert main(["run", str(tmp_path / "shortlist.json"), "--out", str(tmp_path / "o")]) == 2
-    one_error_line(capsys, "shortlist.json", "is a folder")
+    one_error_line(capsys, "shortlist.json", "Is a directory", "give a file name")
 
 
 def test_compare_inputs_in_the_wrong_shape(study, tmp_path, capsys):
