@@ -420,6 +420,8 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
                 else os.cpu_count() or 1)
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if not timeout > 0:  # also refuses nan
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout}")
     result = ZooResult()
     paths = {n: cache_path(n, input_size=input_size, fused_attn=fused_attn, cache_dir=cache_dir)
              for n in names}

@@ -138,11 +138,14 @@ def test_nonsense_values_are_refused_at_parse_time(argv, needle, capsys):
     one_line_refusal(capsys, needle, "--help")
 
 
-def test_block_zero_is_refused_by_the_library_too():
+def test_block_zero_and_a_negative_timeout_are_refused_by_the_library_too():
     import archalign
 
     with pytest.raises(ValueError, match="block must be at least 1"):
         archalign.pairwise([[1, 2], [2, 3]], block=0)
+    for timeout in (-5, 0, float("nan")):
+        with pytest.raises(ValueError, match="timeout must be"):
+            archalign.trace_many(["resnet18"], timeout=timeout)
 
 
 def test_scores_too_large_or_too_fine_for_the_integer_path():
