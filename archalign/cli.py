@@ -494,8 +494,48 @@ def _run_align(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ report
+def _add_report(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="interactive HTML report of a saved similarity matrix",
+        description="Write one self-contained HTML file (works offline) with the clustered "
+                    "heatmap, the dendrogram with an adjustable cut, a search box, the "
+                    "shortlist marked and, on a click, the alignment of that pair. The "
+                    "alignments are computed in the page from the token sequences, which are "
+                    "rebuilt from the trace cache with the matrix's settings.",
+        epilog="examples:\n"
+               "  archalign report sim.npz --out report.html\n"
+               "  archalign report zoo.npz --shortlist shortlist.json --out zoo.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("matrix", type=Path, metavar="SIM.npz")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="output .html")
+    p.add_argument("--shortlist", type=Path, metavar="FILE",
+                   help="mark the models of this shortlist.json")
+    p.add_argument("-n", "--n-clusters", type=positive_int, metavar="N",
+                   help="where the dendrogram cut starts (default: about sqrt(models))")
+    p.add_argument("--no-alignments", dest="alignments", action="store_false",
+                   help="leave the token sequences out (no traces needed; clicks then show "
+                        "only the similarity)")
+    p.add_argument("--cache-dir", metavar="DIR", type=Path,
+                   help="trace cache root the matrix's models were traced into")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from archalign.shortlist import Shortlist
+    from archalign.similarity import SimilarityMatrix
+
+    sm = SimilarityMatrix.load(args.matrix)
+    picks = Shortlist.load(args.shortlist) if args.shortlist else None
+    path = sm.to_html(args.out, shortlist=picks, alignments=args.alignments,
+                      cache_dir=args.cache_dir, n_clusters=args.n_clusters)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(sm)} models)")
+    return 0
+
+
 # -------------------------------------------------------------------------- main
-_SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot, _add_align]
+_SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot, _add_align,
+                _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

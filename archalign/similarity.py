@@ -334,6 +334,13 @@ class SimilarityMatrix:
 
         return heatmap(self, **kwargs)
 
+    def to_html(self, path, **kwargs) -> Path:
+        """Interactive offline report (heatmap, dendrogram, search, alignments); see
+        archalign.report.write_report."""
+        from .report import write_report
+
+        return write_report(self, path, **kwargs)
+
     # -- files ---------------------------------------------------------------
     def save(self, path) -> Path:
         """Write ``.npz`` (everything) or ``.csv`` (the similarity, for spreadsheets),

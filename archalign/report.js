@@ -1,0 +1,327 @@
+// archalign report: the clustered heatmap, dendrogram, search and pair alignments of one
+// SimilarityMatrix. Everything it needs is in the JSON block written by archalign/report.py;
+// it makes no request to any host.
+"use strict";
+(function () {
+  const D = JSON.parse(document.getElementById("report-data").textContent);
+  const n = D.labels.length;
+  const DENDRO = 170, STRIP = 10, MARK = 10, PAD = 6;  // px, left of the heatmap
+  const CLUSTER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                           "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+
+  function bytes(b64) {
+    const s = atob(b64), out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  const TYPES = {uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array};
+  // {dtype, data}: numpy's little-endian bytes, as every browser's typed arrays read them
+  const typed = (spec) => new TYPES[spec.dtype](bytes(spec.data).buffer);
+
+  // -- the matrix, quantised to uint16 over [lo, 1], in dendrogram leaf order
+  const Q = typed(D.values);
+  const lo = D.lo, span = 1 - D.lo;
+  const value = (i, j) => lo + span * Q[i * n + j] / 65535;
+
+  // -- linkage in leaf positions: merges[k] = [a, b, height]; ids >= n are merges
+  const merges = D.merges, maxHeight = merges.length ? merges[merges.length - 1][2] : 1;
+  const nodeY = new Float64Array(2 * n), nodeH = new Float64Array(2 * n);
+  for (let i = 0; i < n; i++) nodeY[i] = i + 0.5;
+  merges.forEach(([a, b, h], k) => { nodeY[n + k] = (nodeY[a] + nodeY[b]) / 2; nodeH[n + k] = h; });
+
+  // -- the cut: clusters are the subtrees whose merges lie at or below the threshold
+  let cut = 0, clusterOf = new Int32Array(n), nodeCluster = new Int32Array(2 * n - 1);
+  function applyCut(threshold) {
+    cut = threshold;
+    const parent = Int32Array.from({length: 2 * n}, (_, i) => i);
+    const find = (x) => { while (parent[x] !== x) x = parent[x] = parent[parent[x]]; return x; };
+    merges.forEach(([a, b, h], k) => { if (h <= threshold) { parent[find(a)] = n + k; parent[find(b)] = n + k; } });
+    const ids = new Map();
+    for (let i = 0; i < n; i++) {
+      const root = find(i);
+      if (!ids.has(root)) ids.set(root, ids.size);
+      clusterOf[i] = ids.get(root);
+    }
+    merges.forEach(([a, b, h], k) => { nodeCluster[n + k] = h <= threshold ? clusterOf[leftmost(n + k)] : -1; });
+    for (let i = 0; i < n; i++) nodeCluster[i] = clusterOf[i];
+    document.getElementById("cut-status").textContent =
+      `${ids.size} clusters at distance ${threshold.toFixed(3)}`;
+    return ids.size;
+  }
+  function leftmost(node) { while (node >= n) node = merges[node - n][0]; return node; }
+  const clusterColour = (c) => c < 0 ? "#999" : CLUSTER_COLOURS[c % CLUSTER_COLOURS.length];
+  function thresholdFor(k) {  // halfway between the merges that leave k and k - 1 clusters
+    const h = merges.map((m) => m[2]);
+    if (k >= n) return 0;
+    const below = n - k - 1 >= 0 ? h[n - k - 1] : 0, above = k > 1 ? h[n - k] : maxHeight + 1e-9;
+    return (below + above) / 2;
+  }
+
+  // -- the heatmap image, built once: one pixel per cell
+  const image = document.createElement("canvas");
+  image.width = image.height = n;
+  {
+    const ctx = image.getContext("2d"), img = ctx.createImageData(n, n), px = img.data;
+    const lut = bytes(D.colormap);
+    for (let k = 0; k < n * n; k++) {
+      const c = (Q[k] >> 8) * 3, p = 4 * k;
+      px[p] = lut[c]; px[p + 1] = lut[c + 1]; px[p + 2] = lut[c + 2]; px[p + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
+  // -- the view: `scale` px per cell; (x0, y0) the cell at the heatmap's top-left corner
+  const canvas = document.getElementById("view"), tip = document.getElementById("tip");
+  let ctx, W, H, side, left, scale, x0 = 0, y0 = 0, highlight = -1;
+  const shortlisted = new Set(D.shortlist);
+  function layout() {
+    const dpr = window.devicePixelRatio || 1;
+    // the header wraps on narrow windows: the canvas takes what is left of the window
+    canvas.parentElement.style.height = `${Math.max(360, window.innerHeight - document.querySelector("header").offsetHeight)}px`;
+    W = canvas.clientWidth; H = canvas.clientHeight;
+    canvas.width = W * dpr; canvas.height = H * dpr;
+    ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    left = DENDRO + STRIP + MARK + PAD;
+    side = Math.max(50, Math.min(W - left - 180, H - 2 * PAD));
+  }
+  function fit() { scale = side / n; x0 = y0 = 0; }
+  function clampView() {
+    scale = Math.max(side / n, Math.min(scale, 60));
+    const visible = side / scale;
+    x0 = Math.max(0, Math.min(x0, n - visible)); y0 = Math.max(0, Math.min(y0, n - visible));
+  }
+  const rowY = (i) => PAD + (i - y0) * scale, colX = (j) => left + (j - x0) * scale;
+
+  function draw() {
+    clampView();
+    ctx.clearRect(0, 0, W, H);
+    ctx.imageSmoothingEnabled = false;
+    const visible = side / scale;
+    ctx.drawImage(image, x0, y0, visible, visible, left, PAD, side, side);
+    ctx.save();
+    ctx.beginPath(); ctx.rect(0, PAD, W, side); ctx.clip();
+    drawDendrogram();
+    for (let i = Math.floor(y0); i < Math.min(n, Math.ceil(y0 + visible)); i++) {
+      ctx.fillStyle = clusterColour(clusterOf[i]);
+      ctx.fillRect(DENDRO, rowY(i), STRIP, Math.max(scale, 1));
+    }
+    ctx.fillStyle = "#000";
+    for (const i of shortlisted) {  // a triangle pointing at the row
+      const y = rowY(i) + scale / 2;
+      ctx.beginPath(); ctx.moveTo(DENDRO + STRIP + 1, y - 4); ctx.lineTo(DENDRO + STRIP + MARK - 1, y);
+      ctx.lineTo(DENDRO + STRIP + 1, y + 4); ctx.fill();
+    }
+    drawLabels(visible);
+    ctx.restore();
+    if (highlight >= 0) {
+      ctx.strokeStyle = "#ff00ff"; ctx.lineWidth = 2;
+      const t = Math.max(scale, 2);
+      ctx.strokeRect(left, rowY(highlight), side, t);
+      ctx.strokeRect(colX(highlight), PAD, t, side);
+    }
+    ctx.strokeStyle = "#888"; ctx.lineWidth = 1; ctx.strokeRect(left, PAD, side, side);
+  }
+  function drawDendrogram() {
+    const x = (h) => DENDRO - 4 - (DENDRO - 8) * h / (maxHeight || 1);
+    const y = (node) => PAD + (nodeY[node] - y0) * scale;
+    ctx.lineWidth = 1;
+    merges.forEach(([a, b, h], k) => {
+      ctx.strokeStyle = clusterColour(nodeCluster[n + k]);
+      ctx.beginPath();
+      ctx.moveTo(x(nodeH[a]), y(a)); ctx.lineTo(x(h), y(a));
+      ctx.lineTo(x(h), y(b)); ctx.lineTo(x(nodeH[b]), y(b));
+      ctx.stroke();
+    });
+    ctx.strokeStyle = "#d62728"; ctx.setLineDash([4, 3]);
+    ctx.beginPath(); ctx.moveTo(x(cut), PAD); ctx.lineTo(x(cut), PAD + side); ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  function drawLabels(visible) {
+    if (scale < 7) return;  // too dense to read: hover names the row instead
+    ctx.font = `${Math.min(12, scale - 1)}px system-ui, sans-serif`;
+    ctx.textBaseline = "middle";
+    for (let i = Math.floor(y0); i < Math.min(n, Math.ceil(y0 + visible)); i++) {
+      ctx.fillStyle = i === highlight ? "#c000c0" : "#222";
+      ctx.font = `${shortlisted.has(i) ? "bold " : ""}${Math.min(12, scale - 1)}px system-ui, sans-serif`;
+      ctx.fillText(D.labels[i], left + side + 4, rowY(i) + scale / 2);
+    }
+  }
+  function cellAt(px, py) {
+    if (px < left || px >= left + side || py < PAD || py >= PAD + side) return null;
+    const j = Math.floor(x0 + (px - left) / scale), i = Math.floor(y0 + (py - PAD) / scale);
+    return i >= 0 && i < n && j >= 0 && j < n ? [i, j] : null;
+  }
+
+  // -- zoom (wheel, around the cursor), pan (drag), hover, click
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const cx = (e.offsetX - left) / scale + x0, cy = (e.offsetY - PAD) / scale + y0;
+    scale *= Math.exp(-e.deltaY * 0.0015);
+    clampView();
+    x0 = cx - (e.offsetX - left) / scale; y0 = cy - (e.offsetY - PAD) / scale;
+    draw();
+  }, {passive: false});
+  let drag = null;
+  canvas.addEventListener("mousedown", (e) => { drag = {x: e.offsetX, y: e.offsetY, x0, y0, moved: false}; });
+  window.addEventListener("mouseup", (e) => {
+    if (drag && !drag.moved && e.target === canvas) {
+      const cell = cellAt(e.offsetX, e.offsetY);
+      if (cell) showAlignment(cell[0], cell[1]);
+    }
+    drag = null;
+  });
+  canvas.addEventListener("mousemove", (e) => {
+    if (drag) {
+      const dx = e.offsetX - drag.x, dy = e.offsetY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+      if (drag.moved) { x0 = drag.x0 - dx / scale; y0 = drag.y0 - dy / scale; draw(); }
+    }
+    const cell = cellAt(e.offsetX, e.offsetY);
+    if (!cell) { tip.style.display = "none"; return; }
+    const [i, j] = cell;
+    tip.textContent = `${D.labels[i]}  ×  ${D.labels[j]}:  ${value(i, j).toFixed(4)}`;
+    tip.style.display = "block";
+    tip.style.left = `${Math.min(e.offsetX + 14, W - tip.offsetWidth - 4)}px`;
+    tip.style.top = `${e.offsetY + 14}px`;
+  });
+  canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+  canvas.addEventListener("dblclick", () => { fit(); draw(); });
+
+  // -- search: an exact name first, else the first name containing the text
+  const search = document.getElementById("search"), status = document.getElementById("search-status");
+  const lower = D.labels.map((x) => x.toLowerCase());
+  function find(text) {
+    const q = text.trim().toLowerCase();
+    if (!q) { highlight = -1; status.textContent = ""; draw(); return; }
+    let i = lower.indexOf(q);
+    const hits = lower.filter((x) => x.includes(q)).length;
+    if (i < 0) i = lower.findIndex((x) => x.includes(q));
+    if (i < 0) { highlight = -1; status.textContent = `no model matches "${text}"`; draw(); return; }
+    highlight = i;
+    if (scale * n <= side * 1.01) scale = Math.min(side / 40, 60);  // zoom in from the overview
+    x0 = i - side / scale / 2; y0 = i - side / scale / 2;
+    status.textContent = `${D.labels[i]}: row ${i + 1} of ${n}, cluster ${clusterOf[i] + 1}` +
+      (shortlisted.has(i) ? ", shortlisted" : "") + (hits > 1 ? ` (${hits} names match)` : "");
+    draw();
+  }
+  search.addEventListener("input", () => find(search.value));
+  const list = document.getElementById("names");
+  list.append(...D.labels.map((x) => Object.assign(document.createElement("option"), {value: x})));
+
+  // -- the cut slider: a number of clusters, mapped to a distance between two merges
+  const slider = document.getElementById("cut");
+  slider.max = String(Math.min(n, 200));
+  slider.value = String(Math.max(1, Math.min(n, D.clusters)));
+  slider.addEventListener("input", () => { applyCut(thresholdFor(+slider.value)); draw(); });
+
+  document.getElementById("shortlist").append(...D.shortlist.map((i) => {
+    const chip = document.createElement("span");
+    chip.textContent = D.labels[i];
+    chip.addEventListener("click", () => { search.value = D.labels[i]; find(D.labels[i]); });
+    return chip;
+  }));
+
+  // -- alignments, computed here from the embedded token ids (Gotoh, the aligner's scoring)
+  const seqs = D.sequences && {ids: typed(D.sequences.ids), counts: typed(D.sequences.counts),
+                                 offsets: D.sequences.offsets};
+  const S = D.scoring, sub = S && S.substitution ? typed(S.substitution) : null;
+  const V = D.vocabulary ? D.vocabulary.length : 0;
+  function seq(i) { return seqs.ids.subarray(seqs.offsets[i], seqs.offsets[i + 1]); }
+  function cnt(i) { return seqs.counts.subarray(seqs.offsets[i], seqs.offsets[i + 1]); }
+  const pairScore = sub ? (x, y) => sub[x * V + y] : (x, y) => x === y ? S.match : S.mismatch;
+
+  // Same recurrences and tie order as archalign/_nw_reference.py: a diagonal step first,
+  // then a gap in b (E), then a gap in a (F); a gap is left where it was opened.
+  function align(a, b) {
+    const m = a.length, k = b.length, go = S.gap_open, ge = S.gap_extend;
+    const trace = new Uint8Array((m + 1) * (k + 1));  // bits 0-1: H from diag/E/F; 2: E opened; 3: F opened
+    let Hprev = new Float64Array(k + 1), Hcur = new Float64Array(k + 1);
+    const F = new Float64Array(k + 1), E = new Float64Array(k + 1);
+    for (let j = 1; j <= k; j++) Hprev[j] = go + (j - 1) * ge;
+    E.fill(-Infinity);
+    for (let i = 1; i <= m; i++) {
+      Hcur[0] = go + (i - 1) * ge;
+      let f = -Infinity;
+      for (let j = 1; j <= k; j++) {
+        const eOpen = Hprev[j] + go, eExt = E[j] + ge;
+        const e = eOpen >= eExt ? eOpen : eExt;
+        const fOpen = Hcur[j - 1] + go, fExt = f + ge;
+        f = fOpen >= fExt ? fOpen : fExt;
+        const d = Hprev[j - 1] + pairScore(a[i - 1], b[j - 1]);
+        let h = d, t = 0;
+        if (e > h) { h = e; t = 1; }
+        if (f > h) { h = f; t = 2; }
+        trace[i * (k + 1) + j] = t | (eOpen >= eExt ? 4 : 0) | (fOpen >= fExt ? 8 : 0);
+        E[j] = e; Hcur[j] = h;
+      }
+      [Hprev, Hcur] = [Hcur, Hprev];
+    }
+    const score = Hprev[k];
+    const path = [];
+    let i = m, j = k, state = 0;
+    while (i > 0 || j > 0) {
+      const t = trace[i * (k + 1) + j];
+      if (i === 0) state = 2; else if (j === 0) state = 1;
+      else if (state === 0) state = t & 3;
+      if (state === 0) { i--; j--; path.push([i, j]); }
+      else if (state === 1) { const opened = j === 0 || (t & 4); i--; path.push([i, -1]); if (opened) state = 0; }
+      else { const opened = i === 0 || (t & 8); j--; path.push([-1, j]); if (opened) state = 0; }
+    }
+    return {score, path: path.reverse()};
+  }
+
+  function tokenCell(tokens, counts, index, kind) {
+    const el = document.createElement("span");
+    if (index < 0) { el.className = "gap"; el.textContent = "–"; return el; }
+    const name = D.vocabulary[tokens[index]], count = counts[index];
+    const cut = name.indexOf("(");
+    el.className = kind;
+    el.textContent = (cut > 0 ? name.slice(0, cut) : name) + (count > 1 ? `×${count}` : "");
+    el.title = name + (count > 1 ? ` ×${count}` : "");
+    return el;
+  }
+  function showAlignment(i, j) {
+    const head = document.getElementById("alignment-title"), body = document.getElementById("alignment-body");
+    body.replaceChildren();
+    if (!seqs) {
+      head.textContent = `${D.labels[i]} vs ${D.labels[j]}: similarity ${value(i, j).toFixed(4)}` +
+        ` (no alignments in this report: ${D.alignments_note})`;
+      return;
+    }
+    const a = seq(i), b = seq(j), ca = cnt(i), cb = cnt(j);
+    const started = performance.now(), {score, path} = align(a, b);
+    let same = 0, substituted = 0, gaps = 0;
+    const cols = path.map(([p, q]) => {
+      const kind = p < 0 || q < 0 ? "gap" : a[p] === b[q] ? "identical" : "substituted";
+      if (kind === "gap") gaps++; else if (kind === "identical") same++; else substituted++;
+      const col = document.createElement("div");
+      col.className = "col";
+      col.append(tokenCell(a, ca, p, kind), tokenCell(b, cb, q, kind));
+      return col;
+    });
+    body.append(...cols);
+    head.textContent = `${D.labels[i]} (top) vs ${D.labels[j]} (bottom): similarity ` +
+      `${value(i, j).toFixed(4)}, score ${+score.toFixed(6)}, ${same} identical, ${substituted} ` +
+      `substituted, ${gaps} gaps (${a.length} and ${b.length} tokens; aligned in this page in ` +
+      `${(performance.now() - started).toFixed(0)} ms)`;
+    document.getElementById("alignment").scrollIntoView({block: "nearest"});
+  }
+
+  // -- a small API for tests and for the console
+  window.archalignReport = {
+    labels: D.labels,
+    cellCentre(a, b) {  // client coordinates of the cell (row a, column b), after zooming to it
+      const i = D.labels.indexOf(a), j = D.labels.indexOf(b);
+      scale = Math.max(scale, Math.min(side / 20, 60));
+      x0 = j - side / scale / 2; y0 = i - side / scale / 2; draw();
+      const r = canvas.getBoundingClientRect();
+      return [r.left + colX(j) + scale / 2, r.top + rowY(i) + scale / 2];
+    },
+    align(a, b) { return align(seq(D.labels.indexOf(a)), seq(D.labels.indexOf(b))).score; },
+  };
+
+  layout(); fit(); applyCut(thresholdFor(+slider.value)); draw();
+  window.addEventListener("resize", () => { layout(); draw(); });
+  requestAnimationFrame(() => { window.archalignReport.painted = performance.now(); });
+})();
