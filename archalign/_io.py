@@ -14,7 +14,8 @@ import os
 import tempfile
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig",
+           "arrays_digest"]
 
 
 @contextlib.contextmanager
@@ -76,3 +77,18 @@ def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> None:
     """``fig.savefig(path, **kwargs)`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, **kwargs)
+
+
+def arrays_digest(arrays) -> str:
+    """SHA-256 over named arrays (name, dtype, shape and bytes, in name order): the
+    digest ``.npz`` files carry beside their arrays, so that a read can be checked."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

@@ -26,7 +26,6 @@ VGG11/16/19 correlate near 1 although their raw scores are negative.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from ._io import arrays_digest, atomic_write_bytes
 
 __all__ = ["SimilarityMatrix", "MatrixFileError", "normalized_similarity",
            "correlation_similarity", "adjusted_rand_index", "all_gap_score"]
@@ -100,16 +99,6 @@ class MatrixFileError(ValueError):
 _MEMBERS = ("labels", "scores", "values", "similarity", "settings")
 
 
-def _digest(members: dict) -> str:
-    """SHA-256 over every member's dtype, shape and bytes, in a fixed order."""
-    h = hashlib.sha256()
-    for name in _MEMBERS:
-        a = np.ascontiguousarray(members[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _read_npz(path: Path) -> dict:
     """The constructor's arguments from a saved ``.npz``, checked (see ``load``)."""
     def refuse(why: str) -> MatrixFileError:
@@ -127,7 +116,7 @@ def _read_npz(path: Path) -> dict:
     missing = [m for m in _MEMBERS if m not in members]
     if missing:
         raise refuse(f"missing {', '.join(missing)}")
-    if "digest" in members and str(members["digest"]) != _digest(members):
+    if "digest" in members and str(members["digest"]) != arrays_digest({m: members[m] for m in _MEMBERS}):
         raise refuse("its SHA-256 does not match its contents")
     labels, scores, values = members["labels"], members["scores"], members["values"]
     n = labels.shape[0] if labels.ndim == 1 else -1
@@ -351,7 +340,7 @@ class SimilarityMatrix:
                        "values": self.values, "similarity": np.array(self.similarity),
                        "settings": np.array(json.dumps(self.settings, sort_keys=True))}
             buf = io.BytesIO()
-            np.savez_compressed(buf, **members, digest=np.array(_digest(members)))
+            np.savez_compressed(buf, **members, digest=np.array(arrays_digest({m: members[m] for m in _MEMBERS})))
             atomic_write_bytes(path, buf.getvalue())
         elif path.suffix == ".csv":
             text = io.StringIO()

@@ -203,3 +203,28 @@ def test_a_bad_shortlist_file_is_one_line(tmp_path, content, needle):
         Shortlist.load(path)
     assert needle in str(info.value) and str(path) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_damaged_data_cache_entry_is_rebuilt(tmp_path):
+    from neurn.data._cache import cached_arrays
+
+    built = []
+
+    def build():
+        built.append(1)
+        rng = np.random.default_rng(0)
+        return {"images": rng.integers(0, 255, (8, 3, 4, 4), dtype=np.uint8),
+                "labels": np.arange(8), "origins": np.arange(8)}
+
+    key = {"domain": "d", "seed": 0}
+    first = cached_arrays(key, build, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    raw = path.read_bytes()
+    rng = np.random.default_rng(2)
+    for _ in range(40):  # any flip: caught and rebuilt, or the same arrays
+        flipped = bytearray(raw)
+        flipped[int(rng.integers(len(raw)))] ^= 1 << int(rng.integers(8))
+        path.write_bytes(bytes(flipped))
+        again = cached_arrays(key, build, cache_dir=tmp_path)
+        assert all(np.array_equal(again[k], first[k]) for k in first)
+    assert len(built) > 20  # most flips hit the arrays; the rest (zip dates, ...) are harmless

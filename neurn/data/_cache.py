@@ -6,19 +6,19 @@
   recipe version, versions of the packages the pixels come from), so a change in any
   of them builds a fresh entry instead of reading a stale one.
 * Writes are atomic (temp file in the same folder, then ``os.replace``): a crashed
-  build never leaves a half-written entry. An entry that fails to load or lacks an
-  array is rebuilt. Plain arrays only: loaded with ``allow_pickle=False``.
+  build never leaves a half-written entry. Each entry carries the SHA-256 of its
+  arrays; one that fails to load, lacks an array or does not match its digest is
+  rebuilt. Plain arrays only: loaded with ``allow_pickle=False``.
 """
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Callable, Dict, Optional, Union
 
 import numpy as np
 
-from archalign._io import atomic_path
+from archalign._io import arrays_digest, atomic_path
 
 __all__ = ["default_cache_dir", "cached_arrays"]
 
@@ -51,11 +51,14 @@ def _load(path: Path) -> Optional[Dict[str, np.ndarray]]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
-        return None  # corrupt or truncated: the caller rebuilds and overwrites it
+    except Exception:  # noqa: BLE001 - zip / header damage raises many types: rebuild
+        return None
+    digest = arrays.pop("digest", None)
+    if digest is None or str(digest) != arrays_digest(arrays):
+        return None  # damaged, or from before digests: the caller rebuilds it
     return arrays if {"images", "labels", "origins"} <= arrays.keys() else None
 
 
 def _save_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays, digest=np.array(arrays_digest(arrays)))
