@@ -139,7 +139,6 @@
   }
   function drawLabels(visible) {
     if (scale < 7) return;  // too dense to read: hover names the row instead
-    ctx.font = `${Math.min(12, scale - 1)}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     for (let i = Math.floor(y0); i < Math.min(n, Math.ceil(y0 + visible)); i++) {
       ctx.fillStyle = i === highlight ? "#c000c0" : "#222";
