@@ -6,9 +6,11 @@ arguments for the library and return the exit status. Add a subcommand by writin
 ``_add_<name>(subparsers)`` / ``_run_<name>(args)`` pair and listing the first in
 ``_SUBCOMMANDS``.
 
-Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``.
-Errors a user can fix (unknown model, bad option combination, missing file) are
-printed as one line and exit with status 2.
+Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``,
+``report``.
+Errors a user can fix (unknown model, bad option combination, missing or damaged
+file, an OS error, a nonsense value) are printed as one line and exit with status 2;
+Ctrl-C is one line and status 130.
 """
 from __future__ import annotations
 
