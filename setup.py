@@ -86,15 +86,15 @@ class BuildExt(build_ext):
 _debug = bool(os.environ.get("ARCHALIGN_CYTHON_DEBUG"))
 extensions = [
     Extension(
-        "archalign._nw",
-        ["archalign/_nw.pyx"],
-        include_dirs=[np.get_include(), "archalign"],
-        depends=["archalign/_nw_kernels.h"],
+        "archalign.alignment._nw",
+        ["archalign/alignment/_nw.pyx"],
+        include_dirs=[np.get_include(), "archalign/alignment"],
+        depends=["archalign/alignment/_nw_kernels.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
     Extension(
-        "archalign._roll",
-        ["archalign/_roll.pyx"],
+        "archalign.tracing._roll",
+        ["archalign/tracing/_roll.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),

@@ -1,27 +1,31 @@
 """archalign: architecture similarity by global alignment of layer-token sequences.
 
-Data flow (one module per step)::
+Data flow, one subpackage per stage (a stage imports only the ones above it)::
 
-    model --tracing--> Trace --vocabulary--> int ids (--rolling--> rolled ids + counts)
-    + scoring --aligner (_nw)-->
-    raw scores --similarity--> SimilarityMatrix --> linkage / clusters / shortlist
-    --plotting--> dendrogram, heatmap, alignment view
+    model / spec --tracing/--> Trace (token strings, rolled repeats)
+                 --tokens/--> int ids + Scoring
+                 --alignment/ (_nw)--> raw scores
+                 --similarity/--> SimilarityMatrix --> linkage / clusters / shortlist
+                              --> plots, HTML report
+    cli/: the ``archalign`` command over all of them
 
-``compare.similarity_matrix`` runs the whole flow; ``zoo.trace_many`` traces
-many timm models in parallel through an on-disk cache.
+``similarity_matrix`` (``similarity/compare.py``) runs the whole flow; ``trace_many``
+(``tracing/zoo.py``) traces many timm models in parallel through an on-disk cache.
 """
-from ._version import __version__
-from .aligner import Alignment, align, effective_n_jobs, openmp_enabled, pairwise, score
-from .compare import align_models, similarity_matrix
-from .panels import list_panels, panel
-from .rolling import roll
-from .scoring import Scoring
-from .shortlist import Shortlist, shortlist
-from .similarity import SimilarityMatrix
-from .tracing import (Trace, TraceError, TraceFallbackWarning, UnknownModelError,
-                      register_leaf_module, trace)
-from .vocabulary import Vocabulary
-from .zoo import ZooResult, trace_many
+from archalign._version import __version__
+from archalign.alignment.aligner import Alignment, align, pairwise, score
+from archalign.alignment.core import effective_n_jobs, openmp_enabled
+from archalign.similarity.compare import align_models, similarity_matrix
+from archalign.similarity.matrix import SimilarityMatrix
+from archalign.similarity.panels import list_panels, panel
+from archalign.similarity.shortlist import Shortlist, shortlist
+from archalign.tokens.scoring import Scoring
+from archalign.tokens.vocabulary import Vocabulary
+from archalign.tracing.api import trace
+from archalign.tracing.calls import Trace, TraceError, TraceFallbackWarning, UnknownModelError
+from archalign.tracing.leaves import register_leaf_module
+from archalign.tracing.rolling import roll
+from archalign.tracing.zoo import ZooResult, trace_many
 
 __all__ = [
     "__version__",

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import archalign
-from archalign.blocked import blocked_pairwise
+from archalign.alignment.blocked import blocked_pairwise
 
 from bench_align import network_like
 

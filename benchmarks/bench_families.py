@@ -45,8 +45,9 @@ import numpy as np
 
 import archalign
 from archalign import defaults
-from archalign.inputs import encode_traces, resolve_traces
-from archalign.similarity import SimilarityMatrix
+from archalign.similarity.matrix import SimilarityMatrix
+from archalign.tokens.encode import encode_traces
+from archalign.tracing.specs import resolve_traces
 
 # (label, gap_open, gap_extend); linear -1 was the first release's default.
 GAPS = [("linear -1", -1.0, -1.0), ("affine -2/-1", -2.0, -1.0),
@@ -195,7 +196,7 @@ def main(argv=None) -> int:
 
     import timm
 
-    from archalign.zoo import cache_path
+    from archalign.tracing.zoo_cache import cache_path
 
     names = timm.list_models()
     missing = [x for x in names if not cache_path(x).exists()]

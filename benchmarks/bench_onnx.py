@@ -2,7 +2,7 @@
 
 Exports resnet18, mobilenetv2_100, efficientnet_b0 and vit_tiny_patch16_224 (timm,
 random weights) with ``torch.onnx.export`` (dynamo), reads each file back with
-``archalign.onnx_trace`` and builds one similarity matrix over the 4 torch models and
+``archalign.tracing.onnx_trace`` and builds one similarity matrix over the 4 torch models and
 the 4 files, with the default settings (an ONNX model in the panel turns on the
 as-exported reading). For each model it prints the similarity of the pair and whether
 the two are mutual nearest neighbours; target: >= 0.9 and mutual, for all four. Also

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import archalign
-from archalign.similarity import SimilarityMatrix
+from archalign.similarity.matrix import SimilarityMatrix
 
 
 def start_browser():

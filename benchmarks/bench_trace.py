@@ -15,7 +15,7 @@ The full-zoo command users run is the CLI::
     archalign trace --all --jobs 2 --cache-dir /tmp/archalign-zoo --out /tmp/zoo-out
     archalign trace --all --jobs 2 --cache-dir /tmp/archalign-zoo      # warm: all cached
 
-``--zoo`` does the same through ``archalign.zoo.trace_many`` in a temporary cache
+``--zoo`` does the same through ``archalign.tracing.zoo.trace_many`` in a temporary cache
 directory, sampling the resident memory of the whole process tree (parent and workers)
 every 0.5 s from /proc (Linux). It reports the sum of RSS (counts pages shared between
 the forked workers once per process, so it overstates) and of PSS (shares them out: the
@@ -47,8 +47,9 @@ def bench_sample(n: int, seed: int, jobs: int) -> None:
     import timm
     import torch
 
-    from archalign._trace_record import _SkipMetaInit
-    from archalign.tracing import Trace, TraceError, trace
+    from archalign.tracing.api import trace
+    from archalign.tracing.calls import Trace, TraceError
+    from archalign.tracing.recorder import _SkipMetaInit
 
     torch.set_num_threads(1)
     names = timm.list_models()
@@ -155,7 +156,7 @@ def _cpu_seconds() -> float:
 
 
 def bench_zoo(jobs: int, cache_dir: str | None) -> None:
-    from archalign.zoo import trace_many
+    from archalign.tracing.zoo import trace_many
 
     cache = cache_dir or tempfile.mkdtemp(prefix="archalign-zoo-")
     mem = _TreeMemory()

@@ -16,7 +16,7 @@ import re
 import time
 
 import archalign
-from archalign.zoo import trace_many
+from archalign.tracing.zoo import trace_many
 
 FAMILIES = {
     "bert": "encoder", "roberta": "encoder", "electra": "encoder", "deberta": "encoder",

@@ -30,7 +30,7 @@ import numpy as np
 
 import archalign
 from archalign._io import atomic_path
-from archalign.plotting import alignment_view
+from archalign.similarity.plotting import alignment_view
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent

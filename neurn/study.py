@@ -75,7 +75,7 @@ STREAM_WORKERS = 4  # default DataLoader workers when images are decoded from fi
 
 def load_models(models) -> List[str]:
     """Model names from a ``shortlist.json`` path, a ``Shortlist`` or a list of names."""
-    from archalign.shortlist import Shortlist
+    from archalign import Shortlist
 
     if isinstance(models, Shortlist):
         return list(models.names)

@@ -269,7 +269,7 @@ def test_convnet_shape_and_parameter_count():
 
 
 def test_convnet_is_a_model_name_like_timm_ones(tmp_path):
-    from archalign.shortlist import Shortlist
+    from archalign import Shortlist
 
     check_model_name("convnet")
     shortlist = Shortlist(["convnet", "test_resnet"], "medoids").save(tmp_path / "s.json")

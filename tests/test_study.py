@@ -243,7 +243,7 @@ def test_bad_budget(tmp_path, cache, no_training):
 
 # ---------------------------------------------------------------- CLI
 def test_cli_runs_a_shortlist(tmp_path, cache, capsys):
-    from archalign.shortlist import Shortlist
+    from archalign import Shortlist
 
     path = Shortlist([TINY], "medoids").save(tmp_path / "shortlist.json")
     rc = main(["run", str(path), "--targets", "optdigits", "--steps", "2", "--evals", "1",

@@ -1,0 +1,286 @@
+"""All-pairs scores in blocks: resumable on disk, and distributed with Dask.
+
+The n x n matrix is cut into square blocks of ``block`` sequences; only blocks
+on or above the diagonal are computed (the transpose is filled in), each by
+the compiled rectangular ``pairwise``. Two independent options:
+
+- ``out=DIR`` keeps the matrix on disk as a memory-mapped ``scores.npy`` plus
+  ``blocks.json``, which lists every finished upper block with a SHA-256 of its
+  values. A killed run started again computes only the missing blocks; a
+  block whose bytes no longer match its checksum is computed again. Nothing
+  else on disk is trusted: ``scores.npy`` is used only if its header and
+  length are exactly those of the n x n float64 matrix (else it is made anew
+  and every block recomputed), ``blocks.json`` only if it matches its own
+  SHA-256 (else every block is recomputed), and the lower half is written
+  again from the checked upper blocks at the end of every run. The directory
+  also records what it is a matrix of (sequences, scoring, block size), so it
+  cannot be resumed with different inputs by mistake.
+- ``backend="dask"`` runs one task per block on a ``dask.distributed``
+  cluster: the one at ``client`` (or a scheduler address), else a fresh
+  ``LocalCluster``. The packed sequences are scattered once to every worker,
+  not shipped with each task. A worker lost mid-run costs only its blocks,
+  which Dask runs again (``retries``).
+
+Results are identical to the in-memory ``pairwise`` for any block size,
+backend and thread count.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from archalign._io import atomic_write_text
+from archalign.alignment.core import _as_tokens, _pack, _scoring, pairwise_threads
+
+__all__ = ["blocked_pairwise", "plan_blocks"]
+
+_STATE = "blocks.json"
+_SCORES = "scores.npy"
+DEFAULT_BLOCK = 256
+# Seconds to reach a scheduler given by address. Dask's default (30 s) is what a
+# mistyped address costs; a live scheduler answers within a second even across a WAN.
+CONNECT_TIMEOUT = 3.0
+
+
+def plan_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
+    """(row start, row end, column start, column end) of the upper-triangle blocks."""
+    if block < 1:
+        raise ValueError(f"block must be at least 1, got {block}")
+    starts = range(0, n, block)
+    return [(i, min(i + block, n), j, min(j + block, n))
+            for i in starts for j in starts if j >= i]
+
+
+def _block_scores(packed, scoring, box, n_jobs):
+    """Scores of one block; runs wherever the block is computed (thread or Dask task)."""
+    tokens, offsets = packed
+    i0, i1, j0, j1 = box
+    rows = [tokens[offsets[k]:offsets[k + 1]] for k in range(i0, i1)]
+    if (i0, i1) == (j0, j1):
+        return pairwise_threads(rows, scoring, n_jobs)
+    cols = [tokens[offsets[k]:offsets[k + 1]] for k in range(j0, j1)]
+    return pairwise_threads(rows, scoring, n_jobs, others=cols)
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
+
+
+class _BlockStore:
+    """The on-disk matrix and its record of finished upper blocks."""
+
+    def __init__(self, directory, n: int, fingerprint: str):
+        self.dir = Path(directory)
+        self.state_path = self.dir / _STATE
+        self.scores_path = self.dir / _SCORES
+        self.fingerprint = fingerprint
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            state = self._load_state()
+            if state is not None and state["fingerprint"] != fingerprint:
+                raise ValueError(f"{self.dir} holds blocks of a different job (other "
+                                 f"sequences, scoring or block size); use an empty "
+                                 f"directory or delete it")
+            # Blocks are trusted only in a matrix file that is intact around them.
+            self.done = state["done"] if state and _is_matrix_file(self.scores_path, n) else {}
+            if self.done:
+                self.matrix = np.load(self.scores_path, mmap_mode="r+")
+            else:
+                self.matrix = np.lib.format.open_memmap(self.scores_path, mode="w+",
+                                                        dtype=np.float64, shape=(n, n))
+            self._save_state()
+        except OSError as e:  # not a directory, read-only, a file where one goes, ...
+            raise ValueError(f"cannot keep blocks in {self.dir}: {e.strerror or e} "
+                             f"({e.filename or self.dir}); use a directory this process "
+                             f"can write") from None
+
+    def _load_state(self) -> dict | None:
+        """``blocks.json`` if present and intact, else None (its blocks get recomputed)."""
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            body = {k: state[k] for k in ("fingerprint", "done")}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None  # none yet, torn, garbled, or from before digests
+        return body if state.get("sha256") == _state_digest(body) else None
+
+    @staticmethod
+    def key(box) -> str:
+        return "{}:{}x{}:{}".format(*box)
+
+    def is_done(self, box) -> bool:
+        """Finished, and its bytes still match the recorded checksum."""
+        digest = self.done.get(self.key(box))
+        i0, i1, j0, j1 = box
+        return digest is not None and digest == _digest(self.matrix[i0:i1, j0:j1])
+
+    def write(self, box, values: np.ndarray) -> None:
+        i0, i1, j0, j1 = box
+        self.matrix[i0:i1, j0:j1] = values
+        self.matrix.flush()
+        # recorded only once the values are on disk: a kill in between recomputes it
+        self.done[self.key(box)] = _digest(values)
+        self._save_state()
+
+    def mirror(self, boxes) -> None:
+        """Check every upper block once more and write the lower half from it: the
+        matrix returned is made only of checked bytes, whatever the file held before."""
+        for box in boxes:
+            i0, i1, j0, j1 = box
+            values = np.array(self.matrix[i0:i1, j0:j1])
+            if self.done.get(self.key(box)) != _digest(values):
+                raise ValueError(f"{self.scores_path} changed while this run was using it "
+                                 f"(block {self.key(box)}); run again to recompute it")
+            self.matrix[j0:j1, i0:i1] = values.T
+        self.matrix.flush()
+
+    def _save_state(self) -> None:
+        body = {"fingerprint": self.fingerprint, "done": self.done}
+        atomic_write_text(self.state_path, json.dumps({**body, "sha256": _state_digest(body)}))
+
+
+def _state_digest(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _is_matrix_file(path: Path, n: int) -> bool:
+    """Whether ``path`` is an .npy of exactly one C-order n x n float64 matrix: header
+    and length, checked before mapping it (numpy would pad a short file with zeros)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+            shape, fortran, dtype = read[version](f)
+            data_start = f.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, KeyError, EOFError):
+        return False
+    return (shape == (n, n) and not fortran and dtype == np.float64
+            and size == data_start + n * n * 8)
+
+
+def _fingerprint(packed, scoring, block: int) -> str:
+    h = hashlib.sha256()
+    for arr in packed:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(repr(scoring).encode())
+    if scoring.substitution is not None:
+        h.update(scoring.substitution.tobytes())
+    h.update(str(block).encode())
+    return h.hexdigest()
+
+
+def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None,
+                     backend: str = "threads", client=None, n_jobs=None,
+                     progress: bool = True, retries: int = 2, on_block=None) -> np.ndarray:
+    """All-pairs global scores computed block by block (see the module docstring).
+
+    Parameters
+    ----------
+    seqs : sequence of 1-D int arrays
+    scoring : Scoring, optional
+        Must be symmetric (score(a, b) == score(b, a)): only upper blocks are computed.
+    block : int
+        Sequences per block side. Bigger blocks amortise per-task overhead;
+        smaller ones balance load and lose less work when a run is killed.
+    out : path, optional
+        Directory for the resumable on-disk matrix; the result is then a
+        read/write ``numpy.memmap`` of ``out/scores.npy``.
+    backend : "threads" or "dask"
+        "threads": blocks in turn, each on all cores (``n_jobs``).
+        "dask": one task per block, each single-threaded, on ``client``.
+    client : dask.distributed.Client or str, optional
+        A client or a scheduler address; default a new LocalCluster (closed after).
+    on_block : callable, optional
+        Called with each finished block's box (progress hooks, tests).
+    """
+    scoring = _scoring(scoring)
+    if not scoring.symmetric:
+        raise ValueError("blocked_pairwise computes upper-triangle blocks only and needs a "
+                         "symmetric scoring; use pairwise() for asymmetric matrices")
+    if backend not in ("threads", "dask"):
+        raise ValueError(f"backend must be 'threads' or 'dask', got {backend!r}")
+    seqs = [_as_tokens(s, f"seqs[{k}]", scoring.vocab_size) for k, s in enumerate(seqs)]
+    packed = _pack(seqs)
+    n = len(seqs)
+    boxes = plan_blocks(n, block)
+    store = None
+    if out is not None:
+        store = _BlockStore(out, n, _fingerprint(packed, scoring, block))
+        todo = [b for b in boxes if not store.is_done(b)]
+        result = store.matrix
+        write = store.write  # the upper block only; mirror() fills the lower half
+    else:
+        result = np.empty((n, n), dtype=np.float64)
+        todo = boxes
+
+        def write(box, values):
+            i0, i1, j0, j1 = box
+            result[i0:i1, j0:j1] = values
+            result[j0:j1, i0:i1] = values.T
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(boxes), initial=len(boxes) - len(todo), unit="block",
+                   desc=f"all-pairs ({backend})")
+
+    def finish(box, values):
+        write(box, values)
+        if bar is not None:
+            bar.update()
+        if on_block is not None:
+            on_block(box)
+
+    try:
+        if backend == "threads":
+            for box in todo:
+                finish(box, _block_scores(packed, scoring, box, n_jobs))
+        elif todo:
+            _run_dask(packed, scoring, todo, client, retries, finish)
+    finally:
+        if bar is not None:
+            bar.close()
+    if store is not None:
+        store.mirror(boxes)
+    return result
+
+
+def _run_dask(packed, scoring, boxes, client, retries, finish) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError("backend='dask' needs dask.distributed: "
+                          "pip install 'archalign[dask]'") from None
+    own = None
+    if isinstance(client, str):
+        try:
+            own = Client(client, timeout=CONNECT_TIMEOUT)
+        # OSError: refused, unreachable or silent. MemoryError: another kind of server
+        # answered, and Dask read its first bytes as the length of a huge message.
+        except (OSError, MemoryError):
+            raise ValueError(f"no Dask scheduler answered at {client} within "
+                             f"{CONNECT_TIMEOUT:g} s; check the address and that the "
+                             f"scheduler is running") from None
+    elif client is None:
+        own = Client(LocalCluster(threads_per_worker=1, processes=True,
+                                  dashboard_address=None))
+    if own is not None:
+        client = own
+    try:
+        # sequences travel once per worker; each task only names its block
+        [data] = client.scatter([packed], broadcast=True)
+        futures = {client.submit(_block_scores, data, scoring, box, 1, retries=retries,
+                                 pure=False): box for box in boxes}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    finally:
+        if own is not None:
+            cluster = own.cluster
+            own.close()
+            if cluster is not None:
+                cluster.close()

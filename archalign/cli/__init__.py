@@ -1,0 +1,74 @@
+"""The ``archalign`` command line.
+
+One function registers each subcommand on the subparsers and sets ``func`` to the
+function that runs it; runners take the parsed namespace, translate it into keyword
+arguments for the library and return the exit status. Add a subcommand by writing a
+``_add_<name>(subparsers)`` / ``_run_<name>(args)`` pair in a module of this package
+(``trace_cmd``, ``matrix_cmd``, ``align_cmd``; options several share are in ``options``)
+and listing the first in ``_SUBCOMMANDS``.
+
+Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``,
+``report``.
+Errors a user can fix (unknown model, bad option combination, missing or damaged
+file, an OS error, a nonsense value) are printed as one line and exit with status 2;
+Ctrl-C is one line and status 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from archalign._args import OneLineParser, UsageError, os_error_line
+from archalign._version import __version__
+from archalign.cli.align_cmd import _add_align, _add_report
+from archalign.cli.matrix_cmd import _add_cluster, _add_matrix, _add_plot, _add_shortlist
+from archalign.cli.trace_cmd import _add_trace
+
+__all__ = ["main", "build_parser"]
+
+
+# -------------------------------------------------------------------------- main
+_SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot, _add_align,
+                _add_report]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="archalign",
+        description="Architecture similarity of PyTorch models by global alignment of "
+                    "their layer-token sequences.")
+    parser.add_argument("--version", action="version", version=f"archalign {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        return e.code
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, ImportError, OSError) as e:  # ImportError: an extra
+        if isinstance(e, OSError):
+            message = os_error_line(e)
+        else:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"archalign: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("archalign: interrupted; finished traces stay in the cache (and finished "
+              "blocks in --blocks-dir): run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Options shared by the subcommands that compare models: model specs, tokens, scoring."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archalign import defaults
+from archalign._args import finite_float, nonnegative_int, positive_int
+
+
+# ------------------------------------------------------- shared model / scoring options
+def _add_model_args(p, models_help: str) -> None:
+    p.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
+    p.add_argument("--panel", metavar="NAME",
+                   help="add a named panel of models: 'default' (24 timm architectures "
+                        "across families), 'cpu' (4 small ones, quick to train on a CPU) or "
+                        "'paper44' (the NeuRN paper's models as timm / torchvision "
+                        "equivalents)")
+    _add_token_args(p)
+    p.add_argument("-j", "--jobs", type=positive_int, metavar="N",
+                   help="tracing processes and alignment threads (default: all CPUs)")
+    p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root "
+                   "(default: $ARCHALIGN_CACHE_DIR or ~/.cache/archalign/traces)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="do not show progress bars")
+
+
+def _model_specs(args) -> list:
+    from archalign.similarity.panels import PAPER44_UNAVAILABLE, panel
+
+    specs = list(args.models)
+    if args.panel:
+        specs += panel(args.panel)
+        if args.panel == "paper44":
+            print(f"paper44: {len(PAPER44_UNAVAILABLE)} of the paper's models have no "
+                  f"timm/torchvision equivalent and are left out:", file=sys.stderr)
+            for name, why in PAPER44_UNAVAILABLE.items():
+                print(f"  {name}: {why}", file=sys.stderr)
+    if not specs:
+        raise ValueError("give model names / patterns, or --panel NAME")
+    return specs
+
+
+def _add_token_args(p) -> None:
+    """Token and scoring options; the defaults are archalign.defaults'."""
+    p.add_argument("-g", "--granularity", choices=("type", "shape", "full"),
+                   default=defaults.GRANULARITY,
+                   help="token detail: op type only; + kernel/stride/groups; all "
+                        "hyper-parameters (default: %(default)s)")
+    p.add_argument("--rolled", action=argparse.BooleanOptionalAction,
+                   help="collapse tandem repeats of blocks to one copy before aligning, so "
+                        f"depth does not drown design (default: {_on(defaults.ROLLED)})")
+    p.add_argument("--max-period", type=nonnegative_int, default=defaults.MAX_PERIOD or 0, metavar="N",
+                   help="longest repeated block (in tokens) that --rolled collapses; 0 for "
+                        "no limit (default: %(default)s)")
+    p.add_argument("--as-exported", action=argparse.BooleanOptionalAction,
+                   help="read every model as an inference export writes it: BatchNorm "
+                        "folded into its conv, Flatten as reshape, global average pooling "
+                        "as mean (default: on when a model is an ONNX file)")
+    p.add_argument("--family", action=argparse.BooleanOptionalAction,
+                   help="give related tokens partial credit (conv variants, norms, "
+                        "activations, attention ops) instead of a flat mismatch "
+                        f"(default: {_on(defaults.FAMILY)})")
+    p.add_argument("--match", type=finite_float,
+                   help=f"score of identical tokens (default {defaults.MATCH:g})")
+    p.add_argument("--mismatch", type=finite_float,
+                   help=f"score of different tokens (default {defaults.MISMATCH:g})")
+    p.add_argument("--gap", type=finite_float, help="linear gaps: score per gapped position")
+    p.add_argument("--gap-open", type=finite_float,
+                   help=f"affine gaps: score of a gap's first position (default "
+                        f"{defaults.GAP_OPEN:g})")
+    p.add_argument("--gap-extend", type=finite_float,
+                   help=f"affine gaps: score of each further position (default "
+                        f"{defaults.GAP_EXTEND:g})")
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _token_kwargs(args) -> dict:
+    """Keyword arguments of similarity_matrix / align_models / shortlist from the
+    token options: --match / --mismatch make a Scoring, the rest pass through."""
+    from archalign.tokens.scoring import Scoring
+
+    kwargs = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
+              "as_exported": args.as_exported,
+              "max_period": args.max_period or None, "gap": args.gap,
+              "gap_open": args.gap_open, "gap_extend": args.gap_extend}
+    if args.match is None and args.mismatch is None:
+        return kwargs
+    if args.family:
+        raise ValueError("--family builds its own substitution matrix; drop --match / "
+                         "--mismatch or --family")
+    gap_open, gap_extend = defaults.resolve_gaps(args.gap, args.gap_open, args.gap_extend)
+    match = defaults.MATCH if args.match is None else args.match
+    mismatch = defaults.MISMATCH if args.mismatch is None else args.mismatch
+    kwargs.update(scoring=Scoring(match=match, mismatch=mismatch, gap_open=gap_open,
+                                  gap_extend=gap_extend),
+                  family=None, gap=None, gap_open=None, gap_extend=None)
+    return kwargs

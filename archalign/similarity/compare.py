@@ -1,0 +1,130 @@
+"""Model-level entry points: compare architectures end to end.
+
+``similarity_matrix`` runs the whole flow (specs -> traces -> tokens -> ids ->
+compiled all-pairs alignment -> SimilarityMatrix); ``align_models`` shows one
+pair's alignment, the "why" behind a similarity.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from archalign import defaults
+from archalign._version import __version__
+from archalign.alignment.aligner import align, pairwise
+from archalign.similarity.matrix import SimilarityMatrix
+from archalign.similarity.measures import SIMILARITIES
+from archalign.tokens.encode import encode_traces
+from archalign.tokens.scoring import Scoring
+from archalign.tracing.specs import resolve_traces
+
+__all__ = ["similarity_matrix", "align_models", "PRESETS"]
+
+PRESETS = ("paper",)
+
+
+def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=None,
+                      similarity: str = "normalized", *, family: bool | float | None = None,
+                      rolled: bool | None = None,
+                      max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
+                      gap_open: float | None = None, gap_extend: float | None = None,
+                      preset: str | None = None, jobs: int | None = None, cache_dir=None,
+                      progress: bool = True, backend: str = "threads", client=None,
+                      block: int | None = None, blocks_dir=None,
+                      as_exported: bool | None = None) -> SimilarityMatrix:
+    """Trace, tokenise and align every pair of ``models``.
+
+    The defaults (:mod:`archalign.defaults`, chosen on the whole timm zoo by
+    ``benchmarks/bench_families.py``) are shape tokens, rolled repeats, match 1 /
+    mismatch -1 and affine gaps. ``rolled=False, gap=-1`` is the first release's
+    setting.
+
+    Parameters
+    ----------
+    models : list of model specs
+        timm names, wildcard patterns, ``"torchvision:<name>"``, nn.Modules or
+        Traces (see archalign.tracing.specs); ``archalign.panel("default")`` for a panel.
+    granularity : "type", "shape" or "full"
+        How much of each layer's hyper-parameters its token carries.
+    scoring : Scoring, optional
+        Fixes substitution scores and gaps itself (then leave ``family`` and the
+        gap keywords out).
+    similarity : "normalized" or "correlation"
+    family : bool or float, optional
+        Partial credit between related tokens (Vocabulary.substitution_matrix).
+    rolled : bool, optional
+        Collapse tandem repeats before aligning (archalign.roll), so that depth
+        (how often a block repeats) does not drown design (which blocks).
+    max_period : int or None
+        Longest repeated block that rolling collapses (None: no limit).
+    gap, gap_open, gap_extend : float, optional
+        ``gap`` alone for linear gaps, ``gap_open`` and ``gap_extend`` for affine.
+    preset : "paper", optional
+        The NeuRN paper's settings: type tokens unrolled, Scoring.paper(),
+        correlation.
+    jobs : int, optional
+        Worker processes for tracing and threads for alignment (None: all cores).
+    backend, client, block, blocks_dir
+        Passed to :func:`archalign.pairwise` (``out=blocks_dir``): Dask and
+        resumable on-disk computation of the score matrix, for big panels.
+    as_exported : bool, optional
+        Read every model as an inference export writes it: BatchNorm folded into its
+        conv, one spelling for flattening and global pooling (archalign.tokens.folding).
+        None: on when a model is an ONNX graph.
+    """
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
+        granularity, scoring, similarity, rolled = "type", Scoring.paper(), "correlation", False
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
+                                    tokens_only=True)
+    enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
+                        max_period=max_period, gap=gap, gap_open=gap_open,
+                        gap_extend=gap_extend, as_exported=as_exported)
+    scores = np.array(pairwise(enc.seqs, enc.scoring, n_jobs=jobs, backend=backend,
+                               client=client, block=block, out=blocks_dir, progress=progress))
+    lengths = [len(s) for s in enc.seqs]
+    settings = {
+        "granularity": granularity, "scoring": repr(enc.scoring),
+        "family": enc.family or False, "rolled": enc.rolled, "max_period": max_period,
+        "as_exported": enc.as_exported, "gap_open": enc.scoring.gap_open,
+        "gap_extend": enc.scoring.gap_extend,
+        "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
+        "lengths": lengths, "unrolled_lengths": [len(t) for t in traces],
+        "vocabulary": enc.vocab.tokens, "versions": _versions(__version__),
+    }
+    return SimilarityMatrix.from_scores(labels, scores, similarity, lengths=lengths,
+                                        scoring=enc.scoring, settings=settings)
+
+
+def _versions(archalign_version: str) -> dict:
+    # Package metadata, not imports: a matrix of cached traces needs no torch.
+    from importlib import metadata
+
+    return {"archalign": archalign_version, "timm": metadata.version("timm"),
+            "torch": metadata.version("torch")}
+
+
+def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
+                 family: bool | float | None = None, rolled: bool | None = None,
+                 max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
+                 gap_open: float | None = None, gap_extend: float | None = None,
+                 cache_dir=None, as_exported: bool | None = None):
+    """One optimal alignment of two models' token sequences, with the settings of
+    :func:`similarity_matrix` (rolled blocks carry their repeat counts).
+
+    Returns (alignment, vocabulary); ``alignment.format(vocabulary)`` prints
+    it with token names, ``archalign.similarity.plotting.alignment_view`` draws it.
+    """
+    labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False,
+                                    tokens_only=True)
+    if len(traces) != 2:
+        raise ValueError(f"align_models needs two distinct models, got {labels}")
+    enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
+                        max_period=max_period, gap=gap, gap_open=gap_open,
+                        gap_extend=gap_extend, as_exported=as_exported)
+    alignment = align(enc.seqs[0], enc.seqs[1], enc.scoring)
+    return replace(alignment, a_counts=enc.counts[0], b_counts=enc.counts[1]), enc.vocab

@@ -1,0 +1,301 @@
+"""Similarity matrices between architectures, and what users do with them.
+
+``SimilarityMatrix`` holds labels, raw global alignment scores and a similarity
+derived from them, and hands scipy-native objects onward (condensed distances,
+linkage matrices, 1-based cluster ids).
+
+The similarities themselves (``"normalized"``, ``"correlation"``) are defined in
+:mod:`archalign.similarity.measures`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from archalign._io import arrays_digest, atomic_write_bytes
+from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
+                                          correlation_similarity, normalized_similarity)
+
+__all__ = ["SimilarityMatrix", "MatrixFileError"]
+
+
+class MatrixFileError(ValueError):
+    """A file that is not a (sound) archalign similarity matrix."""
+
+
+_MEMBERS = ("labels", "scores", "values", "similarity", "settings")
+
+
+def _read_npz(path: Path) -> dict:
+    """The constructor's arguments from a saved ``.npz``, checked (see ``load``)."""
+    def refuse(why: str) -> MatrixFileError:
+        return MatrixFileError(f"{path}: not an archalign matrix file, or a damaged one "
+                               f"({why}); write it again with `archalign matrix ... --out "
+                               f"{path.name}`")
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            members = {name: f[name] for name in f.files}
+    except ValueError as exc:  # numpy's "pickled data" for anything not .npy / .npz
+        raise refuse("not a NumPy .npz archive" if "pickle" in str(exc) else str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - zip, zlib and header damage raise many types
+        raise refuse(f"{type(exc).__name__}: {exc}") from None
+    missing = [m for m in _MEMBERS if m not in members]
+    if missing:
+        raise refuse(f"missing {', '.join(missing)}")
+    if "digest" in members and str(members["digest"]) != arrays_digest({m: members[m] for m in _MEMBERS}):
+        raise refuse("its SHA-256 does not match its contents")
+    labels, scores, values = members["labels"], members["scores"], members["values"]
+    n = labels.shape[0] if labels.ndim == 1 else -1
+    if labels.dtype.kind != "U" or n < 0:
+        raise refuse("labels are not a list of names")
+    for name, a in (("scores", scores), ("values", values)):
+        if a.dtype != np.float64 or a.shape != (n, n):
+            raise refuse(f"{name} are not a float64 ({n}, {n}) array")
+    try:
+        settings = json.loads(str(members["settings"]))
+    except ValueError:
+        raise refuse("settings are not JSON") from None
+    if not isinstance(settings, dict):
+        raise refuse("settings are not a JSON object")
+    if str(members["similarity"]) not in SIMILARITIES or len(set(labels)) != n:
+        raise refuse("unknown similarity or repeated labels")
+    return {"labels": [str(x) for x in labels], "scores": scores, "values": values,
+            "similarity": str(members["similarity"]), "settings": settings}
+
+
+@dataclass
+class SimilarityMatrix:
+    """Labels, raw alignment scores and the similarity derived from them.
+
+    Attributes
+    ----------
+    labels : list of str
+    scores : (n, n) float64, raw global alignment scores
+    values : (n, n) float64, the similarity (see the module docstring)
+    similarity : "normalized" or "correlation"
+    settings : dict, what produced the matrix (granularity, scoring, versions, ...)
+    """
+
+    labels: list
+    scores: np.ndarray
+    values: np.ndarray
+    similarity: str = "normalized"
+    settings: dict | None = None
+
+    def __post_init__(self):
+        self.labels = [str(x) for x in self.labels]
+        self.scores = np.asarray(self.scores, dtype=np.float64)
+        self.values = np.asarray(self.values, dtype=np.float64)
+        n = len(self.labels)
+        if self.scores.shape != (n, n) or self.values.shape != (n, n):
+            raise ValueError(f"SimilarityMatrix: {n} labels need (n, n) scores and values, "
+                             f"got {self.scores.shape} and {self.values.shape}")
+        if len(set(self.labels)) != n:
+            dup = sorted({x for x in self.labels if self.labels.count(x) > 1})
+            raise ValueError(f"SimilarityMatrix: labels must be unique; repeated: {dup}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        self.settings = dict(self.settings or {})
+
+    @classmethod
+    def from_scores(cls, labels, scores, similarity="normalized", *, lengths=None,
+                    scoring=None, settings=None) -> "SimilarityMatrix":
+        """Build from raw scores. "normalized" needs sequence ``lengths`` and the
+        ``scoring`` (for its gap scores); the diagonal of ``scores`` gives S(a, a)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if similarity == "normalized":
+            if lengths is None or scoring is None:
+                raise ValueError("similarity='normalized' needs lengths= and scoring=")
+            gaps = all_gap_score(lengths, scoring.gap_open, scoring.gap_extend)
+            self_scores = np.diag(scores)
+            values = normalized_similarity(scores, self_scores, self_scores, gaps, gaps)
+            # asymmetric substitution matrices: average the two directions
+            values = (values + values.T) / 2
+            np.fill_diagonal(values, 1.0)
+        elif similarity == "correlation":
+            values = correlation_similarity(scores)
+        else:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        return cls(list(labels), scores, values, similarity, settings)
+
+    # -- views -------------------------------------------------------------
+    def __len__(self):
+        return len(self.labels)
+
+    def __repr__(self):
+        return (f"SimilarityMatrix({len(self)} models, similarity={self.similarity!r}, "
+                f"granularity={self.settings.get('granularity')!r})")
+
+    @property
+    def distance(self) -> np.ndarray:
+        """1 - similarity, symmetric with a zero diagonal."""
+        d = 1.0 - (self.values + self.values.T) / 2
+        np.fill_diagonal(d, 0.0)
+        return np.maximum(d, 0.0)
+
+    def to_condensed(self) -> np.ndarray:
+        """scipy's condensed distance vector (input of scipy.cluster.hierarchy.linkage)."""
+        from scipy.spatial.distance import squareform
+
+        return squareform(self.distance, checks=False)
+
+    def to_pandas(self, what: str = "values"):
+        """The similarity (or ``what="scores"`` / ``"distance"``) as a labelled DataFrame."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is optional
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+        data = {"values": self.values, "scores": self.scores, "distance": self.distance}[what]
+        return pd.DataFrame(data, index=self.labels, columns=self.labels)
+
+    def index(self, label: str) -> int:
+        try:
+            return self.labels.index(label)
+        except ValueError:
+            import difflib
+
+            close = difflib.get_close_matches(label, self.labels, n=5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise KeyError(f"{label!r} is not in this matrix{hint}") from None
+
+    def nearest(self, label: str, k: int = 5) -> list[tuple[str, float]]:
+        """The k most similar other models, most similar first."""
+        i = self.index(label)
+        order = [j for j in np.argsort(-self.values[i], kind="stable") if j != i]
+        return [(self.labels[j], float(self.values[i, j])) for j in order[:k]]
+
+    def submatrix(self, labels) -> "SimilarityMatrix":
+        """The matrix restricted to ``labels`` (in that order).
+
+        A correlation similarity is kept as computed on the full panel.
+        """
+        idx = [self.index(x) for x in labels]
+        return SimilarityMatrix([self.labels[i] for i in idx], self.scores[np.ix_(idx, idx)],
+                                self.values[np.ix_(idx, idx)], self.similarity,
+                                self.settings)
+
+    # -- clustering ----------------------------------------------------------
+    def linkage(self, method: str = "average", optimal_ordering: bool = True) -> np.ndarray:
+        """scipy linkage matrix Z of the distance; average linkage (UPGMA) by default,
+        since alignment distances are not Euclidean (no ward/centroid/median)."""
+        from scipy.cluster.hierarchy import linkage
+
+        if method in ("ward", "centroid", "median"):
+            raise ValueError(f"method={method!r} assumes Euclidean distances; use "
+                             f"'average' (default), 'complete', 'single' or 'weighted'")
+        if len(self) < 2:
+            raise ValueError("clustering needs at least two models")
+        return linkage(self.to_condensed(), method=method, optimal_ordering=optimal_ordering)
+
+    def clusters(self, n: int | None = None, threshold: float | None = None,
+                 method: str = "average") -> np.ndarray:
+        """1-based cluster ids (scipy's fcluster), cut into ``n`` clusters or at a
+        distance ``threshold``; exactly one of the two."""
+        from scipy.cluster.hierarchy import fcluster
+
+        if (n is None) == (threshold is None):
+            raise ValueError("give exactly one of n= (number of clusters) or threshold= "
+                             "(distance at which to cut the dendrogram)")
+        Z = self.linkage(method)
+        if n is not None:
+            if not 1 <= n <= len(self):
+                raise ValueError(f"n must be between 1 and {len(self)}, got {n}")
+            return fcluster(Z, n, criterion="maxclust")
+        return fcluster(Z, threshold, criterion="distance")
+
+    def groups(self, cluster_ids) -> dict[int, list[str]]:
+        """{cluster id: [labels]} for ids from :meth:`clusters`."""
+        out: dict[int, list[str]] = {}
+        for label, c in zip(self.labels, cluster_ids):
+            out.setdefault(int(c), []).append(label)
+        return out
+
+    def agreement(self, grouping, n: int | None = None, method: str = "average") -> dict:
+        """How well the clustering matches a known grouping (e.g. family prefixes).
+
+        ``grouping``: one group label per model, or a function label -> group.
+        Returns the adjusted Rand index of the clusters cut at the grouping's
+        number of groups (or ``n``), and the cophenetic correlation of the
+        linkage (how faithfully the dendrogram keeps the distances).
+        """
+        from scipy.cluster.hierarchy import cophenet
+
+        groups = [grouping(x) for x in self.labels] if callable(grouping) else list(grouping)
+        if len(groups) != len(self):
+            raise ValueError(f"grouping has {len(groups)} entries for {len(self)} models")
+        n = n or len(set(groups))
+        Z = self.linkage(method)
+        coph, _ = cophenet(Z, self.to_condensed())
+        return {"adjusted_rand_index": adjusted_rand_index(groups, self.clusters(n=n, method=method)),
+                "cophenetic_correlation": float(coph), "n_clusters": n}
+
+    def shortlist(self, k: int, method: str = "medoids", must_include=(), exclude=()):
+        """k diverse models: cluster medoids or greedy farthest points. See archalign.similarity.shortlist."""
+        from archalign.similarity.shortlist import shortlist_from_matrix
+
+        return shortlist_from_matrix(self, k, method=method, must_include=must_include,
+                                     exclude=exclude)
+
+    # -- plots ---------------------------------------------------------------
+    def plot_dendrogram(self, **kwargs):
+        """Dendrogram figure; see archalign.similarity.plotting.dendrogram."""
+        from archalign.similarity.plotting import dendrogram
+
+        return dendrogram(self, **kwargs)
+
+    def plot_heatmap(self, **kwargs):
+        """Clustered heatmap figure; see archalign.similarity.plotting.heatmap."""
+        from archalign.similarity.plotting import heatmap
+
+        return heatmap(self, **kwargs)
+
+    def to_html(self, path, **kwargs) -> Path:
+        """Interactive offline report (heatmap, dendrogram, search, alignments); see
+        archalign.similarity.report.write_report."""
+        from archalign.similarity.report import write_report
+
+        return write_report(self, path, **kwargs)
+
+    # -- files ---------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write ``.npz`` (everything) or ``.csv`` (the similarity, for spreadsheets),
+        atomically (temp file + rename)."""
+        path = Path(path)
+        if path.suffix == ".npz":
+            members = {"labels": np.array(self.labels), "scores": self.scores,
+                       "values": self.values, "similarity": np.array(self.similarity),
+                       "settings": np.array(json.dumps(self.settings, sort_keys=True))}
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **members, digest=np.array(arrays_digest({m: members[m] for m in _MEMBERS})))
+            atomic_write_bytes(path, buf.getvalue())
+        elif path.suffix == ".csv":
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow([""] + self.labels)
+            for label, row in zip(self.labels, self.values):
+                writer.writerow([label] + [f"{v:.6g}" for v in row])
+            atomic_write_bytes(path, text.getvalue().encode())
+        else:
+            raise ValueError(f"unknown file type {path.suffix!r}: use .npz or .csv")
+        return path
+
+    @classmethod
+    def load(cls, path) -> "SimilarityMatrix":
+        """Read a matrix written by :meth:`save` as ``.npz`` (no pickle involved),
+        verified: every member present with its type and shape, and the SHA-256 that
+        :meth:`save` stores matching (files from before the digest have their zip CRCs
+        and the schema checked). A file that fails raises :class:`MatrixFileError`."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file (write one with "
+                                    f"`archalign matrix ... --out {path.name}`)")
+        if path.suffix != ".npz":
+            raise ValueError(f"{path}: load() reads the .npz files save() writes; a .csv "
+                             f"holds only the similarity, read it with pandas")
+        return cls(**_read_npz(path))

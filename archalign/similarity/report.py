@@ -1,0 +1,225 @@
+"""An interactive similarity report: one self-contained, offline HTML file.
+
+``write_report(sm, "report.html")`` (``SimilarityMatrix.to_html``, ``archalign report``)
+writes a page holding a clustered heatmap on a canvas (dendrogram leaf order, zoom and
+pan, hover names both models and the similarity), the dendrogram beside it with an
+adjustable cut, a search box, the shortlist marked, the alignment of any pair a user
+clicks, and the settings that made the matrix.
+
+The page is hand-written (``report.html`` / ``report.css`` / ``report.js`` beside this
+module, inlined at build time), not plotly or bokeh: at 1,371 models a plotting
+library's heatmap is a DOM / SVG / JSON-of-floats problem and its bundle alone is
+megabytes, while one ``ImageData`` of n x n pixels drawn with ``drawImage`` zooms at
+any scale. Data travel as base64 typed arrays in one JSON block: the similarity
+quantised to uint16 over its range (steps of 1.5e-5, hover shows 4 decimals), the
+linkage in leaf positions, and the token sequences.
+
+Alignments are computed in the page, not precomputed: the matrix's own token-id
+sequences (rolled, with their counts) and its scoring are embedded, and the page runs
+the same Gotoh recurrences as ``archalign/alignment/_nw_reference.py``. That reaches every pair
+(939,735 for the zoo) for about 0.5 MB, where precomputing each model's k nearest would
+reach only those. The ``.npz`` holds no sequences, so they are rebuilt from the traces
+(the trace cache for timm names, or ``traces=``) with the settings the file records, and
+checked against it (scoring, sequence lengths, vocabulary); a mismatch is an error, and
+``alignments=False`` makes a page without them.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from archalign._io import atomic_write_text
+
+__all__ = ["write_report", "build_report"]
+
+_ASSETS = Path(__file__).resolve().parent
+# A substitution matrix travels as V x V float32; past this the page would outgrow the
+# size target (full tokens of the zoo: V = 8,712, 300 MB), so such reports carry none.
+_MAX_SUBSTITUTION_VOCAB = 1024
+
+
+def write_report(sm, path, *, shortlist=None, alignments: bool = True, traces=None,
+                 cache_dir=None, n_clusters: int | None = None, method: str = "average",
+                 title: str | None = None) -> Path:
+    """Write the report of SimilarityMatrix ``sm`` to ``path`` (atomically; a missing
+    folder is created) and return the path.
+
+    ``shortlist``: a :class:`archalign.similarity.shortlist.Shortlist` or a list of names to mark;
+    every name must be in the matrix. ``alignments``: embed the token sequences so a
+    click shows a pair's alignment; they come from ``traces`` (one per label, in order)
+    or the trace cache at ``cache_dir``. ``n_clusters``: where the cut starts (default
+    about sqrt(n)).
+    """
+    encoded = _encoded(sm, traces, cache_dir) if alignments else None
+    text = build_report(sm, shortlist=shortlist, encoded=encoded, n_clusters=n_clusters,
+                        method=method, title=title)
+    atomic_write_text(path, text)
+    return Path(path)
+
+
+def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = None,
+                 method: str = "average", title: str | None = None) -> str:
+    """The page as a string; ``encoded`` (archalign.tokens.encode.Encoded) enables alignments."""
+    from scipy.cluster.hierarchy import leaves_list
+
+    n = len(sm)
+    if n < 2:
+        raise ValueError("a report needs at least two models (it clusters them)")
+    Z = sm.linkage(method)
+    order = leaves_list(Z)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    names = list(getattr(shortlist, "names", shortlist) or [])
+    missing = [x for x in names if x not in set(sm.labels)]
+    if missing:
+        raise ValueError(f"the shortlist names {len(missing)} model(s) that are not in the "
+                         f"matrix: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                         f"; make the report from the matrix the shortlist was picked from")
+    lo = -1.0 if sm.similarity == "correlation" else 0.0
+    values = sm.values[np.ix_(order, order)]
+    quantised = np.rint((np.clip(values, lo, 1.0) - lo) / (1.0 - lo) * 65535).astype("<u2")
+    data = {
+        "labels": [sm.labels[i] for i in order],
+        "lo": lo,
+        "values": _typed(quantised),
+        # children as leaf positions (< n) or merge ids (>= n), heights ascending as scipy's
+        "merges": [[_node(a, position), _node(b, position), round(float(h), 6)]
+                   for a, b, h in Z[:, :3]],
+        "clusters": int(n_clusters or max(2, round(np.sqrt(n)))),
+        "shortlist": [int(position[sm.labels.index(x)]) for x in names],
+        "colormap": _viridis(),
+    }
+    data.update(_alignment_data(encoded, order))
+    title = title or _title(sm)
+    page = (_ASSETS / "report.html").read_text(encoding="utf-8")
+    fills = {"TITLE": html.escape(title), "STYLE": (_ASSETS / "report.css").read_text("utf-8"),
+             "SETTINGS": _settings_rows(sm, method, data), "DATA": _script_json(data),
+             "SCRIPT": (_ASSETS / "report.js").read_text("utf-8")}
+    # one pass, so that no filled-in text is itself searched for placeholders
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: fills[m.group(1)], page)
+
+
+def _node(node: float, position: np.ndarray) -> int:
+    """A linkage child as the page reads it: a leaf's position, or a merge's id (>= n)."""
+    node = int(node)
+    return int(position[node]) if node < len(position) else node
+
+
+def _encoded(sm, traces, cache_dir):
+    """The matrix's token sequences and scoring, rebuilt from traces and checked."""
+    from archalign.tokens.encode import encode_traces
+    from archalign.tokens.scoring import Scoring
+    from archalign.tracing.specs import resolve_traces
+
+    s = sm.settings
+    needed = [k for k in ("granularity", "rolled", "scoring", "lengths", "vocabulary",
+                          "gap_open", "gap_extend") if k not in s]
+    if needed:
+        raise ValueError(f"this matrix does not record {', '.join(needed)}, so its alignments "
+                         f"cannot be rebuilt; make the report with alignments=False "
+                         f"(--no-alignments)")
+    if traces is None:
+        try:
+            labels, traces = resolve_traces(sm.labels, cache_dir=cache_dir, progress=False,
+                                            tokens_only=True)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"cannot get the matrix's token sequences from traces ({exc}); "
+                             f"give the trace cache with --cache-dir, or --no-alignments"
+                             ) from None
+        if labels != sm.labels:
+            lost = sorted(set(sm.labels) - set(labels))
+            raise ValueError(f"no traces for {len(lost)} of the matrix's models "
+                             f"({', '.join(lost[:5])}); give the trace cache with "
+                             f"--cache-dir, or --no-alignments")
+    family = s.get("family") or False
+    if family:
+        kwargs = {"family": family, "gap_open": s["gap_open"], "gap_extend": s["gap_extend"]}
+    else:
+        # a flat scoring is recorded as its repr; match and mismatch are read back from it
+        flat = re.match(r"Scoring\(match=([^,]+), mismatch=([^,]+),", s["scoring"])
+        if not flat:
+            raise ValueError(f"cannot read the scoring {s['scoring']!r} back from the matrix "
+                             f"file; make the report with --no-alignments")
+        kwargs = {"scoring": Scoring(match=float(flat[1]), mismatch=float(flat[2]),
+                                     gap_open=s["gap_open"], gap_extend=s["gap_extend"])}
+    enc = encode_traces(traces, s["granularity"], rolled=s["rolled"],
+                        max_period=s.get("max_period"), as_exported=s.get("as_exported"),
+                        **kwargs)
+    if (repr(enc.scoring) != s["scoring"] or [len(x) for x in enc.seqs] != list(s["lengths"])
+            or enc.vocab.tokens != list(s["vocabulary"])):
+        raise ValueError("the traces found no longer give the sequences this matrix was made "
+                         "from (other tokens, lengths or scoring); make the matrix again, or "
+                         "the report with --no-alignments")
+    return enc
+
+
+def _alignment_data(enc, order) -> dict:
+    if enc is None:
+        return {"sequences": None, "alignments_note": "made without alignments"}
+    V = len(enc.vocab)
+    sub = enc.scoring.substitution
+    if sub is not None and V > _MAX_SUBSTITUTION_VOCAB:
+        return {"sequences": None, "alignments_note": f"the substitution matrix of {V} "
+                f"tokens is too big to embed; use `archalign align A B`"}
+    seqs = [np.asarray(enc.seqs[i]) for i in order]
+    counts = [np.asarray(enc.counts[i]) for i in order]
+    ids = np.concatenate(seqs) if seqs else np.zeros(0)
+    flat_counts = np.concatenate(counts)
+    return {
+        "sequences": {"ids": _typed(ids.astype("<u2" if V < 2 ** 16 else "<u4")),
+                      "counts": _typed(flat_counts.astype(
+                          "<u2" if flat_counts.max(initial=0) < 2 ** 16 else "<u4")),
+                      "offsets": np.concatenate([[0], np.cumsum([len(x) for x in seqs])]
+                                                ).tolist()},
+        "vocabulary": list(enc.vocab.tokens),
+        "scoring": {"match": enc.scoring.match, "mismatch": enc.scoring.mismatch,
+                    "gap_open": enc.scoring.gap_open, "gap_extend": enc.scoring.gap_extend,
+                    "substitution": None if sub is None
+                    else _typed(np.asarray(sub, dtype="<f4"))},
+        "alignments_note": "",
+    }
+
+
+def _typed(a: np.ndarray) -> dict:
+    dtype = {"u1": "uint8", "u2": "uint16", "u4": "uint32", "f4": "float32"}[a.dtype.str[1:]]
+    return {"dtype": dtype, "data": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()}
+
+
+def _viridis() -> str:
+    # the PNG heatmap's colour map, so that the page and plot_heatmap read alike
+    from matplotlib import colormaps
+
+    rgb = (colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255).round()
+    return base64.b64encode(rgb.astype(np.uint8).tobytes()).decode()
+
+
+def _script_json(data: dict) -> str:
+    # inside <script>, "</" could close the element early; "<\/" is the same JSON string
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _title(sm) -> str:
+    s = sm.settings
+    rolled = "rolled " if s.get("rolled") else ""
+    grain = f"{s['granularity']} tokens" if "granularity" in s else "tokens"
+    return f"{len(sm)} architectures: {sm.similarity} similarity of {rolled}{grain}"
+
+
+def _settings_rows(sm, method: str, data: dict) -> str:
+    s = sm.settings
+    rows = [("models", len(sm)), ("similarity", sm.similarity), ("linkage", method)]
+    rows += [(k, s[k]) for k in ("granularity", "rolled", "max_period", "family", "scoring",
+                                 "gap_open", "gap_extend", "as_exported", "preset") if k in s]
+    rows += [(f"version of {k}", v) for k, v in s.get("versions", {}).items()]
+    seqs = data["sequences"]
+    rows.append(("alignments", f"computed in this page from the embedded token ids "
+                               f"({seqs['offsets'][-1]:,} tokens over a vocabulary of "
+                               f"{len(data['vocabulary'])})" if seqs
+                 else data["alignments_note"]))
+    return "\n".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                     for k, v in rows)

@@ -1,0 +1,225 @@
+"""Pick a few diverse architectures: one per cluster, or greedy farthest points.
+
+Two ways in:
+
+- ``SimilarityMatrix.shortlist(k, method="medoids" | "farthest")`` when the full
+  n x n matrix exists. "medoids" cuts the average-linkage dendrogram into k
+  clusters and takes each cluster's medoid (the member with the smallest total
+  distance to its cluster-mates); "farthest" is greedy farthest-point selection
+  (Gonzalez), starting from the medoid of the whole panel.
+- :func:`shortlist` for zoo-sized inputs: farthest-point selection that never
+  builds the n x n matrix. Each step aligns the newest pick against all n
+  sequences (the rectangular ``pairwise``), so k picks cost n x k alignments.
+  Without ``must_include`` it starts from the first model given.
+
+Both honour ``must_include`` (always selected, and in "medoids" they stand for
+their cluster) and ``exclude`` (never selected). The result is a
+:class:`Shortlist`, written as ``shortlist.json`` for the ``neurn`` study.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from archalign import defaults
+
+__all__ = ["Shortlist", "shortlist", "shortlist_from_matrix"]
+
+METHODS = ("medoids", "farthest")
+
+
+@dataclass
+class Shortlist:
+    """Selected model names, in selection order, with why each was chosen.
+
+    ``details[i]`` describes ``names[i]``: for medoids its cluster's size and
+    members, for farthest points the distance to the closest earlier pick.
+    """
+
+    names: list
+    method: str
+    details: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    def save(self, path) -> Path:
+        """Write JSON atomically (the file ``neurn run --models`` reads)."""
+        from archalign._io import atomic_write_bytes
+
+        path = Path(path)
+        atomic_write_bytes(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Shortlist":
+        """Read a file :meth:`save` wrote, schema-checked (``names`` a non-empty list of
+        model names, ...). Shortlists are meant to be edited by hand, so no digest."""
+        path = Path(path)
+
+        def refuse(why: str) -> ValueError:
+            return ValueError(f"{path} is not a shortlist file written by archalign ({why}); "
+                              f"make one with `archalign shortlist MODELS... -k K --out "
+                              f"{path.name}`")
+
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such shortlist (make one with "
+                                    f"`archalign shortlist MODELS... -k K --out {path.name}`)"
+                                    ) from None
+        except ValueError as exc:  # not JSON, not UTF-8
+            raise refuse(f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(data, dict):
+            raise refuse("not a JSON object")
+        names = data.get("names")
+        if (not isinstance(names, list) or not names
+                or not all(isinstance(x, str) and x for x in names)):
+            raise refuse(f"'names' must be a non-empty list of model names, got {names!r:.60}")
+        checks = (("method", str, None), ("details", list, []), ("settings", dict, {}))
+        values = {}
+        for key, kind, default in checks:
+            value = data.get(key, default)
+            if not isinstance(value, kind):
+                raise refuse(f"{key!r} must be a {kind.__name__}, got {value!r:.60}")
+            values[key] = value
+        return cls(names, **values)
+
+    def __len__(self):
+        return len(self.names)
+
+
+def _check_selection(labels, k, method, must_include, exclude):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    index = {x: i for i, x in enumerate(labels)}
+    for name, group in (("must_include", must_include), ("exclude", exclude)):
+        missing = [x for x in group if x not in index]
+        if missing:
+            raise ValueError(f"{name} names models that are not in the panel: {missing}")
+    clash = sorted(set(must_include) & set(exclude))
+    if clash:
+        raise ValueError(f"models both in must_include and exclude: {clash}")
+    available = len(labels) - len(set(exclude))
+    if not 1 <= k <= available:
+        raise ValueError(f"k must be between 1 and the {available} models not excluded, got {k}")
+    if len(set(must_include)) > k:
+        raise ValueError(f"must_include has {len(set(must_include))} models, more than k={k}")
+    must = [index[x] for x in dict.fromkeys(must_include)]
+    candidates = np.array([i for i in range(len(labels)) if labels[i] not in set(exclude)])
+    return must, candidates
+
+
+def _farthest_points(distance_to, n, candidates, k, start):
+    """Greedy farthest-point picks. distance_to(i) -> distances from i to all n."""
+    picks, details = [], []
+    closest = np.full(n, np.inf)
+    allowed = np.zeros(n, dtype=bool)
+    allowed[candidates] = True
+    for i in start:
+        details.append({"min_distance_to_earlier": float(closest[i]) if picks else None})
+        picks.append(i)
+        closest = np.minimum(closest, distance_to(i))
+    while len(picks) < k:
+        gaps = np.where(allowed, closest, -np.inf)
+        gaps[picks] = -np.inf
+        i = int(np.argmax(gaps))  # ties: lowest index, so the result is deterministic
+        details.append({"min_distance_to_earlier": float(closest[i])})
+        picks.append(i)
+        closest = np.minimum(closest, distance_to(i))
+    return picks, details
+
+
+def _medoid(D, members):
+    return members[int(np.argmin(D[np.ix_(members, members)].sum(axis=1)))]
+
+
+def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), exclude=()):
+    """k diverse models of a SimilarityMatrix (see the module docstring)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    must, candidates = _check_selection(sm.labels, k, method, must_include, exclude)
+    D = sm.distance
+    settings = dict(sm.settings, similarity=sm.similarity, k=k,
+                    must_include=list(must_include), exclude=list(exclude))
+    if method == "farthest":
+        start = must or [_medoid(D, candidates)]
+        picks, details = _farthest_points(lambda i: D[i], len(sm), candidates, k, start)
+        return Shortlist([sm.labels[i] for i in picks], method, details, settings)
+
+    sub = D[np.ix_(candidates, candidates)]
+    if len(candidates) == 1:
+        ids = np.ones(1, dtype=int)
+    else:
+        Z = linkage(squareform(sub, checks=False), method="average")
+        ids = fcluster(Z, k, criterion="maxclust")
+    clusters = [candidates[ids == c] for c in np.unique(ids)]
+    clusters.sort(key=len, reverse=True)
+    chosen, details = [], []
+    for members in clusters:
+        forced = [i for i in must if i in members]
+        for i in forced or [_medoid(D, members)]:
+            chosen.append(i)
+            details.append({"cluster_size": int(len(members)),
+                            "cluster": [sm.labels[j] for j in members],
+                            "forced": i in must})
+    # Forced picks sharing a cluster can overshoot k: drop the medoids of the
+    # smallest clusters. Ties in the dendrogram can undershoot: top up with
+    # farthest points.
+    while len(chosen) > k:
+        drop = max(j for j, d in enumerate(details) if not d["forced"])
+        del chosen[drop], details[drop]
+    if len(chosen) < k:
+        extra, extra_details = _farthest_points(lambda i: D[i], len(sm), candidates, k, chosen)
+        for i, d in zip(extra[len(chosen):], extra_details[len(chosen):]):
+            chosen.append(i)
+            details.append(dict(d, forced=False))
+    return Shortlist([sm.labels[i] for i in chosen], method, details, settings)
+
+
+def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scoring=None,
+              family: bool | float | None = None, rolled: bool | None = None,
+              max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
+              gap_open: float | None = None, gap_extend: float | None = None,
+              must_include=(), exclude=(), jobs: int | None = None, cache_dir=None,
+              progress: bool = True, as_exported: bool | None = None) -> Shortlist:
+    """k diverse models by farthest-point selection, without the n x n matrix.
+
+    ``models`` are timm names, wildcard patterns, nn.Modules or Traces, and the
+    token and scoring keywords are those of :func:`archalign.similarity_matrix`.
+    Distances are ``1 - normalized similarity``. Costs n self-alignments plus n x k
+    alignments.
+    """
+    from archalign.alignment.aligner import pairwise, score
+    from archalign.similarity.measures import all_gap_score, normalized_similarity
+    from archalign.tokens.encode import encode_traces
+    from archalign.tracing.specs import resolve_traces
+
+    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
+                                    tokens_only=True)
+    must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)
+    enc = encode_traces(traces, granularity, scoring, family=family,
+                        rolled=rolled, max_period=max_period, gap=gap,
+                        gap_open=gap_open, gap_extend=gap_extend, as_exported=as_exported)
+    seqs, scoring = enc.seqs, enc.scoring
+    selfs = np.array([score(s, s, scoring) for s in seqs])
+    gaps = all_gap_score([len(s) for s in seqs], scoring.gap_open, scoring.gap_extend)
+
+    def distance_to(i):
+        row = pairwise([seqs[i]], scoring, n_jobs=jobs, others=seqs)
+        sim = normalized_similarity(row, selfs[[i]], selfs, gaps[[i]], gaps)[0]
+        if not scoring.symmetric:
+            col = pairwise(seqs, scoring, n_jobs=jobs, others=[seqs[i]])[:, 0]
+            sim = (sim + normalized_similarity(col[:, None], selfs, selfs[[i]], gaps,
+                                               gaps[[i]])[:, 0]) / 2
+        return 1.0 - sim
+
+    picks, details = _farthest_points(distance_to, len(labels), candidates, k,
+                                      must or [int(candidates[0])])
+    settings = {"granularity": granularity, "scoring": repr(scoring), "similarity": "normalized",
+                "rolled": enc.rolled, "as_exported": enc.as_exported,
+                "k": k, "must_include": list(must_include), "exclude": list(exclude),
+                "streaming": True}
+    return Shortlist([labels[i] for i in picks], "farthest", details, settings)

@@ -1,0 +1,5 @@
+"""Stage 2, Trace -> ids: traces' token strings in, int32 id sequences over one
+:class:`~archalign.tokens.vocabulary.Vocabulary` and the
+:class:`~archalign.tokens.scoring.Scoring` to align them with out.
+Open ``encode.py`` first (``encode_traces``); ``vocabulary.py`` holds the family table.
+"""

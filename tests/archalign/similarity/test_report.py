@@ -1,0 +1,186 @@
+"""The HTML report: built offline, refused on bad input, and driven in a real browser.
+
+The browser tests run Debian's chromium through chromedriver (selenium, in the `test`
+extra); where no browser can be had they skip and say why.
+"""
+import io
+import re
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+
+import archalign
+from archalign.cli import main
+from archalign.similarity.matrix import SimilarityMatrix
+from archalign.similarity.shortlist import Shortlist
+from archalign.tracing.specs import resolve_traces
+
+MODELS = ["resnet18", "resnet34", "vgg11", "vgg13", "vit_tiny_patch16_224",
+          "deit_tiny_patch16_224"]
+# the default setting (affine gaps, rolled), the paper's (linear gaps, unrolled type
+# tokens) and family credit (a substitution matrix in the page)
+SETTINGS = {"default": {}, "paper": {"preset": "paper"}, "family": {"family": True}}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("traces"))
+
+
+@pytest.fixture(scope="module")
+def matrices(cache):
+    return {name: archalign.similarity_matrix(MODELS, cache_dir=cache, progress=False, **kw)
+            for name, kw in SETTINGS.items()}
+
+
+@pytest.fixture(scope="module")
+def pages(matrices, cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pages")
+    return {name: sm.to_html(out / f"{name}.html", cache_dir=cache, shortlist=["vgg11"])
+            for name, sm in matrices.items()}
+
+
+def test_page_is_self_contained(pages):
+    text = pages["default"].read_text()
+    assert "https://" not in text and "http://" not in text
+    assert not re.search(r"\b(src|href)\s*=", text)  # no file or host to fetch
+    assert "default-src 'none'" in text  # and the browser is told to fetch nothing
+
+
+def test_cli_report_with_shortlist(matrices, cache, tmp_path, capsys):
+    sim = matrices["default"].save(tmp_path / "sim.npz")
+    matrices["default"].shortlist(3).save(tmp_path / "s.json")
+    out = tmp_path / "new" / "folder" / "r.html"  # missing folders are created
+    assert main(["report", str(sim), "--out", str(out), "--shortlist", str(tmp_path / "s.json"),
+                 "--cache-dir", cache]) == 0
+    assert "wrote" in capsys.readouterr().out and out.stat().st_size > 10_000
+
+
+def _error(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    return err
+
+
+def test_bad_inputs(matrices, tmp_path, capsys):
+    sim = matrices["default"].save(tmp_path / "sim.npz")
+    out = str(tmp_path / "r.html")
+    assert "no such file" in _error(["report", str(tmp_path / "nope.npz"), "--out", out], capsys)
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(sim.read_bytes()[:500])
+    assert "damaged" in _error(["report", str(damaged), "--out", out], capsys)
+    Shortlist(["vgg11", "alexnet"], "medoids").save(tmp_path / "s.json")
+    err = _error(["report", str(sim), "--out", out, "--shortlist", str(tmp_path / "s.json"),
+                  "--no-alignments"], capsys)
+    assert "not in the matrix: alexnet" in err
+    assert "Is a directory" in _error(["report", str(sim), "--out", str(tmp_path),
+                                       "--no-alignments"], capsys)
+
+
+def test_alignments_need_matching_traces(matrices, cache, tmp_path):
+    sm = matrices["default"]
+    renamed = SimilarityMatrix([f"{x}_v2" for x in sm.labels], sm.scores, sm.values,
+                               sm.similarity, sm.settings)
+    with pytest.raises(ValueError, match="--no-alignments"):
+        renamed.to_html(tmp_path / "r.html")
+    assert renamed.to_html(tmp_path / "r.html", alignments=False).stat().st_size > 5_000
+    _, traces = resolve_traces(MODELS, cache_dir=cache, progress=False, tokens_only=True)
+    with pytest.raises(ValueError, match="no longer give the sequences"):
+        sm.to_html(tmp_path / "r.html", traces=traces[::-1])
+
+
+# ------------------------------------------------------------------------ in a browser
+def _browser():
+    """A headless chromium with the network off, or a skip saying what is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver",
+                                    reason="selenium is not installed (pip install -e '.[test]')")
+    binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                  "google-chrome"))), None)
+    driver_binary = shutil.which("chromedriver")
+    if binary is None or driver_binary is None:
+        pytest.skip("no chromium / chromedriver on PATH (apt-get install chromium "
+                    "chromium-driver; .ci/run does)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    # without the background-networking switches chromium dials out at start-up
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                 f"--user-data-dir={tempfile.mkdtemp(prefix='archalign-chromium-')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(driver_binary), options=options)
+    except Exception as exc:  # noqa: BLE001 - any failure to start means: no browser here
+        pytest.skip(f"chromium would not start: {type(exc).__name__}: {str(exc)[:200]}")
+    driver.set_network_conditions(offline=True, latency=0, download_throughput=0,
+                                  upload_throughput=0)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = _browser()
+    yield driver
+    driver.quit()
+
+
+def _open(browser, path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(path.as_uri())
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return window.archalignReport && window.archalignReport.painted"))
+
+
+def _pixels(element) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(element.screenshot_as_png)).convert("RGB"))
+
+
+def test_page_in_browser(browser, pages, matrices):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    _open(browser, pages["default"])
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+    canvas = browser.find_element(By.ID, "view")
+    pixels = _pixels(canvas)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, "the heatmap canvas is blank"
+
+    box = browser.find_element(By.ID, "search")
+    box.send_keys("vgg13")
+    assert browser.find_element(By.ID, "search-status").text.startswith("vgg13: row")
+    magenta = np.all(np.abs(_pixels(canvas).astype(int) - [255, 0, 255]) < 40, axis=-1)
+    assert magenta.sum() > 50, "the found model is not highlighted"
+
+    x, y = browser.execute_script("return window.archalignReport.cellCentre('vgg11', 'vgg13')")
+    rect = browser.execute_script("return arguments[0].getBoundingClientRect()", canvas)
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, x - rect["left"] - rect["width"] / 2, y - rect["top"] - rect["height"] / 2
+    ).click().perform()
+    title = browser.find_element(By.ID, "alignment-title").text
+    sm = matrices["default"]
+    score = sm.scores[sm.index("vgg11"), sm.index("vgg13")]
+    assert title.startswith("vgg11 (top) vs vgg13 (bottom)") and f"score {score:g}," in title
+    assert "Conv2d" in browser.find_element(By.ID, "alignment-body").text
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_page_aligner_agrees_with_archalign(browser, pages, matrices, setting):
+    """The page's Gotoh gives the compiled aligner's score for every pair."""
+    _open(browser, pages[setting])
+    sm = matrices[setting]
+    page = browser.execute_script(
+        "const r = window.archalignReport;"
+        "return arguments[0].map(a => arguments[0].map(b => r.align(a, b)))", sm.labels)
+    np.testing.assert_allclose(page, sm.scores, rtol=0, atol=1e-9)
