@@ -1,5 +1,4 @@
-"""Stage 3, ids -> scores: token-id sequences and a Scoring in, global alignment scores
-(one pair, an alignment with its traceback, or the all-pairs matrix) out.
-Open ``aligner.py`` first (``score``, ``align``, ``pairwise``); ``core.py`` drives the
-compiled ``_nw`` kernels, ``blocked.py`` the resumable and Dask all-pairs runs.
+"""Stage 3, ids -> scores: token-id sequences and a ``Scoring`` in, global alignment scores
+(a pair, an alignment with its traceback, the all-pairs matrix) out. Open ``aligner.py``
+first; ``core.py`` drives the compiled ``_nw``, ``blocked.py`` resumable and Dask runs.
 """

@@ -1,4 +1,6 @@
-"""The ``archalign`` command line.
+"""The ``archalign`` command line, over every stage: argv in, library calls, files and an
+exit status out. Open this module first (``main``, ``build_parser``), then the
+``*_cmd`` module of a subcommand.
 
 One function registers each subcommand on the subparsers and sets ``func`` to the
 function that runs it; runners take the parsed namespace, translate it into keyword

@@ -1,7 +1,6 @@
-"""Stage 4, scores -> results: raw alignment scores in, a
-:class:`~archalign.similarity.matrix.SimilarityMatrix` and what follows from it out
-(linkage, clusters, shortlists, plots, an HTML report). Open ``compare.py`` first
-(``similarity_matrix``: the whole pipeline), then ``matrix.py``.
+"""Stage 4, scores -> results: raw alignment scores in, a ``SimilarityMatrix`` and what
+follows from it (linkage, clusters, shortlists, plots, an HTML report) out. Open
+``compare.py`` first (``similarity_matrix``: the whole pipeline), then ``matrix.py``.
 """
 # The names of the former ``archalign.similarity`` module, which this package replaces.
 from archalign.similarity.matrix import MatrixFileError, SimilarityMatrix

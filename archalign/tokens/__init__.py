@@ -1,5 +1,4 @@
 """Stage 2, Trace -> ids: traces' token strings in, int32 id sequences over one
-:class:`~archalign.tokens.vocabulary.Vocabulary` and the
-:class:`~archalign.tokens.scoring.Scoring` to align them with out.
+``Vocabulary`` plus the ``Scoring`` to align them with out.
 Open ``encode.py`` first (``encode_traces``); ``vocabulary.py`` holds the family table.
 """

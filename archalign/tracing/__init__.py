@@ -1,7 +1,6 @@
 """Stage 1, specs -> Trace: a model, a timm / torchvision / transformers name or an ONNX
-file in, a :class:`~archalign.tracing.calls.Trace` (its calls and their tokens) out.
-Open ``api.py`` first (``trace``), then ``calls.py``; ``zoo.py`` traces many models
-through the cache and ``specs.py`` turns user specs into labelled traces.
+file in, a ``Trace`` (the calls one forward pass runs, and their tokens) out. Open
+``api.py`` first (``trace``), then ``calls.py``; ``zoo.py`` traces many models, cached.
 """
 # The names of the former ``archalign.tracing`` module, which this package replaces.
 from archalign.tracing.api import trace
