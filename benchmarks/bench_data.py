@@ -40,7 +40,7 @@ from neurn.data.batches import ArrayBatches, FolderBatches  # noqa: E402
 from neurn.data.folder import FolderDomain  # noqa: E402
 from neurn.data.image_cache import cached_images  # noqa: E402
 from neurn.models import build_model  # noqa: E402
-from neurn.study_data import batch_loader  # noqa: E402
+from neurn.study.data import batch_loader  # noqa: E402
 
 
 def batches(n: int, size: int, seed: int = 0):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neurn.engine import amp_dtype_for, backward_step, to_device  # noqa: E402
+from neurn.study.engine import amp_dtype_for, backward_step, to_device  # noqa: E402
 from neurn.models import build_model, uses_convolutions  # noqa: E402
 
 DEFAULT_MODELS = ["resnet18", "mobilenetv3_small_100", "vit_tiny_patch16_224"]

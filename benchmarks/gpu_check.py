@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from neurn.layer import neurn_reference, neurn_response  # noqa: E402
+from neurn.fronts import neurn_reference, neurn_response  # noqa: E402
 
 ROWS = []
 
@@ -160,13 +160,13 @@ def check_study(device, tiny: bool) -> None:
 def check_folder(device, tiny: bool) -> None:
     from image_tree import make_tree
 
-    from neurn.augment import CropFlip
     from neurn.data.batches import ArrayBatches, FolderBatches
     from neurn.data.folder import FolderDomain
     from neurn.data.image_cache import cached_images
-    from neurn.engine import amp_dtype_for, train_one_epoch
+    from neurn.fronts import CropFlip
     from neurn.models import build_model
-    from neurn.study_data import batch_loader
+    from neurn.study.data import batch_loader
+    from neurn.study.engine import amp_dtype_for, train_one_epoch
 
     size, batch, steps = (32, 8, 4) if tiny else (224, 128, 40)
     workers = 2 if tiny else min(8, os.cpu_count() or 1)

@@ -1,10 +1,10 @@
-"""neurn: the NeuRN front-end layer and the digit domains of the NeuRN study.
+"""neurn: the NeuRN front-end layer, and the study that tests it on unseen domains.
 
-``NeuRN`` and ``with_neurn`` are the layer and the wrapper; ``neurn.data`` holds the
-source and target domains (``neurn.data.domain("mnist")``).
+Data flow: ``data/`` (domains) -> ``fronts/`` (NeuRN, other front ends) -> ``models/``
+(backbone + variant) -> ``study/`` (the grid of runs) -> ``results/`` (tables, plots); open
+``fronts/layer.py`` for the layer, ``study/grid.py`` for the study, ``cli.py`` for ``neurn``.
 """
-from .front import NeuRNFront, with_neurn
-from .layer import NeuRN, neurn_reference, neurn_response
+from .fronts import NeuRN, NeuRNFront, neurn_reference, neurn_response, with_neurn
 
 __all__ = ["NeuRN", "NeuRNFront", "neurn_reference", "neurn_response", "with_neurn"]
 

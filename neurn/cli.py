@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from .guards import guard_rails
+    from .results.guards import guard_rails
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
     split = {name: value for name, value in (("val", args.val_fraction),
@@ -232,7 +232,7 @@ def _table(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import compare, save_markdown
+    from .results.compare import compare, save_markdown
 
     markdown = compare(args.folders)
     print(markdown, end="")

@@ -1,4 +1,7 @@
-"""neurn.data: the digit domains of the NeuRN study, through one registry.
+"""neurn.data: a domain name (or an image folder) in; a torch ``Dataset`` of images, labels out.
+
+Open :mod:`.registry` first (``domain``, ``list_domains``); the digit domains are offline
+(:mod:`.offline`, :mod:`.generated`) or full scale (:mod:`.fullscale`), folders :mod:`.folder`.
 
 >>> from neurn import data
 >>> data.list_domains()            # mnist, optdigits, *-gen, svhn, usps, mnistm, syn

@@ -15,7 +15,7 @@ __all__ = ["DigitDomain", "DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE"]
 
 IMAGE_SHAPE = (3, 32, 32)
 # Per-channel pixel mean and std of the offline source's training split (seed 0);
-# tests/test_neurn_data.py checks them against the data.
+# tests/neurn/test_neurn_data.py checks them against the data.
 DIGITS_MEAN = (0.1323, 0.1323, 0.1323)
 DIGITS_STD = (0.2904, 0.2904, 0.2904)
 

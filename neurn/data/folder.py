@@ -13,7 +13,7 @@
 * Decoding (:func:`decode`): JPEGs are decoded at the smallest DCT scale that still
   covers the target size (PIL's ``draft``), then every image is resized to
   ``size x size`` (bilinear, antialiased), DomainBed's evaluation transform. Random
-  crops and flips for training (:mod:`neurn.augment`) work on these decoded images.
+  crops and flips for training (:mod:`neurn.fronts.augment`) work on these decoded images.
 * A file that cannot be decoded raises :class:`BadImageError`, naming the path.
 """
 import os

@@ -57,7 +57,7 @@ def test_study_and_cache_writers_share_the_umask_mode(tmp_path):
     import torch
 
     from neurn.data._cache import _save_atomic
-    from neurn.study import _atomic_torch_save
+    from neurn.study.checkpoints import atomic_torch_save as _atomic_torch_save
 
     old = os.umask(0o022)
     try:

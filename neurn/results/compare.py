@@ -15,8 +15,8 @@ from typing import Dict, List, Optional, Sequence
 from archalign._io import atomic_write_text
 
 from .guards import DIGIT_CLASSES, guard_rails
-from .results import (ROW_FIELDS, TARGETS_MEAN, failed_lines, legend_lines, summarize,
-                      table_lines)
+from .markdown import failed_lines, legend_lines, table_lines
+from .tables import ROW_FIELDS, TARGETS_MEAN, summarize
 
 __all__ = ["StudyFolderError", "compare", "load_rows", "save_markdown"]
 

@@ -8,15 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurn import study as study_module
-from neurn.convnet import ConvNet
-from neurn.front import FrontEnd, with_front
-from neurn.fronts import LCN, SOBEL_MAX, Gray, Sobel
-from neurn.layer import NeuRN
+from neurn.fronts import LCN, SOBEL_MAX, FrontEnd, Gray, NeuRN, RandConv, Sobel, with_front
 from neurn.models import (INPUT_STATS, build_augmentation, build_model, check_model_name,
                           parse_variant, plan_model)
-from neurn.randconv import RandConv
+from neurn.models.convnet import ConvNet
 from neurn.study import Study
+from neurn.study import train as train_module
 
 VARIANTS = ["baseline", "neurn", "gray", "sobel", "lcn", "lcn:k=5,eps=0.1", "randconv",
             "randconv:k=3/5,p=1,mix=1,clamp=1"]
@@ -328,7 +325,7 @@ def test_convnet_study_with_randconv_finishes_and_resumes_identically(tmp_path, 
     base, rand = reference.runs
     assert rand["variant"] == "randconv" and base["history"] != rand["history"]
 
-    real = study_module.train_one_epoch
+    real = train_module.train_one_epoch
     calls = []
 
     def interrupting(*args, **kwargs):
@@ -337,14 +334,14 @@ def test_convnet_study_with_randconv_finishes_and_resumes_identically(tmp_path, 
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_module, "train_one_epoch", interrupting)
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
     with pytest.raises(KeyboardInterrupt):
         convnet_study(tmp_path / "s", cache).run()
     assert calls[0] is None and isinstance(calls[3], RandConv)
     checkpoint = tmp_path / "s" / "runs" / "convnet__randconv__seed0" / "checkpoint.pt"
     assert "augment" in torch.load(checkpoint, weights_only=True)["rng"]
 
-    monkeypatch.setattr(study_module, "train_one_epoch", real)
+    monkeypatch.setattr(train_module, "train_one_epoch", real)
     resumed = convnet_study(tmp_path / "s", cache).run()
     assert _numbers(resumed.runs[1]["history"]) == _numbers(rand["history"])
     assert resumed.rows == reference.rows

@@ -14,8 +14,8 @@ import shutil
 import pytest
 import torch
 
-from neurn import study as study_module
 from neurn.cli import main
+from neurn.study import train as train_module
 
 TINY = "test_resnet"
 
@@ -50,7 +50,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started despite bad input")
 
-    monkeypatch.setattr(study_module, "train_one_epoch", refuse)
+    monkeypatch.setattr(train_module, "train_one_epoch", refuse)
 
 
 RUN = "runs/test_resnet__baseline__seed0"
@@ -217,7 +217,7 @@ def test_truncated_best_pt_is_retrained(study, finished, cache, capsys):
 
 def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
         tmp_path, finished, cache, capsys, monkeypatch):
-    real, calls = study_module.train_one_epoch, []
+    real, calls = train_module.train_one_epoch, []
 
     def interrupting(*args, **kwargs):
         calls.append(1)
@@ -225,7 +225,7 @@ def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_module, "train_one_epoch", interrupting)
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
     out = tmp_path / "out"
     assert main(run_args(out, cache)) == 130
     lines = capsys.readouterr().err.strip().splitlines()
@@ -235,7 +235,7 @@ def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
 
     checkpoint = out / RUN / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    monkeypatch.setattr(study_module, "train_one_epoch", real)
+    monkeypatch.setattr(train_module, "train_one_epoch", real)
     assert main(run_args(out, cache)) == 0
     assert f"{checkpoint} is damaged" in capsys.readouterr().err
     assert not checkpoint.exists()
@@ -244,7 +244,7 @@ def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
 
 def test_checkpoint_of_other_settings_is_refused_before_writing(
         tmp_path, cache, capsys, monkeypatch):
-    real, calls = study_module.train_one_epoch, []
+    real, calls = train_module.train_one_epoch, []
 
     def interrupting(*args, **kwargs):
         calls.append(1)
@@ -252,7 +252,7 @@ def test_checkpoint_of_other_settings_is_refused_before_writing(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_module, "train_one_epoch", interrupting)
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
     out = tmp_path / "out"
     assert main(run_args(out, cache)) == 130
     capsys.readouterr()

@@ -147,8 +147,7 @@ def test_normalisation_constants_match_the_source(built):
 
 
 def test_front_end_standardisation_constants_match_the_source(built):
-    from neurn.fronts import Sobel
-    from neurn.layer import NeuRN
+    from neurn.fronts import NeuRN, Sobel
     from neurn.models import INPUT_STATS
 
     images, _ = built["mnist"].tensors()

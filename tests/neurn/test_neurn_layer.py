@@ -224,9 +224,8 @@ def test_front_wraps_a_timm_model():
 
 
 def test_wrapped_model_traces_with_neurn_as_one_first_token():
-    tracing = pytest.importorskip("archalign.tracing")
-    pytest.importorskip("archalign.tracing.routes")  # the tracer's recording half
-    traced = tracing.trace(with_neurn(_TinyNet(), kernel_size=5), input_size=(3, 32, 32))
+    archalign = pytest.importorskip("archalign")  # its public tracer, archalign.trace
+    traced = archalign.trace(with_neurn(_TinyNet(), kernel_size=5), input_size=(3, 32, 32))
     tokens = traced.tokens("type")
     assert tokens[0] == "NeuRN" and tokens.count("NeuRN") == 1
     assert "k=5" in traced.tokens("shape")[0]  # k is reported wherever NeuRN appears

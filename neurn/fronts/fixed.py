@@ -1,6 +1,6 @@
 """The classic fixed front ends that NeuRN is compared with: ``Gray``, ``Sobel``, ``LCN``.
 
-Like :class:`~neurn.layer.NeuRN` they have no parameters and no buffers, treat every
+Like :class:`~neurn.fronts.layer.NeuRN` they have no parameters and no buffers, treat every
 sample on its own (a sample's output never depends on its batch-mates), keep the
 input's shape and dtype (``Gray`` and ``Sobel`` need 3 channels) and run on the meta
 device. Each receives the raw image in [0, 1], as NeuRN does; :mod:`neurn.models`

@@ -31,14 +31,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from . import data as ndata
-from .data._cache import PathLike
-from .data.batches import ArrayBatches, FolderBatches
-from .data.folder import (DEFAULT_IMG_SIZE, BadImageError, FolderDomain, is_folder_spec,
+from .. import data as ndata
+from ..data._cache import PathLike
+from ..data.batches import ArrayBatches, FolderBatches
+from ..data.folder import (DEFAULT_IMG_SIZE, BadImageError, FolderDomain, is_folder_spec,
                           shared_classes)
-from .data.image_cache import cached_images, check_images, fingerprint
-from .data.splits import DEFAULT_FRACTIONS, check_fractions, stratified_split
-from .guards import DIGIT_CLASSES
+from ..data.image_cache import cached_images, check_images, fingerprint
+from ..data.splits import DEFAULT_FRACTIONS, check_fractions, stratified_split
+from ..results.guards import DIGIT_CLASSES
 
 __all__ = ["StudyData", "OFFLINE_TARGETS", "FULLSCALE_TARGETS", "STATS_IMAGES",
            "batch_loader"]
@@ -190,7 +190,7 @@ class StudyData:
                           data_dir=self.data_dir if real else None)
         images = ds.images
         if self.img_size != DIGITS_SIZE:
-            from .data._imaging import resize, to_uint8
+            from ..data._imaging import resize, to_uint8
 
             images = to_uint8(resize(images.astype(np.float32) / 255.0, self.img_size))
         return ArrayBatches(images, ds.labels)
@@ -253,7 +253,7 @@ class StudyData:
         if not self.folders:
             return None
         if self._stats is None:
-            from .models import measure_input_stats
+            from ..models import measure_input_stats
 
             train = self.load()["train"]
             rng = np.random.default_rng([self.data_seed, 13])

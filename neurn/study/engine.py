@@ -9,7 +9,7 @@ function takes what it needs and returns an ordered dict of metrics.
 * CUDA: ``torch.autocast`` in bfloat16 where the GPU supports it (no loss scaling
   needed), else float16 with a ``GradScaler``; channels_last input when the model is
   convolutional. CPU: float32, no autocast.
-* ``augment`` (``train_one_epoch`` only, e.g. :class:`~neurn.randconv.RandConv`) maps each
+* ``augment`` (``train_one_epoch`` only, e.g. :class:`~neurn.fronts.RandConv`) maps each
   float [0, 1] training batch before the forward pass and outside autocast, so it runs
   in float32; ``evaluate`` has no such argument: validation and test images are clean.
 * Every step checks the loss: a NaN or inf raises :class:`NonFiniteLossError` (the

@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 from neurn import data
-from neurn.augment import CropFlip
 from neurn.cli import main
 from neurn.data.batches import ArrayBatches, FolderBatches
 from neurn.data.folder import BadImageError, FolderDomain, decode, is_folder_spec
 from neurn.data.image_cache import cached_images, check_images
 from neurn.data.splits import stratified_split
-from neurn.study_data import StudyData
+from neurn.fronts import CropFlip
+from neurn.study.data import StudyData
 
 CLASSES = ("circle", "cross", "square")
 FORMATS = [("jpg", "RGB"), ("png", "RGB"), ("png", "L"), ("png", "RGBA"), ("bmp", "RGB"),

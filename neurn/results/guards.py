@@ -7,8 +7,8 @@
 
 Flagged runs and targets stay in the tables, marked ``†`` / ``‡``; ``Flags.legend``
 explains the marks under a table and ``Flags.messages`` gives the console lines. Works
-on result rows and summary records only (``neurn.results`` builds them), so this module
-imports nothing of the study.
+on result rows and summary records only (:mod:`neurn.results.tables` builds them), so this
+module imports nothing of the study.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple

@@ -13,7 +13,7 @@ from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
 from neurn.cli import main
-from neurn.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, guard_rails
+from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, guard_rails
 from neurn.results import (lead_lines, plot_bars, result_rows, summarize, summary_markdown,
                            write_outputs)
 

@@ -1,4 +1,4 @@
-"""Tests for the NeuRN study (neurn.models / engine / study / results / cli).
+"""Tests for the NeuRN study (neurn.models / neurn.study / neurn.results / cli).
 
 Tiny budgets: timm's ``test_resnet`` (a few thousand parameters), a handful of steps,
 a few dozen images, so the whole file runs in well under a minute on 2 cores.
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from neurn import engine, study as study_module
 from neurn.cli import main
 from neurn.models import build_model, parse_variant, plan_model
-from neurn.study import Study
+from neurn.study import Study, engine
+from neurn.study import train as train_module
 
 TINY = "test_resnet"
 TARGETS = ["optdigits", "usps-gen"]
@@ -142,7 +142,7 @@ def test_selected_checkpoint_is_the_best_on_source_validation(tmp_path, cache):
 
 def test_resume_after_interrupt_recomputes_nothing_finished(tmp_path, cache, monkeypatch):
     reference = tiny_study(tmp_path / "ref", cache).run()
-    real = study_module.train_one_epoch
+    real = train_module.train_one_epoch
     calls = []
 
     def interrupting(*args, **kwargs):
@@ -151,7 +151,7 @@ def test_resume_after_interrupt_recomputes_nothing_finished(tmp_path, cache, mon
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_module, "train_one_epoch", interrupting)
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
     with pytest.raises(KeyboardInterrupt):
         tiny_study(tmp_path / "s", cache).run()
     runs = tmp_path / "s" / "runs"
@@ -160,7 +160,7 @@ def test_resume_after_interrupt_recomputes_nothing_finished(tmp_path, cache, mon
     assert (tmp_path / "s" / "results.csv").is_file()  # finished runs are tabulated
 
     calls.clear()
-    monkeypatch.setattr(study_module, "train_one_epoch", lambda *a, **k: (
+    monkeypatch.setattr(train_module, "train_one_epoch", lambda *a, **k: (
         calls.append(1), real(*a, **k))[1])
     resumed = tiny_study(tmp_path / "s", cache).run()
     assert len(calls) == 2  # only epochs 2 and 3 of the interrupted run
@@ -177,14 +177,14 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path, cache):
 
 
 def test_nan_run_is_recorded_and_the_study_goes_on(tmp_path, cache, monkeypatch):
-    real = study_module.train_one_epoch
+    real = train_module.train_one_epoch
 
     def failing(model, *args, **kwargs):
         if model.neurn is not None:
             raise engine.NonFiniteLossError(3, float("nan"))
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(study_module, "train_one_epoch", failing)
+    monkeypatch.setattr(train_module, "train_one_epoch", failing)
     results = tiny_study(tmp_path / "s", cache).run()
     bad = [r for r in results.runs if r["status"] == "error"]
     assert len(bad) == 1 and "non-finite" in bad[0]["error"] and bad[0]["variant"] == "neurn"
@@ -198,7 +198,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started despite bad input")
 
-    monkeypatch.setattr(study_module, "train_one_epoch", refuse)
+    monkeypatch.setattr(train_module, "train_one_epoch", refuse)
 
 
 def test_unknown_model(tmp_path, cache, no_training):

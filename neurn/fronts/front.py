@@ -1,4 +1,4 @@
-"""Put a fixed front end (NeuRN, or one of :mod:`neurn.fronts`) in front of any model.
+"""Put a fixed front end (NeuRN, or one of :mod:`neurn.fronts.fixed`) in front of any model.
 
 The wrapper is a plain ``nn.Module`` with two children, the front end then ``model``, so
 the front end is one leaf module that runs first: architecture tracing

@@ -25,7 +25,7 @@ Not implemented: the paper's consistency loss (KL between the predictions on sev
 augmented copies) and its validation with random convolutions; model selection here
 uses clean source validation like every other variant.
 
-In eval mode the module is the identity, and :func:`neurn.engine.evaluate` never applies
+In eval mode the module is the identity, and :func:`neurn.study.engine.evaluate` never applies
 it, so validation and test images are clean. Every draw comes from ``generator``, a
 CPU ``torch.Generator`` that the run owns and checkpoints, so a run repeats and resumes
 bit-identically on any device; the kernel is then copied to the batch's device.
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DIGITS_MEAN, DIGITS_STD
+from ..data import DIGITS_MEAN, DIGITS_STD
 
 __all__ = ["RandConv"]
 

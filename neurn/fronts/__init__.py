@@ -1,0 +1,15 @@
+"""neurn.fronts: what an image passes through before the backbone (float [0, 1] in, a map out).
+
+Open :mod:`.layer` (the NeuRN layer) first; :mod:`.fixed` holds the classic fixed front
+ends, :mod:`.front` the wrapper for any model, :mod:`.randconv` / :mod:`.augment` the
+training-batch augmentations. Nothing here knows of models or the study.
+"""
+from .augment import CropFlip
+from .fixed import LCN, SOBEL_MAX, Gray, Sobel
+from .front import FrontEnd, NeuRNFront, with_front, with_neurn
+from .layer import NeuRN, neurn_reference, neurn_response
+from .randconv import RandConv
+
+__all__ = ["CropFlip", "FrontEnd", "Gray", "LCN", "NeuRN", "NeuRNFront", "RandConv",
+           "SOBEL_MAX", "Sobel", "neurn_reference", "neurn_response", "with_front",
+           "with_neurn"]

@@ -1,0 +1,233 @@
+"""Variants: the input pipeline a backbone gets, parsed from ``"name"`` or ``"name:key=value,..."``.
+
+Every front end gets the raw image in [0, 1] (N, 3, 32, 32) and runs before any resize, so
+its ``k`` means what it means at 28-32 px. What reaches the backbone is then
+standardised with *fixed* constants: the mean / std of that input over the source's
+train split (data seed 0), measured once and written below (:data:`INPUT_STATS`; a
+test recomputes them). They are constants, never batch statistics, so every sample
+is still treated on its own. NeuRN's and Sobel's maps lie in [0, 1] but are mostly 0
+(NeuRN: mean 0.18, std 0.30). Fed raw, ViT-Tiny with NeuRN reached 36% source
+validation after 300 steps; standardised, 68%, beside the baseline's 66% (same seed
+and recipe; ``benchmarks/bench_input_scale.py``): raw, the backbone's input had a
+third of the scale that timm's initialisations and our learning rates assume:
+
+- ``baseline``: pixels -> standardise -> resize if planned -> backbone.
+- ``neurn`` (options ``k``, ``per``, ``eps``, ``padding``; :mod:`neurn.fronts.layer`): NeuRN ->
+  standardise (the k = 3 map's statistics, for every k) -> resize -> backbone.
+- ``gray`` (:class:`~neurn.fronts.Gray`): luminance -> standardise as pixels -> resize
+  -> backbone; on grey digits it equals the baseline's input (to rounding).
+- ``sobel`` (:class:`~neurn.fronts.Sobel`): gradient magnitude in [0, 1] ->
+  standardise -> resize -> backbone.
+- ``lcn`` (options ``k`` = 9, ``eps`` = 0.05; :class:`~neurn.fronts.LCN`): local contrast
+  normalisation, already zero-mean and about unit-variance -> resize -> backbone.
+- ``randconv`` (options ``p`` = 0.5, ``k`` = 1/3/5/7 (odd sizes joined by ``/``),
+  ``mix`` = 0, ``clamp`` = 0; :mod:`neurn.fronts.randconv`): the baseline's pipeline, trained
+  on random convolutions of its batches; :func:`~neurn.models.build_augmentation` makes
+  the augmentation, which only the training loop applies, so evaluation sees clean images.
+
+Every kind but ``lcn`` also takes ``std`` (default 1); ``std=0`` feeds the backbone
+the front end's output raw, as the first release did (``neurn:std=0`` is the
+ablation in ``benchmarks/bench_input_scale.py``). Flags take ``0`` / ``1`` (or
+``true`` / ``false``). ``kernel_size`` is accepted for ``k``. :data:`KINDS` is the table
+of kinds: their options, front end, augmentation and standardisation constants.
+"""
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..data import DIGITS_MEAN, DIGITS_STD
+from ..fronts import LCN, Gray, NeuRN, RandConv, Sobel
+
+__all__ = ["INPUT_STATS", "KINDS", "Variant", "as_variant", "check_variant",
+           "measure_input_stats", "parse_variant"]
+
+# what the backbone sees -> (mean, std) over the source train split (4,000 MNIST digits,
+# data seed 0), the same for every channel; tests/neurn/test_neurn_data.py recomputes them
+INPUT_STATS = {"pixels": (DIGITS_MEAN[0], DIGITS_STD[0]), "neurn": (0.1792, 0.2971),
+               "sobel": (0.1380, 0.2453)}
+
+
+class _Option(NamedTuple):
+    keyword: str  # the front end's / augmentation's constructor argument
+    parse: Callable[[str], object]
+    what: str  # "<value> is not <what>"
+    show: Callable[[object], str] = str  # the value in the canonical variant name
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true"):
+        return True
+    if text.lower() in ("0", "false"):
+        return False
+    raise ValueError(text)
+
+
+def _flag_option(keyword: str) -> _Option:
+    return _Option(keyword, _flag, "0 or 1", lambda flag: str(int(flag)))
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+_KERNEL_SIZE = _Option("kernel_size", int, "an integer")
+_EPS = _Option("eps", _finite, "a finite number")
+_STD = _flag_option("standardise")  # handled by build_model, not passed to the front end
+_KERNEL_SIZES = _Option("kernel_sizes", lambda text: tuple(int(k) for k in text.split("/")),
+                        "odd sizes joined by '/', e.g. 1/3/5/7",
+                        lambda sizes: "/".join(map(str, sizes)))
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A variant kind: its options, and what it adds to the baseline's pipeline."""
+
+    options: Dict[str, _Option] = field(default_factory=dict)
+    front: Optional[Callable[..., nn.Module]] = None  # runs on the raw [0, 1] image
+    augment: Optional[Callable[..., nn.Module]] = None  # training batches only
+    stats: Optional[str] = None  # key of INPUT_STATS standardising the backbone's input
+
+
+
+KINDS: Dict[str, _Kind] = {
+    "baseline": _Kind(stats="pixels"),
+    "neurn": _Kind({"k": _KERNEL_SIZE, "per": _Option("per", str, "a string"), "eps": _EPS,
+                    "padding": _Option("padding", str, "a string")}, front=NeuRN,
+                   stats="neurn"),
+    "gray": _Kind(front=Gray, stats="pixels"),
+    "sobel": _Kind(front=Sobel, stats="sobel"),
+    "lcn": _Kind({"k": _KERNEL_SIZE, "eps": _EPS}, front=LCN),
+    "randconv": _Kind({"p": _Option("p", _finite, "a finite number"), "k": _KERNEL_SIZES,
+                       "mix": _flag_option("mix"), "clamp": _flag_option("clamp")},
+                      augment=RandConv, stats="pixels"),
+}
+_ALIASES = {"kernel_size": "k"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A parsed variant: its canonical ``name``, its ``kind`` (a key of the variant table,
+    ``"baseline"``, ``"neurn"``, ``"gray"``, ``"sobel"``, ``"lcn"``, ``"randconv"``) and the
+    keyword arguments of its front end or augmentation (``options``)."""
+
+    name: str
+    kind: str
+    options: Dict[str, object] = field(default_factory=dict)
+    standardise: bool = True  # ``std=0``: the backbone gets the front end's output raw
+
+    @property
+    def neurn_kwargs(self) -> Dict[str, object]:
+        """The NeuRN layer's keyword arguments (empty unless ``kind == "neurn"``)."""
+        return dict(self.options) if self.kind == "neurn" else {}
+
+    @property
+    def kernel_size(self) -> Optional[int]:
+        """NeuRN's k (the results' ``kernel_size`` column); None for other kinds."""
+        return self.options.get("kernel_size", 3) if self.kind == "neurn" else None
+
+    @property
+    def effective(self) -> tuple:
+        """What the variant does: its kind, every option of its front end or augmentation
+        with the defaults filled in, and ``std``. Two spellings of one variant
+        (``neurn`` and ``neurn:k=3``) have the same; a study refuses to train both."""
+        kind = KINDS[self.kind]
+        build = kind.front or kind.augment
+        options = {}
+        if build is not None:
+            bound = inspect.signature(build).bind_partial(**self.options)
+            bound.apply_defaults()
+            options = bound.arguments
+        return (self.kind, tuple(sorted((k, repr(v)) for k, v in options.items())),
+                self.standardise)
+
+
+def _option_table(kind: _Kind) -> Dict[str, _Option]:
+    """The options a kind accepts: its own, plus ``std`` where its input is standardised."""
+    return {**kind.options, "std": _STD} if kind.stats is not None else dict(kind.options)
+
+
+def _variant_help() -> str:
+    with_options = "; ".join(f"{name}: {', '.join(_option_table(kind))}"
+                             for name, kind in KINDS.items() if _option_table(kind))
+    return (f"use one of {', '.join(map(repr, KINDS))}, with options as "
+            f"'name:key=value,key=value' ({with_options}), e.g. 'neurn:k=5', 'lcn:k=7', "
+            f"'randconv:k=1/3/5/7,p=0.5,mix=1'")
+
+
+def parse_variant(spec: str) -> Variant:
+    """Parse ``"baseline"``, ``"neurn:k=5,per=channel"``, ``"lcn:k=7"``,
+    ``"randconv:k=3/5,p=1,mix=1"``, ... (see the module docstring for every kind and
+    option). The front end / augmentation is built once here, so a bad value fails with
+    its own message before any training."""
+    text = str(spec).strip()
+    name, _, options = text.partition(":")
+    name = name.strip().lower()
+    if name not in KINDS:
+        raise ValueError(f"unknown variant {spec!r}; {_variant_help()}")
+    kind = KINDS[name]
+    table = _option_table(kind)
+    if options.strip() and not table:
+        raise ValueError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
+    kwargs: Dict[str, object] = {}
+    shown: Dict[str, str] = {}
+    for item in filter(None, (o.strip() for o in options.split(","))):
+        key, eq, value = item.partition("=")
+        key = _ALIASES.get(key.strip(), key.strip())
+        if not eq or key not in table:
+            raise ValueError(f"variant {spec!r}: bad option {item!r}; write key=value with "
+                             f"key in {list(table)}")
+        option = table[key]
+        try:
+            kwargs[option.keyword] = option.parse(value.strip())
+        except ValueError:
+            raise ValueError(f"variant {spec!r}: {key}={value.strip()!r} is not "
+                             f"{option.what}") from None
+        shown[key] = option.show(kwargs[option.keyword])
+    standardise = kwargs.pop(_STD.keyword, True)
+    build = kind.front or kind.augment
+    if build is not None:
+        try:
+            build(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"variant {spec!r}: {exc}") from None
+    canonical = name + ":" + ",".join(f"{k}={v}" for k, v in shown.items()) if shown else name
+    return Variant(canonical, name, kwargs, standardise)
+
+
+def check_variant(variant, img_size: int) -> None:
+    """``ValueError`` when the variant's front end cannot take ``img_size`` images (NeuRN's
+    and LCN's reflect padding needs a side > k // 2): found on one blank image, before a
+    study trains anything."""
+    variant = as_variant(variant)
+    front = KINDS[variant.kind].front
+    if front is None:
+        return
+    try:
+        with torch.no_grad():
+            front(**variant.options)(torch.zeros(1, 3, img_size, img_size))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"variant {variant.name!r} cannot run on {img_size} px images: "
+                         f"{exc}") from None
+
+
+def measure_input_stats(images: torch.Tensor) -> Dict[str, Tuple[float, float]]:
+    """:data:`INPUT_STATS` for other data: the (mean, std) of what each standardised kind
+    hands the backbone, over ``images`` (float [0, 1], N x 3 x H x W, source-train
+    images only), each front end with its default options."""
+    stats = {}
+    with torch.no_grad():
+        for key, front in (("pixels", None), ("neurn", NeuRN()), ("sobel", Sobel())):
+            out = images if front is None else front(images)
+            stats[key] = (round(float(out.mean()), 4), round(float(out.std()), 4))
+    return stats
+
+
+def as_variant(variant) -> Variant:
+    return variant if isinstance(variant, Variant) else parse_variant(variant)

@@ -1,0 +1,94 @@
+"""A run's checkpoint I/O: ``runs/<run>/checkpoint.pt`` after every epoch, ``best.pt`` at the end.
+
+A checkpoint holds the model, optimizer, scheduler (and grad scaler), the torch / sampler /
+augmentation RNG states, the history and the best-so-far weights: plain tensors and
+containers only, read back with ``torch.load(weights_only=True)``. Files are written to a
+temp file and ``os.replace``\\ d; a failed write (a full disk) is an ``OSError`` naming the
+file, which stops the study instead of failing the run.
+"""
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from archalign._io import atomic_path
+
+__all__ = ["CHECKPOINT_KEYS", "atomic_torch_save", "checkpoint_state", "first_line",
+           "read_checkpoint", "read_weights", "restore_checkpoint"]
+
+CHECKPOINT_KEYS = ("settings_hash", "epoch", "model", "optimizer", "scheduler", "rng",
+                   "history", "best")
+
+
+def first_line(exc: BaseException) -> str:
+    """``"Type: message"``, first line only: how a run's error is recorded and reported."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as exc:
+        # torch's zip writer reports a full disk as a RuntimeError; as an OSError it
+        # stops the study (naming the file) instead of being recorded as a failed run
+        raise OSError(None, f"torch.save failed, is the disk full? ({first_line(exc)})",
+                      str(path)) from None
+
+
+def read_checkpoint(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"not a checkpoint of a run: no {', '.join(missing)}")
+    return state
+
+
+def read_weights(path: Path) -> dict:
+    # mmap: the zip index at the end of the file is checked, the tensors are not read
+    weights = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not (isinstance(weights, dict) and weights and
+            all(isinstance(t, torch.Tensor) for t in weights.values())):
+        raise ValueError("not a model's weights (a dict of tensors)")
+    return weights
+
+
+def checkpoint_state(*, digest: str, epoch: int, model, optimizer, scheduler, scaler,
+                     generator: torch.Generator, augment_rng: torch.Generator,
+                     device: torch.device, history: List[dict], best: Optional[dict]) -> dict:
+    """What ``checkpoint.pt`` holds after ``epoch`` epochs (reads the RNG states only)."""
+    rng = {"torch": torch.get_rng_state(), "sampler": generator.get_state(),
+           "augment": augment_rng.get_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    state = {"settings_hash": digest, "epoch": epoch,
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": rng,
+             "history": history, "best": best}
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return state
+
+
+def restore_checkpoint(state: dict, path: Path, *, model, optimizer, scheduler, scaler,
+                       generator: torch.Generator, augment_rng: torch.Generator,
+                       device: torch.device) -> None:
+    """Load a verified checkpoint's states back; ``ValueError`` naming ``path`` if it does
+    not fit the run (the settings hash matched, so the file is damaged inside)."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        generator.set_state(state["rng"]["sampler"])
+        if "augment" in state["rng"]:  # absent from checkpoints of older versions
+            augment_rng.set_state(state["rng"]["augment"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        # the settings hash matched, so the file is damaged inside; the model is
+        # half restored by now, so refuse rather than train on from it
+        raise ValueError(f"{path} does not restore this run ("
+                         f"{first_line(exc)}); delete it to retrain the run") from None

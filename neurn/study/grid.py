@@ -1,0 +1,251 @@
+"""``Study``: the grid of (model, variant, seed) training runs of the NeuRN experiment.
+
+Protocol (DomainBed's training-domain validation):
+
+* train on the source's ``train`` split only; after every epoch evaluate on the
+  source's ``val`` split and keep the best checkpoint (highest val top-1, the earliest
+  on ties); target data is never seen before the final evaluation;
+* evaluate that checkpoint on the source ``test`` split and on every target domain.
+
+How (one module each):
+
+* :mod:`.settings`: the arguments are checked and every model planned before anything
+  is written; each run records a hash of its settings, and resuming with other settings
+  is refused, before anything is written, so the refusal changes nothing.
+* :mod:`.data`: the source and target domains, resolved, checked and split.
+* :mod:`.verify`: a killed study resumes from the last epoch of the unfinished run;
+  finished runs (``result.json``) are skipped. Every file read back is verified first:
+  a result.json, checkpoint.pt or best.pt that does not parse or load is reported
+  (``DamagedRunWarning``) and its run retrained.
+* :mod:`.train` (with :mod:`.engine` and :mod:`.checkpoints`): one run, seeded, with a
+  checkpoint after every epoch. A NaN / inf loss (or a runtime error such as CUDA out of
+  memory) stops that run with ``status="error"`` and the message in its result; the
+  others go on, and the failed run is listed under the table. Rerunning does not retry
+  it (delete its folder to do so). A write that fails (a full disk) is an ``OSError``
+  naming the file: it stops the study instead of failing the run, so the run is retried
+  when rerun.
+* :mod:`.torch_settings`: threads, determinism and ``cudnn.benchmark``, restored when
+  ``run()`` returns.
+* :mod:`neurn.results`: the tables and plots written at the end.
+"""
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from archalign._io import atomic_write_text
+
+from ..models import check_variant, parse_variant, plan_model
+from ..results import StudyResults, write_outputs
+from .data import StudyData
+from .settings import (STREAM_WORKERS, PathLike, Run, check_budget, check_optimisation,
+                       check_out_dir, check_seeds, check_workers, load_models,
+                       refuse_duplicates, resolve_device, run_settings, settings_digest)
+from .torch_settings import TorchSettings, default_threads
+from .train import eval_loader, loader, progress_bar, train_run
+from .verify import Found, find_run
+
+__all__ = ["Study", "StudyInterrupted"]
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :meth:`Study.run`; the message says what was kept and how to resume."""
+
+
+class Study:
+    """Train ``models`` x ``variants`` x ``seeds`` on a source domain, test on targets.
+
+    Args:
+        models: a ``shortlist.json`` path (from ``archalign shortlist``), a
+            ``Shortlist`` or timm / built-in (``convnet``) model names.
+        source: source domain: ``mnist``, or an image folder (a path or ``folder:PATH``,
+            DomainBed's ``<domain>/<class>/<image>``); trained on its ``train`` split,
+            model selection on its ``val`` split.
+        targets: target domains (default: the offline targets, or the paper's
+            ``mnistm``, ``svhn``, ``usps`` with ``data_dir``); image folders when the
+            source is one. See :mod:`neurn.study.data`.
+        variants: ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ``"randconv"``, ... (see
+            :func:`neurn.models.parse_variant`).
+        seeds: one run per seed.
+        epochs / steps: budget, passes over the train split or optimizer steps
+            (give one; ``evals`` validation points with ``steps``).
+        batch_size, lr, weight_decay, optimizer (``"adamw"`` | ``"sgd"``): training.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        out_dir: where runs, tables and plots go; rerunning resumes.
+        data_dir: folder of the real datasets (full scale); offline domains otherwise.
+        cache_dir: offline domain cache (default ``$NEURN_CACHE_DIR``).
+        eval_limit: evaluate on at most this many images per domain and split (a
+            fixed subset shared by all runs); None = all.
+        train_limit: train on at most this many source images (fixed subset).
+        threads: CPU threads (default: every CPU this process may use).
+        num_workers: DataLoader workers. Default: ``STREAM_WORKERS`` (at most the CPU
+            count) when images stream from files, else 0: data in memory make a batch
+            one index operation, and workers would only add inter-process copies.
+            Workers only decode (no random state), so results do not depend on
+            their number. On CUDA batches are pinned and copied ``non_blocking``.
+        img_size: image side (default 32 for digits, 224 for image folders); models
+            are built for it.
+        split: ``{"val": f, "test": f}``, fractions of an image-folder source (0.1 each).
+        skip_bad_images: leave out image files that cannot be decoded (counted in
+            ``data.json`` and ``summary.md``) instead of stopping.
+        cache_images: decode image folders once into a uint8 memmap in ``cache_dir``.
+        augment: random resized crop + flip of source batches (:mod:`neurn.fronts.augment`);
+            default on for image folders, off for digits.
+        data_seed: seed of the offline data split and generated targets.
+        progress: tqdm bars for runs and steps.
+        keep_weights: keep ``best.pt`` (the selected weights) of each run.
+        deterministic: also call ``torch.use_deterministic_algorithms(True,
+            warn_only=True)`` during the study (slower; CPU runs repeat without it).
+    """
+
+    def __init__(self, models, *, source: str = "mnist", targets: Optional[Sequence[str]] = None,
+                 variants: Sequence[str] = ("baseline", "neurn"), seeds: Sequence[int] = (0,),
+                 epochs: Optional[int] = None, steps: Optional[int] = None, evals: int = 5,
+                 batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.05,
+                 optimizer: str = "adamw", device: str = "auto",
+                 out_dir: PathLike = "neurn-study", data_dir: Optional[PathLike] = None,
+                 cache_dir: Optional[PathLike] = None, eval_limit: Optional[int] = None,
+                 train_limit: Optional[int] = None, threads: Optional[int] = None,
+                 num_workers: Optional[int] = None, data_seed: int = 0, progress: bool = True,
+                 keep_weights: bool = True, deterministic: bool = False,
+                 img_size: Optional[int] = None, split: Optional[Dict[str, float]] = None,
+                 skip_bad_images: bool = False, cache_images: bool = False,
+                 augment: Optional[bool] = None) -> None:
+        self.models = load_models(models)
+        self.variants = [parse_variant(v) for v in variants]
+        if not self.variants:
+            raise ValueError("give at least one variant ('baseline', 'neurn')")
+        refuse_duplicates(variants, self.variants)
+        self.seeds = check_seeds(seeds)
+        epochs = check_budget(epochs, steps, evals, batch_size)
+        check_optimisation(lr, weight_decay, threads, optimizer)
+        self.epochs, self.steps, self.evals = epochs, steps, int(evals)
+        self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
+        self.optimizer = optimizer
+        self.device = resolve_device(device)
+        self.out_dir = Path(out_dir)
+        check_out_dir(self.out_dir)
+        self.data = StudyData(source, targets, data_dir=data_dir, cache_dir=cache_dir,
+                              data_seed=data_seed, eval_limit=eval_limit,
+                              train_limit=train_limit, img_size=img_size, split=split,
+                              skip_bad_images=skip_bad_images, cache_images=cache_images,
+                              threads=threads)
+        self.source, self.targets = self.data.source, self.data.targets
+        self.data_dir, self.cache_dir = self.data.data_dir, cache_dir
+        self.eval_limit, self.train_limit = eval_limit, train_limit
+        self.data_seed = self.data.data_seed
+        self.augment = self.data.folders if augment is None else bool(augment)
+        self.threads = threads
+        check_workers(num_workers)
+        self.num_workers = (int(num_workers) if num_workers is not None else
+                            min(STREAM_WORKERS, default_threads()) if self.data.streams else 0)
+        self.progress = progress
+        self.keep_weights = keep_weights
+        self.deterministic = bool(deterministic)
+        # (run key, epoch, epochs) of the newest checkpoint, for the Ctrl-C message
+        self._checkpointed: Optional[tuple] = None
+        for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
+            check_variant(variant, self.data.img_size)
+        # cheap (meta device) and fails fast on unknown names / unusable architectures
+        self.plans = {name: plan_model(name, img_size=self.data.img_size,
+                                       num_classes=self.data.num_classes)
+                      for name in self.models}
+
+    # ------------------------------------------------------------------ grid
+    def grid(self) -> List[Run]:
+        return [Run(m, v, s) for m in self.models for v in self.variants for s in self.seeds]
+
+    def _settings(self, run: Run) -> dict:
+        return run_settings(self, run)
+
+    # ------------------------------------------------------------------ data
+    def load_data(self) -> Dict[str, object]:
+        """Load every split and domain now (missing or bad files fail before training)."""
+        return self.data.load()
+
+    def _loader(self, dataset, batches: List[torch.Tensor]):
+        return loader(self, dataset, batches)
+
+    def _eval_loader(self, dataset):
+        return eval_loader(self, dataset)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> StudyResults:
+        """Run every unfinished (model, variant, seed), then write tables and plots.
+
+        Every run folder already in ``out_dir`` is verified before the first write, so
+        a refusal (a run of other settings) changes nothing on disk. Ctrl-C raises
+        :class:`StudyInterrupted`, whose message says what was kept."""
+        self.load_data()
+        grid = self.grid()
+        found = {run.key: self._found(run) for run in grid}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
+        atomic_write_text(self.out_dir / "data.json", json.dumps(self.data.record(), indent=1))
+        finished: List[dict] = []
+        self._checkpointed = None
+        with TorchSettings(self.device, self.threads, self.deterministic):
+            bar = progress_bar(grid, desc="runs", unit="run", disable=not self.progress)
+            try:
+                for run in bar:
+                    bar.set_postfix_str(run.key)
+                    finished.append(self.run_one(run, found.pop(run.key)))
+            except KeyboardInterrupt:
+                if finished:
+                    write_outputs(finished, self.out_dir, plots=False,
+                                  baseline=self._baseline_name(), echo=False)
+                raise StudyInterrupted(self._kept(len(finished), len(grid))) from None
+            finally:
+                bar.close()
+        return write_outputs(finished, self.out_dir, baseline=self._baseline_name(),
+                             echo=self.progress)
+
+    def _kept(self, finished: int, runs: int) -> str:
+        text = f"{finished} of {runs} runs finished, kept in {self.out_dir / 'runs'}"
+        if self._checkpointed is not None:
+            key, epoch, epochs = self._checkpointed
+            text += f"; {key} resumes after epoch {epoch} of {epochs}"
+        return text + "; rerun the same command to resume"
+
+    def _found(self, run: Run) -> Found:
+        """What ``runs/<run>`` holds, verified before it is trusted (:mod:`.verify`)."""
+        settings = self._settings(run)
+        return find_run(self.out_dir / "runs" / run.key, settings, settings_digest(settings),
+                        keep_weights=self.keep_weights)
+
+    def _baseline_name(self) -> Optional[str]:
+        names = [v.name for v in self.variants if v.kind == "baseline"]
+        return names[0] if names else None
+
+    def describe(self) -> dict:
+        return {"models": self.models, "variants": [v.name for v in self.variants],
+                "seeds": self.seeds, "source": self.source, "targets": self.targets,
+                "epochs": self.epochs, "steps": self.steps, "evals": self.evals,
+                "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
+                "optimizer": self.optimizer, "device": str(self.device),
+                "data_dir": str(self.data_dir) if self.data_dir else None,
+                "eval_limit": self.eval_limit, "train_limit": self.train_limit,
+                "data_seed": self.data_seed, "data": self.data.describe(),
+                "augment": self.augment, "workers": self.num_workers,
+                "plans": {m: p.to_dict() for m, p in self.plans.items()},
+                "versions": _versions()}
+
+    def run_one(self, run: Run, found: Optional[Found] = None) -> dict:
+        """Train, select and evaluate one run (or return its finished result).
+        ``found``: what :meth:`run` verified in the run's folder (verified here if None)."""
+        self.load_data()
+        found = found if found is not None else self._found(run)
+        if found.result is not None:
+            return found.result
+        return train_run(self, run, found, on_checkpoint=self._mark_checkpoint)
+
+    def _mark_checkpoint(self, mark: Optional[tuple]) -> None:
+        self._checkpointed = mark
+
+
+def _versions() -> dict:
+    import timm
+
+    return {"torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__}

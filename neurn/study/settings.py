@@ -1,0 +1,179 @@
+"""A study's settings: its arguments checked before anything is built, the runs of its grid,
+and the settings dict of each run, whose hash decides whether a run folder may be resumed.
+
+Every input of a run is in its settings, so a finished run is trusted only under the same
+hash. Digit studies at the defaults keep the keys of the first release, so their
+settings hashes (and finished runs) stay valid.
+"""
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+
+from ..models import Variant
+
+__all__ = ["PathLike", "Run", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
+           "check_optimisation", "check_out_dir", "check_seeds", "check_workers",
+           "load_models", "refuse_duplicates", "resolve_device", "run_settings",
+           "settings_digest"]
+
+PathLike = Union[str, os.PathLike]
+SETTINGS_VERSION = 1
+STREAM_WORKERS = 4  # default DataLoader workers when images are decoded from files
+
+
+def load_models(models) -> List[str]:
+    """Model names from a ``shortlist.json`` path, a ``Shortlist`` or a list of names."""
+    from archalign import Shortlist
+
+    if isinstance(models, Shortlist):
+        return list(models.names)
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    names: List[str] = []
+    for item in models:
+        text = str(item)
+        if text.endswith(".json") or (os.path.sep in text and Path(text).exists()):
+            names.extend(Shortlist.load(text).names)
+        else:
+            names.append(text)
+    if not names:
+        raise ValueError("no models given: pass a shortlist.json or timm model names")
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (model, variant, seed) of the grid; ``key`` names its folder under ``runs/``."""
+
+    model: str
+    variant: Variant
+    seed: int
+
+    @property
+    def key(self) -> str:
+        safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in self.variant.name)
+        return f"{self.model}__{safe}__seed{self.seed}"
+
+
+# ---------------------------------------------------------------------- checks
+def refuse_duplicates(specs: Sequence[str], variants: List[Variant]) -> None:
+    """Two spellings of one variant (``neurn``, ``neurn:k=3``) would train one model twice."""
+    seen: Dict[tuple, str] = {}
+    for spec, variant in zip(specs, variants):
+        if variant.effective in seen:
+            raise ValueError(f"variants {seen[variant.effective]!r} and {spec!r} are one "
+                             f"variant (the same options once the defaults are filled in); "
+                             f"give it once")
+        seen[variant.effective] = spec
+
+
+def check_seeds(seeds: Sequence[int]) -> List[int]:
+    """The seeds as distinct integers in 0 .. 2**32 - 1."""
+    checked = [int(s) for s in seeds]
+    if not checked or len(set(checked)) != len(checked):
+        raise ValueError(f"seeds must be distinct integers, got {list(seeds)}")
+    if not all(0 <= s < 2**32 for s in checked):
+        # a run's augmentation stream is seeded with seed + 2**32: no sampler seed
+        raise ValueError(f"seeds must lie in 0 .. 2**32 - 1, got {checked}")
+    return checked
+
+
+def check_budget(epochs: Optional[int], steps: Optional[int], evals: int,
+                 batch_size: int) -> Optional[int]:
+    """Check the budget; return ``epochs`` (10 when neither it nor ``steps`` is given)."""
+    if (epochs is None) == (steps is None):
+        if epochs is None and steps is None:
+            epochs = 10
+        else:
+            raise ValueError("give epochs or steps, not both")
+    for label, value in (("epochs", epochs), ("steps", steps), ("evals", evals),
+                         ("batch_size", batch_size)):
+        if value is not None and (int(value) != value or value < 1):
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    return epochs
+
+
+def check_optimisation(lr: float, weight_decay: float, threads: Optional[int],
+                       optimizer: str) -> None:
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+
+
+def check_workers(num_workers: Optional[int]) -> None:
+    if num_workers is not None and (int(num_workers) != num_workers or num_workers < 0):
+        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+
+
+def resolve_device(device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec = str(device)
+    try:
+        device = torch.device(spec)
+    except RuntimeError:  # torch's own message lists two dozen device types
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU; use "
+                         "device='cpu' or 'auto'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees "
+                         f"{torch.cuda.device_count()} CUDA GPU(s), cuda:0 and up")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for, but torch sees no Apple GPU; use "
+                         "device='cpu' or 'auto'")
+    return device
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that cannot become a folder to write in, before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} is a file; give a folder (--out)")
+    # Path("a/b").exists() is False when "a" is a file: the first existing ancestor decides
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"out_dir {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"out_dir {out_dir}: cannot write in {existing} (read-only or "
+                         f"no permission)")
+
+
+# ---------------------------------------------------------------------- hashed settings
+def run_settings(study, run: Run) -> dict:
+    """Everything ``run`` depends on under ``study`` (a :class:`~neurn.Study`): recorded
+    in its result and hashed (:func:`settings_digest`)."""
+    return {"version": SETTINGS_VERSION, "model": run.model, "variant": run.variant.name,
+            "seed": run.seed, "source": study.source, "targets": study.targets,
+            "epochs": study.epochs, "steps": study.steps, "evals": study.evals,
+            "batch_size": study.batch_size, "lr": study.lr,
+            "weight_decay": study.weight_decay, "optimizer": study.optimizer,
+            "data_dir": str(study.data_dir) if study.data_dir else None,
+            "eval_limit": study.eval_limit, "train_limit": study.train_limit,
+            "data_seed": study.data_seed, "plan": study.plans[run.model].to_dict(),
+            **_data_settings(study)}
+
+
+def _data_settings(study) -> dict:
+    # digit studies at the defaults keep the keys of the first release, so their
+    # settings hashes (and finished runs) stay valid
+    if not study.data.folders and study.data.img_size == 32 and not study.augment:
+        return {}
+    return {"data": study.data.fingerprint(), "augment": study.augment}
+
+
+def settings_digest(settings: dict) -> str:
+    """The settings hash a run's files carry (16 hex digits)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
