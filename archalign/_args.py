@@ -60,7 +60,6 @@ _HINTS = {
     errno.EPERM: "permission denied: write elsewhere or fix the permissions",
     errno.EISDIR: "a folder is in the way: give a file name",
     errno.ENOTDIR: "a parent of this path is a file, not a folder",
-    errno.ENOENT: "no such file or folder",
     errno.EEXIST: "a file is in the way",
 }
 
@@ -72,4 +71,4 @@ def os_error_line(exc: OSError) -> str:
     what = exc.strerror or str(exc)
     hint = _HINTS.get(exc.errno, "")
     text = f"{where}: {what}" if where else what
-    return f"{text} ({hint})" if hint and hint != what.lower() else text
+    return f"{text} ({hint})" if hint else text

@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import archalign
 from archalign._io import atomic_path
 from archalign.similarity.plotting import alignment_view
