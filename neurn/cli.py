@@ -24,10 +24,10 @@ from .study import DamagedRunWarning, Study  # the package imports the study any
 __all__ = ["main", "build_parser"]
 
 EXAMPLES = """examples:
-  # the README's main job (offline data, about 6 minutes on 2 cores): archalign picks
+  # the README's main job (offline data, about 5 minutes on 2 cores): archalign picks
   # 3 diverse backbones of the `cpu` panel, neurn trains them with and without NeuRN
   archalign shortlist --panel cpu -k 3 --out results/shortlist.json
-  neurn run results/shortlist.json --steps 600 --evals 5 --batch-size 64 \\
+  neurn run results/shortlist.json --steps 450 --evals 5 --batch-size 64 \\
       --eval-limit 500 --out results/study
 
   # full scale on a GPU: real datasets from disk, 3 seeds
