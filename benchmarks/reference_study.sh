@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's reference study (issue 11): the digits-DG convnet plus the `cpu` panel's
 # shortlist x {baseline, neurn, gray, sobel, lcn, randconv} x seeds 0 1 2, trained with the
-# main job's recipe, tested on every offline target in full (no --eval-limit). Model
-# selection on source validation only; nothing is tuned on a target.
+# main job's recipe at 600 steps (the main job has 450), tested on every offline target in
+# full (no --eval-limit). Model selection on source validation only; nothing is tuned on a
+# target.
 #
 #   bash benchmarks/reference_study.sh [OUT]      (default OUT: results/reference)
 #
