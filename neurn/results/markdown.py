@@ -1,4 +1,5 @@
-"""``summary.md``: the lead lines, the table, its legend, skipped images and failed runs.
+"""``summary.md``: the lead lines, the table, its legend, image counts, skipped images and
+failed runs.
 
 * guard rails (:mod:`neurn.results.guards`): undertrained runs and targets on which every
   model scores at chance stay in the tables, marked, with a legend.
@@ -13,8 +14,8 @@ import numpy as np
 from .guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags, guard_rails
 from .tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
 
-__all__ = ["failed_lines", "lead_lines", "legend_lines", "skipped_lines", "summary_markdown",
-           "table_lines"]
+__all__ = ["data_lines", "failed_lines", "lead_lines", "legend_lines", "skipped_lines",
+           "summary_markdown", "table_lines"]
 
 
 def _cell(record: Optional[dict], signed: bool = False) -> str:
@@ -111,6 +112,18 @@ def legend_lines(rows: List[dict], flags: Flags) -> List[str]:
     return lines
 
 
+def data_lines(runs) -> List[str]:
+    """How many images the numbers rest on: the source's splits, each target's size."""
+    counts = next((r["counts"] for r in runs if r.get("counts")), None)
+    if not counts:
+        return []
+    source = [f"source {name} {n['train']:,} train / {n['val']:,} val / {n['test']:,} test"
+              for name, n in counts.items() if isinstance(n, dict)]
+    targets = [f"{name} {n:,}" for name, n in counts.items() if not isinstance(n, dict)]
+    return ["Images: " + "; ".join(source + (["targets " + ", ".join(targets)]
+                                             if targets else [])) + "."]
+
+
 def failed_lines(records) -> List[str]:
     """The failed runs (run records or rows, possibly with a ``study`` key), listed."""
     failed = [r for r in records if r.get("status") != "ok"]
@@ -136,12 +149,13 @@ def skipped_lines(runs) -> List[str]:
 
 def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (), *,
                      baseline: Optional[str] = "baseline") -> str:
-    """summary.md: the lead lines, the table with its legend, skipped images, the
-    failed runs."""
+    """summary.md: the lead lines, the table with its legend and image counts, skipped
+    images, the failed runs."""
     if not domain_columns(rows):
         lines = ["No finished runs."]
     else:
         flags = guard_rails(rows, summary)
         lines = (lead_lines(rows, flags, baseline=baseline) + [""] +
-                 table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags))
+                 table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags) +
+                 data_lines(runs))
     return "\n".join(lines + skipped_lines(runs) + failed_lines(runs)) + "\n"

@@ -85,6 +85,18 @@ _RUN_KEYS = ("model", "variant", "seed", "status", "plan", "history", "settings_
 _METRIC_KEYS = ("role", "generated", "top1", "loss", "n")
 
 
+def _valid_counts(counts) -> bool:
+    """``{source: {"train", "val", "test"}, target: n, ...}`` with counts >= 0."""
+    def count(n):
+        return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+    def entry(v):
+        return count(v) or (isinstance(v, dict) and set(v) == {"train", "val", "test"}
+                            and all(map(count, v.values())))
+
+    return isinstance(counts, dict) and all(map(entry, counts.values()))
+
+
 def read_run(path) -> dict:
     """A run's ``result.json``, checked for what the tables read (``ValueError``
     saying what is wrong otherwise)."""
@@ -95,6 +107,9 @@ def read_run(path) -> dict:
     if not (isinstance(run["plan"], dict) and "input_size" in run["plan"]
             and "adaptation" in run["plan"]) or not isinstance(run["history"], list):
         raise ValueError("not a run's result: no plan or history")
+    # runs written before the counts were recorded have none, and still read
+    if "counts" in run and not _valid_counts(run["counts"]):
+        raise ValueError("malformed image counts")
     metrics = run.get("metrics")
     if run["status"] == "ok" and not (
             isinstance(metrics, dict) and metrics and

@@ -283,14 +283,18 @@ class StudyData:
             info["split"] = self.split
         return info
 
+    def counts(self) -> dict:
+        """Images used: ``{source: {"train", "val", "test"}, target: n, ...}`` (after
+        ``train_limit`` / ``eval_limit`` and skipped files)."""
+        loaded = self.load()
+        source = {"train": len(loaded["train"]), "val": len(loaded["val"]),
+                  "test": len(loaded["eval"][self.source])}
+        return {self.source: source, **{t: len(loaded["eval"][t]) for t in self.targets}}
+
     def record(self) -> dict:
         """data.json: the class index, every split's files and counts, skipped files."""
-        loaded = self.load()
-        counts = {"train": len(loaded["train"]), "val": len(loaded["val"]),
-                  "test": len(loaded["eval"][self.source])}
         record = {**self.describe(), "source": self.source, "targets": self.targets,
-                  "data_seed": self.data_seed, "counts": {
-                      self.source: counts, **{t: len(loaded["eval"][t]) for t in self.targets}},
+                  "data_seed": self.data_seed, "counts": self.counts(),
                   "eval_limit": self.eval_limit, "train_limit": self.train_limit}
         if self.folders:
             record.update(skipped=self.skipped, splits=self.splits,

@@ -206,6 +206,27 @@ def test_result_json_without_its_metrics_is_retrained(study, finished, cache, ca
     assert "metrics" in json.loads(path.read_text())
 
 
+@pytest.mark.parametrize("counts", ["many", {"mnist": {"train": -1, "val": 2, "test": 2}},
+                                    {"svhn-gen": True}, {"mnist": {"train": 4}}])
+def test_malformed_image_counts_are_refused_by_table(study, finished, counts, capsys):
+    path = study / RUN / "result.json"
+    record = json.loads(path.read_text())
+    assert "counts" in record
+    record["counts"] = counts
+    path.write_text(json.dumps(record))
+    assert main(["table", str(study)]) == 2
+    one_error_line(capsys, str(path), "malformed image counts")
+
+
+def test_a_result_without_counts_still_reads(study, finished, capsys):
+    path = study / RUN / "result.json"
+    record = json.loads(path.read_text())
+    del record["counts"]
+    path.write_text(json.dumps(record))
+    assert main(["table", str(study)]) == 0
+    assert "| mnist (source test) |" in capsys.readouterr().out
+
+
 def test_truncated_best_pt_is_retrained(study, finished, cache, capsys):
     weights = study / RUN / "best.pt"
     weights.write_bytes(weights.read_bytes()[:300])

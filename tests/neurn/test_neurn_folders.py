@@ -253,6 +253,8 @@ def test_cli_study_across_two_folder_domains(tree, tmp_path, capsys):
         FolderDomain(tree / "photo").files)
     summary = (out / "summary.md").read_text()
     assert "sketch 1" in summary and "photo" in summary
+    # the images the numbers rest on, as data.json counts them (one file skipped)
+    assert "Images: source photo 12 train / 3 val / 3 test; targets sketch 11." in summary
     result = json.loads(next((out / "runs").glob("*neurn*/result.json")).read_text())
     assert result["num_classes"] == 3 and result["img_size"] == 32
     assert result["settings"]["augment"] is True

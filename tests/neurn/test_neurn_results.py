@@ -33,6 +33,8 @@ def fake_run(model, variant, seed, val_top1, top1, *, source=SOURCE, status="ok"
                         "val_loss": 0.5, "val_top1": val_top1, "lr": 1e-3,
                         "images_per_second": 100.0, "seconds": 1.0}],
            "train_seconds": 1.0, "metrics": {}}
+    run["counts"] = {source: {"train": 400, "val": 100, "test": 100},
+                     **{d: 100 for d in top1 if d != source}}
     if status == "ok":
         run.update(best_epoch=1, val_top1=val_top1, val_loss=0.5, eval_seconds=0.1)
         run["metrics"] = {d: {"role": "source" if d == source else "target",
@@ -154,6 +156,18 @@ def test_lead_lines_equal_a_hand_computation():
             in neurn)
     assert "1 run without a baseline partner left out" in neurn
     assert markdown.index("- **neurn**") < markdown.index("| model |")  # before the table
+
+
+def test_summary_names_the_images_behind_the_numbers():
+    counts = {"mnist": {"train": 4000, "val": 500, "test": 500}, "svhn-gen": 1500,
+              "usps-gen": 1200}
+    runs = [fake_run("m", "baseline", 0, 95.0, GOOD, counts=counts),
+            fake_run("m", "neurn", 0, 95.0, GOOD, counts=counts)]
+    assert ("Images: source mnist 4,000 train / 500 val / 500 test; targets svhn-gen "
+            "1,500, usps-gen 1,200.") in tables(runs)[2].splitlines()
+    # runs written before the counts were recorded: no line, no error
+    old = [{k: v for k, v in run.items() if k != "counts"} for run in runs]
+    assert "Images:" not in tables(old)[2]
 
 
 def test_lead_lines_without_a_baseline_give_no_delta():

@@ -109,6 +109,9 @@ def test_study_end_to_end_writes_every_output(tmp_path, cache):
     assert {r["domain"] for r in results.rows} == {"mnist", *TARGETS}
     table = (out / "summary.md").read_text()
     assert "neurn - baseline" in table and "targets (mean)" in table and "usps-gen*" in table
+    counts = json.loads((out / "data.json").read_text())["counts"]
+    assert results.runs[0]["counts"] == counts
+    assert f"Images: source mnist {counts['mnist']['train']:,} train" in table
     data = json.loads((out / "results.json").read_text())
     assert data["rows"] and data["summary"]
     for run_dir in (out / "runs").iterdir():
