@@ -28,7 +28,7 @@ import archalign
 from archalign.similarity.matrix import SimilarityMatrix
 
 
-def start_browser():
+def start_browser(profile: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -38,7 +38,7 @@ def start_browser():
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='bench-report-')}"):
+                 f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_network_conditions(offline=True, latency=0, download_throughput=0,
@@ -46,10 +46,10 @@ def start_browser():
     return driver
 
 
-def first_paint(path: Path) -> dict:
+def first_paint(path: Path, profile: Path) -> dict:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = start_browser()
+    driver = start_browser(profile)
     try:
         t0 = time.perf_counter()
         driver.get(path.as_uri())
@@ -84,7 +84,7 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         runs, aligned_ms = [], None
         for k in range(args.runs):
-            run = first_paint(path)
+            run = first_paint(path, Path(tmp) / f"profile-{k}")  # a fresh browser each
             if k == 0:  # the slowest click a user can make: the two longest sequences
                 a, b = (sm.labels[i] for i in np.argsort(sm.settings["lengths"])[-2:])
                 aligned_ms = run["driver"].execute_script(

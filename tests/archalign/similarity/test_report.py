@@ -6,7 +6,6 @@ extra); where no browser can be had they skip and say why.
 import io
 import re
 import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -93,8 +92,9 @@ def test_alignments_need_matching_traces(matrices, cache, tmp_path):
 
 
 # ------------------------------------------------------------------------ in a browser
-def _browser():
-    """A headless chromium with the network off, or a skip saying what is missing."""
+def _browser(profile):
+    """A headless chromium with the network off, its profile in ``profile``, or a skip
+    saying what is missing."""
     webdriver = pytest.importorskip("selenium.webdriver",
                                     reason="selenium is not installed (pip install -e '.[test]')")
     binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
@@ -111,7 +111,7 @@ def _browser():
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='archalign-chromium-')}"):
+                 f"--user-data-dir={profile}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
@@ -124,8 +124,9 @@ def _browser():
 
 
 @pytest.fixture(scope="module")
-def browser():
-    driver = _browser()
+def browser(tmp_path_factory):
+    # under pytest's temporary root, so the profile is cleaned up with it
+    driver = _browser(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
