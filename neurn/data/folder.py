@@ -9,7 +9,11 @@
 * Images are the files ending in ``IMAGE_EXTENSIONS`` (any case), read with PIL;
   greyscale, palette and RGBA images are converted to RGB. Other files (``.txt``,
   ``Thumbs.db``) and hidden ones are ignored. A class without images, or a domain
-  without classes, is an error that names the folder.
+  without classes, is an error that names the folder. A dataset root given where a
+  domain is expected, or a domain given as a dataset root, is named as that mistake
+  (checked only once the listing has failed, so valid folders cost nothing extra).
+* :func:`probe_image_size` reads a sample of image headers for the typical image side,
+  the default size for folders of small images (32 px digits need no 224 px resize).
 * Decoding (:func:`decode`): JPEGs are decoded at the smallest DCT scale that still
   covers the target size (PIL's ``draft``), then every image is resized to
   ``size x size`` (bilinear, antialiased), DomainBed's evaluation transform. Random
@@ -19,7 +23,7 @@
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,12 +31,15 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 __all__ = ["BadImageError", "FolderDomain", "IMAGE_EXTENSIONS", "FOLDER_PREFIX", "decode",
-           "domains_from_root", "is_folder_spec", "shared_classes"]
+           "domains_from_root", "is_folder_spec", "probe_image_size", "shared_classes"]
 
 PathLike = Union[str, os.PathLike]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FOLDER_PREFIX = "folder:"
 DEFAULT_IMG_SIZE = 224
+# What PIL raises for a file it cannot read; SyntaxError is its "broken PNG file".
+_PIL_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError,
+               Image.DecompressionBombError)
 
 
 class BadImageError(ValueError):
@@ -52,8 +59,7 @@ def decode(path: PathLike, size: int) -> np.ndarray:
             image.draft("RGB", (size, size))  # JPEG only: decode at a reduced DCT scale
             image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError,
-            Image.DecompressionBombError) as exc:  # SyntaxError: PIL's "broken PNG file"
+    except _PIL_ERRORS as exc:
         raise BadImageError(path, str(exc) or type(exc).__name__) from None
 
 
@@ -74,6 +80,34 @@ def _strip(spec: PathLike) -> Path:
 
 def _visible(entry: os.DirEntry) -> bool:
     return not entry.name.startswith(".")
+
+
+def _is_image(entry: os.DirEntry) -> bool:
+    return (entry.is_file() and _visible(entry)
+            and entry.name.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _holds_images(folder: PathLike) -> bool:
+    """Whether ``folder`` directly holds an image file; stops at the first one."""
+    with os.scandir(folder) as it:
+        return any(_is_image(e) for e in it)
+
+
+def _shown(names: Sequence[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def _root_as_domain_error(root: Path, class_dirs: Sequence[str], empty: str
+                          ) -> Optional[ValueError]:
+    """The error for ``root`` when its would-be class folder ``empty`` holds no images:
+    a dataset root passed as a domain when ``empty``'s subfolders hold images, else None."""
+    with os.scandir(root / empty) as it:
+        subfolders = [e.path for e in it if e.is_dir() and _visible(e)]
+    if not any(_holds_images(folder) for folder in subfolders):
+        return None
+    return ValueError(f"{root} looks like a dataset root (its subfolders {_shown(class_dirs)} "
+                      f"are domains, each with class folders); pass one domain "
+                      f"({root / class_dirs[0]}) or use it as the dataset root (--dataset)")
 
 
 def _subfolders(root: Path, layout: str, what: str) -> List[str]:
@@ -104,9 +138,11 @@ def _list(root: Path) -> _Listing:
     labels: List[int] = []
     for index, name in enumerate(class_dirs):
         with os.scandir(root / name) as it:
-            images = sorted(e.name for e in it if e.is_file() and _visible(e)
-                            and e.name.lower().endswith(IMAGE_EXTENSIONS))
+            images = sorted(e.name for e in it if _is_image(e))
         if not images:
+            error = _root_as_domain_error(root, class_dirs, name)
+            if error is not None:
+                raise error
             raise ValueError(f"{root / name}: class folder without images (looked for "
                              f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
         files.extend(f"{name}/{image}" for image in images)
@@ -174,6 +210,60 @@ def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
     ``PACS/sketch``, ...), name -> domain, with one shared, sorted class index."""
     root = _strip(root)
     names = _subfolders(root, "root/<domain>/<class>/<image>", "domain")
-    domains = {name: FolderDomain(root / name, img_size=img_size) for name in names}
+    domains = {}
+    for name in names:
+        try:
+            domains[name] = FolderDomain(root / name, img_size=img_size)
+        except ValueError:
+            if _holds_images(root / name):  # root/<class>/<image>: one domain, not a root
+                raise ValueError(
+                    f"{root} looks like a single domain (its subfolders are classes holding "
+                    f"images); pass it as a domain (--source/--targets), not as a dataset "
+                    f"root (--dataset)") from None
+            raise
     shared_classes(list(domains.values()))
     return domains
+
+
+def probe_image_size(domains: Iterable[Union[FolderDomain, PathLike]], *, sample: int = 64,
+                     seed: int = 0) -> int:
+    """The typical image side of folder domains: the median of ``min(width, height)``
+    over up to ``sample`` files per domain, rounded to an int.
+
+    Only headers are read (PIL opens lazily; nothing is decoded), so the probe stays cheap
+    even for large JPEGs. Files are drawn with ``numpy.random.default_rng(seed)``
+    so the same folders give the same size. Headers PIL cannot read are skipped.
+
+    Args:
+        domains: :class:`FolderDomain` objects, or their folders (listed here).
+        sample: files read per domain at most.
+        seed: seeds the draw of files.
+
+    Raises:
+        ValueError: no domains, or not one readable header among the sampled files (the
+            message names the folders).
+    """
+    if int(sample) != sample or sample < 1:
+        raise ValueError(f"sample must be an integer >= 1, got {sample!r}")
+    rng = np.random.default_rng(seed)
+    sides: List[int] = []
+    folders: List[str] = []
+    for domain in domains:
+        if isinstance(domain, FolderDomain):
+            folder, files = domain.root, domain.files
+        else:
+            folder = _strip(domain)
+            files = _list(folder).files
+        folders.append(str(folder))
+        for index in rng.choice(len(files), min(int(sample), len(files)), replace=False):
+            try:
+                with Image.open(folder / files[index]) as image:
+                    sides.append(min(image.size))
+            except _PIL_ERRORS:
+                pass
+    if not folders:
+        raise ValueError("probe_image_size needs at least one domain")
+    if not sides:
+        raise ValueError(f"{', '.join(folders)}: none of the sampled images has a readable "
+                         f"header; cannot tell the image size")
+    return int(np.rint(np.median(sides)))

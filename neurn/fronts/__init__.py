@@ -9,7 +9,8 @@ from .fixed import LCN, SOBEL_MAX, Gray, Sobel
 from .front import FrontEnd, NeuRNFront, with_front, with_neurn
 from .layer import NeuRN, neurn_reference, neurn_response
 from .randconv import RandConv
+from .standardize import FRONT_STATS, Standardize
 
-__all__ = ["CropFlip", "FrontEnd", "Gray", "LCN", "NeuRN", "NeuRNFront", "RandConv",
-           "SOBEL_MAX", "Sobel", "neurn_reference", "neurn_response", "with_front",
-           "with_neurn"]
+__all__ = ["CropFlip", "FRONT_STATS", "FrontEnd", "Gray", "LCN", "NeuRN", "NeuRNFront",
+           "RandConv", "SOBEL_MAX", "Sobel", "Standardize", "neurn_reference",
+           "neurn_response", "with_front", "with_neurn"]

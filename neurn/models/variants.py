@@ -39,16 +39,14 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
-from ..data import DIGITS_MEAN, DIGITS_STD
-from ..fronts import LCN, Gray, NeuRN, RandConv, Sobel
+from ..fronts import FRONT_STATS, LCN, Gray, NeuRN, RandConv, Sobel
 
 __all__ = ["INPUT_STATS", "KINDS", "Variant", "as_variant", "check_variant",
            "measure_input_stats", "parse_variant"]
 
 # what the backbone sees -> (mean, std) over the source train split (4,000 MNIST digits,
 # data seed 0), the same for every channel; tests/neurn/test_neurn_data.py recomputes them
-INPUT_STATS = {"pixels": (DIGITS_MEAN[0], DIGITS_STD[0]), "neurn": (0.1792, 0.2971),
-               "sobel": (0.1380, 0.2453)}
+INPUT_STATS = FRONT_STATS
 
 
 class _Option(NamedTuple):

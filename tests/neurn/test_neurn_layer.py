@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from neurn import NeuRN, NeuRNFront, neurn_reference, neurn_response, with_neurn
+from neurn.fronts import FRONT_STATS
 
 DEVICE = torch.device(os.environ.get("TORCH_DEVICE", "cpu"))
 
@@ -207,7 +208,8 @@ def test_front_applies_neurn_first():
     net = _TinyNet()
     wrapped = with_neurn(net, kernel_size=5)
     x = _rand(2, 3, 16, 16)
-    torch.testing.assert_close(wrapped(x), net(NeuRN(kernel_size=5)(x)))
+    mean, std = FRONT_STATS["neurn"]
+    torch.testing.assert_close(wrapped(x), net((NeuRN(kernel_size=5)(x) - mean) / std))
     assert isinstance(wrapped, NeuRNFront) and wrapped.model is net
     assert wrapped.neurn.kernel_size == 5
     with pytest.raises(ValueError, match="already"):
@@ -218,7 +220,8 @@ def test_front_wraps_a_timm_model():
     timm = pytest.importorskip("timm")
     model = timm.create_model("resnet10t", num_classes=10, pretrained=False)
     wrapped = NeuRNFront(model)
-    assert wrapped.pretrained_cfg == model.pretrained_cfg and wrapped.num_classes == 10
+    raw_cfg = {**model.pretrained_cfg, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+    assert wrapped.pretrained_cfg == raw_cfg and wrapped.num_classes == 10
     with torch.no_grad():
         assert wrapped(_rand(2, 3, 32, 32)).shape == (2, 10)
 
