@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from .folder import decode
 
-__all__ = ["ArrayBatches", "FolderBatches"]
+__all__ = ["ArrayBatches", "ConcatBatches", "FolderBatches"]
 
 
 def _index(index) -> np.ndarray:
@@ -75,3 +75,31 @@ class FolderBatches(Dataset):
         rows = _index(index)
         return FolderBatches(self.root, [self.files[i] for i in rows], self.labels[rows],
                              self.size)
+
+
+class ConcatBatches(Dataset):
+    """Batch-indexed datasets end to end (the training domains of a multi-source study):
+    index ``i`` of part ``p`` is ``offsets[p] + i``; ``lengths`` gives each part's size."""
+
+    def __init__(self, parts: Sequence[Dataset]) -> None:
+        if not parts:
+            raise ValueError("ConcatBatches needs at least one dataset")
+        self.parts = list(parts)
+        self.lengths = [len(p) for p in self.parts]
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+        self.labels = np.concatenate([np.asarray(p.labels, dtype=np.int64) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index) -> Tuple[torch.Tensor, torch.Tensor]:
+        rows = _index(index)
+        part = np.searchsorted(self.offsets, rows, side="right") - 1
+        images = None
+        for p in np.unique(part):
+            where = np.flatnonzero(part == p)
+            got, _ = self.parts[p][rows[where] - self.offsets[p]]
+            if images is None:
+                images = torch.empty((len(rows), *got.shape[1:]), dtype=got.dtype)
+            images[torch.from_numpy(where)] = got
+        return images, torch.from_numpy(self.labels[rows])

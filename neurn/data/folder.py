@@ -30,7 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-__all__ = ["BadImageError", "FolderDomain", "IMAGE_EXTENSIONS", "FOLDER_PREFIX", "decode",
+__all__ = ["BadImageError", "folder_path", "FolderDomain", "IMAGE_EXTENSIONS", "FOLDER_PREFIX", "decode",
            "domains_from_root", "is_folder_spec", "probe_image_size", "shared_classes"]
 
 PathLike = Union[str, os.PathLike]
@@ -73,7 +73,8 @@ def is_folder_spec(spec) -> bool:
             or Path(text).is_dir())
 
 
-def _strip(spec: PathLike) -> Path:
+def folder_path(spec: PathLike) -> Path:
+    """The folder a domain spec names (``folder:PATH`` or a path)."""
     text = os.fspath(spec)
     return Path(text[len(FOLDER_PREFIX):] if text.startswith(FOLDER_PREFIX) else text)
 
@@ -169,7 +170,7 @@ class FolderDomain(Dataset):
     def __init__(self, root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE) -> None:
         if int(img_size) != img_size or img_size < 8:
             raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
-        self.root = _strip(root)
+        self.root = folder_path(root)
         listing = _list(self.root)
         self.name = self.root.resolve().name or str(self.root)
         self.img_size = int(img_size)
@@ -208,7 +209,7 @@ def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
                       ) -> Dict[str, FolderDomain]:
     """One domain per subfolder of a DomainBed-style ``root`` (``PACS/photo``,
     ``PACS/sketch``, ...), name -> domain, with one shared, sorted class index."""
-    root = _strip(root)
+    root = folder_path(root)
     names = _subfolders(root, "root/<domain>/<class>/<image>", "domain")
     domains = {}
     for name in names:
@@ -252,7 +253,7 @@ def probe_image_size(domains: Iterable[Union[FolderDomain, PathLike]], *, sample
         if isinstance(domain, FolderDomain):
             folder, files = domain.root, domain.files
         else:
-            folder = _strip(domain)
+            folder = folder_path(domain)
             files = _list(folder).files
         folders.append(str(folder))
         for index in rng.choice(len(files), min(int(sample), len(files)), replace=False):

@@ -30,7 +30,7 @@ from archalign._io import atomic_path, atomic_write_text
 from ._cache import PathLike, default_cache_dir
 from .folder import BadImageError, FolderDomain, decode
 
-__all__ = ["cached_images", "check_images", "fingerprint"]
+__all__ = ["cached_images", "check_images", "decoded_images", "fingerprint", "fits_in_memory"]
 
 # Bump when decode() changes its pixels, so old memmaps are not reused.
 DECODE_VERSION = 1
@@ -105,6 +105,35 @@ def check_images(domain: FolderDomain, *, cache_dir: Optional[PathLike] = None,
         atomic_write_text(path, json.dumps({"fingerprint": key, "root": str(domain.root),
                                             "bad": bad}))
     return bad
+
+
+def decoded_images(domain: FolderDomain, size: int, *, threads: Optional[int] = None):
+    """``(uint8 array (N, 3, size, size) in memory, {relative path: reason} of bad
+    files)``: one decoding pass that finds the bad files as it goes (their rows stay 0)."""
+    out = np.zeros((len(domain), 3, size, size), dtype=np.uint8)
+    return out, _decode_all(domain, size, threads, out.__setitem__)
+
+
+def available_memory() -> Optional[int]:
+    """Bytes the machine can still give without swapping (``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows
+        return None
+
+
+def fits_in_memory(nbytes: int, *, share: float = 0.5) -> bool:
+    """Whether ``nbytes`` of decoded images fit in ``share`` of the available memory
+    (half by default: training needs the rest); True when the OS does not say."""
+    available = available_memory()
+    return available is None or nbytes <= share * available
 
 
 def _sha256(path: Path) -> str:

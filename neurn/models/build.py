@@ -1,8 +1,17 @@
-"""Building a model: (backbone name, variant, plan) -> a freshly initialised :class:`DigitClassifier`.
+"""Building a model: (backbone name, variant, plan[, pretrained weights]) -> a :class:`DigitClassifier`.
 
 ``build_model("resnet18", variant="neurn:k=5")`` returns the backbone behind the
 variant's input pipeline (:mod:`neurn.models.variants`) and the :class:`ModelPlan`
 (:mod:`neurn.models.plan`) that says how the architecture was adapted to the input.
+
+With pretrained weights (:mod:`neurn.models.pretrained`) the backbone is built seeded as
+from scratch, then every tensor but the classifier's is loaded over it, so the head is
+the run's seeded initialisation. What the backbone sees is then what its weights
+expect: a variant that hands it an image (baseline, ``gray``, ``randconv``) is
+normalised with the weights' own per-channel mean / std (``pretrained_cfg``); a front
+end's map (NeuRN, Sobel) is standardised with its fixed constants to zero mean and unit
+variance, the scale an ImageNet-normalised image has, since no pretrained statistics
+exist for such maps; LCN's output is already on that scale.
 """
 from typing import Dict, Optional, Tuple
 
@@ -10,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fronts import NeuRN
+from ..fronts import NeuRN, Standardize
 from .plan import ModelPlan, create_backbone, plan_model
+from .pretrained import Pretrained
 from .variants import INPUT_STATS, KINDS, as_variant
 
 __all__ = ["DigitClassifier", "build_augmentation", "build_model", "uses_convolutions"]
@@ -22,17 +32,17 @@ class DigitClassifier(nn.Module):
 
     ``x`` is a float batch in [0, 1], ``(N, 3, img_size, img_size)``. Children: ``front``
     (the variant's front end, e.g. :class:`NeuRN`, or ``None``) and ``backbone``.
-    ``stats`` is the fixed ``(mean, std)`` of ``(x - mean) / std`` after the front end,
-    or None for none; :mod:`neurn.models.variants` says which variant does what.
+    ``stats`` is the fixed ``(mean, std)`` of ``(x - mean) / std`` after the front end
+    (each a number or one per channel; the child ``standardize``), or None for none;
+    :mod:`neurn.models.variants` says which variant does what.
     """
 
     def __init__(self, backbone: nn.Module, *, front: Optional[nn.Module] = None,
-                 stats: Optional[Tuple[float, float]],
-                 input_size: Optional[int] = None) -> None:
+                 stats: Optional[tuple], input_size: Optional[int] = None) -> None:
         super().__init__()
         self.front = front
+        self.standardize = None if stats is None else Standardize(*stats)
         self.backbone = backbone
-        self.stats = None if stats is None else (float(stats[0]), float(stats[1]))
         self.input_size = input_size
 
     @property
@@ -43,8 +53,8 @@ class DigitClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.front is not None:
             x = self.front(x)
-        if self.stats is not None:
-            x = (x - self.stats[0]) / self.stats[1]
+        if self.standardize is not None:
+            x = self.standardize(x)
         if self.input_size is not None and x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False)
@@ -53,9 +63,9 @@ class DigitClassifier(nn.Module):
 
 def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_size: int = 32,
                 plan: Optional[ModelPlan] = None,
-                input_stats: Optional[Dict[str, Tuple[float, float]]] = None
-                ) -> Tuple[DigitClassifier, ModelPlan]:
-    """A freshly initialised (``pretrained=False``) model for ``img_size`` digits.
+                input_stats: Optional[Dict[str, Tuple[float, float]]] = None,
+                pretrained: Optional[Pretrained] = None) -> Tuple[DigitClassifier, ModelPlan]:
+    """A model for ``img_size`` images, initialised from scratch or ``pretrained``.
 
     Args:
         name: a built-in (:data:`BUILTIN_MODELS`, e.g. ``"convnet"``) or timm architecture.
@@ -65,6 +75,10 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
         plan: a :class:`ModelPlan` from :func:`plan_model` (computed when omitted).
         input_stats: the standardisation constants (default :data:`INPUT_STATS`, the
             digits'; :func:`measure_input_stats` gives them for other data).
+        pretrained: weights from :func:`~neurn.models.pretrained.load_pretrained` (for
+            ``name``, built with ``plan_model(..., pretrained_size=...)``); the
+            classifier keeps its seeded initialisation. See the module docstring for
+            the input the backbone then gets.
 
     Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first. A
     training-time augmentation (``randconv``) is not part of the model: see
@@ -75,11 +89,25 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
     plan = plan if plan is not None else plan_model(name, img_size=img_size,
                                                     num_classes=num_classes)
     backbone = create_backbone(name, num_classes, **plan.create_kwargs)
+    table = dict(INPUT_STATS if input_stats is None else input_stats)
+    if pretrained is not None:
+        _load_backbone(backbone, pretrained)
+        table["pixels"] = (pretrained.mean, pretrained.std)
     front = kind.front(**variant.options) if kind.front is not None else None
     resize = plan.input_size if plan.input_size != img_size else None
-    table = INPUT_STATS if input_stats is None else input_stats
     stats = table[kind.stats] if kind.stats is not None and variant.standardise else None
     return DigitClassifier(backbone, front=front, stats=stats, input_size=resize), plan
+
+
+def _load_backbone(backbone: nn.Module, pretrained: Pretrained) -> None:
+    """Every pretrained tensor into ``backbone``; only its classifier may stay as built."""
+    missing, unexpected = backbone.load_state_dict(pretrained.state, strict=False)
+    head = set(backbone.state_dict()) - set(pretrained.state)
+    if unexpected or set(missing) != head:
+        raise ValueError(f"{pretrained.name}: the pretrained weights do not fit this "
+                         f"backbone (missing {sorted(set(missing) - head)[:3]}, unexpected "
+                         f"{sorted(unexpected)[:3]}); build it with the plan the weights "
+                         f"were loaded for")
 
 
 def build_augmentation(variant, *, generator: torch.Generator,

@@ -105,9 +105,19 @@ def _native_patch(name: str) -> Optional[int]:
     return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
 
 
-def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10) -> ModelPlan:
-    """Decide how ``name`` runs on ``img_size`` images, on the meta device (cheap)."""
+def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10,
+               pretrained_size: Optional[int] = None) -> ModelPlan:
+    """Decide how ``name`` runs on ``img_size`` images, on the meta device (cheap).
+
+    ``pretrained_size``: the input side of pretrained weights. The architecture is then
+    built as they were trained (no ``img_size`` / ``patch_size`` change) and the images
+    are resized to that side, the resolution its features were learnt at."""
     check_model_name(name)
+    if pretrained_size is not None:
+        how = (f"native {img_size} px" if pretrained_size == img_size else
+               f"resized {img_size} -> {pretrained_size} px")
+        return ModelPlan(name, img_size, int(pretrained_size), {},
+                         f"pretrained, {how} (its pretrained input size)")
     if _takes_img_size(name):
         kwargs: Dict[str, object] = {"img_size": img_size}
         patch = _native_patch(name)
@@ -125,10 +135,12 @@ def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10) -> Model
                              f"resized {img_size} -> {size} px (the model's minimum)")
     smaller = [size for size in RESIZE_CANDIDATES if size < img_size
                and _meta_forward_ok(name, {}, size, num_classes)]
-    hint = (f"it runs at {smaller[0]} px: pass that image size (--img-size {smaller[0]})"
-            if smaller else "pick another architecture")
-    raise ValueError(f"{name!r} runs at none of {img_size} px or the larger sizes "
-                     f"{RESIZE_CANDIDATES}; {hint}")
+    larger = [size for size in RESIZE_CANDIDATES if size > img_size]
+    tried = f"{img_size} px" + (f" or resized to {', '.join(map(str, larger))} px" if larger
+                                else "")
+    hint = (f"it runs at {smaller[-1]} px: pass --img-size {smaller[-1]} (img_size="
+            f"{smaller[-1]})" if smaller else "pick another architecture")
+    raise ValueError(f"{name!r} cannot run on {tried}; {hint}")
 
 
 def _default_size(name: str) -> int:

@@ -27,8 +27,8 @@ import torch
 
 from .plan import BUILTIN_MODELS
 
-__all__ = ["Init", "Pretrained", "SCRATCH", "load_pretrained", "pretrained_tag",
-           "weights_file"]
+__all__ = ["Init", "Pretrained", "SCRATCH", "load_pretrained", "pretrained_input_size",
+           "pretrained_tag", "refuse_tags", "tensors_sha256", "weights_file"]
 
 PathLike = Union[str, os.PathLike]
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -77,6 +77,31 @@ class Pretrained:
 def pretrained_tag(name: str) -> Optional[str]:
     """The tag of a timm name (``a1_in1k`` of ``resnet50.a1_in1k``), or None."""
     return name.partition(".")[2] or None
+
+
+def refuse_tags(names) -> None:
+    """``ValueError`` for a tagged name (``resnet18.a1_in1k``) in a study from scratch:
+    the tag names weights that would silently not be loaded."""
+    for name in names:
+        tag = pretrained_tag(name)
+        if tag is not None:
+            raise ValueError(f"model {name!r} names pretrained weights ({tag}) but the study "
+                             f"trains from scratch; pass --pretrained (pretrained=True) to "
+                             f"load them, or drop the tag ({name.partition('.')[0]!r})")
+
+
+def pretrained_input_size(name: str) -> Optional[int]:
+    """The image side ``name``'s pretrained weights were trained at (from timm's
+    pretrained config, nothing loaded); None for a built-in or unknown name."""
+    import timm
+
+    if name in BUILTIN_MODELS:
+        return None
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except RuntimeError:  # an unknown tag: load_pretrained says so, in its words
+        return None
+    return int(cfg.input_size[-1]) if cfg is not None and cfg.input_size else None
 
 
 def weights_file(name: str, weights: PathLike) -> Path:

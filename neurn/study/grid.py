@@ -38,9 +38,12 @@ import torch
 from archalign._io import atomic_write_text
 
 from ..models import check_variant, parse_variant, plan_model
+from ..models.pretrained import (SCRATCH, Init, Pretrained, load_pretrained,
+                                 pretrained_input_size, refuse_tags)
 from ..results import StudyResults, write_outputs
-from .data import StudyData
-from .settings import (STREAM_WORKERS, PathLike, Run, check_budget, check_optimisation,
+from .data import StudyData, leave_out_groups
+from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
+                       SCRATCH_WEIGHT_DECAY, STREAM_WORKERS, PathLike, Run, check_budget, check_optimisation,
                        check_out_dir, check_seeds, check_workers, load_models,
                        refuse_duplicates, resolve_device, run_settings, settings_digest)
 from .torch_settings import TorchSettings, default_threads
@@ -100,10 +103,11 @@ class Study:
             warn_only=True)`` during the study (slower; CPU runs repeat without it).
     """
 
-    def __init__(self, models, *, source: str = "mnist", targets: Optional[Sequence[str]] = None,
+    def __init__(self, models, *, source="mnist", targets: Optional[Sequence[str]] = None,
                  variants: Sequence[str] = ("baseline", "neurn"), seeds: Sequence[int] = (0,),
                  epochs: Optional[int] = None, steps: Optional[int] = None, evals: int = 5,
-                 batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.05,
+                 batch_size: int = 64, lr: Optional[float] = None,
+                 weight_decay: Optional[float] = None,
                  optimizer: str = "adamw", device: str = "auto",
                  out_dir: PathLike = "neurn-study", data_dir: Optional[PathLike] = None,
                  cache_dir: Optional[PathLike] = None, eval_limit: Optional[int] = None,
@@ -112,14 +116,25 @@ class Study:
                  keep_weights: bool = True, deterministic: bool = False,
                  img_size: Optional[int] = None, split: Optional[Dict[str, float]] = None,
                  skip_bad_images: bool = False, cache_images: bool = False,
-                 augment: Optional[bool] = None) -> None:
+                 stream_images: bool = False, augment: Optional[bool] = None,
+                 dataset: Optional[PathLike] = None, test_envs: Optional[Sequence] = None,
+                 holdout_fraction: Optional[float] = None, pretrained: bool = False,
+                 weights: Optional[PathLike] = None) -> None:
         self.models = load_models(models)
+        self.pretrained = bool(pretrained) or weights is not None
+        if not self.pretrained:
+            refuse_tags(self.models)
         self.variants = [parse_variant(v) for v in variants]
         if not self.variants:
             raise ValueError("give at least one variant ('baseline', 'neurn')")
         refuse_duplicates(variants, self.variants)
         self.seeds = check_seeds(seeds)
         epochs = check_budget(epochs, steps, evals, batch_size)
+        # fine-tuning defaults: DomainBed's ERM (Adam, 5e-5, no weight decay) for
+        # pretrained backbones; from scratch the recipe the digit studies were run with
+        lr = (PRETRAINED_LR if self.pretrained else SCRATCH_LR) if lr is None else lr
+        weight_decay = ((PRETRAINED_WEIGHT_DECAY if self.pretrained else SCRATCH_WEIGHT_DECAY)
+                        if weight_decay is None else weight_decay)
         check_optimisation(lr, weight_decay, threads, optimizer)
         self.epochs, self.steps, self.evals = epochs, steps, int(evals)
         self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
@@ -127,11 +142,21 @@ class Study:
         self.device = resolve_device(device)
         self.out_dir = Path(out_dir)
         check_out_dir(self.out_dir)
-        self.data = StudyData(source, targets, data_dir=data_dir, cache_dir=cache_dir,
-                              data_seed=data_seed, eval_limit=eval_limit,
-                              train_limit=train_limit, img_size=img_size, split=split,
-                              skip_bad_images=skip_bad_images, cache_images=cache_images,
-                              threads=threads)
+        splits = self._splits(source, targets, dataset, test_envs)
+        decoded: dict = {}  # a folder domain is decoded once, whatever groups share it
+        sizes = [pretrained_input_size(m) for m in self.models] if self.pretrained else []
+        default_size = max((s for s in sizes if s), default=None)
+        self.groups: Dict[Optional[str], StudyData] = {
+            group: StudyData(sources, group_targets, data_dir=data_dir, cache_dir=cache_dir,
+                             data_seed=data_seed, eval_limit=eval_limit,
+                             train_limit=train_limit, img_size=img_size, split=split,
+                             skip_bad_images=skip_bad_images, cache_images=cache_images,
+                             stream_images=stream_images, threads=threads,
+                             holdout=holdout_fraction, force_holdout=dataset is not None,
+                             default_size=default_size, decoded=decoded)
+            for group, (sources, group_targets) in splits.items()}
+        self.dataset = Path(dataset) if dataset is not None else None
+        self.data = next(iter(self.groups.values()))
         self.source, self.targets = self.data.source, self.data.targets
         self.data_dir, self.cache_dir = self.data.data_dir, cache_dir
         self.eval_limit, self.train_limit = eval_limit, train_limit
@@ -148,21 +173,57 @@ class Study:
         self._checkpointed: Optional[tuple] = None
         for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
             check_variant(variant, self.data.img_size)
+        # loaded once and shared by the runs; a missing or wrong file fails here
+        self.weights: Dict[str, Pretrained] = {
+            name: load_pretrained(name, num_classes=self.data.num_classes, weights=weights)
+            for name in self.models} if self.pretrained else {}
         # cheap (meta device) and fails fast on unknown names / unusable architectures
         self.plans = {name: plan_model(name, img_size=self.data.img_size,
-                                       num_classes=self.data.num_classes)
+                                       num_classes=self.data.num_classes,
+                                       pretrained_size=self.weights[name].input_size
+                                       if self.pretrained else None)
                       for name in self.models}
+
+    @staticmethod
+    def _splits(source, targets, dataset, test_envs) -> Dict[Optional[str], tuple]:
+        """``{group: (sources, targets)}``: one split named None, or DomainBed's
+        held-out groups of ``dataset``."""
+        if dataset is None:
+            if test_envs is not None:
+                raise ValueError("test envs name domains of a dataset root; give it "
+                                 "(--dataset ROOT) or use --source / --targets")
+            return {None: (source, targets)}
+        if targets is not None or source != "mnist":
+            raise ValueError("--dataset takes its domains from ROOT (held out with "
+                             "--test-envs); drop --source / --targets")
+        if test_envs is None:
+            raise ValueError("--dataset needs the held-out domains: --test-envs NAME or "
+                             "INDEX ..., or --test-envs all for every leave-one-domain-out "
+                             "split")
+        return leave_out_groups(dataset, test_envs)
+
+    def group_data(self, run: Run) -> StudyData:
+        """The data of ``run``'s split (its held-out group)."""
+        return self.groups[run.group]
+
+    def init(self, model: str) -> Init:
+        """How ``model``'s backbone starts: from scratch, or the pretrained weights."""
+        return self.weights[model].init if self.pretrained else SCRATCH
 
     # ------------------------------------------------------------------ grid
     def grid(self) -> List[Run]:
-        return [Run(m, v, s) for m in self.models for v in self.variants for s in self.seeds]
+        return [Run(m, v, s, g) for g in self.groups for m in self.models
+                for v in self.variants for s in self.seeds]
 
     def _settings(self, run: Run) -> dict:
         return run_settings(self, run)
 
     # ------------------------------------------------------------------ data
     def load_data(self) -> Dict[str, object]:
-        """Load every split and domain now (missing or bad files fail before training)."""
+        """Load every group's splits and domains now (missing or bad files fail before
+        training); returns the first group's."""
+        for data in self.groups.values():
+            data.load()
         return self.data.load()
 
     def _loader(self, dataset, batches: List[torch.Tensor]):
@@ -183,7 +244,9 @@ class Study:
         found = {run.key: self._found(run) for run in grid}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
-        atomic_write_text(self.out_dir / "data.json", json.dumps(self.data.record(), indent=1))
+        record = (self.data.record() if list(self.groups) == [None] else
+                  {"groups": {g: d.record() for g, d in self.groups.items()}})
+        atomic_write_text(self.out_dir / "data.json", json.dumps(record, indent=1))
         finished: List[dict] = []
         self._checkpointed = None
         with TorchSettings(self.device, self.threads, self.deterministic):
@@ -230,6 +293,10 @@ class Study:
                 "data_seed": self.data_seed, "data": self.data.describe(),
                 "augment": self.augment, "workers": self.num_workers,
                 "plans": {m: p.to_dict() for m, p in self.plans.items()},
+                "init": {m: self.init(m).to_dict() for m in self.models},
+                **({"dataset": str(self.dataset), "groups": {
+                    g: {"sources": d.sources, "targets": d.targets}
+                    for g, d in self.groups.items()}} if self.dataset is not None else {}),
                 "versions": _versions()}
 
     def run_one(self, run: Run, found: Optional[Found] = None) -> dict:

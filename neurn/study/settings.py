@@ -17,7 +17,8 @@ import torch
 
 from ..models import Variant
 
-__all__ = ["PathLike", "Run", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
+__all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRATCH_LR",
+           "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
            "check_optimisation", "check_out_dir", "check_seeds", "check_workers",
            "load_models", "refuse_duplicates", "resolve_device", "run_settings",
            "settings_digest"]
@@ -25,6 +26,9 @@ __all__ = ["PathLike", "Run", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budge
 PathLike = Union[str, os.PathLike]
 SETTINGS_VERSION = 1
 STREAM_WORKERS = 4  # default DataLoader workers when images are decoded from files
+# optimiser defaults: from scratch, the digit studies' recipe; pretrained, DomainBed's ERM
+SCRATCH_LR, SCRATCH_WEIGHT_DECAY = 1e-3, 0.05
+PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY = 5e-5, 0.0
 
 
 def load_models(models) -> List[str]:
@@ -47,18 +51,25 @@ def load_models(models) -> List[str]:
     return list(dict.fromkeys(names))
 
 
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
+
+
 @dataclass(frozen=True)
 class Run:
-    """One (model, variant, seed) of the grid; ``key`` names its folder under ``runs/``."""
+    """One (model, variant, seed[, held-out group]) of the grid; ``key`` names its folder
+    under ``runs/``. ``group`` names the held-out domains of a leave-one-domain-out
+    split (None: the study has one split)."""
 
     model: str
     variant: Variant
     seed: int
+    group: Optional[str] = None
 
     @property
     def key(self) -> str:
-        safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in self.variant.name)
-        return f"{self.model}__{safe}__seed{self.seed}"
+        key = f"{self.model}__{_safe(self.variant.name)}__seed{self.seed}"
+        return key if self.group is None else f"{key}__test-{_safe(self.group)}"
 
 
 # ---------------------------------------------------------------------- checks
@@ -155,23 +166,33 @@ def check_out_dir(out_dir: Path) -> None:
 def run_settings(study, run: Run) -> dict:
     """Everything ``run`` depends on under ``study`` (a :class:`~neurn.Study`): recorded
     in its result and hashed (:func:`settings_digest`)."""
-    return {"version": SETTINGS_VERSION, "model": run.model, "variant": run.variant.name,
-            "seed": run.seed, "source": study.source, "targets": study.targets,
-            "epochs": study.epochs, "steps": study.steps, "evals": study.evals,
-            "batch_size": study.batch_size, "lr": study.lr,
-            "weight_decay": study.weight_decay, "optimizer": study.optimizer,
-            "data_dir": str(study.data_dir) if study.data_dir else None,
-            "eval_limit": study.eval_limit, "train_limit": study.train_limit,
-            "data_seed": study.data_seed, "plan": study.plans[run.model].to_dict(),
-            **_data_settings(study)}
+    data = study.group_data(run)
+    settings = {"version": SETTINGS_VERSION, "model": run.model, "variant": run.variant.name,
+                "seed": run.seed, "source": data.source, "targets": data.targets,
+                "epochs": study.epochs, "steps": study.steps, "evals": study.evals,
+                "batch_size": study.batch_size, "lr": study.lr,
+                "weight_decay": study.weight_decay, "optimizer": study.optimizer,
+                "data_dir": str(study.data_dir) if study.data_dir else None,
+                "eval_limit": study.eval_limit, "train_limit": study.train_limit,
+                "data_seed": study.data_seed, "plan": study.plans[run.model].to_dict(),
+                **_data_settings(study, data)}
+    # keys a scratch, single-source study does not have, so its hashes stay valid
+    if run.group is not None:
+        settings["group"] = run.group
+    if len(data.sources) > 1 or data.holdout_mode:
+        settings["sources"] = data.sources
+    init = study.init(run.model)
+    if init.kind != "scratch":
+        settings["init"] = init.to_dict()
+    return settings
 
 
-def _data_settings(study) -> dict:
+def _data_settings(study, data) -> dict:
     # digit studies at the defaults keep the keys of the first release, so their
     # settings hashes (and finished runs) stay valid
-    if not study.data.folders and study.data.img_size == 32 and not study.augment:
+    if not data.folders and data.img_size == 32 and not study.augment:
         return {}
-    return {"data": study.data.fingerprint(), "augment": study.augment}
+    return {"data": data.fingerprint(), "augment": study.augment}
 
 
 def settings_digest(settings: dict) -> str:

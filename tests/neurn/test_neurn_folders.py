@@ -290,9 +290,11 @@ def test_cli_refuses_mixed_and_missing_domains(tree, tmp_path, capsys):
     assert main(base + ["--source", str(tree / "photo"), "--targets", str(tree / "sketch"),
                         "--val-fraction", "0.7", "--test-fraction", "0.5"]) == 2
     assert "leave nothing to train" in capsys.readouterr().err
-    assert main(base + ["--source", str(tree / "photo"), "--targets", str(tree / "sketch")]) == 2
+    assert main(base + ["--source", str(tree / "photo"), "--targets", str(tree / "sketch"),
+                        "--img-size", "224"]) == 2
     err = capsys.readouterr().err  # convnet is the 32 px digits CNN
-    assert "convnet' runs at none of 224 px" in err and "--img-size 32" in err
+    assert "'convnet' cannot run on 224 px or resized to 299 px" in err
+    assert "pass --img-size 32" in err
     assert not (tmp_path / "o").exists()
 
 

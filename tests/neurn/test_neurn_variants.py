@@ -230,7 +230,7 @@ def test_std_switches_the_fixed_standardisation_only():
         torch.manual_seed(0)
         models[spec], _ = build_model("convnet", variant=spec)
     mean, std = INPUT_STATS["neurn"]
-    assert models["neurn:std=0"].stats is None
+    assert models["neurn:std=0"].standardize is None
     with torch.no_grad():
         raw = models["neurn:std=0"].backbone
         torch.testing.assert_close(models["neurn:std=0"](x), raw(NeuRN()(x)))
@@ -291,7 +291,12 @@ def test_build_model_convnet_for_every_variant(spec):
     assert type(model.front) is fronts.get(variant.kind, type(None))
     expected = {"baseline": "pixels", "gray": "pixels", "randconv": "pixels",
                 "neurn": "neurn", "sobel": "sobel", "lcn": None}[variant.kind]
-    assert model.stats == (INPUT_STATS[expected] if expected else None)
+    if expected is None:
+        assert model.standardize is None
+    else:
+        mean, std = INPUT_STATS[expected]
+        x = _rand(2, 3, 32, 32)
+        torch.testing.assert_close(model.standardize(x), (x - mean) / std, rtol=0, atol=0)
     assert (model.neurn is not None) == (variant.kind == "neurn")
     augment = build_augmentation(variant, generator=torch.Generator())
     assert isinstance(augment, RandConv) == (variant.kind == "randconv")
