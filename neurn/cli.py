@@ -20,6 +20,7 @@ from archalign._args import OneLineParser, UsageError, os_error_line
 from archalign._io import atomic_savefig
 
 from .study import DamagedRunWarning, Study  # the package imports the study anyway
+from .study.torch_settings import pick_threads
 
 __all__ = ["main", "build_parser"]
 
@@ -41,9 +42,15 @@ EXAMPLES = """examples:
   neurn run convnet --variants baseline neurn gray sobel lcn randconv --steps 600 \\
       --out results/fronts
 
-  # any image folders in DomainBed's layout (root/<domain>/<class>/<image>), 224 px
+  # DomainBed's protocol on PACS: ImageNet-pretrained ResNet-50, leave-one-domain-out
+  # (every domain held out in turn), checkpoint chosen on 20% of the training domains,
+  # batches of 32 images from each of the 3 training domains
+  neurn run resnet50 --pretrained --dataset /data/PACS --test-envs all --steps 5000 \
+      --evals 10 --batch-size 96 --seeds 0 1 2 --out results/pacs
+
+  # any image folders in DomainBed's layout, single source
   neurn run resnet18 --source /data/PACS/photo --targets /data/PACS/sketch \
-      /data/PACS/cartoon /data/PACS/art_painting --epochs 10 --cache-images --out results/pacs
+      /data/PACS/cartoon /data/PACS/art_painting --epochs 10 --out results/pacs-photo
 
   # merge finished studies into one table
   neurn compare results/study results/fronts --out results/all.md
@@ -76,17 +83,37 @@ def build_parser() -> argparse.ArgumentParser:
                         "feeds the backbone unstandardised input (default: baseline neurn)")
     g.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
                    help="one run per seed (default: 0)")
+    g.add_argument("--pretrained", action="store_true",
+                   help="start every timm backbone from its pretrained weights (the tag in "
+                        "its name, e.g. resnet50.a1_in1k, or timm's default): the hub, or "
+                        "the Hugging Face cache offline; the classifier is re-initialised. "
+                        "Defaults then follow DomainBed's ERM: --lr 5e-5 --weight-decay 0")
+    g.add_argument("--weights", type=Path, metavar="PATH",
+                   help="pretrained weights from a .safetensors / .pth file, or a folder "
+                        "of <model>.safetensors files (implies --pretrained)")
     g = run.add_argument_group("data")
-    g.add_argument("--source", default="mnist",
-                   help="source domain: a digit domain (default: mnist) or an image folder "
-                        "PATH/<class>/<image> (a path, or folder:PATH)")
+    g.add_argument("--source", nargs="+", default=["mnist"], metavar="DOMAIN",
+                   help="source domain(s): a digit domain (default: mnist) or image "
+                        "folders PATH/<class>/<image> (a path, or folder:PATH); several "
+                        "folders train together, each split by --holdout-fraction")
     g.add_argument("--targets", nargs="+", metavar="DOMAIN",
                    help="target domains (default: every offline target; with --data-dir "
                         "the paper's mnistm svhn usps); image folders when the source is "
                         "one. See `neurn domains`.")
+    g.add_argument("--dataset", type=Path, metavar="ROOT",
+                   help="a DomainBed-style dataset ROOT/<domain>/<class>/<image>: train on "
+                        "its domains but --test-envs, test on those (leave-one-domain-out)")
+    g.add_argument("--test-envs", nargs="+", metavar="ENV",
+                   help="with --dataset: the held-out domains (names, or indices in sorted "
+                        "order), held out together; 'all' runs every leave-one-domain-out "
+                        "split as its own group of runs")
+    g.add_argument("--holdout-fraction", type=float, metavar="F",
+                   help="with several sources or --dataset: fraction of each training "
+                        "domain that validates (model selection; default: 0.2, DomainBed's)")
     g.add_argument("--img-size", type=int, metavar="PX",
-                   help="image side the models are built for (default: 32 for digits, "
-                        "224 for image folders)")
+                   help="image side the models are built for (default: 32 for digits; for "
+                        "image folders the images' own size up to 224, or the pretrained "
+                        "input size with --pretrained)")
     g.add_argument("--val-fraction", type=float, metavar="F",
                    help="image-folder source: fraction for validation (default: 0.1; a "
                         "seeded split stratified by class)")
@@ -96,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out image files that cannot be decoded (counted in "
                         "data.json and summary.md) instead of stopping")
     g.add_argument("--cache-images", action="store_true",
-                   help="decode image folders once into a uint8 memmap in the cache "
-                        "folder; later runs read it at memory speed")
+                   help="decode image folders into a uint8 memmap in the cache folder, "
+                        "kept for later studies (default: decoded once per study, in "
+                        "memory when they fit in half the free memory, else the memmap)")
+    g.add_argument("--stream-images", action="store_true",
+                   help="decode image files on every access instead (DataLoader "
+                        "--workers), for data that fit neither in memory nor on disk")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random resized crop (area 0.7-1) + flip of source batches "
                         "(default: on for image folders, off for digits)")
@@ -118,14 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--evals", type=int, default=5,
                    help="with --steps: number of validation points (default: 5)")
     g.add_argument("-b", "--batch-size", type=int, default=64, help="default: 64")
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
-    g.add_argument("--weight-decay", type=float, default=0.05, help="default: 0.05")
+    g.add_argument("--lr", type=float,
+                   help="peak learning rate (default: 1e-3; 5e-5 with --pretrained)")
+    g.add_argument("--weight-decay", type=float,
+                   help="default: 0.05; 0 with --pretrained")
     g.add_argument("--opt", choices=("adamw", "sgd"), default="adamw",
                    help="optimizer (default: adamw; cosine schedule with 5%% warm-up)")
     g = run.add_argument_group("machine and output")
     g.add_argument("--device", default="auto",
                    help="auto (CUDA when present), cpu, cuda, cuda:1 (default: auto)")
-    g.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
+    g.add_argument("--threads", type=int,
+                   help="CPU threads (default: the CPUs available less those other "
+                        "processes keep busy, at least 1; the run header says how many)")
     g.add_argument("--workers", type=int,
                    help="data-loader workers that decode image files (default: 4, at most "
                         "the CPUs, when image folders stream from disk; else 0, the data "
@@ -169,23 +204,36 @@ def _run(args) -> int:
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
     split = {name: value for name, value in (("val", args.val_fraction),
                                              ("test", args.test_fraction)) if value is not None}
-    study = Study(args.models, source=args.source, targets=args.targets,
+    # measured before anything here loads the CPUs
+    threads, thread_note = pick_threads(args.threads)
+    source = args.source[0] if len(args.source) == 1 else args.source
+    study = Study(args.models, source=source, targets=args.targets,
                   img_size=args.img_size, split=split, skip_bad_images=args.skip_bad_images,
-                  cache_images=args.cache_images, augment=args.augment,
+                  cache_images=args.cache_images, stream_images=args.stream_images,
+                  augment=args.augment, dataset=args.dataset, test_envs=args.test_envs,
+                  holdout_fraction=args.holdout_fraction, pretrained=args.pretrained,
+                  weights=args.weights,
                   variants=args.variants, seeds=args.seeds, evals=args.evals,
                   batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                   optimizer=args.opt, device=args.device, out_dir=args.out,
                   data_dir=args.data_dir, cache_dir=args.cache_dir,
                   eval_limit=args.eval_limit, train_limit=args.train_limit,
-                  threads=args.threads, num_workers=args.workers, progress=args.progress,
+                  threads=threads, num_workers=args.workers, progress=args.progress,
                   keep_weights=args.keep_weights, deterministic=args.deterministic,
                   **budget)
     if args.progress:
-        runs = len(study.grid())
+        runs, groups = len(study.grid()), [g for g in study.groups if g is not None]
+        split = (f"{len(groups)} held-out groups ({', '.join(groups)})" if groups else
+                 f"source {study.source}, targets {', '.join(study.targets)}")
+        inits = {study.init(m).describe() for m in study.models}
         print(f"neurn run: {len(study.models)} models ({', '.join(study.models)}) x "
-              f"{len(study.variants)} variants x {len(study.seeds)} seeds = {runs} runs on "
-              f"{study.device}; source {study.source}, targets {', '.join(study.targets)}",
-              file=sys.stderr)
+              f"{len(study.variants)} variants x {len(study.seeds)} seeds" +
+              (f" x {len(groups)} groups" if groups else "") + f" = {runs} runs on "
+              f"{study.device}" + (f" ({thread_note})" if study.device.type == "cpu" else "") +
+              f"; {split}; " + "; ".join(sorted(inits)) +
+              f"; lr {study.lr:g}, weight decay {study.weight_decay:g}", file=sys.stderr)
+    if study.device.type == "cpu" and "oversubscribed" in thread_note:
+        print(f"neurn run: {thread_note.split('; ', 1)[1]}", file=sys.stderr)
     study.load_data()  # missing or bad files fail here, before training
     for name, bad in study.data.skipped.items():
         if bad:

@@ -14,8 +14,8 @@ import numpy as np
 from .guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags, guard_rails
 from .tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
 
-__all__ = ["data_lines", "failed_lines", "lead_lines", "legend_lines", "skipped_lines",
-           "summary_markdown", "table_lines"]
+__all__ = ["data_lines", "failed_lines", "init_lines", "lead_lines", "legend_lines",
+           "protocol_lines", "skipped_lines", "summary_markdown", "table_lines"]
 
 
 def _cell(record: Optional[dict], signed: bool = False) -> str:
@@ -113,15 +113,52 @@ def legend_lines(rows: List[dict], flags: Flags) -> List[str]:
 
 
 def data_lines(runs) -> List[str]:
-    """How many images the numbers rest on: the source's splits, each target's size."""
-    counts = next((r["counts"] for r in runs if r.get("counts")), None)
-    if not counts:
+    """How many images the numbers rest on: each source's splits, each target's size
+    (one line per held-out group of a leave-one-domain-out study)."""
+    groups: Dict[object, dict] = {}
+    for run in runs:
+        if run.get("counts"):
+            groups.setdefault(run.get("group"), run["counts"])
+    lines = []
+    for group, counts in groups.items():
+        sources = [f"{name} {n['train']:,} train / {n['val']:,} val" +
+                   (f" / {n['test']:,} test" if n["test"] else "")
+                   for name, n in counts.items() if isinstance(n, dict)]
+        targets = [f"{name} {n:,}" for name, n in counts.items() if not isinstance(n, dict)]
+        lead = "Images" if group is None else f"Images, {group} held out"
+        lines.append(f"{lead}: source{'s' if len(sources) > 1 else ''} " + ", ".join(sources) +
+                     ("; targets " + ", ".join(targets) if targets else "") + ".")
+    return lines
+
+
+def init_lines(runs) -> List[str]:
+    """Where each model's weights started: from scratch, or which pretrained weights."""
+    inits: Dict[str, str] = {}
+    for run in runs:
+        init = run.get("init") or {"kind": "scratch"}
+        if init.get("kind") == "scratch":
+            text = "from scratch"
+        else:
+            where = (f"file {init['file']} (sha256 {str(init.get('file_sha256'))[:12]})"
+                     if init.get("file") else f"timm weights {init.get('tag')}")
+            text = (f"pretrained, {where}, weights sha256 "
+                    f"{str(init.get('weights_sha256'))[:12]}; classifier re-initialised")
+        inits.setdefault(run["model"], text)
+    if not inits:
         return []
-    source = [f"source {name} {n['train']:,} train / {n['val']:,} val / {n['test']:,} test"
-              for name, n in counts.items() if isinstance(n, dict)]
-    targets = [f"{name} {n:,}" for name, n in counts.items() if not isinstance(n, dict)]
-    return ["Images: " + "; ".join(source + (["targets " + ", ".join(targets)]
-                                             if targets else [])) + "."]
+    if len(set(inits.values())) == 1:
+        return [f"Initialisation: {next(iter(inits.values()))}."]
+    return ["Initialisation: " + "; ".join(f"{m}: {t}" for m, t in inits.items()) + "."]
+
+
+def protocol_lines(runs) -> List[str]:
+    """For leave-one-domain-out runs: what each target column is."""
+    if not any(run.get("group") is not None for run in runs):
+        return []
+    return ["Leave-one-domain-out (DomainBed): each target column is the domain held out, "
+            "the model trained on all the others; the checkpoint is chosen on a holdout of "
+            "the training domains (training-domain validation); "
+            f"{TARGETS_MEAN} is the average over held-out domains."]
 
 
 def failed_lines(records) -> List[str]:
@@ -157,5 +194,5 @@ def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (
         flags = guard_rails(rows, summary)
         lines = (lead_lines(rows, flags, baseline=baseline) + [""] +
                  table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags) +
-                 data_lines(runs))
+                 protocol_lines(runs) + init_lines(runs) + data_lines(runs))
     return "\n".join(lines + skipped_lines(runs) + failed_lines(runs)) + "\n"

@@ -7,6 +7,10 @@
   split into ``evals`` equal "epochs" (a validation point after each; the steps are
   rounded up to a multiple of ``evals``). An epoch's batches come from fresh
   permutations of a seeded ``torch.Generator``; the augmentations draw from their own.
+* Several training domains: every batch is balanced, ``batch_size / D`` images from each
+  of the D domains (the first ``batch_size % D`` domains one more), each domain drawn
+  from its own permutations, as DomainBed's ERM draws a batch from every training
+  environment; an epoch is still ``len(train) // batch_size`` steps.
 * Optimiser: AdamW (or SGD with Nesterov momentum), linear warm-up over the first 5%
   of steps then cosine decay to 0, per step.
 * Model selection on the source ``val`` split after every epoch (highest top-1, the
@@ -80,9 +84,9 @@ def eval_loader(study, dataset):
     return loader(study, dataset, list(torch.arange(len(dataset)).split(size)))
 
 
-def schedule(study):
-    """``(epochs, steps per epoch)`` of every run of ``study``."""
-    n_train = len(study.load_data()["train"])
+def schedule(study, data: dict):
+    """``(epochs, steps per epoch)`` of the runs of ``study`` on ``data`` (loaded)."""
+    n_train = len(data["train"])
     if study.steps is not None:
         epochs = min(study.evals, study.steps)
         per_epoch = math.ceil(study.steps / epochs)
@@ -91,15 +95,25 @@ def schedule(study):
     return epochs, per_epoch
 
 
-def epoch_batches(study, generator: torch.Generator, per_epoch: int) -> List[torch.Tensor]:
-    """One epoch's batches of train indices, from fresh permutations of ``generator``."""
-    n = len(study.load_data()["train"])
-    need = per_epoch * study.batch_size
-    parts, total = [], 0
-    while total < need:
-        parts.append(torch.randperm(n, generator=generator))
-        total += n
-    return list(torch.cat(parts)[:need].view(per_epoch, study.batch_size))
+def epoch_batches(study, generator: torch.Generator, per_epoch: int,
+                  parts: List[int]) -> List[torch.Tensor]:
+    """One epoch's batches of train indices, from fresh permutations of ``generator``;
+    ``parts``: the sizes of the training domains laid end to end (balanced batches)."""
+    if study.batch_size < len(parts):
+        raise ValueError(f"batch size {study.batch_size} cannot hold an image of each of "
+                         f"the {len(parts)} training domains; raise --batch-size")
+    shares = [study.batch_size // len(parts) + (i < study.batch_size % len(parts))
+              for i in range(len(parts))]
+    offset, columns = 0, []
+    for n, share in zip(parts, shares):
+        need = per_epoch * share
+        draws, total = [], 0
+        while total < need:
+            draws.append(torch.randperm(n, generator=generator))
+            total += n
+        columns.append(torch.cat(draws)[:need].view(per_epoch, share) + offset)
+        offset += n
+    return list(torch.cat(columns, dim=1))
 
 
 def augmentation(study, variant: Variant, generator: torch.Generator,
@@ -121,24 +135,25 @@ def train_run(study, run: Run, found: Found,
     its folder holds (``found``, verified), write its ``result.json``, return the result.
     ``on_checkpoint`` gets ``(run key, epoch, epochs)`` of each newest checkpoint (None
     before the first), for the Ctrl-C message."""
-    data = study.load_data()
+    group = study.group_data(run)
+    data = group.load()
     run_dir = study.out_dir / "runs" / run.key
     settings, digest = found.settings, found.digest
     result_path = run_dir / "result.json"
     run_dir.mkdir(parents=True, exist_ok=True)
     device = study.device
     seed_everything(run.seed)
-    stats = study.data.input_stats()
+    stats = group.input_stats()
     model, plan = build_model(run.model, variant=run.variant, plan=study.plans[run.model],
-                              num_classes=study.data.num_classes,
-                              img_size=study.data.img_size, input_stats=stats)
+                              num_classes=group.num_classes, img_size=group.img_size,
+                              input_stats=stats, pretrained=study.weights.get(run.model))
     channels_last = device.type == "cuda" and uses_convolutions(model)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     amp_dtype = amp_dtype_for(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    epochs, per_epoch = schedule(study)
+    epochs, per_epoch = schedule(study, data)
     optimizer, scheduler = optimizer_for(model, study.optimizer, study.lr, study.weight_decay,
                                          epochs * per_epoch)
     generator = torch.Generator().manual_seed(run.seed)
@@ -166,7 +181,8 @@ def train_run(study, run: Run, found: Found,
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
-            batches = loader(study, data["train"], epoch_batches(study, generator, per_epoch))
+            batches = loader(study, data["train"], epoch_batches(study, generator, per_epoch,
+                                                                 data["train_parts"]))
             train = train_one_epoch(model, batches, optimizer, scheduler=scheduler,
                                     scaler=scaler, augment=augment,
                                     start_step=epoch * per_epoch,
@@ -197,9 +213,10 @@ def train_run(study, run: Run, found: Found,
         bar.close()
     result = {"model": run.model, "variant": run.variant.name,
               "kernel_size": run.variant.kernel_size, "seed": run.seed,
-              "num_classes": study.data.num_classes, "img_size": study.data.img_size,
-              "counts": study.data.counts(),
-              "skipped": {n: len(b) for n, b in study.data.skipped.items()},
+              "num_classes": group.num_classes, "img_size": group.img_size,
+              "group": run.group, "init": study.init(run.model).to_dict(),
+              "counts": group.counts(),
+              "skipped": {n: len(b) for n, b in group.skipped.items()},
               "status": "ok" if error is None else "error", "error": error,
               "settings_hash": digest, "settings": settings, "plan": plan.to_dict(),
               "device": str(device), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
@@ -213,7 +230,7 @@ def train_run(study, run: Run, found: Found,
         for name, dataset in data["eval"].items():
             metrics = evaluate(model, eval_loader(study, dataset), **kwargs)
             result["metrics"][name] = {
-                "role": "source" if name == study.source else "target",
+                "role": "source" if name in group.sources else "target",
                 "generated": data["generated"][name], "top1": metrics["top1"],
                 "loss": metrics["loss"], "n": metrics["n"]}
         result["eval_seconds"] = time.perf_counter() - t0

@@ -32,7 +32,7 @@ def fake_run(model, variant, seed, val_top1, top1, *, source=SOURCE, status="ok"
            "history": [{"epoch": 1, "step": 4, "train_loss": 1.0, "train_top1": 50.0,
                         "val_loss": 0.5, "val_top1": val_top1, "lr": 1e-3,
                         "images_per_second": 100.0, "seconds": 1.0}],
-           "train_seconds": 1.0, "metrics": {}}
+           "train_seconds": 1.0, "metrics": {}, "group": None, "init": {"kind": "scratch"}}
     run["counts"] = {source: {"train": 400, "val": 100, "test": 100},
                      **{d: 100 for d in top1 if d != source}}
     if status == "ok":
