@@ -173,16 +173,17 @@ class Study:
         self._checkpointed: Optional[tuple] = None
         for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
             check_variant(variant, self.data.img_size)
-        # loaded once and shared by the runs; a missing or wrong file fails here
-        self.weights: Dict[str, Pretrained] = {
-            name: load_pretrained(name, num_classes=self.data.num_classes, weights=weights)
-            for name in self.models} if self.pretrained else {}
-        # cheap (meta device) and fails fast on unknown names / unusable architectures
+        # cheap (meta device) and fails fast on unknown names / unusable architectures; a
+        # pretrained backbone runs at its pretrained input size unless img_size is given
         self.plans = {name: plan_model(name, img_size=self.data.img_size,
                                        num_classes=self.data.num_classes,
-                                       pretrained_size=self.weights[name].input_size
-                                       if self.pretrained else None)
-                      for name in self.models}
+                                       pretrained_size=size if img_size is None else None)
+                      for name, size in zip(self.models, sizes or [None] * len(self.models))}
+        # loaded once and shared by the runs; a missing or wrong file fails here
+        self.weights: Dict[str, Pretrained] = {
+            name: load_pretrained(name, num_classes=self.data.num_classes, weights=weights,
+                                  create_kwargs=self.plans[name].create_kwargs)
+            for name in self.models} if self.pretrained else {}
 
     @staticmethod
     def _splits(source, targets, dataset, test_envs) -> Dict[Optional[str], tuple]:

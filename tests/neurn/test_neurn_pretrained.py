@@ -106,8 +106,7 @@ def test_a_pretrained_backbone_gets_the_input_its_weights_expect(weights):
 def _run(tree, out, *extra):
     return main(["run", MODEL, "--source", str(tree / "a"), "--targets", str(tree / "b"),
                  "--steps", "2", "--evals", "1", "-b", "4", "--device", "cpu", "--threads", "1",
-                 "--img-size", "16", "--no-progress", "--no-weights", "--out", str(out),
-                 *extra])
+                 "--no-progress", "--no-weights", "--out", str(out), *extra])
 
 
 def test_a_study_records_its_weights_and_differs_from_scratch(weights, tree, tmp_path, capsys):
@@ -125,7 +124,12 @@ def test_a_study_records_its_weights_and_differs_from_scratch(weights, tree, tmp
     # fine-tuning defaults, recorded; from scratch the study's usual ones
     assert (pre["settings"]["lr"], pre["settings"]["weight_decay"]) == (5e-5, 0.0)
     assert (scratch["settings"]["lr"], scratch["settings"]["weight_decay"]) == (1e-3, 0.05)
-    assert pre["plan"]["input_size"] == 160 and scratch["plan"]["input_size"] == 16
+    # images at the pretrained input size by default; from scratch the images' own size
+    assert (pre["img_size"], pre["plan"]["input_size"]) == (160, 160)
+    assert (scratch["img_size"], scratch["plan"]["input_size"]) == (16, 16)
+    assert _run(tree, tmp_path / "small", "--weights", str(file), "--img-size", "16") == 0
+    small = json.loads(next((tmp_path / "small" / "runs").glob("*/result.json")).read_text())
+    assert (small["img_size"], small["plan"]["input_size"]) == (16, 16)  # asked for: kept
     assert pre["history"][0]["train_loss"] != scratch["history"][0]["train_loss"]
     study = json.loads((tmp_path / "pre" / "study.json").read_text())
     assert study["init"][MODEL]["weights_sha256"] == pre["init"]["weights_sha256"]
