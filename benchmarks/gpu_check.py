@@ -19,7 +19,11 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
    AMP training steps, batch 128, with the study's crop + flip, fed from the decoded
    memmap cache by the study's loader (workers, pinned memory). The GPU's busy share
    (the same steps on one batch already on the GPU, divided by the fed time) must be
-   >= 90%; the streaming loader's rate (decoding JPEGs in workers) is reported beside.
+   >= 90%; the streaming loader's rate (decoding JPEGs in workers) is reported beside;
+6. DomainBed's protocol through ``neurn run``: a pretrained ResNet-50 (a seeded weights
+   file written here, since hubs are unreachable from the GPU machine; ``--weights``)
+   on a *generated* 3-domain root at 224 px, one domain held out, AMP, batch 96 (32 per
+   training domain): the run must finish; its training rate is reported.
 """
 import argparse
 import json
@@ -213,6 +217,41 @@ def check_folder(device, tiny: bool) -> None:
         busy >= 0.9 if device.type == "cuda" else None)
 
 
+def check_domainbed(device, tiny: bool) -> None:
+    import json as _json
+
+    import timm
+    from image_tree import make_tree
+    from safetensors.torch import save_file
+
+    from neurn.cli import main as neurn
+
+    model, size, batch, steps = (("test_resnet", 32, 12, 4) if tiny else
+                                 ("resnet50", 224, 96, 60))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        for i in range(3):
+            make_tree(root / f"domain{i}", 2 * batch, classes=7, seed=i)
+        torch.manual_seed(0)
+        weights = Path(tmp) / f"{model}.safetensors"
+        save_file(timm.create_model(model).state_dict(), weights)
+        t0 = time.perf_counter()
+        code = neurn(["run", model, "--weights", str(weights), "--dataset", str(root),
+                      "--test-envs", "0", "--variants", "baseline", "neurn", "--steps",
+                      str(steps), "--evals", "1", "--batch-size", str(batch), "--img-size",
+                      str(size), "--device", str(device), "--no-progress", "--no-weights",
+                      "--out", str(Path(tmp) / "study")])
+        seconds = time.perf_counter() - t0
+        runs = [_json.loads(p.read_text()) for p in (Path(tmp) / "study" / "runs").glob(
+            "*/result.json")]
+    rates = {r["variant"]: r["history"][-1]["images_per_second"] for r in runs}
+    ok = code == 0 and len(runs) == 2 and all(r["status"] == "ok" for r in runs)
+    row(f"pretrained {model} leave-one-domain-out, {size} px, batch {batch}, "
+        f"{runs[0]['amp'] if runs else '?'}", f"exit {code}, {len(runs)} runs in "
+        f"{seconds:.0f} s; " + ", ".join(f"{v} {r:,.0f} img/s" for v, r in rates.items()),
+        "finishes, no errors", ok)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda", help="default: cuda")
@@ -235,7 +274,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for label, fn in [("layer", check_layer), ("bandwidth", check_bandwidth),
                       ("step", check_step), ("study", check_study),
-                      ("folder", check_folder)]:
+                      ("folder", check_folder), ("domainbed", check_domainbed)]:
         if label == "study" and args.skip_study:
             continue
         try:

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pretrained weights from a .safetensors / .pth file, or a folder "
                         "of <model>.safetensors files (implies --pretrained)")
     g = run.add_argument_group("data")
-    g.add_argument("--source", nargs="+", default=["mnist"], metavar="DOMAIN",
+    g.add_argument("--source", nargs="+", metavar="DOMAIN",
                    help="source domain(s): a digit domain (default: mnist) or image "
                         "folders PATH/<class>/<image> (a path, or folder:PATH); several "
                         "folders train together, each split by --holdout-fraction")
@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-limit", type=int, metavar="N",
                    help="evaluate on a fixed subset of at most N images per domain")
     g.add_argument("--train-limit", type=int, metavar="N",
-                   help="train on a fixed subset of at most N source images")
+                   help="train on a fixed subset of at most N source images (per training "
+                        "domain with several)")
     g = run.add_argument_group("training budget")
     budget = g.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="passes over the source train split "
@@ -206,7 +207,7 @@ def _run(args) -> int:
                                              ("test", args.test_fraction)) if value is not None}
     # measured before anything here loads the CPUs
     threads, thread_note = pick_threads(args.threads)
-    source = args.source[0] if len(args.source) == 1 else args.source
+    source = args.source[0] if args.source and len(args.source) == 1 else args.source
     study = Study(args.models, source=source, targets=args.targets,
                   img_size=args.img_size, split=split, skip_bad_images=args.skip_bad_images,
                   cache_images=args.cache_images, stream_images=args.stream_images,

@@ -94,6 +94,8 @@ class ConcatBatches(Dataset):
 
     def __getitem__(self, index) -> Tuple[torch.Tensor, torch.Tensor]:
         rows = _index(index)
+        if len(rows) == 0:  # the empty batch of the first part has the right shape
+            return self.parts[0][rows]
         part = np.searchsorted(self.offsets, rows, side="right") - 1
         images = None
         for p in np.unique(part):

@@ -52,8 +52,9 @@ class Flags:
         out = []
         if self.undertrained:
             runs = ", ".join((f"{r['study']}: " if r["study"] is not None else "") +
-                             f"{r['model']} {r['variant']} seed {r['seed']} "
-                             f"({r['val_top1']:.1f}%)" for r in self.undertrained)
+                             f"{r['model']} {r['variant']} seed {r['seed']}" +
+                             (f" ({r['group']} held out)" if r.get("group") else "") +
+                             f" ({r['val_top1']:.1f}%)" for r in self.undertrained)
             out.append((UNDERTRAINED_MARK,
                         f"undertrained: selected checkpoint below {UNDERTRAINED_VAL_TOP1:g}% "
                         f"source validation top-1: {runs}; target numbers of such runs say little: "
@@ -81,10 +82,13 @@ def guard_rails(rows: List[dict], summary: List[dict]) -> Flags:
     are told apart by it, and a target is at chance only if it is for every study."""
     ok = [r for r in rows if r["status"] == "ok"]
     # rows repeat a run's val_top1 once per domain: key by run
-    runs = {(r.get("study"), r["model"], r["variant"], r["seed"]): r["val_top1"] for r in ok
+    runs = {(r.get("study"), r["model"], r["variant"], r["seed"], r.get("group")):
+            r["val_top1"] for r in ok
             if r["val_top1"] is not None and r["val_top1"] < UNDERTRAINED_VAL_TOP1}
+    # in a fixed order: a study prints them in grid order, `neurn table` in folder order
+    order = sorted(runs, key=lambda k: (str(k[0]), k[1], k[2], k[3], str(k[4])))
     undertrained = tuple({"study": k[0], "model": k[1], "variant": k[2], "seed": k[3],
-                          "val_top1": v} for k, v in runs.items())
+                          "group": k[4], "val_top1": runs[k]} for k in order)
     classes = {r["num_classes"] for r in ok}
     if len(classes) != 1:  # no finished runs (a comparison refuses mixed class counts)
         return Flags(undertrained, (), float("nan"))

@@ -17,7 +17,7 @@ __all__ = ["ROW_FIELDS", "TARGETS_MEAN", "domain_columns", "paired_difference",
            "result_rows", "seed_table", "summarize"]
 
 TARGETS_MEAN = "targets (mean)"
-ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "domain", "role", "generated",
+ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "group", "domain", "role", "generated",
               "top1", "loss", "n", "best_epoch", "val_top1", "input_size", "adaptation",
               "num_classes", "device", "status", "error"]
 
@@ -28,6 +28,7 @@ def result_rows(runs: List[dict]) -> List[dict]:
     for run in runs:
         common = {"model": run["model"], "variant": run["variant"],
                   "kernel_size": run.get("kernel_size"), "seed": run["seed"],
+                  "group": run.get("group"),
                   "best_epoch": run.get("best_epoch"), "val_top1": run.get("val_top1"),
                   "input_size": run["plan"]["input_size"],
                   "adaptation": run["plan"]["adaptation"], "device": run.get("device"),

@@ -58,14 +58,16 @@ class StudyInterrupted(KeyboardInterrupt):
 
 
 class Study:
-    """Train ``models`` x ``variants`` x ``seeds`` on a source domain, test on targets.
+    """Train ``models`` x ``variants`` x ``seeds`` on source domains, test on targets;
+    with ``dataset``, x DomainBed's leave-one-domain-out groups.
 
     Args:
         models: a ``shortlist.json`` path (from ``archalign shortlist``), a
             ``Shortlist`` or timm / built-in (``convnet``) model names.
-        source: source domain: ``mnist``, or an image folder (a path or ``folder:PATH``,
-            DomainBed's ``<domain>/<class>/<image>``); trained on its ``train`` split,
-            model selection on its ``val`` split.
+        source: source domain (default ``mnist``), or image folders (a path or
+            ``folder:PATH``, DomainBed's ``<domain>/<class>/<image>``; a list trains on
+            several, each split by ``holdout_fraction``); trained on its ``train``
+            split, model selection on its ``val`` split.
         targets: target domains (default: the offline targets, or the paper's
             ``mnistm``, ``svhn``, ``usps`` with ``data_dir``); image folders when the
             source is one. See :mod:`neurn.study.data`.
@@ -74,26 +76,31 @@ class Study:
         seeds: one run per seed.
         epochs / steps: budget, passes over the train split or optimizer steps
             (give one; ``evals`` validation points with ``steps``).
-        batch_size, lr, weight_decay, optimizer (``"adamw"`` | ``"sgd"``): training.
+        batch_size, lr, weight_decay, optimizer (``"adamw"`` | ``"sgd"``): training;
+            lr / weight_decay default to 1e-3 / 0.05 from scratch, 5e-5 / 0 pretrained.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
         out_dir: where runs, tables and plots go; rerunning resumes.
         data_dir: folder of the real datasets (full scale); offline domains otherwise.
         cache_dir: offline domain cache (default ``$NEURN_CACHE_DIR``).
         eval_limit: evaluate on at most this many images per domain and split (a
             fixed subset shared by all runs); None = all.
-        train_limit: train on at most this many source images (fixed subset).
-        threads: CPU threads (default: every CPU this process may use).
+        train_limit: train on at most this many source images (fixed subset; per
+            training domain with several).
+        threads: CPU threads (default: every CPU this process may use; the CLI passes
+            :func:`~neurn.study.torch_settings.pick_threads`'s count).
         num_workers: DataLoader workers. Default: ``STREAM_WORKERS`` (at most the CPU
             count) when images stream from files, else 0: data in memory make a batch
             one index operation, and workers would only add inter-process copies.
             Workers only decode (no random state), so results do not depend on
             their number. On CUDA batches are pinned and copied ``non_blocking``.
-        img_size: image side (default 32 for digits, 224 for image folders); models
-            are built for it.
+        img_size: image side (default 32 for digits; for image folders the images' own,
+            at most 224, or the pretrained input size); models are built for it.
         split: ``{"val": f, "test": f}``, fractions of an image-folder source (0.1 each).
         skip_bad_images: leave out image files that cannot be decoded (counted in
             ``data.json`` and ``summary.md``) instead of stopping.
-        cache_images: decode image folders once into a uint8 memmap in ``cache_dir``.
+        cache_images: decode image folders into a uint8 memmap in ``cache_dir`` (default:
+            once per study, in memory when they fit, else that memmap).
+        stream_images: decode image files on every access instead (DataLoader workers).
         augment: random resized crop + flip of source batches (:mod:`neurn.fronts.augment`);
             default on for image folders, off for digits.
         data_seed: seed of the offline data split and generated targets.
@@ -101,9 +108,17 @@ class Study:
         keep_weights: keep ``best.pt`` (the selected weights) of each run.
         deterministic: also call ``torch.use_deterministic_algorithms(True,
             warn_only=True)`` during the study (slower; CPU runs repeat without it).
+        dataset, test_envs: a DomainBed root and its held-out domains (names or indices,
+            or ``["all"]``: every leave-one-domain-out split as a group of runs); see
+            :func:`neurn.study.data.leave_out_groups`. Excludes ``source`` / ``targets``.
+        holdout_fraction: of each training domain, for validation, with several sources
+            or ``dataset`` (default 0.2).
+        pretrained: start timm backbones from their pretrained weights
+            (:mod:`neurn.models.pretrained`); ``weights``: a local file or folder of
+            them (implies ``pretrained``).
     """
 
-    def __init__(self, models, *, source="mnist", targets: Optional[Sequence[str]] = None,
+    def __init__(self, models, *, source=None, targets: Optional[Sequence[str]] = None,
                  variants: Sequence[str] = ("baseline", "neurn"), seeds: Sequence[int] = (0,),
                  epochs: Optional[int] = None, steps: Optional[int] = None, evals: int = 5,
                  batch_size: int = 64, lr: Optional[float] = None,
@@ -193,8 +208,8 @@ class Study:
             if test_envs is not None:
                 raise ValueError("test envs name domains of a dataset root; give it "
                                  "(--dataset ROOT) or use --source / --targets")
-            return {None: (source, targets)}
-        if targets is not None or source != "mnist":
+            return {None: ("mnist" if source is None else source, targets)}
+        if targets is not None or source is not None:
             raise ValueError("--dataset takes its domains from ROOT (held out with "
                              "--test-envs); drop --source / --targets")
         if test_envs is None:
