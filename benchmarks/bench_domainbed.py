@@ -16,7 +16,7 @@
 Prints one table: top-1 on each held-out domain and their average (DomainBed's "Avg").
 Everything goes under ``--work`` (default ``results/domainbed``); rerunning resumes.
 
-    python benchmarks/bench_domainbed.py [--steps 300] [--per-domain 1000]
+    python benchmarks/bench_domainbed.py [--steps 800] [--per-domain 1000]
 """
 import argparse
 import json
@@ -94,7 +94,7 @@ def table(studies: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("results/domainbed"))
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--per-domain", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=48)
     parser.add_argument("--lr", type=float, default=1e-3)

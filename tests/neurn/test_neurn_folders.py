@@ -298,7 +298,7 @@ def test_cli_refuses_mixed_and_missing_domains(tree, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_results_do_not_depend_on_workers_or_the_memmap_cache(tree, tmp_path):
+def test_results_do_not_depend_on_where_the_pixels_come_from(tree, tmp_path):
     from neurn.study import Study
 
     def run(name, **kwargs):
@@ -309,6 +309,30 @@ def test_results_do_not_depend_on_workers_or_the_memmap_cache(tree, tmp_path):
                       out_dir=tmp_path / name, **kwargs)
         return {(r["variant"], r["domain"]): (r["top1"], r["loss"]) for r in study.run().rows}
 
-    streamed = run("w0", num_workers=0)
-    assert run("w2", num_workers=2) == streamed
-    assert run("cached", cache_images=True) == streamed
+    in_memory = run("memory")  # the default: decoded once, held in memory
+    assert run("w0", stream_images=True, num_workers=0) == in_memory
+    assert run("w2", stream_images=True, num_workers=2) == in_memory
+    assert run("cached", cache_images=True) == in_memory
+
+
+def test_a_study_decodes_each_folder_once(tmp_path, monkeypatch):
+    """Every run and every held-out group reads the pixels of the first decoding pass."""
+    import neurn.data.image_cache as image_cache
+    from neurn.study import Study
+
+    tree = tmp_path / "root"
+    make_domain(tree / "photo")
+    make_domain(tree / "sketch", n_per_class=4, offset=3)
+
+    calls = []
+    decode = image_cache.decode
+    monkeypatch.setattr(image_cache, "decode", lambda path, size: calls.append(path) or
+                        decode(path, size))
+    study = Study(["convnet"], dataset=tree, test_envs=["all"], img_size=32,
+                  variants=["baseline", "neurn"], steps=2, evals=1, batch_size=6,
+                  device="cpu", threads=1, progress=False, keep_weights=False,
+                  cache_dir=tmp_path / "cache", out_dir=tmp_path / "out")
+    study.run()
+    files = sum(len(d) for d in study.data.domains.values())
+    assert len(study.grid()) == 2 * len(study.groups) and len(calls) == files
+    assert len(set(calls)) == files
