@@ -236,7 +236,8 @@ def _run(args) -> int:
     if study.device.type == "cpu" and "oversubscribed" in thread_note:
         print(f"neurn run: {thread_note.split('; ', 1)[1]}", file=sys.stderr)
     study.load_data()  # missing or bad files fail here, before training
-    for name, bad in study.data.skipped.items():
+    skipped = {name: bad for data in study.groups.values() for name, bad in data.skipped.items()}
+    for name, bad in skipped.items():
         if bad:
             print(f"neurn run: skipped {len(bad)} unreadable image(s) of {name} (listed in "
                   f"{args.out}/data.json)", file=sys.stderr)

@@ -50,7 +50,7 @@ from .. import data as ndata
 from ..data._cache import PathLike
 from ..data.batches import ArrayBatches, ConcatBatches, FolderBatches
 from ..data.folder import (DEFAULT_IMG_SIZE, BadImageError, FolderDomain, domains_from_root,
-                          folder_path, is_folder_spec, probe_image_size, shared_classes)
+                          is_folder_spec, probe_image_size, shared_classes)
 from ..data.image_cache import (cached_images, check_images, decoded_images, fingerprint,
                                 fits_in_memory)
 from ..data.splits import (DEFAULT_FRACTIONS, DEFAULT_HOLDOUT, check_fractions, check_holdout,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from neurn import Study, build_model
+from neurn import build_model
 from neurn.cli import main
 from neurn.fronts import FRONT_STATS
 from neurn.models import plan_model
