@@ -44,14 +44,20 @@ def lead_lines(rows: List[dict], flags: Flags, *, baseline: Optional[str] = "bas
     if not by_variant:
         return []
     n_targets = len({r["domain"] for r in rows if r["role"] == "target"})
-    lines = [f"Mean target top-1 per variant: each run's mean over the {n_targets} targets, "
-             f"averaged over the variant's runs (models x seeds)" +
+    groups = {r.get("group") for r in rows} - {None}
+    each = ("each model and seed's mean over the {n} held-out domains (one run each)"
+            if groups else "each run's mean over the {n} targets").format(n=n_targets)
+    lines = [f"Mean target top-1 per variant: {each}, averaged over the variant's models x "
+             f"seeds" +
              (f"; Δ = variant - {baseline} on the same model and seed, averaged over those "
               f"pairs (± std, paired t-test)" if baseline in by_variant else "") + ":", ""]
     for variant, runs in by_variant.items():
         models = len({m for m, _ in runs})
+        n_runs = len({(r["model"], r["seed"], r.get("group")) for r in rows
+                      if r["variant"] == variant and r["status"] == "ok"})
         text = (f"- **{variant}**: {np.mean(list(runs.values())):.1f}% over "
-                f"{_count(len(runs), 'run')} ({_count(models, 'model')})")
+                f"{_count(n_runs, 'run')} ({_count(models, 'model')}" +
+                (f", {_count(len(groups), 'held-out group')})" if groups else ")"))
         if baseline in by_variant and variant != baseline:
             delta = paired_difference(runs, by_variant[baseline])
             text += (f"; Δ {_cell(delta, signed=True)} over {_count(delta['n'], 'pair')}"
