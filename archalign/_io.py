@@ -15,7 +15,7 @@ import tempfile
 from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig",
-           "arrays_digest"]
+           "arrays_digest", "file_sha256"]
 
 
 @contextlib.contextmanager
@@ -77,6 +77,17 @@ def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> None:
     """``fig.savefig(path, **kwargs)`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, **kwargs)
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, read in 4 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def arrays_digest(arrays) -> str:

@@ -30,8 +30,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-__all__ = ["BadImageError", "folder_path", "FolderDomain", "IMAGE_EXTENSIONS", "FOLDER_PREFIX", "decode",
-           "domains_from_root", "is_folder_spec", "probe_image_size", "shared_classes"]
+__all__ = ["BadImageError", "FOLDER_PREFIX", "FolderDomain", "IMAGE_EXTENSIONS", "decode",
+           "domains_from_root", "folder_path", "is_folder_spec", "probe_image_size",
+           "shared_classes"]
 
 PathLike = Union[str, os.PathLike]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -25,7 +25,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from archalign._io import atomic_path, atomic_write_text
+from archalign._io import atomic_path, atomic_write_text, file_sha256
 
 from ._cache import PathLike, default_cache_dir
 from .folder import BadImageError, FolderDomain, decode
@@ -136,14 +136,6 @@ def fits_in_memory(nbytes: int, *, share: float = 0.5) -> bool:
     return available is None or nbytes <= share * available
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLike] = None,
                   threads: Optional[int] = None, key: Optional[str] = None):
     """``(memmap uint8 (N, 3, size, size), {relative path: reason} of bad files)``."""
@@ -155,7 +147,7 @@ def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLi
     record = _read_json(meta)
     bad = _valid_bad(record, key, domain)
     if (bad is not None and record.get("shape") == shape and data.is_file()
-            and record.get("sha256") == _sha256(data)):
+            and record.get("sha256") == file_sha256(data)):
         return np.load(data, mmap_mode="r"), bad
     with atomic_path(data) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
@@ -164,5 +156,5 @@ def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLi
         del out  # unmapped before the rename
     atomic_write_text(meta, json.dumps({"fingerprint": key, "root": str(domain.root),
                                         "shape": shape, "decode_version": DECODE_VERSION,
-                                        "sha256": _sha256(data), "bad": bad}))
+                                        "sha256": file_sha256(data), "bad": bad}))
     return np.load(data, mmap_mode="r"), bad

@@ -1,4 +1,4 @@
-"""Building a model: (backbone name, variant, plan[, pretrained weights]) -> a :class:`DigitClassifier`.
+"""Building a model: (backbone, variant, plan[, pretrained weights]) -> a :class:`DigitClassifier`.
 
 ``build_model("resnet18", variant="neurn:k=5")`` returns the backbone behind the
 variant's input pipeline (:mod:`neurn.models.variants`) and the :class:`ModelPlan`

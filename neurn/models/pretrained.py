@@ -1,4 +1,4 @@
-"""Pretrained backbones: a timm name (with or without its tag) or a weights file -> :class:`Pretrained`.
+"""Pretrained backbones: a timm name (and tag) or a weights file -> :class:`Pretrained`.
 
 Weights come through timm's own loading, so its checkpoint filters (renamed keys,
 resampled position embeddings) apply as they do for ``timm.create_model(pretrained=True)``:
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import torch
+
+from archalign._io import file_sha256
 
 from .plan import BUILTIN_MODELS
 
@@ -124,14 +126,6 @@ def weights_file(name: str, weights: PathLike) -> Path:
                             f".pt / .bin of those names)")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def tensors_sha256(state: Dict[str, torch.Tensor]) -> str:
     """SHA-256 over tensor names and raw bytes, in name order (device- and file-format
     independent, so hub and file loads of the same weights agree)."""
@@ -183,7 +177,7 @@ def load_pretrained(name: str, *, num_classes: int, weights: Optional[PathLike] 
     tag = None if path is not None else (
         f"{name.partition('.')[0]}.{cfg['tag']}" if cfg.get("tag") else name)
     init = Init("pretrained", tag=tag, file=os.fspath(path) if path else None,
-                file_sha256=_file_sha256(path) if path is not None else None,
+                file_sha256=file_sha256(path) if path is not None else None,
                 weights_sha256=tensors_sha256(state))
     input_size = int((cfg.get("input_size") or (3, 224, 224))[-1])
     return Pretrained(name, state, init, tuple(map(float, cfg.get("mean", (0.5,) * 3))),

@@ -43,9 +43,10 @@ from ..models.pretrained import (SCRATCH, Init, Pretrained, load_pretrained,
 from ..results import StudyResults, write_outputs
 from .data import StudyData, leave_out_groups
 from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
-                       SCRATCH_WEIGHT_DECAY, STREAM_WORKERS, PathLike, Run, check_budget, check_optimisation,
-                       check_out_dir, check_seeds, check_workers, load_models,
-                       refuse_duplicates, resolve_device, run_settings, settings_digest)
+                       SCRATCH_WEIGHT_DECAY, STREAM_WORKERS, PathLike, Run, check_budget,
+                       check_optimisation, check_out_dir, check_seeds, check_workers,
+                       load_models, refuse_duplicates, resolve_device, run_settings,
+                       settings_digest)
 from .torch_settings import TorchSettings, default_threads
 from .train import eval_loader, loader, progress_bar, train_run
 from .verify import Found, find_run
@@ -152,7 +153,8 @@ class Study:
                         if weight_decay is None else weight_decay)
         check_optimisation(lr, weight_decay, threads, optimizer)
         self.epochs, self.steps, self.evals = epochs, steps, int(evals)
-        self.batch_size, self.lr, self.weight_decay = int(batch_size), float(lr), float(weight_decay)
+        self.batch_size, self.lr = int(batch_size), float(lr)
+        self.weight_decay = float(weight_decay)
         self.optimizer = optimizer
         self.device = resolve_device(device)
         self.out_dir = Path(out_dir)

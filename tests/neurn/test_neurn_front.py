@@ -1,12 +1,13 @@
-"""Tests for the front-end wrapper's input scale: the map is standardised with the study's
-constants by default, and timm's data pipeline hands NeuRN the raw [0, 1] image."""
+"""Tests for the front-end wrappers (`with_neurn`, `with_front`): the front end runs
+first, its map is standardised with the study's constants by default, and timm's data
+pipeline hands NeuRN the raw [0, 1] image."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from neurn.fronts import (FRONT_STATS, LCN, FrontEnd, Gray, NeuRN, Sobel, Standardize,
-                          with_front, with_neurn)
+from neurn.fronts import (FRONT_STATS, LCN, FrontEnd, Gray, NeuRN, NeuRNFront, Sobel,
+                          Standardize, with_front, with_neurn)
 
 
 def _rand(*shape, seed=0):
@@ -138,3 +139,33 @@ def test_a_model_without_a_cfg_gets_a_raw_one():
     wrapped = FrontEnd(_TinyNet(), Sobel())
     assert wrapped.pretrained_cfg == {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
     assert not hasattr(wrapped, "num_classes")
+
+
+def test_front_applies_neurn_first():
+    net = _TinyNet()
+    wrapped = with_neurn(net, kernel_size=5)
+    x = _rand(2, 3, 16, 16)
+    mean, std = FRONT_STATS["neurn"]
+    torch.testing.assert_close(wrapped(x), net((NeuRN(kernel_size=5)(x) - mean) / std))
+    assert isinstance(wrapped, NeuRNFront) and wrapped.model is net
+    assert wrapped.neurn.kernel_size == 5
+    with pytest.raises(ValueError, match="already"):
+        with_neurn(wrapped)
+
+
+def test_front_wraps_a_timm_model():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet10t", num_classes=10, pretrained=False)
+    wrapped = NeuRNFront(model)
+    raw_cfg = {**model.pretrained_cfg, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+    assert wrapped.pretrained_cfg == raw_cfg and wrapped.num_classes == 10
+    with torch.no_grad():
+        assert wrapped(_rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_wrapped_model_traces_with_neurn_as_one_first_token():
+    archalign = pytest.importorskip("archalign")  # its public tracer, archalign.trace
+    traced = archalign.trace(with_neurn(_TinyNet(), kernel_size=5), input_size=(3, 32, 32))
+    tokens = traced.tokens("type")
+    assert tokens[0] == "NeuRN" and tokens.count("NeuRN") == 1
+    assert "k=5" in traced.tokens("shape")[0]  # k is reported wherever NeuRN appears

@@ -7,10 +7,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
-from neurn import NeuRN, NeuRNFront, neurn_reference, neurn_response, with_neurn
-from neurn.fronts import FRONT_STATS
+from neurn import NeuRN, neurn_reference, neurn_response
 
 DEVICE = torch.device(os.environ.get("TORCH_DEVICE", "cpu"))
 
@@ -192,43 +190,3 @@ def test_bad_inputs_name_the_fix():
     with pytest.raises(ValueError, match="padding='replicate'"):
         NeuRN(kernel_size=15)(torch.rand(1, 3, 6, 6))
     assert NeuRN(kernel_size=15, padding="replicate")(torch.rand(1, 3, 6, 6)).shape[-1] == 6
-
-
-class _TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-        self.head = nn.Linear(4, 10)
-
-    def forward(self, x):
-        return self.head(self.conv(x).mean(dim=(2, 3)))
-
-
-def test_front_applies_neurn_first():
-    net = _TinyNet()
-    wrapped = with_neurn(net, kernel_size=5)
-    x = _rand(2, 3, 16, 16)
-    mean, std = FRONT_STATS["neurn"]
-    torch.testing.assert_close(wrapped(x), net((NeuRN(kernel_size=5)(x) - mean) / std))
-    assert isinstance(wrapped, NeuRNFront) and wrapped.model is net
-    assert wrapped.neurn.kernel_size == 5
-    with pytest.raises(ValueError, match="already"):
-        with_neurn(wrapped)
-
-
-def test_front_wraps_a_timm_model():
-    timm = pytest.importorskip("timm")
-    model = timm.create_model("resnet10t", num_classes=10, pretrained=False)
-    wrapped = NeuRNFront(model)
-    raw_cfg = {**model.pretrained_cfg, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
-    assert wrapped.pretrained_cfg == raw_cfg and wrapped.num_classes == 10
-    with torch.no_grad():
-        assert wrapped(_rand(2, 3, 32, 32)).shape == (2, 10)
-
-
-def test_wrapped_model_traces_with_neurn_as_one_first_token():
-    archalign = pytest.importorskip("archalign")  # its public tracer, archalign.trace
-    traced = archalign.trace(with_neurn(_TinyNet(), kernel_size=5), input_size=(3, 32, 32))
-    tokens = traced.tokens("type")
-    assert tokens[0] == "NeuRN" and tokens.count("NeuRN") == 1
-    assert "k=5" in traced.tokens("shape")[0]  # k is reported wherever NeuRN appears

@@ -97,7 +97,8 @@ def test_a_pretrained_backbone_gets_the_input_its_weights_expect(weights):
         model.backbone.register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0]))
         model.eval()(x)
         front = model.front(x) if model.front is not None else x
-        expected = (front - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+        channel = (1, -1, 1, 1)
+        expected = (front - torch.tensor(mean).view(channel)) / torch.tensor(std).view(channel)
         expected = torch.nn.functional.interpolate(expected, size=(160, 160), mode="bilinear",
                                                    align_corners=False)
         torch.testing.assert_close(seen["x"], expected)
