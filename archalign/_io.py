@@ -15,7 +15,7 @@ import tempfile
 from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig",
-           "arrays_digest", "file_sha256"]
+           "arrays_digest", "create_text", "file_sha256"]
 
 
 @contextlib.contextmanager
@@ -71,6 +71,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def create_text(path: str | os.PathLike, text: str) -> bool:
+    """Write ``path`` whole if it does not exist yet; False (nothing written) if it does.
+
+    The text goes to a temp file beside it, which is then hard-linked to ``path``: a
+    link, unlike a rename, fails when the name exists, so of several processes creating
+    one file exactly one succeeds, and no reader ever sees it half-written."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}.")
+    except OSError as exc:
+        raise _about(exc, path) from None
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _about(exc, path) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> None:

@@ -163,9 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads (default: the CPUs available less those other "
                         "processes keep busy, at least 1; the run header says how many)")
     g.add_argument("--workers", type=int,
-                   help="data-loader workers that decode image files (default: 4, at most "
-                        "the CPUs, when image folders stream from disk; else 0, the data "
-                        "are in memory)")
+                   help="DataLoader workers that decode image files, as timm's train.py "
+                        "(default: 4, at most the CPUs, with --stream-images; else 0, the "
+                        "data are in memory)")
+    g = run.add_argument_group(
+        "several processes, GPUs and machines",
+        "runs are claimed one by one (runs/<run>/claim.json), so any number of `neurn "
+        "run` processes may share one --out; each run is one Dask task with --scheduler, "
+        "--dask-workers or --gpus (the engine of archalign matrix --scheduler)")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="send each run to the Dask cluster at this scheduler address "
+                            "(tcp://host:8786; Slurm: dask-jobqueue's SLURMCluster, README)")
+    where.add_argument("--dask-workers", type=int, metavar="N",
+                       help="start a local Dask cluster of N worker processes, one run each "
+                            "at a time (threads split between them unless --threads)")
+    where.add_argument("--gpus", metavar="all|N|I,J,..",
+                       help="start one Dask worker per GPU (all, the first N, or these "
+                            "indices), each seeing only its own device")
+    g.add_argument("--runs-per-gpu", type=int, default=1, metavar="K",
+                   help="with --gpus: K workers per GPU, to pack small runs (default: 1)")
+    g.add_argument("--shard", metavar="I/N",
+                   help="train only the I-th of N slices of the grid (0-based; a Slurm "
+                        "array of N tasks, all with the same --out)")
     g.add_argument("--deterministic", action="store_true",
                    help="torch.use_deterministic_algorithms during the study (slower; "
                         "CPU runs repeat exactly without it)")
@@ -200,13 +220,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
+    # measured before anything here loads the CPUs
+    threads, thread_note = pick_threads(args.threads)
+    shard = _shard(args.shard)
+    if shard != (0, 1) and (args.scheduler or args.dask_workers or args.gpus):
+        raise ValueError("--shard slices the grid for processes without Dask; with "
+                         "--scheduler / --dask-workers / --gpus the cluster takes every run")
+    if args.runs_per_gpu != 1 and not args.gpus:
+        raise ValueError("--runs-per-gpu packs runs on the GPUs of --gpus; add --gpus")
+    # connect (or start the cluster) first: an unreachable scheduler fails before any work
+    client = _client(args)
+    if client is not None and args.threads is None:  # the CPUs split between the workers
+        workers = len(client.scheduler_info().get("workers", {})) or 1
+        threads = max(1, threads // workers)
+        thread_note = f"{threads} thread{'s' if threads > 1 else ''} per worker"
+    try:
+        return _study(args, threads, thread_note, shard, client)
+    finally:
+        if client is not None:
+            from archalign._dask import close
+
+            close(client)
+
+
+def _shard(text: Optional[str]) -> tuple:
+    if text is None:
+        return 0, 1
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or int(index) >= int(count):
+        raise ValueError(f"--shard {text}: write I/N with 0 <= I < N, e.g. --shard 0/4")
+    return int(index), int(count)
+
+
+def _client(args):
+    """The Dask client of --scheduler / --dask-workers / --gpus, or None."""
+    from archalign import _dask
+
+    if args.scheduler:
+        return _dask.connect(args.scheduler)
+    if args.dask_workers is not None:
+        if args.dask_workers < 1:
+            raise ValueError(f"--dask-workers must be at least 1, got {args.dask_workers}")
+        return _dask.local_client(args.dask_workers)
+    if args.gpus is not None:
+        if args.runs_per_gpu < 1:
+            raise ValueError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
+        return _dask.gpu_client(_gpus(args.gpus), args.runs_per_gpu)
+    return None
+
+
+def _gpus(text: str) -> List[int]:
+    """The devices of ``--gpus all|N|I,J,...``."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise ValueError("--gpus: torch sees no CUDA GPU here; use --dask-workers N for CPU "
+                         "workers, or run on a GPU machine")
+    if text == "all":
+        return list(range(count))
+    try:
+        devices = ([int(i) for i in text.split(",") if i.strip()] if "," in text else
+                   list(range(int(text))))  # a count: the first N
+    except ValueError:
+        raise ValueError(f"--gpus {text}: write all, a count (2), or indices (0,2,5)") from None
+    if not devices or not all(0 <= d < count for d in devices):
+        raise ValueError(f"--gpus {text}: torch sees {count} GPU(s), 0 .. {count - 1}")
+    return devices
+
+
+def _study(args, threads: int, thread_note: str, shard: tuple, client) -> int:
     from .results.guards import guard_rails
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
     split = {name: value for name, value in (("val", args.val_fraction),
                                              ("test", args.test_fraction)) if value is not None}
-    # measured before anything here loads the CPUs
-    threads, thread_note = pick_threads(args.threads)
     source = args.source[0] if args.source and len(args.source) == 1 else args.source
     study = Study(args.models, source=source, targets=args.targets,
                   img_size=args.img_size, split=split, skip_bad_images=args.skip_bad_images,
@@ -221,15 +309,17 @@ def _run(args) -> int:
                   eval_limit=args.eval_limit, train_limit=args.train_limit,
                   threads=threads, num_workers=args.workers, progress=args.progress,
                   keep_weights=args.keep_weights, deterministic=args.deterministic,
-                  **budget)
+                  shard=shard, **budget)
     if args.progress:
-        runs, groups = len(study.grid()), [g for g in study.groups if g is not None]
+        runs, groups = len(study.runs()), [g for g in study.groups if g is not None]
         split = (f"{len(groups)} held-out groups ({', '.join(groups)})" if groups else
                  f"source {study.source}, targets {', '.join(study.targets)}")
         inits = {study.init(m).describe() for m in study.models}
         print(f"neurn run: {len(study.models)} models ({', '.join(study.models)}) x "
               f"{len(study.variants)} variants x {len(study.seeds)} seeds" +
-              (f" x {len(groups)} groups" if groups else "") + f" = {runs} runs on "
+              (f" x {len(groups)} groups" if groups else "") +
+              (f", shard {shard[0]}/{shard[1]}:" if shard != (0, 1) else "") +
+              f" = {runs} runs on "
               f"{study.device}" + (f" ({thread_note})" if study.device.type == "cpu" else "") +
               f"; {split}; " + "; ".join(sorted(inits)) +
               f"; lr {study.lr:g}, weight decay {study.weight_decay:g}", file=sys.stderr)
@@ -241,7 +331,7 @@ def _run(args) -> int:
         if bad:
             print(f"neurn run: skipped {len(bad)} unreadable image(s) of {name} (listed in "
                   f"{args.out}/data.json)", file=sys.stderr)
-    results = study.run()
+    results = study.run(client=client)
     if not args.progress:  # with progress on, the study has printed it already
         print(results.markdown)
     print(f"wrote {args.out}/results.csv, results.json, summary.md, data.json, results.png, "
@@ -276,8 +366,14 @@ def _domains(args) -> int:
 
 def _table(args) -> int:
     from .results import load_results
+    from .study.claims import in_progress
 
     print(load_results(args.out).markdown)
+    running = in_progress(args.out)
+    if running:
+        print(f"{len(running)} run(s) in progress (claimed, no result yet):")
+        for key, state in running.items():
+            print(f"- {key}: {state}")
     return 0
 
 

@@ -40,9 +40,6 @@ __all__ = ["blocked_pairwise", "plan_blocks"]
 _STATE = "blocks.json"
 _SCORES = "scores.npy"
 DEFAULT_BLOCK = 256
-# Seconds to reach a scheduler given by address. Dask's default (30 s) is what a
-# mistyped address costs; a live scheduler answers within a second even across a WAN.
-CONNECT_TIMEOUT = 3.0
 
 
 def plan_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
@@ -251,27 +248,15 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
 
 
 def _run_dask(packed, scoring, boxes, client, retries, finish) -> None:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ImportError("backend='dask' needs dask.distributed: "
-                          "pip install 'archalign[dask]'") from None
-    own = None
-    if isinstance(client, str):
-        try:
-            own = Client(client, timeout=CONNECT_TIMEOUT)
-        # OSError: refused, unreachable or silent. MemoryError: another kind of server
-        # answered, and Dask read its first bytes as the length of a huge message.
-        except (OSError, MemoryError):
-            raise ValueError(f"no Dask scheduler answered at {client} within "
-                             f"{CONNECT_TIMEOUT:g} s; check the address and that the "
-                             f"scheduler is running") from None
-    elif client is None:
-        own = Client(LocalCluster(threads_per_worker=1, processes=True,
-                                  dashboard_address=None))
+    from archalign._dask import close, connect, local_client
+
+    own = connect(client) if isinstance(client, str) else (
+        local_client() if client is None else None)
     if own is not None:
         client = own
     try:
+        from dask.distributed import as_completed
+
         # sequences travel once per worker; each task only names its block
         [data] = client.scatter([packed], broadcast=True)
         futures = {client.submit(_block_scores, data, scoring, box, 1, retries=retries,
@@ -280,7 +265,4 @@ def _run_dask(packed, scoring, boxes, client, retries, finish) -> None:
             finish(futures[future], future.result())
     finally:
         if own is not None:
-            cluster = own.cluster
-            own.close()
-            if cluster is not None:
-                cluster.close()
+            close(own)

@@ -36,8 +36,10 @@ def _add_matrix(subparsers) -> None:
     big = p.add_argument_group(
         "big panels", "compute the score matrix in blocks, resumably and/or on a Dask cluster")
     where = big.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=positive_int, metavar="N",
-                       help="run blocks on a local Dask cluster of N single-threaded workers")
+    # --workers: the first release's name; neurn's --workers counts DataLoader workers
+    where.add_argument("--dask-workers", "--workers", dest="dask_workers", type=positive_int,
+                       metavar="N", help="run blocks on a local Dask cluster of N "
+                                         "single-threaded worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run blocks on the Dask cluster at this scheduler address, "
                             "e.g. tcp://10.0.0.5:8786")
@@ -53,16 +55,9 @@ def _run_matrix(args) -> int:
     from archalign.similarity.compare import similarity_matrix
     from archalign.similarity.panels import paper_labels
 
-    client = None
-    if args.workers:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            raise ImportError("--workers runs a local Dask cluster, which needs dask: pip "
-                              "install 'archalign[dask]'") from None
+    from archalign._dask import close, local_client
 
-        client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                     dashboard_address=None))
+    client = local_client(args.dask_workers) if args.dask_workers else None
     try:
         kwargs = _token_kwargs(args)
         if args.preset:
@@ -79,8 +74,7 @@ def _run_matrix(args) -> int:
             client=client or args.scheduler, block=args.block, blocks_dir=args.blocks_dir)
     finally:
         if client is not None:
-            client.cluster.close()
-            client.close()
+            close(client)
     if args.panel == "paper44":
         names = paper_labels()
         sm.labels = [names.get(x, x) for x in sm.labels]

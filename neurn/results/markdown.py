@@ -15,7 +15,8 @@ from .guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags, guard_rails
 from .tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
 
 __all__ = ["data_lines", "failed_lines", "init_lines", "lead_lines", "legend_lines",
-           "protocol_lines", "skipped_lines", "summary_markdown", "table_lines"]
+           "pending_lines", "protocol_lines", "skipped_lines", "summary_markdown",
+           "table_lines"]
 
 
 def _cell(record: Optional[dict], signed: bool = False) -> str:
@@ -190,10 +191,18 @@ def skipped_lines(runs) -> List[str]:
             "; data.json lists the files."]
 
 
+def pending_lines(pending) -> List[str]:
+    """The grid's runs not finished yet (other shards' or processes', or not started)."""
+    if not pending:
+        return []
+    return ["", f"Not finished yet ({len(pending)}, left out of the table; `neurn table "
+                f"DIR` shows which are running): " + ", ".join(pending) + "."]
+
+
 def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (), *,
-                     baseline: Optional[str] = "baseline") -> str:
+                     baseline: Optional[str] = "baseline", pending=()) -> str:
     """summary.md: the lead lines, the table with its legend and image counts, skipped
-    images, the failed runs."""
+    images, the failed runs, the runs not finished yet."""
     if not domain_columns(rows):
         lines = ["No finished runs."]
     else:
@@ -201,4 +210,5 @@ def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (
         lines = (lead_lines(rows, flags, baseline=baseline) + [""] +
                  table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags) +
                  protocol_lines(runs) + init_lines(runs) + data_lines(runs))
-    return "\n".join(lines + skipped_lines(runs) + failed_lines(runs)) + "\n"
+    return "\n".join(lines + skipped_lines(runs) + failed_lines(runs) +
+                     pending_lines(pending)) + "\n"

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
@@ -32,6 +32,7 @@ class StudyResults:
     markdown: str
     runs: List[dict]
     out_dir: Path
+    pending: List[str] = field(default_factory=list)  # run keys not finished yet
 
     @property
     def errors(self) -> List[dict]:
@@ -39,12 +40,14 @@ class StudyResults:
 
 
 def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
-                  baseline: Optional[str] = "baseline", echo: bool = True):
-    """Write results.csv / results.json / summary.md (+ plots); return ``StudyResults``."""
+                  baseline: Optional[str] = "baseline", echo: bool = True,
+                  pending: List[str] = ()):
+    """Write results.csv / results.json / summary.md (+ plots); return ``StudyResults``.
+    ``pending``: the keys of the grid's runs not finished yet, listed in summary.md."""
     out_dir = Path(out_dir)
     rows = result_rows(runs)
     summary = summarize(rows, baseline=baseline)
-    markdown = summary_markdown(rows, summary, runs, baseline=baseline)
+    markdown = summary_markdown(rows, summary, runs, baseline=baseline, pending=pending)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -61,7 +64,7 @@ def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
                 atomic_savefig(fig, out_dir / name, dpi=120)
     if echo:
         print(markdown)
-    return StudyResults(rows, summary, markdown, runs, out_dir)
+    return StudyResults(rows, summary, markdown, runs, out_dir, list(pending))
 
 
 def _finite(value):

@@ -29,8 +29,11 @@ How (one module each):
 * :mod:`neurn.results`: the tables and plots written at the end.
 """
 import json
+import sys
+import time
+import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -41,15 +44,16 @@ from ..models import check_variant, parse_variant, plan_model
 from ..models.pretrained import (SCRATCH, Init, Pretrained, load_pretrained,
                                  pretrained_input_size, refuse_tags)
 from ..results import StudyResults, write_outputs
+from .claims import ClaimLost, check_held, claim_run, claim_study
 from .data import StudyData, leave_out_groups
 from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
-                       SCRATCH_WEIGHT_DECAY, STREAM_WORKERS, PathLike, Run, check_budget,
-                       check_optimisation, check_out_dir, check_seeds, check_workers,
-                       load_models, refuse_duplicates, resolve_device, run_settings,
-                       settings_digest)
+                       SCRATCH_WEIGHT_DECAY, SETTINGS_VERSION, STREAM_WORKERS, PathLike, Run,
+                       check_budget, check_optimisation, check_out_dir, check_seeds,
+                       check_shard, check_workers, load_models, refuse_duplicates,
+                       resolve_device, run_settings, settings_digest)
 from .torch_settings import TorchSettings, default_threads
-from .train import eval_loader, loader, progress_bar, train_run
-from .verify import Found, find_run
+from .train import eval_loader, finish_line, loader, progress_bar, train_run
+from .verify import DamagedRunWarning, Found, find_run
 
 __all__ = ["Study", "StudyInterrupted"]
 
@@ -117,6 +121,8 @@ class Study:
         pretrained: start timm backbones from their pretrained weights
             (:mod:`neurn.models.pretrained`); ``weights``: a local file or folder of
             them (implies ``pretrained``).
+        shard: ``(i, n)``: this process trains the i-th of n slices of the grid
+            (:meth:`runs`); other processes, on the same ``out_dir``, train the rest.
     """
 
     def __init__(self, models, *, source=None, targets: Optional[Sequence[str]] = None,
@@ -135,7 +141,10 @@ class Study:
                  stream_images: bool = False, augment: Optional[bool] = None,
                  dataset: Optional[PathLike] = None, test_envs: Optional[Sequence] = None,
                  holdout_fraction: Optional[float] = None, pretrained: bool = False,
-                 weights: Optional[PathLike] = None) -> None:
+                 weights: Optional[PathLike] = None, shard: Tuple[int, int] = (0, 1)) -> None:
+        # what a Dask worker needs to build the same study (names and paths, no data)
+        self.spec = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.shard = check_shard(shard)
         self.models = load_models(models)
         self.pretrained = bool(pretrained) or weights is not None
         if not self.pretrained:
@@ -251,37 +260,106 @@ class Study:
         return eval_loader(self, dataset)
 
     # ------------------------------------------------------------------ running
-    def run(self) -> StudyResults:
-        """Run every unfinished (model, variant, seed), then write tables and plots.
+    def runs(self) -> List[Run]:
+        """The runs this process works on: the grid, or its shard ``i`` of ``n`` (every
+        n-th run from the i-th, so each shard gets a mix of models)."""
+        index, count = self.shard
+        return self.grid()[index::count]
+
+    def run(self, *, client=None) -> StudyResults:
+        """Run every unfinished run of :meth:`runs`, then write tables and plots of
+        every finished run of the grid (other processes' and shards' included).
 
         Every run folder already in ``out_dir`` is verified before the first write, so
-        a refusal (a run of other settings) changes nothing on disk. Ctrl-C raises
-        :class:`StudyInterrupted`, whose message says what was kept."""
+        a refusal (a run of other settings, a study.json of other settings) changes
+        nothing on disk. A run another live process has claimed is left to it
+        (:mod:`.claims`). ``client``: a ``dask.distributed.Client``; each run is then
+        one task (:mod:`.sweep`). Ctrl-C raises :class:`StudyInterrupted`, whose
+        message says what was kept."""
         self.load_data()
-        grid = self.grid()
-        found = {run.key: self._found(run) for run in grid}
+        runs = self.runs()
+        found = {run.key: self._found(run) for run in runs}
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out_dir / "study.json", json.dumps(self.describe(), indent=2))
+        claim_study(self.out_dir / "study.json", self.describe(), self.fingerprint())
         record = (self.data.record() if list(self.groups) == [None] else
                   {"groups": {g: d.record() for g, d in self.groups.items()}})
         atomic_write_text(self.out_dir / "data.json", json.dumps(record, indent=1))
-        finished: List[dict] = []
         self._checkpointed = None
+        if client is None:
+            self._run_here(runs, found)
+        else:
+            from .sweep import run_on_dask
+
+            pending = [r for r in runs if found[r.key].result is None]
+            try:
+                done = run_on_dask(self, client, pending, echo=self._echo)
+            except KeyboardInterrupt:
+                self.results(plots=False, echo=False)
+                raise StudyInterrupted(f"the cluster's tasks were cancelled; finished runs "
+                                       f"and checkpoints are kept in {self.out_dir / 'runs'}; "
+                                       f"rerun the same command to resume") from None
+            self._echo(f"{len(done)} of {len(pending)} runs trained on the cluster")
+        return self.results(echo=self.progress)
+
+    def _run_here(self, runs: List[Run], found: Dict[str, Found]) -> None:
+        """Train ``runs`` one after another in this process (those it can claim)."""
+        done = 0
         with TorchSettings(self.device, self.threads, self.deterministic):
-            bar = progress_bar(grid, desc="runs", unit="run", disable=not self.progress)
+            bar = progress_bar(runs, desc="runs", unit="run", disable=not self.progress)
             try:
                 for run in bar:
                     bar.set_postfix_str(run.key)
-                    finished.append(self.run_one(run, found.pop(run.key)))
+                    done += self.train_claimed(run, found.pop(run.key)) is not None
             except KeyboardInterrupt:
-                if finished:
-                    write_outputs(finished, self.out_dir, plots=False,
-                                  baseline=self._baseline_name(), echo=False)
-                raise StudyInterrupted(self._kept(len(finished), len(grid))) from None
+                self.results(plots=False, echo=False)
+                raise StudyInterrupted(self._kept(done, len(runs))) from None
             finally:
                 bar.close()
-        return write_outputs(finished, self.out_dir, baseline=self._baseline_name(),
-                             echo=self.progress)
+
+    def train_claimed(self, run: Run, found: Optional[Found] = None) -> Optional[dict]:
+        """``run``'s result: found finished, or trained here after claiming it; None
+        when another live process holds it (or took it over while it trained)."""
+        found = found if found is not None else self._found(run)
+        if found.result is not None:
+            return found.result
+        claim = claim_run(self.out_dir / "runs" / run.key)
+        if claim is None:
+            self._echo(f"{run.key}: claimed by another process, left to it")
+            return None
+        with claim:
+            with warnings.catch_warnings():  # damage found by the first look was reported
+                warnings.simplefilter("ignore", DamagedRunWarning)
+                found = self._found(run)  # another process may have moved it on
+            if found.result is not None:
+                return found.result
+            self._echo(f"{run.key}: started")
+            started = time.perf_counter()
+            try:
+                result = self.run_one(run, found, on_checkpoint=lambda mark: (
+                    self._mark_checkpoint(mark), check_held(claim)))
+            except ClaimLost as lost:
+                self._echo(f"{lost}; left to it")
+                return None
+        self._echo(finish_line(result, time.perf_counter() - started))
+        return result
+
+    def _echo(self, line: str) -> None:
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"neurn run: {line}", file=sys.stderr)
+
+    def results(self, *, plots: bool = True, echo: bool = False) -> StudyResults:
+        """Tables (and plots) of every run of the grid found finished in ``out_dir``,
+        whoever trained it; the runs not finished yet are listed in ``pending``."""
+        finished, pending = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedRunWarning)
+            for run in self.grid():
+                result = self._found(run).result
+                (finished if result is not None else pending).append(result or run.key)
+        return write_outputs(finished, self.out_dir, plots=plots and bool(finished),
+                             baseline=self._baseline_name(), echo=echo, pending=pending)
 
     def _kept(self, finished: int, runs: int) -> str:
         text = f"{finished} of {runs} runs finished, kept in {self.out_dir / 'runs'}"
@@ -300,6 +378,16 @@ class Study:
         names = [v.name for v in self.variants if v.kind == "baseline"]
         return names[0] if names else None
 
+    def fingerprint(self) -> str:
+        """A digest of the settings every run of this study shares (what a second
+        process on the same ``out_dir`` must match to cooperate): not the models,
+        variants, seeds and shard, which any process may add to."""
+        shared = {k: v for k, v in self.describe().items()
+                  if k not in ("models", "variants", "seeds", "plans", "init", "versions",
+                               "workers", "device")}
+        return settings_digest({**shared, "pretrained": self.pretrained,
+                                "version": SETTINGS_VERSION})
+
     def describe(self) -> dict:
         return {"models": self.models, "variants": [v.name for v in self.variants],
                 "seeds": self.seeds, "source": self.source, "targets": self.targets,
@@ -317,14 +405,17 @@ class Study:
                     for g, d in self.groups.items()}} if self.dataset is not None else {}),
                 "versions": _versions()}
 
-    def run_one(self, run: Run, found: Optional[Found] = None) -> dict:
-        """Train, select and evaluate one run (or return its finished result).
-        ``found``: what :meth:`run` verified in the run's folder (verified here if None)."""
+    def run_one(self, run: Run, found: Optional[Found] = None, *,
+                on_checkpoint=None) -> dict:
+        """Train, select and evaluate one run (or return its finished result), without
+        claiming it (:meth:`train_claimed` does). ``found``: what :meth:`run` verified in
+        the run's folder (verified here if None); ``on_checkpoint``: called with
+        ``(run key, epoch, epochs)`` after each checkpoint."""
         self.load_data()
         found = found if found is not None else self._found(run)
         if found.result is not None:
             return found.result
-        return train_run(self, run, found, on_checkpoint=self._mark_checkpoint)
+        return train_run(self, run, found, on_checkpoint=on_checkpoint or self._mark_checkpoint)
 
     def _mark_checkpoint(self, mark: Optional[tuple]) -> None:
         self._checkpointed = mark

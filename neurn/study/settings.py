@@ -18,7 +18,7 @@ import torch
 from ..models import Variant
 
 __all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRATCH_LR",
-           "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
+           "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_shard", "check_budget",
            "check_optimisation", "check_out_dir", "check_seeds", "check_workers",
            "load_models", "refuse_duplicates", "resolve_device", "run_settings",
            "settings_digest"]
@@ -120,6 +120,18 @@ def check_optimisation(lr: float, weight_decay: float, threads: Optional[int],
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     if optimizer not in ("adamw", "sgd"):
         raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+
+
+def check_shard(shard) -> tuple:
+    """``(i, n)`` with ``0 <= i < n``; ``ValueError`` naming the form otherwise."""
+    try:
+        index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ValueError(f"shard must be (i, n), e.g. (0, 4), got {shard!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: need 0 <= i < n (the i-th of n slices, "
+                         f"counted from 0)")
+    return index, count
 
 
 def check_workers(num_workers: Optional[int]) -> None:

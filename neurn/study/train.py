@@ -39,8 +39,8 @@ from .settings import Run
 from .torch_settings import seed_everything
 from .verify import Found
 
-__all__ = ["augmentation", "epoch_batches", "eval_loader", "loader", "optimizer_for",
-           "progress_bar", "schedule", "train_run"]
+__all__ = ["augmentation", "epoch_batches", "eval_loader", "finish_line", "loader",
+           "optimizer_for", "progress_bar", "schedule", "train_run"]
 
 
 def progress_bar(iterable: Optional[Iterable] = None, **kwargs):
@@ -127,6 +127,18 @@ def augmentation(study, variant: Variant, generator: torch.Generator,
     if not steps:
         return None
     return steps[0] if len(steps) == 1 else nn.Sequential(*steps)
+
+
+def finish_line(result: dict, seconds: float, where: str = "") -> str:
+    """One line on a finished run: its key, where and how long it trained, its selected
+    source-validation top-1 (or its error)."""
+    key = "__".join(str(v) for v in (result["model"], result["variant"],
+                                     f"seed{result['seed']}") if v)
+    group = f" ({result['group']} held out)" if result.get("group") else ""
+    outcome = (f"source val {result['val_top1']:.1f}%" if result["status"] == "ok" else
+               f"failed: {result['error']}")
+    return (f"{key}{group}: finished{f' on {where}' if where else ''} in "
+            f"{seconds / 60:.1f} min, {outcome}")
 
 
 def train_run(study, run: Run, found: Found,

@@ -1,0 +1,98 @@
+"""A study's runs as Dask tasks: one task per run, on any ``dask.distributed`` cluster.
+
+The engine is the one ``archalign matrix --scheduler`` uses (:mod:`archalign._dask`);
+nothing here schedules. Each task carries only the study's arguments (names and paths,
+:attr:`Study.spec`) and the run; the worker builds the study once per process (its data
+read from the same paths and the verified caches, a shared filesystem on a real
+cluster) and trains the run through :meth:`Study.train_claimed`, so the run is claimed
+exactly as a process of its own would claim it (:mod:`.claims`).
+
+* A worker that dies mid-run loses at most the epoch in progress: Dask gives the task
+  to another worker (the scheduler's ``allowed-failures``), which takes the dead
+  process's claim over and resumes from the checkpoint. An exception in the task (a
+  full disk) is retried once (``retries=1``); a run that fails for its own reason (a
+  NaN loss, CUDA out of memory) is a finished run with ``status="error"``, recorded,
+  not retried.
+* Every run is seeded by its own seed and trains with the study's thread count, so its
+  numbers do not depend on which worker, or how many, ran it (on CPU bit-identical to
+  the sequential study; on CUDA up to the non-determinism of cuDNN's convolution
+  algorithms and atomic adds in some backward kernels, the same as between two
+  sequential runs).
+"""
+import hashlib
+import os
+import pickle
+import socket
+import sys
+import time
+from typing import Callable, Dict, List
+
+__all__ = ["run_on_dask"]
+
+_STUDIES: Dict[str, object] = {}  # per worker process: spec digest -> Study
+
+
+def _study(spec: dict):
+    """The study of ``spec``, built once per worker process (plans, data, weights)."""
+    from .grid import Study
+
+    key = hashlib.sha256(pickle.dumps(sorted(spec.items(), key=lambda kv: kv[0]))).hexdigest()
+    if key not in _STUDIES:
+        _STUDIES[key] = Study(**{**spec, "progress": False})
+    return _STUDIES[key]
+
+
+def _train_task(spec: dict, run) -> dict:
+    """Train ``run`` on this worker; ``{"result": ... or None, "where", "seconds"}``."""
+    from dask.distributed import get_worker, print as cluster_print
+
+    from .torch_settings import TorchSettings
+
+    study = _study(spec)
+    where = f"{socket.gethostname()}:{os.getpid()} ({get_worker().name})"
+    cluster_print(f"neurn run: {run.key}: started on {where}", file=sys.stderr)
+    started = time.perf_counter()
+    with TorchSettings(study.device, study.threads, study.deterministic):
+        result = study.train_claimed(run)
+    return {"result": result, "where": where, "seconds": time.perf_counter() - started}
+
+
+def run_on_dask(study, client, runs: List, *, echo: Callable[[str], None]) -> List[dict]:
+    """Submit each of ``runs`` as a task on ``client``; the finished results (runs
+    another process held come back as None and are left out)."""
+    from dask.distributed import as_completed
+
+    from .train import finish_line, progress_bar
+
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    threads = sum(w.get("nthreads", 0) for w in workers.values())
+    echo(f"Dask cluster at {info.get('address', '?')}: {len(workers)} workers, {threads} "
+         f"threads; {len(runs)} runs to train")
+    gpu = study.device.type == "cuda"
+    futures = {client.submit(_train_task, study.spec, run, pure=False, retries=1,
+                             key=f"neurn-{run.key}-{time.time_ns()}",
+                             resources={"GPU": 1} if gpu and _has_gpu_resources(workers)
+                             else None): run for run in runs}
+    results = []
+    bar = progress_bar(total=len(futures), desc="runs", unit="run",
+                       disable=not study.progress)
+    try:
+        for future in as_completed(futures):
+            done = future.result()
+            bar.update(1)
+            if done["result"] is None:
+                echo(f"{futures[future].key}: held by another process, left to it")
+                continue
+            results.append(done["result"])
+            echo(finish_line(done["result"], done["seconds"], done["where"]))
+    except KeyboardInterrupt:
+        client.cancel(list(futures))  # a cancelled run keeps its last checkpoint
+        raise
+    finally:
+        bar.close()
+    return results
+
+
+def _has_gpu_resources(workers: dict) -> bool:
+    return any("GPU" in (w.get("resources") or {}) for w in workers.values())
