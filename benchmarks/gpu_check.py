@@ -23,7 +23,10 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
 6. DomainBed's protocol through ``neurn run``: a pretrained ResNet-50 (a seeded weights
    file written here, since hubs are unreachable from the GPU machine; ``--weights``)
    on a *generated* 3-domain root at 224 px, one domain held out, AMP, batch 96 (32 per
-   training domain): the run must finish; its training rate is reported.
+   training domain): the run must finish; its training rate is reported;
+7. sweeps on Dask: 8 digit runs (``convnet``, baseline / NeuRN x 4 seeds) with ``--gpus 1
+   --runs-per-gpu K`` for K = 1, 2, 4: runs per hour and the GPU's busy share (sampled
+   from ``nvidia-smi`` every 0.5 s); ``--tiny`` on CPU uses ``--dask-workers K``.
 """
 import argparse
 import json
@@ -252,6 +255,47 @@ def check_domainbed(device, tiny: bool) -> None:
         "finishes, no errors", ok)
 
 
+def _gpu_busy(samples: list, stop) -> None:
+    import subprocess
+
+    while not stop.wait(0.5):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu",
+                                  "--format=csv,noheader,nounits", "-i", "0"],
+                                 capture_output=True, text=True, timeout=5).stdout
+            samples.append(float(out.split()[0]))
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            return
+
+
+def check_sweep(device, tiny: bool) -> None:
+    import threading
+
+    from neurn.cli import main as neurn
+
+    steps = 4 if tiny else 300
+    for k in (1, 2, 4):
+        where = (["--dask-workers", str(k)] if device.type != "cuda" else
+                 ["--gpus", "1", "--runs-per-gpu", str(k)])
+        samples: list = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_gpu_busy, args=(samples, stop), daemon=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            if device.type == "cuda":
+                sampler.start()
+            t0 = time.perf_counter()
+            code = neurn(["run", "convnet", "--variants", "baseline", "neurn", "--seeds", "0",
+                          "1", "2", "3", "--steps", str(steps), "--evals", "3", "-b", "128",
+                          "--no-progress", "--no-weights", *where, "--out",
+                          str(Path(tmp) / "study")])
+            seconds = time.perf_counter() - t0
+            stop.set()
+        busy = f", GPU busy {sum(samples) / len(samples):.0f}%" if samples else ""
+        row(f"sweep of 8 digit runs, {k} run(s) at a time on one device",
+            f"exit {code}, {seconds:.0f} s, {8 * 3600 / seconds:,.0f} runs/h{busy}",
+            "finishes", code == 0)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda", help="default: cuda")
@@ -274,7 +318,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for label, fn in [("layer", check_layer), ("bandwidth", check_bandwidth),
                       ("step", check_step), ("study", check_study),
-                      ("folder", check_folder), ("domainbed", check_domainbed)]:
+                      ("folder", check_folder), ("domainbed", check_domainbed),
+                      ("sweep", check_sweep)]:
         if label == "study" and args.skip_study:
             continue
         try:

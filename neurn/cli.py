@@ -230,7 +230,9 @@ def _run(args) -> int:
         raise ValueError("--runs-per-gpu packs runs on the GPUs of --gpus; add --gpus")
     # connect (or start the cluster) first: an unreachable scheduler fails before any work
     client = _client(args)
-    if client is not None and args.threads is None:  # the CPUs split between the workers
+    if args.scheduler and args.threads is None:  # a remote worker knows its own CPUs
+        threads, thread_note = None, "threads: each worker's CPUs"
+    elif client is not None and args.threads is None:  # the CPUs split between workers
         workers = len(client.scheduler_info().get("workers", {})) or 1
         threads = max(1, threads // workers)
         thread_note = f"{threads} thread{'s' if threads > 1 else ''} per worker"

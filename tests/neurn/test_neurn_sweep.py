@@ -129,7 +129,7 @@ def test_shards_and_a_third_process_share_one_folder(sequential, cache, tmp_path
     started = [line for _, err in logs for line in err.splitlines() if line.endswith(
         ": started")]
     keys = sorted(p.name for p in (out / "runs").iterdir())
-    assert len(keys) == 8 and sorted(line.split()[2][:-1] for line in started) == keys
+    assert len(keys) == 4 and sorted(line.split()[2][:-1] for line in started) == keys
     assert _csv(out) == _csv(sequential)  # the last writer saw every run
     assert not list(out.rglob(CLAIM_FILE)) and not list(out.rglob(".tmp-*"))
 
@@ -169,7 +169,7 @@ def test_a_local_cluster_gives_the_sequential_numbers(sequential, cache, tmp_pat
                  str(out)]) == 0
     err = capsys.readouterr().err
     assert "Dask cluster at" in err and "2 workers" in err
-    assert err.count(": finished on ") == 8
+    assert err.count(": finished on ") == 4
     assert _csv(out) == _csv(sequential)
 
 
@@ -209,3 +209,18 @@ def test_a_worker_killed_mid_run_costs_at_most_an_epoch(sequential, cache, tmp_p
     assert killed, "no run was caught between two checkpoints"
     assert not results.errors and not results.pending
     assert _csv(out) == _csv(sequential)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--gpus", "all"], "torch sees no CUDA GPU"),
+    (["--runs-per-gpu", "2"], "add --gpus"),
+    (["--shard", "2/2"], "0 <= I < N"),
+    (["--shard", "x"], "write I/N"),
+    (["--shard", "0/2", "--dask-workers", "2"], "without Dask"),
+    (["--dask-workers", "0"], "at least 1"),
+])
+def test_cluster_options_that_cannot_work_are_one_line(extra, needle, tmp_path, capsys):
+    assert main(["run", "convnet", "--steps", "1", "--out", str(tmp_path / "out"),
+                 *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and not (tmp_path / "out").exists()
