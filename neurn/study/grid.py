@@ -1,11 +1,15 @@
-"""``Study``: the grid of (model, variant, seed) training runs of the NeuRN experiment.
+"""``Study``: the grid of training runs of the NeuRN experiment.
 
-Protocol (DomainBed's training-domain validation):
+A run is (model, variant, seed), and with DomainBed's leave-one-domain-out groups
+(``dataset``, ``test_envs``) also a held-out group. Protocol (DomainBed's
+training-domain validation):
 
-* train on the source's ``train`` split only; after every epoch evaluate on the
-  source's ``val`` split and keep the best checkpoint (highest val top-1, the earliest
+* train on the source's ``train`` split only (with several sources, their train parts
+  in balanced batches); after every epoch evaluate on the ``val`` split (with several
+  sources, their holdouts) and keep the best checkpoint (highest val top-1, the earliest
   on ties); target data is never seen before the final evaluation;
-* evaluate that checkpoint on the source ``test`` split and on every target domain.
+* evaluate that checkpoint on the source ``test`` split (one source) and on every target
+  domain.
 
 How (one module each):
 
@@ -26,6 +30,10 @@ How (one module each):
   when rerun.
 * :mod:`.torch_settings`: threads, determinism and ``cudnn.benchmark``, restored when
   ``run()`` returns.
+* :mod:`.claims`: each run is claimed before it trains, so several processes (shards,
+  a second terminal, Dask workers) share one ``out_dir`` without training a run twice;
+  ``study.json`` names the shared settings, refusing a process of other settings.
+* :mod:`.sweep`: ``run(client=...)`` makes each run one task on a Dask cluster.
 * :mod:`neurn.results`: the tables and plots written at the end.
 """
 import json
@@ -53,7 +61,7 @@ from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
                        resolve_device, run_settings, settings_digest)
 from .torch_settings import TorchSettings, default_threads
 from .train import eval_loader, finish_line, loader, progress_bar, train_run
-from .verify import DamagedRunWarning, Found, find_run
+from .verify import DamagedRunWarning, Found, find_result, find_run
 
 __all__ = ["Study", "StudyInterrupted"]
 
@@ -356,7 +364,8 @@ class Study:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DamagedRunWarning)
             for run in self.grid():
-                result = self._found(run).result
+                digest = settings_digest(self._settings(run))
+                result = find_result(self.out_dir / "runs" / run.key, digest)
                 (finished if result is not None else pending).append(result or run.key)
         return write_outputs(finished, self.out_dir, plots=plots and bool(finished),
                              baseline=self._baseline_name(), echo=echo, pending=pending)

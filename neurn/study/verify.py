@@ -16,7 +16,7 @@ from typing import Optional
 from ..results import read_run
 from .checkpoints import first_line, read_checkpoint, read_weights
 
-__all__ = ["DamagedRunWarning", "Found", "find_run", "verified"]
+__all__ = ["DamagedRunWarning", "Found", "find_result", "find_run", "verified"]
 
 
 class DamagedRunWarning(UserWarning):
@@ -50,6 +50,13 @@ def verified(path: Path, read) -> Optional[object]:
         warnings.warn(f"{path} is damaged ({first_line(exc)}); retraining that run",
                       DamagedRunWarning, stacklevel=4)
         return None
+
+
+def find_result(run_dir: Path, digest: str) -> Optional[dict]:
+    """``run_dir``'s finished result if it is verified and of settings ``digest``, else
+    None; reads no checkpoint (for tables of a study other processes work on)."""
+    result = verified(run_dir / "result.json", read_run)
+    return result if result is not None and result["settings_hash"] == digest else None
 
 
 def find_run(run_dir: Path, settings: dict, digest: str, *, keep_weights: bool) -> Found:
