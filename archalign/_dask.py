@@ -8,6 +8,8 @@ starts one worker process per GPU and run slot, each seeing only its own device
 (``CUDA_VISIBLE_DEVICES``), with dask-cuda's ``LocalCUDACluster`` left to users who
 want its extras: a worker per device is all a training run needs.
 """
+import contextlib
+import os
 from typing import Optional, Sequence
 
 __all__ = ["CONNECT_TIMEOUT", "close", "connect", "gpu_client", "local_client"]
@@ -39,12 +41,36 @@ def connect(address: str):
                          f"is running") from None
 
 
+@contextlib.contextmanager
+def _worker_environ():
+    """Start worker processes without Dask's ``MALLOC_TRIM_THRESHOLD_=65536``, and leave
+    this process's environment as it was.
+
+    With that threshold glibc hands every freed block over 64 KiB back to the kernel,
+    so each training step maps and unmaps its large tensors again: a convnet step on one
+    thread took 0.17 s on a worker against 0.106 s without it
+    (``benchmarks/bench_sweep.py``). Nannies write their pre-spawn variables into the
+    parent's ``os.environ``, which later child processes would inherit."""
+    import dask
+
+    saved = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
+                              None}):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def local_client(n_workers: Optional[int] = None):
     """A ``Client`` of a new local cluster of ``n_workers`` single-threaded processes
     (default: one per CPU); :func:`close` shuts both down."""
     distributed = _distributed()
-    return distributed.Client(distributed.LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None))
+    with _worker_environ():
+        return distributed.Client(distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True,
+            dashboard_address=None))
 
 
 def gpu_client(devices: Sequence[int], per_device: int = 1):
@@ -56,7 +82,8 @@ def gpu_client(devices: Sequence[int], per_device: int = 1):
         "nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(d)}, "resources": {"GPU": 1}}}
         for d in devices for k in range(per_device)}
     scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": None}}
-    return distributed.Client(distributed.SpecCluster(workers, scheduler))
+    with _worker_environ():
+        return distributed.Client(distributed.SpecCluster(workers, scheduler))
 
 
 def close(client) -> None:

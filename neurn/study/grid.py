@@ -287,6 +287,8 @@ class Study:
         self.load_data()
         runs = self.runs()
         found = {run.key: self._found(run) for run in runs}
+        for verified_run in found.values():  # re-read once claimed: others may move it on
+            verified_run.checkpoint = None
         self.out_dir.mkdir(parents=True, exist_ok=True)
         claim_study(self.out_dir / "study.json", self.describe(), self.fingerprint())
         record = (self.data.record() if list(self.groups) == [None] else

@@ -23,13 +23,13 @@ import hashlib
 import os
 import pickle
 import socket
-import sys
 import time
 from typing import Callable, Dict, List
 
 __all__ = ["run_on_dask"]
 
 _STUDIES: Dict[str, object] = {}  # per worker process: spec digest -> Study
+_TOPIC = "neurn-runs"  # workers' start lines, relayed to the client
 
 
 def _study(spec: dict):
@@ -44,13 +44,14 @@ def _study(spec: dict):
 
 def _train_task(spec: dict, run) -> dict:
     """Train ``run`` on this worker; ``{"result": ... or None, "where", "seconds"}``."""
-    from dask.distributed import get_worker, print as cluster_print
+    from dask.distributed import get_worker
 
     from .torch_settings import TorchSettings
 
     study = _study(spec)
-    where = f"{socket.gethostname()}:{os.getpid()} ({get_worker().name})"
-    cluster_print(f"neurn run: {run.key}: started on {where}", file=sys.stderr)
+    worker = get_worker()
+    where = f"{socket.gethostname()}:{os.getpid()} ({worker.name})"
+    worker.log_event(_TOPIC, f"{run.key}: started on {where}")  # to the client only
     started = time.perf_counter()
     with TorchSettings(study.device, study.threads, study.deterministic):
         result = study.train_claimed(run)
@@ -69,6 +70,7 @@ def run_on_dask(study, client, runs: List, *, echo: Callable[[str], None]) -> Li
     threads = sum(w.get("nthreads", 0) for w in workers.values())
     echo(f"Dask cluster at {info.get('address', '?')}: {len(workers)} workers, {threads} "
          f"threads; {len(runs)} runs to train")
+    client.subscribe_topic(_TOPIC, lambda event: echo(event[1]))
     gpu = study.device.type == "cuda"
     futures = {client.submit(_train_task, study.spec, run, pure=False, retries=1,
                              key=f"neurn-{run.key}-{time.time_ns()}",
@@ -90,6 +92,7 @@ def run_on_dask(study, client, runs: List, *, echo: Callable[[str], None]) -> Li
         client.cancel(list(futures))  # a cancelled run keeps its last checkpoint
         raise
     finally:
+        client.unsubscribe_topic(_TOPIC)
         bar.close()
     return results
 
