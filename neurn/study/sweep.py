@@ -32,23 +32,23 @@ _STUDIES: Dict[str, object] = {}  # per worker process: spec digest -> Study
 _TOPIC = "neurn-runs"  # workers' start lines, relayed to the client
 
 
-def _study(spec: dict):
+def _study(study_class, spec: dict):
     """The study of ``spec``, built once per worker process (plans, data, weights)."""
-    from .grid import Study
-
     key = hashlib.sha256(pickle.dumps(sorted(spec.items(), key=lambda kv: kv[0]))).hexdigest()
     if key not in _STUDIES:
-        _STUDIES[key] = Study(**{**spec, "progress": False})
+        _STUDIES[key] = study_class(**{**spec, "progress": False})
     return _STUDIES[key]
 
 
-def _train_task(spec: dict, run) -> dict:
-    """Train ``run`` on this worker; ``{"result": ... or None, "where", "seconds"}``."""
+def _train_task(study_class, spec: dict, run) -> dict:
+    """Train ``run`` of the study ``study_class(**spec)`` on this worker (the class
+    travels by name, so this module need not import the study's);
+    ``{"result": ... or None, "where", "seconds"}``."""
     from dask.distributed import get_worker
 
     from .torch_settings import TorchSettings
 
-    study = _study(spec)
+    study = _study(study_class, spec)
     worker = get_worker()
     where = f"{socket.gethostname()}:{os.getpid()} ({worker.name})"
     worker.log_event(_TOPIC, f"{run.key}: started on {where}")  # to the client only
@@ -72,7 +72,7 @@ def run_on_dask(study, client, runs: List, *, echo: Callable[[str], None]) -> Li
          f"threads; {len(runs)} runs to train")
     client.subscribe_topic(_TOPIC, lambda event: echo(event[1]))
     gpu = study.device.type == "cuda"
-    futures = {client.submit(_train_task, study.spec, run, pure=False, retries=1,
+    futures = {client.submit(_train_task, type(study), study.spec, run, pure=False, retries=1,
                              key=f"neurn-{run.key}-{time.time_ns()}",
                              resources={"GPU": 1} if gpu and _has_gpu_resources(workers)
                              else None): run for run in runs}
