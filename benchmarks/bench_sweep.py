@@ -283,11 +283,11 @@ def study_against_bare(args, tmp: Path, cache: Path, cpus: int) -> None:
           "steps (loader, lr schedule, metrics)"),
          f"{step_loop - (t_bare - t_build):+.2f}", share(step_loop - (t_bare - t_build)),
          "", ""],
-        [f"  validation: {args.evals} x {args.eval_limit} images (history seconds - steps)",
+        [f"  validation: {args.evals} x {args.bare_eval_limit} images (history seconds - steps)",
          f"{validation:.2f}", share(validation), "", ""],
         [(f"  checkpoints: {args.evals}, with the best weights' copies (train_seconds - "
           f"history seconds)"), f"{checkpoints:.2f}", share(checkpoints), "", ""],
-        [(f"  final evaluation: {evaluated}, <= {args.eval_limit} images each "
+        [(f"  final evaluation: {evaluated}, <= {args.bare_eval_limit} images each "
           f"(eval_seconds)"), f"{final:.2f}", share(final), "", ""],
         [("  the rest: data from the cache, claims, best.pt, results.csv, summary.md, "
           "plots (wall - train_seconds - eval_seconds - the bare loop's model build)"),
