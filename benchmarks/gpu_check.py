@@ -274,6 +274,7 @@ def check_sweep(device, tiny: bool) -> None:
     from neurn.cli import main as neurn
 
     steps = 4 if tiny else 300
+    small = ["--targets", "optdigits", "--eval-limit", "64"] if tiny else []
     for k in (1, 2, 4):
         where = (["--dask-workers", str(k)] if device.type != "cuda" else
                  ["--gpus", "1", "--runs-per-gpu", str(k)])
@@ -286,7 +287,7 @@ def check_sweep(device, tiny: bool) -> None:
             t0 = time.perf_counter()
             code = neurn(["run", "convnet", "--variants", "baseline", "neurn", "--seeds", "0",
                           "1", "2", "3", "--steps", str(steps), "--evals", "3", "-b", "128",
-                          "--no-progress", "--no-weights", *where, "--out",
+                          "--no-progress", "--no-weights", *small, *where, "--out",
                           str(Path(tmp) / "study")])
             seconds = time.perf_counter() - t0
             stop.set()
