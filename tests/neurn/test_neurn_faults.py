@@ -253,6 +253,7 @@ def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
     assert len(lines) == 1 and lines[0].startswith("neurn run: interrupted: "), lines
     assert "0 of 1 runs finished" in lines[0] and "after epoch 1 of 2" in lines[0]
     assert "rerun the same command" in lines[0]
+    assert not (out / RUN / "claim.json").exists()  # released: the next process may train it
 
     checkpoint = out / RUN / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
