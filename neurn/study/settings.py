@@ -52,7 +52,8 @@ def load_models(models) -> List[str]:
 
 
 def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
+    # "+" joins held-out domains ("art+photo"): kept, so two groups never share a folder
+    return "".join(c if c.isalnum() or c in "._-+" else "-" for c in text)
 
 
 @dataclass(frozen=True)
