@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from archalign._args import OneLineParser, UsageError, os_error_line
+from archalign._args import OneLineParser, UsageError, os_error_line, positive_int
 from archalign._io import atomic_savefig
 
 from .study import DamagedRunWarning, Study  # the package imports the study anyway
@@ -175,13 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="send each run to the Dask cluster at this scheduler address "
                             "(tcp://host:8786; Slurm: dask-jobqueue's SLURMCluster, README)")
-    where.add_argument("--dask-workers", type=int, metavar="N",
+    where.add_argument("--dask-workers", type=positive_int, metavar="N",
                        help="start a local Dask cluster of N worker processes, one run each "
                             "at a time (threads split between them unless --threads)")
     where.add_argument("--gpus", metavar="all|N|I,J,..",
                        help="start one Dask worker per GPU (all, the first N, or these "
                             "indices), each seeing only its own device")
-    g.add_argument("--runs-per-gpu", type=int, default=1, metavar="K",
+    g.add_argument("--runs-per-gpu", type=positive_int, default=1, metavar="K",
                    help="with --gpus: K workers per GPU, to pack small runs (default: 1)")
     g.add_argument("--shard", metavar="I/N",
                    help="train only the I-th of N slices of the grid (0-based; a Slurm "
@@ -261,12 +261,8 @@ def _client(args):
     if args.scheduler:
         return _dask.connect(args.scheduler)
     if args.dask_workers is not None:
-        if args.dask_workers < 1:
-            raise ValueError(f"--dask-workers must be at least 1, got {args.dask_workers}")
         return _dask.local_client(args.dask_workers)
     if args.gpus is not None:
-        if args.runs_per_gpu < 1:
-            raise ValueError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
         return _dask.gpu_client(_gpus(args.gpus), args.runs_per_gpu)
     return None
 

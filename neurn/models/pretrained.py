@@ -52,12 +52,18 @@ class Init:
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    @classmethod
+    def from_dict(cls, record: Optional[dict]) -> "Init":
+        """The :class:`Init` a result records (``to_dict``); scratch when it has none."""
+        return cls(**{k: v for k, v in (record or {}).items() if k in cls.__dataclass_fields__})
+
     def describe(self) -> str:
         if self.kind == "scratch":
             return "from scratch"
-        where = f"file {self.file} (sha256 {self.file_sha256[:12]})" if self.file else \
-            f"timm weights {self.tag}"
-        return f"pretrained, {where}, head re-initialised"
+        where = (f"file {self.file} (sha256 {str(self.file_sha256)[:12]})" if self.file
+                 else f"timm weights {self.tag}")
+        return (f"pretrained, {where}, weights sha256 {str(self.weights_sha256)[:12]}; "
+                f"classifier re-initialised")
 
 
 SCRATCH = Init()

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..models.pretrained import Init
 from .guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags, guard_rails
 from .tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
 
@@ -142,15 +143,7 @@ def init_lines(runs) -> List[str]:
     """Where each model's weights started: from scratch, or which pretrained weights."""
     inits: Dict[str, str] = {}
     for run in runs:
-        init = run.get("init") or {"kind": "scratch"}
-        if init.get("kind") == "scratch":
-            text = "from scratch"
-        else:
-            where = (f"file {init['file']} (sha256 {str(init.get('file_sha256'))[:12]})"
-                     if init.get("file") else f"timm weights {init.get('tag')}")
-            text = (f"pretrained, {where}, weights sha256 "
-                    f"{str(init.get('weights_sha256'))[:12]}; classifier re-initialised")
-        inits.setdefault(run["model"], text)
+        inits.setdefault(run["model"], Init.from_dict(run.get("init")).describe())
     if not inits:
         return []
     if len(set(inits.values())) == 1:

@@ -2,11 +2,12 @@
 
 Several ``neurn run`` processes (shards of a Slurm array, Dask workers, a second
 terminal) may work on one ``--out``. Each run is *claimed* before it trains, with a lock
-file ``runs/<run>/claim.json`` created exclusively (``O_CREAT | O_EXCL``, atomic on
-local and NFS v3+ filesystems) that names the host, the process and when it started.
-While the run trains, a daemon thread touches the file every ``HEARTBEAT`` seconds, so
-a claim whose file has not been touched for ``STALE_AFTER`` seconds belongs to a process
-that is gone (killed, its machine lost). On the claimant's own host a claim whose
+file ``runs/<run>/claim.json`` created exclusively and whole
+(:func:`archalign._io.create_text`: a hard link, atomic on local and NFS filesystems)
+that names the host, the process and when it started. While the run trains, a daemon
+thread touches the file every ``HEARTBEAT`` seconds, so a claim whose file has not been
+touched for ``STALE_AFTER`` seconds belongs to a process that is gone (killed, its
+machine lost). On the claimant's own host a claim whose
 process no longer exists is stale at once. A stale claim is taken over by renaming it
 aside first: a rename is atomic, so of two processes that find it stale only one
 succeeds, and the other moves on. A live claim is respected: the run is left to its
@@ -49,7 +50,7 @@ def _alive(pid: int) -> bool:
 
 def claimant(path: Path) -> Optional[dict]:
     """Who holds the claim at ``path`` (host, pid, started), or None when there is none
-    or it cannot be read (a claim being written, or a damaged one, ages out)."""
+    or it cannot be read (a damaged one ages out)."""
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -68,7 +69,7 @@ def is_stale(path: Path, *, stale_after: float = STALE_AFTER, now: Optional[floa
         return True
     info = claimant(path)
     if info is None:
-        return False  # being written this instant, or damaged: it ages out
+        return False  # damaged: it ages out
     return (info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int)
             and not _alive(info["pid"]))
 
@@ -123,23 +124,17 @@ def claim_run(run_dir: Path, *, stale_after: float = STALE_AFTER,
     record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": token,
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     for _ in range(2):  # once as found, once after taking a stale claim over
+        if create_text(path, record):  # exclusive, and never seen half-written
+            return Claim(path, token, heartbeat)
+        if not is_stale(path, stale_after=stale_after):
+            return None
+        aside = path.with_name(f"{CLAIM_FILE}.stale-{token}")
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if not is_stale(path, stale_after=stale_after):
-                return None
-            aside = path.with_name(f"{CLAIM_FILE}.stale-{token}")
-            try:
-                os.rename(path, aside)  # atomic: one of several contenders wins
-            except FileNotFoundError:
-                return None  # another process took it over first
-            aside.unlink()
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(record)
-        return Claim(path, token, heartbeat)
+            os.rename(path, aside)  # atomic: one of several contenders wins
+        except FileNotFoundError:
+            return None  # another process took it over first
+        aside.unlink()
     return None
-
 
 
 def in_progress(out_dir) -> Dict[str, str]:

@@ -77,8 +77,9 @@ def batch_loader(dataset, batches: Sequence[torch.Tensor], *, workers: int = 0,
 
 
 def leave_out_groups(root: PathLike, test_envs: Sequence) -> Dict[str, tuple]:
-    """DomainBed's splits of a dataset ``root``: ``{group name: (training domain folders,
-    held-out domain folders)}``. ``test_envs``: domain names or indices (in sorted order)
+    """DomainBed's splits of a dataset ``root``: ``{group name: (training domains,
+    held-out domains)}``, each a :class:`~neurn.data.folder.FolderDomain` listed once and
+    shared by every group. ``test_envs``: domain names or indices (in sorted order)
     held out together as one group, or ``["all"]`` for one group per domain (every
     leave-one-domain-out split); a group is named by its held-out domains (``a+b``)."""
     domains = domains_from_root(root, img_size=DEFAULT_IMG_SIZE)
@@ -111,8 +112,8 @@ def leave_out_groups(root: PathLike, test_envs: Sequence) -> Dict[str, tuple]:
             raise ValueError(f"every domain of {root} is held out; leave at least one to "
                              f"train on")
         groups = [held]
-    return {"+".join(g): ([domains[n].root for n in names if n not in g],
-                          [domains[n].root for n in g]) for g in groups}
+    return {"+".join(g): ([domains[n] for n in names if n not in g], [domains[n] for n in g])
+            for g in groups}
 
 
 def _is_folder(spec) -> bool:
@@ -143,7 +144,7 @@ class StudyData:
             so a domain is decoded once.
     """
 
-    def __init__(self, source: Union[PathLike, Sequence[PathLike]] = "mnist",
+    def __init__(self, source: Union[PathLike, FolderDomain, Sequence] = "mnist",
                  targets: Optional[Sequence] = None, *,
                  data_dir: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None,
                  data_seed: int = 0, eval_limit: Optional[int] = None,
@@ -167,10 +168,11 @@ class StudyData:
         self.stream_images = bool(stream_images)
         self.threads = threads
         self.data_dir = Path(data_dir) if data_dir is not None else None
-        sources = ([source] if isinstance(source, (str, os.PathLike)) else list(source))
+        sources = ([source] if isinstance(source, (str, os.PathLike, FolderDomain))
+                   else list(source))
         if not sources:
             raise ValueError("give a source domain")
-        self.folders = _is_folder(sources[0])
+        self.folders = isinstance(sources[0], FolderDomain) or _is_folder(sources[0])
         self.holdout_mode = len(sources) > 1 or bool(force_holdout)
         if holdout is not None and not self.holdout_mode:
             raise ValueError("the holdout fraction applies to several source domains or "
@@ -245,11 +247,14 @@ class StudyData:
                              "(--targets /data/PACS/sketch ...)")
         self.domains: Dict[str, FolderDomain] = {}
         for spec in [*sources, *targets]:
-            if not _is_folder(spec):
+            if isinstance(spec, FolderDomain):  # listed already (leave_out_groups)
+                folder = spec
+            elif not _is_folder(spec):
                 raise ValueError(f"{spec!r} is a registered digit domain but the source is "
                                  f"an image folder; use folders for every domain")
-            # the listing does not depend on the size; pixels are decoded at self.img_size
-            folder = FolderDomain(spec, img_size=DEFAULT_IMG_SIZE)
+            else:
+                # the listing does not depend on the size; pixels are decoded at img_size
+                folder = FolderDomain(spec, img_size=DEFAULT_IMG_SIZE)
             if folder.name in self.domains:
                 raise ValueError(f"two domains are named {folder.name!r} "
                                  f"({self.domains[folder.name].root} and {folder.root}); "

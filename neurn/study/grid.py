@@ -48,6 +48,7 @@ import torch
 
 from archalign._io import atomic_write_text
 
+from ..data.folder import DEFAULT_IMG_SIZE, probe_image_size
 from ..models import check_variant, parse_variant, plan_model
 from ..models.pretrained import (SCRATCH, Init, Pretrained, load_pretrained,
                                  pretrained_input_size, refuse_tags)
@@ -180,6 +181,11 @@ class Study:
         decoded: dict = {}  # a folder domain is decoded once, whatever groups share it
         sizes = [pretrained_input_size(m) for m in self.models] if self.pretrained else []
         default_size = max((s for s in sizes if s), default=None)
+        if default_size is None and dataset is not None and img_size is None:
+            # one size for every group: the images' own, over all the root's domains
+            root = {d.name: d for sources, held in splits.values() for d in (*sources, *held)}
+            default_size = min(DEFAULT_IMG_SIZE, probe_image_size(list(root.values()),
+                                                                  seed=data_seed))
         self.groups: Dict[Optional[str], StudyData] = {
             group: StudyData(sources, group_targets, data_dir=data_dir, cache_dir=cache_dir,
                              data_seed=data_seed, eval_limit=eval_limit,
@@ -207,6 +213,10 @@ class Study:
         self._checkpointed: Optional[tuple] = None
         for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
             check_variant(variant, self.data.img_size)
+        domains = max(len(data.sources) for data in self.groups.values())
+        if self.batch_size < domains:  # a balanced batch takes an image of each
+            raise ValueError(f"batch size {self.batch_size} cannot hold an image of each of "
+                             f"the {domains} training domains; raise --batch-size")
         # cheap (meta device) and fails fast on unknown names / unusable architectures; a
         # pretrained backbone runs at its pretrained input size unless img_size is given
         self.plans = {name: plan_model(name, img_size=self.data.img_size,
@@ -286,9 +296,9 @@ class Study:
         message says what was kept."""
         self.load_data()
         runs = self.runs()
-        found = {run.key: self._found(run) for run in runs}
-        for verified_run in found.values():  # re-read once claimed: others may move it on
-            verified_run.checkpoint = None
+        # verified now, so a refusal comes before any write; only the results are kept,
+        # since a run is read again once claimed (other processes may have moved it on)
+        finished = {run.key: self._found(run).result for run in runs}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         claim_study(self.out_dir / "study.json", self.describe(), self.fingerprint())
         record = (self.data.record() if list(self.groups) == [None] else
@@ -296,11 +306,11 @@ class Study:
         atomic_write_text(self.out_dir / "data.json", json.dumps(record, indent=1))
         self._checkpointed = None
         if client is None:
-            self._run_here(runs, found)
+            self._run_here(runs, finished)
         else:
             from .sweep import run_on_dask
 
-            pending = [r for r in runs if found[r.key].result is None]
+            pending = [r for r in runs if finished[r.key] is None]
             try:
                 done = run_on_dask(self, client, pending, echo=self._echo)
             except KeyboardInterrupt:
@@ -311,7 +321,7 @@ class Study:
             self._echo(f"{len(done)} of {len(pending)} runs trained on the cluster")
         return self.results(echo=self.progress)
 
-    def _run_here(self, runs: List[Run], found: Dict[str, Found]) -> None:
+    def _run_here(self, runs: List[Run], finished: Dict[str, Optional[dict]]) -> None:
         """Train ``runs`` one after another in this process (those it can claim)."""
         done = 0
         with TorchSettings(self.device, self.threads, self.deterministic):
@@ -319,19 +329,19 @@ class Study:
             try:
                 for run in bar:
                     bar.set_postfix_str(run.key)
-                    done += self.train_claimed(run, found.pop(run.key)) is not None
+                    done += self.train_claimed(run, finished[run.key]) is not None
             except KeyboardInterrupt:
                 self.results(plots=False, echo=False)
                 raise StudyInterrupted(self._kept(done, len(runs))) from None
             finally:
                 bar.close()
 
-    def train_claimed(self, run: Run, found: Optional[Found] = None) -> Optional[dict]:
-        """``run``'s result: found finished, or trained here after claiming it; None
-        when another live process holds it (or took it over while it trained)."""
-        found = found if found is not None else self._found(run)
-        if found.result is not None:
-            return found.result
+    def train_claimed(self, run: Run, result: Optional[dict] = None) -> Optional[dict]:
+        """``run``'s result: ``result`` (what the caller verified it holds), or the one
+        found or trained here once this process has claimed the run; None when another
+        live process holds it (or took it over while it trained)."""
+        if result is not None:
+            return result
         claim = claim_run(self.out_dir / "runs" / run.key)
         if claim is None:
             self._echo(f"{run.key}: claimed by another process, left to it")
@@ -350,7 +360,7 @@ class Study:
             except ClaimLost as lost:
                 self._echo(f"{lost}; left to it")
                 return None
-        self._echo(finish_line(result, time.perf_counter() - started))
+        self._echo(finish_line(run.key, result, time.perf_counter() - started))
         return result
 
     def _echo(self, line: str) -> None:
@@ -363,12 +373,9 @@ class Study:
         """Tables (and plots) of every run of the grid found finished in ``out_dir``,
         whoever trained it; the runs not finished yet are listed in ``pending``."""
         finished, pending = [], []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DamagedRunWarning)
-            for run in self.grid():
-                digest = settings_digest(self._settings(run))
-                result = find_result(self.out_dir / "runs" / run.key, digest)
-                (finished if result is not None else pending).append(result or run.key)
+        for run in self.grid():
+            result = self._finished(run)
+            (finished if result is not None else pending).append(result or run.key)
         return write_outputs(finished, self.out_dir, plots=plots and bool(finished),
                              baseline=self._baseline_name(), echo=echo, pending=pending)
 
@@ -378,6 +385,14 @@ class Study:
             key, epoch, epochs = self._checkpointed
             text += f"; {key} resumes after epoch {epoch} of {epochs}"
         return text + "; rerun the same command to resume"
+
+    def _finished(self, run: Run) -> Optional[dict]:
+        """``run``'s verified result of these settings, or None; reads no checkpoint, and
+        damage is left for the process that trains the run to report."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedRunWarning)
+            return find_result(self.out_dir / "runs" / run.key,
+                               settings_digest(self._settings(run)))
 
     def _found(self, run: Run) -> Found:
         """What ``runs/<run>`` holds, verified before it is trusted (:mod:`.verify`)."""

@@ -18,8 +18,8 @@ import torch
 from ..models import Variant
 
 __all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRATCH_LR",
-           "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_shard", "check_budget",
-           "check_optimisation", "check_out_dir", "check_seeds", "check_workers",
+           "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
+           "check_optimisation", "check_out_dir", "check_seeds", "check_shard", "check_workers",
            "load_models", "refuse_duplicates", "resolve_device", "run_settings",
            "settings_digest"]
 

@@ -87,7 +87,8 @@ def run_on_dask(study, client, runs: List, *, echo: Callable[[str], None]) -> Li
                 echo(f"{futures[future].key}: held by another process, left to it")
                 continue
             results.append(done["result"])
-            echo(finish_line(done["result"], done["seconds"], done["where"]))
+            echo(finish_line(futures[future].key, done["result"], done["seconds"],
+                             done["where"]))
     except KeyboardInterrupt:
         client.cancel(list(futures))  # a cancelled run keeps its last checkpoint
         raise

@@ -98,10 +98,8 @@ def schedule(study, data: dict):
 def epoch_batches(study, generator: torch.Generator, per_epoch: int,
                   parts: List[int]) -> List[torch.Tensor]:
     """One epoch's batches of train indices, from fresh permutations of ``generator``;
-    ``parts``: the sizes of the training domains laid end to end (balanced batches)."""
-    if study.batch_size < len(parts):
-        raise ValueError(f"batch size {study.batch_size} cannot hold an image of each of "
-                         f"the {len(parts)} training domains; raise --batch-size")
+    ``parts``: the sizes of the training domains laid end to end (balanced batches;
+    the study checks that a batch holds an image of each)."""
     shares = [study.batch_size // len(parts) + (i < study.batch_size % len(parts))
               for i in range(len(parts))]
     offset, columns = 0, []
@@ -129,16 +127,13 @@ def augmentation(study, variant: Variant, generator: torch.Generator,
     return steps[0] if len(steps) == 1 else nn.Sequential(*steps)
 
 
-def finish_line(result: dict, seconds: float, where: str = "") -> str:
+def finish_line(key: str, result: dict, seconds: float, where: str = "") -> str:
     """One line on a finished run: its key, where and how long it trained, its selected
     source-validation top-1 (or its error)."""
-    key = "__".join(str(v) for v in (result["model"], result["variant"],
-                                     f"seed{result['seed']}") if v)
-    group = f" ({result['group']} held out)" if result.get("group") else ""
     outcome = (f"source val {result['val_top1']:.1f}%" if result["status"] == "ok" else
                f"failed: {result['error']}")
-    return (f"{key}{group}: finished{f' on {where}' if where else ''} in "
-            f"{seconds / 60:.1f} min, {outcome}")
+    return (f"{key}: finished{f' on {where}' if where else ''} in {seconds / 60:.1f} min, "
+            f"{outcome}")
 
 
 def train_run(study, run: Run, found: Found,

@@ -280,8 +280,6 @@ def test_epoch_batches_take_a_share_of_each_domain_from_its_own_permutations():
     for batch in wide:
         part = np.searchsorted(offsets, batch.numpy(), side="right") - 1
         assert np.bincount(part, minlength=3).tolist() == [4, 3, 3]
-    with pytest.raises(ValueError, match="raise --batch-size"):
-        epoch_batches(SimpleNamespace(batch_size=2), torch.Generator(), 1, list(parts))
 
 
 @pytest.mark.parametrize("n, batch_size, per_epoch", [(30, 8, 5), (7, 4, 6), (64, 16, 4)])
@@ -356,6 +354,18 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(root, tmp_path, capsys, 
     assert rc == 2
     assert err.startswith("neurn run: error: ") and err.strip().count("\n") == 0, err
     assert needle in err, err
+    assert not out.exists()
+
+
+def test_a_batch_smaller_than_the_training_domains_is_refused_up_front(root, tmp_path,
+                                                                         capsys):
+    # a balanced batch takes an image of each training domain: 1 image, 2 domains
+    out = tmp_path / "out"
+    rc = main(["run", "convnet", "--variants", "baseline", "--dataset", str(root),
+               "--test-envs", "0", *_common(tmp_path / "cache"), "--batch-size", "1",
+               "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip().count("\n") == 0 and "raise --batch-size" in err, err
     assert not out.exists()
 
 

@@ -336,3 +336,23 @@ def test_a_study_decodes_each_folder_once(tmp_path, monkeypatch):
     files = sum(len(d) for d in study.data.domains.values())
     assert len(study.grid()) == 2 * len(study.groups) and len(calls) == files
     assert len(set(calls)) == files
+
+
+def test_every_held_out_group_gets_one_image_size(tmp_path):
+    """The default size is probed once over the whole root, so every group (and the
+    models' plans, made for the first group) use the same size."""
+    from neurn.data.folder import probe_image_size
+    from neurn.study import Study
+
+    root = tmp_path / "root"
+    make_domain(root / "photo")
+    make_domain(root / "sketch", offset=3)
+    for c, name in enumerate(CLASSES):  # a domain of 64 px images
+        (root / "large" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(_drawing(c, i, (64, 64))).save(root / "large" / name / f"{i}.png")
+    study = Study(["test_resnet"], dataset=root, test_envs=["all"], steps=1,
+                  out_dir=tmp_path / "out", progress=False)
+    expected = probe_image_size([root / d for d in ("large", "photo", "sketch")])
+    assert {data.img_size for data in study.groups.values()} == {expected}
+    assert study.plans["test_resnet"].img_size == expected

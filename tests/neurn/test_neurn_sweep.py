@@ -13,7 +13,7 @@ import pytest
 
 from neurn.cli import main
 from neurn.study.claims import (CLAIM_FILE, ClaimLost, check_held, claim_run, claim_study,
-                                in_progress, is_stale)
+                                is_stale)
 
 ARGS = ["convnet", "--variants", "baseline", "neurn", "--seeds", "0", "1", "--targets",
         "optdigits", "--steps", "60", "--evals", "3", "-b", "16", "--eval-limit", "64",
@@ -217,7 +217,7 @@ def test_a_worker_killed_mid_run_costs_at_most_an_epoch(sequential, cache, tmp_p
     (["--shard", "2/2"], "0 <= I < N"),
     (["--shard", "x"], "write I/N"),
     (["--shard", "0/2", "--dask-workers", "2"], "without Dask"),
-    (["--dask-workers", "0"], "at least 1"),
+    (["--dask-workers", "0"], "--dask-workers: '0' is not a whole number >= 1"),
 ])
 def test_cluster_options_that_cannot_work_are_one_line(extra, needle, tmp_path, capsys):
     assert main(["run", "convnet", "--steps", "1", "--out", str(tmp_path / "out"),
