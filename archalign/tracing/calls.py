@@ -27,7 +27,8 @@ __all__ = [
     "unknown_model_error",
 ]
 
-SCHEMA_VERSION = 2  # 2: files end with their digest; schema-1 files carry none
+# 2: files end with their digest; 3: canonical op names, no dropout, module classes
+SCHEMA_VERSION = 3
 ROUTES = ("meta", "eager", "fx", "registration")
 DEFAULT_INPUT_SIZE = (3, 224, 224)
 _CALL_FIELDS = ("kind", "op", "path", "params", "inputs", "shape")
@@ -108,6 +109,9 @@ class Trace:
     num_params: int | None = None
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    # path -> class name of the modules that hold recorded calls ("" is the model):
+    # what ``archalign.diff`` names blocks by. Empty for ONNX graphs.
+    modules: dict[str, str] = field(default_factory=dict)
 
     # -------------------------------------------------------------- reading
     def __len__(self) -> int:
@@ -173,6 +177,7 @@ class Trace:
             "num_params": self.num_params,
             "notes": list(self.notes),
             "versions": dict(self.versions),
+            "modules": dict(self.modules),
             "call_fields": list(_CALL_FIELDS),
             # One short list per call keeps zoo caches small and quick to parse.
             "calls": [[c.kind, c.op, c.path, c.params, list(c.inputs),
@@ -193,7 +198,7 @@ class Trace:
         return cls(model=d["model"], route=d["route"], calls=calls,
                    input_size=tuple(size) if size else None, fused_attn=d.get("fused_attn"),
                    num_params=d.get("num_params"), notes=list(d.get("notes", [])),
-                   versions=dict(d.get("versions", {})))
+                   versions=dict(d.get("versions", {})), modules=dict(d["modules"]))
 
     def to_json(self) -> str:
         body = json.dumps(self.to_dict(), separators=(",", ":"))
@@ -246,13 +251,14 @@ def _check_fields(d: Any) -> None:
     if d.get("call_fields") != list(_CALL_FIELDS):
         raise ValueError(f"trace call_fields {d.get('call_fields')!r} do not match "
                          f"{list(_CALL_FIELDS)!r}; re-trace the model to refresh it")
-    calls, versions = d.get("calls"), d.get("versions", {})
+    calls, versions, modules = d.get("calls"), d.get("versions", {}), d.get("modules")
     header = (type(d.get("model")) is str and type(d.get("route")) is str
               and _optional_ints(d.get("input_size"))
               and type(d.get("fused_attn")) in (type(None), bool)
               and type(d.get("num_params")) in (type(None), int)
               and _strings(d.get("notes", []))
               and type(versions) is dict and _strings(list(versions.values()))
+              and type(modules) is dict and _strings(list(modules.values()))
               and type(calls) is list)
     if not header:
         raise ValueError("trace header fields have the wrong types; re-trace the model")

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from archalign.tracing.canonical import canonical_module, is_dropout
 from archalign.tracing.function_ops import _plain
 
 __all__ = ["module_call", "SKIPPED_MODULES"]
 
 # Leaf modules that compute nothing; recording them would make two models differ by
 # how a disabled option was spelled (timm puts nn.Identity where a norm/drop is off).
-# Dropout-like modules with probability 0 are skipped for the same reason.
+# Dropout is the identity at inference too (archalign.tracing.canonical.is_dropout).
 SKIPPED_MODULES = frozenset({"Identity"})
 
 
@@ -39,8 +40,6 @@ def _module_params(m: Any) -> dict[str, Any]:
     if isinstance(m, (nn.modules.pooling._AdaptiveAvgPoolNd,
                       nn.modules.pooling._AdaptiveMaxPoolNd)):
         return {"out_size": m.output_size}
-    if isinstance(m, nn.modules.dropout._DropoutNd):
-        return {"drop": m.p}
     if isinstance(m, nn.MultiheadAttention):
         return {"dim": m.embed_dim, "heads": m.num_heads, "bias": m.in_proj_bias is not None}
     if isinstance(m, nn.Embedding):
@@ -73,17 +72,16 @@ def _generic_params(m: Any) -> dict[str, Any]:
     return params
 
 
-def module_call(module: Any) -> tuple[str, dict] | None:
-    """``(op, params)`` for a leaf-module call, or ``None`` for modules we skip."""
+def module_call(module: Any, args: tuple = ()) -> tuple[str, dict] | None:
+    """``(op, params)`` for a leaf-module call, in the canonical spelling
+    (archalign.tracing.canonical), or ``None`` for modules we skip. ``args``: the
+    call's inputs, when the route has them."""
     op = type(module).__name__
-    if op in SKIPPED_MODULES:
+    if op in SKIPPED_MODULES or is_dropout(module):
         return None
     try:
         params = _module_params(module)
     except Exception:  # noqa: BLE001 - a half-initialised custom module
         params = {}
-    # Dropout / DropPath with probability 0 is a no-op that timm leaves in place of a
-    # disabled option, like nn.Identity; a non-zero rate (VGG's classifier) is kept.
-    if params.get("drop", params.get("drop_prob")) == 0 and "drop" in op.lower():
-        return None
+    op, params = canonical_module(op, module, params, args)
     return op, {k: _plain(v) for k, v in params.items()}

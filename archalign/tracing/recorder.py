@@ -232,7 +232,7 @@ class _Recorder(TorchFunctionMode):
         self.leaf_depth -= 1
         if self.leaf_depth:
             return  # a module running inside another leaf is part of that leaf's token
-        found = module_call(module)
+        found = module_call(module, args)
         if found is None:  # nn.Identity: its output still carries its input's tags
             self._tag(output, self._sources_of(args, kwargs))
         else:
@@ -256,6 +256,16 @@ class _Recorder(TorchFunctionMode):
             self._record("function", found[0], self.stack[-1][0], found[1],
                          self._sources_of(args, kwargs), out)
         return out
+
+
+def module_classes(model: nn.Module, calls: list[Call]) -> dict[str, str]:
+    """Class names of the modules on the path of some recorded call (``Trace.modules``)."""
+    wanted = {""}
+    for c in calls:
+        parts = c.path.split(".") if c.path else []
+        wanted.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return {name: type(m).__name__ for name, m in model.named_modules(remove_duplicate=False)
+            if name in wanted}
 
 
 def _record_forward(model: nn.Module, run: Callable[[], Any],

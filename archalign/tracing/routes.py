@@ -23,7 +23,7 @@ from archalign.tracing.calls import (DEFAULT_INPUT_SIZE, Call, Trace, TraceError
 from archalign.tracing.function_ops import function_call
 from archalign.tracing.module_ops import module_call
 from archalign.tracing.recorder import (_eval_mode, _fused_attn, _leaf_test, _record_forward,
-                                        _SkipMetaInit, _versions)
+                                        _SkipMetaInit, _versions, module_classes)
 
 # The "eager" route runs a module for real; above this many parameter and buffer
 # elements (256 MB in float32) that costs too much memory to be a silent fallback.
@@ -176,7 +176,7 @@ def _run_routes(model: nn.Module, name: str, input_size: tuple, routes: Sequence
         num_params = sum(p.numel() for p in model.parameters())
         return Trace(model=name, route=route, calls=calls, input_size=tuple(input_size),
                      fused_attn=fused_attn, num_params=num_params, notes=notes,
-                     versions=_versions())
+                     versions=_versions(), modules=module_classes(model, calls))
     if all(n.endswith("recorded no calls") for n in notes):
         raise TraceError(f"{name}: no route recorded any call: the model has no leaf "
                          f"modules and runs no structural op. Is it empty?")

@@ -1,6 +1,7 @@
 """Token sequences of cached traces, kept beside them and verified before use.
 
-Comparing the whole zoo needs only each model's tokens, its route and its length, but
+Comparing the whole zoo needs only each model's tokens, its route, its length and its
+parameter count, but
 its traces are ~57 MB of JSON that take seconds to parse. The first time a cached trace
 is read for its tokens, its tokens at every granularity are written next to it, as ids
 into a string table (``<cache key dir>/tokens/<model>@<size>.json``, a few KB each);
@@ -25,18 +26,21 @@ from archalign.tracing.token_format import GRANULARITIES
 
 __all__ = ["TokenRecord", "load_token_records", "token_path"]
 
-SCHEMA = 1
+# 2: num_params joined the payload; a schema-1 file is rebuilt from its trace.
+SCHEMA = 2
 
 
 class TokenRecord:
-    """What a comparison needs of a trace: ``model``, ``route``, ``len()`` (calls)
-    and ``tokens(granularity, rolled=False)``, as :class:`~archalign.tracing.Trace`
-    has them."""
+    """What a comparison needs of a trace: ``model``, ``route``, ``len()`` (calls),
+    ``num_params`` (None when the route could not count them) and
+    ``tokens(granularity, rolled=False)``, as :class:`~archalign.tracing.Trace` has them."""
 
-    __slots__ = ("model", "route", "n_calls", "_tokens")
+    __slots__ = ("model", "route", "n_calls", "num_params", "_tokens")
 
-    def __init__(self, model: str, route: str, n_calls: int, tokens: dict[str, list[str]]):
+    def __init__(self, model: str, route: str, n_calls: int, tokens: dict[str, list[str]],
+                 num_params: int | None = None):
         self.model, self.route, self.n_calls, self._tokens = model, route, n_calls, tokens
+        self.num_params = num_params
 
     def __len__(self) -> int:
         return self.n_calls
@@ -75,19 +79,20 @@ def _read(path: Path, trace_digest: str) -> TokenRecord | None:
                 or outer.get("payload_sha256") != _digest(payload.encode())):
             return None
         d = json.loads(payload)
-        strings, ids, n = d["strings"], d["tokens"], d["n_calls"]
+        strings, ids, n, params = d["strings"], d["tokens"], d["n_calls"], d["num_params"]
         # The digest proves the payload is one this module wrote; the fields are checked
         # as well so that a wrong writer cannot slip in, say, a negative id (which
         # Python indexing would quietly read from the end of the table). A non-int id
         # fails the indexing below with a TypeError.
         if not (type(d["model"]) is str and type(d["route"]) is str and type(n) is int
+                and (params is None or type(params) is int)
                 and type(strings) is list and all(type(t) is str for t in strings)
                 and all(type(ids[g]) is list and len(ids[g]) == n
                         and min(ids[g], default=0) >= 0
                         and max(ids[g], default=-1) < len(strings) for g in GRANULARITIES)):
             return None
         tokens = {g: [strings[i] for i in ids[g]] for g in GRANULARITIES}
-        return TokenRecord(d["model"], d["route"], d["n_calls"], tokens)
+        return TokenRecord(d["model"], d["route"], n, tokens, params)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
@@ -97,7 +102,8 @@ def _write(path: Path, trace_digest: str, record: TokenRecord) -> None:
     ids = {g: [index.setdefault(t, len(index)) for t in record._tokens[g]]
            for g in GRANULARITIES}
     payload = json.dumps({"model": record.model, "route": record.route,
-                          "n_calls": record.n_calls, "strings": list(index), "tokens": ids},
+                          "n_calls": record.n_calls, "num_params": record.num_params,
+                          "strings": list(index), "tokens": ids},
                          separators=(",", ":"))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"schema": SCHEMA, "trace_sha256": trace_digest,
@@ -133,7 +139,7 @@ def load_token_records(paths: dict[str, Path]) -> tuple[dict[str, TokenRecord], 
                 missing.append(name)
                 continue
             record = TokenRecord(trace.model, trace.route, len(trace),
-                                 {g: trace.tokens(g) for g in GRANULARITIES})
+                                 {g: trace.tokens(g) for g in GRANULARITIES}, trace.num_params)
             try:
                 _write(side, digest, record)
             except OSError:

@@ -255,8 +255,12 @@ def _trace(spec: str, config, notes: list) -> Trace:
                  f"module names (LlamaRMSNorm -> RMSNorm); Conv1D reads as Linear")
     from importlib import metadata
 
+    from archalign.tracing.recorder import module_classes
+
+    # the meta-built model names every module a reduced-depth build ran, and more
     return Trace(model=spec, route=route, calls=calls, input_size=_input_size(inputs),
                  fused_attn=None, num_params=num_params, notes=notes,
+                 modules=module_classes(model, calls),
                  versions={"transformers": metadata.version("transformers"),
                            "torch": torch.__version__.split("+")[0],
                            "model_type": config.model_type})

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from archalign.tracing.calls import GRANULARITIES, Call, Trace
-from archalign.tracing.token_cache import load_token_records, token_path
+from archalign.tracing.token_cache import SCHEMA, load_token_records, token_path
 
 
 def toy_trace(name, n_blocks=3):
@@ -66,7 +66,7 @@ def test_damaged_token_file_is_rebuilt(cache, damage):
     records, missing = load_token_records(cache)
     assert missing == []
     check(records, cache)
-    assert json.loads(side.read_text())["schema"] == 1  # rewritten
+    assert json.loads(side.read_text())["schema"] == SCHEMA  # rewritten
 
 
 def test_retraced_model_makes_its_token_file_stale(cache):
