@@ -6,11 +6,11 @@ One function registers each subcommand on the subparsers and sets ``func`` to th
 function that runs it; runners take the parsed namespace, translate it into keyword
 arguments for the library and return the exit status. Add a subcommand by writing a
 ``_add_<name>(subparsers)`` / ``_run_<name>(args)`` pair in a module of this package
-(``trace_cmd``, ``matrix_cmd``, ``align_cmd``; options several share are in ``options``)
+(``trace_cmd``, ``matrix_cmd``, ``align_cmd``, ``diff_cmd``; options several share are in ``options``)
 and listing the first in ``_SUBCOMMANDS``.
 
 Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``,
-``report``.
+``diff``, ``report``.
 Errors a user can fix (unknown model, bad option combination, missing or damaged
 file, an OS error, a nonsense value) are printed as one line and exit with status 2;
 Ctrl-C is one line and status 130.
@@ -24,6 +24,7 @@ from typing import Sequence
 from archalign._args import OneLineParser, UsageError, os_error_line
 from archalign._version import __version__
 from archalign.cli.align_cmd import _add_align, _add_report
+from archalign.cli.diff_cmd import _add_diff
 from archalign.cli.matrix_cmd import _add_cluster, _add_matrix, _add_plot, _add_shortlist
 from archalign.cli.trace_cmd import _add_trace
 
@@ -32,7 +33,7 @@ __all__ = ["main", "build_parser"]
 
 # -------------------------------------------------------------------------- main
 _SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot, _add_align,
-                _add_report]
+                _add_diff, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

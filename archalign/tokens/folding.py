@@ -7,12 +7,14 @@ a few things differently from a torch trace of the same model:
   weights and bias absorb the affine map), so an exported ResNet has no norm left;
 * flattening is a ``Reshape`` (``nn.Flatten`` has no ONNX op of its own beyond axis 1);
 * global average pooling is a ``ReduceMean`` over the spatial axes, whether the model
-  called ``nn.AdaptiveAvgPool2d(1)`` or ``x.mean((2, 3))``.
+  called ``nn.AdaptiveAvgPool2d(1)`` or ``x.mean((2, 3))``;
+* both carry the exporter's own arguments (ranks, axes).
 
 :func:`as_exported` reads any token sequence the same way, so the two meet: a
 ``BatchNorm*`` token right after a ``Conv*`` token (in execution order, the conv is what
 it normalises) is dropped, ``Flatten`` reads as ``reshape`` and
-``AdaptiveAvgPool*d(out_size=1)`` as ``mean``. Panels that contain an ONNX model read
+``AdaptiveAvgPool*d(out_size=1)`` as ``mean``, and ``reshape`` and ``mean`` are read
+without parameters. Panels that contain an ONNX model read
 every model this way by default (``as_exported=None`` resolves to that); the
 similarity settings record it.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-__all__ = ["as_exported"]
+__all__ = ["as_exported", "exported_reading"]
 
 _GLOBAL_AVG = re.compile(r"AdaptiveAvgPool\dd(\(out_size=1\))?$")
 
@@ -35,18 +37,27 @@ def _op(token: str) -> str:
 
 
 def _spelled(token: str) -> str:
-    if _op(token) == "Flatten":
-        return "reshape" if "(" not in token else "reshape(" + token.split("(", 1)[1]
-    if _GLOBAL_AVG.match(token) and "out_size" in token:
+    # Exporters spell flattening and global pooling with reshape / mean and their own
+    # arguments (ranks, axes), so both read without parameters: "shape" and "type"
+    # tokens have none anyway, and "full" tokens then meet too.
+    if _op(token) in ("Flatten", "reshape"):
+        return "reshape"
+    if _op(token) == "mean" or (_GLOBAL_AVG.match(token) and "out_size" in token):
         return "mean"
     return token
 
 
 def as_exported(tokens: Sequence[str]) -> list[str]:
     """``tokens`` as an inference export spells them (see the module docstring)."""
-    out: list[str] = []
-    for token in tokens:
-        if _op(token).startswith("BatchNorm") and out and _op(out[-1]).startswith("Conv"):
+    return [token for _, token in exported_reading(tokens)]
+
+
+def exported_reading(tokens: Sequence[str]) -> list[tuple[int, str]]:
+    """(index, token as exported) of each token the export keeps, in order: the rule of
+    :func:`as_exported`, with the positions (``archalign.diff`` keeps each call's path)."""
+    out: list[tuple[int, str]] = []
+    for i, token in enumerate(tokens):
+        if _op(token).startswith("BatchNorm") and out and _op(out[-1][1]).startswith("Conv"):
             continue
-        out.append(_spelled(token))
+        out.append((i, _spelled(token)))
     return out

@@ -1,0 +1,166 @@
+"""``archalign.diff(a, b)``: what differs between two architectures, as a :class:`Diff`.
+
+The similarity says *how much* two models differ; a diff says *what*: depth per stage,
+width, changed hyper-parameters, inserted and removed layers, parameter counts, and a
+unified diff of the rolled module structure (:mod:`archalign.diff.structure`) with an
+edit script (:mod:`archalign.diff.edits`) that tools can apply.
+
+The diff reads every hyper-parameter (``"full"`` tokens), whatever the similarity
+setting: a change the similarity is blind to by design (depth, under the default
+rolled setting; widths, under shape tokens) is still named. The header's similarity is
+the one ``archalign matrix`` would give the pair under the setting passed.
+
+Swapping the models mirrors the diff exactly: the pair is aligned in one fixed order
+(the smaller structure key first), so that ties in the alignment cannot break
+differently in the two directions.
+"""
+from __future__ import annotations
+
+import json
+
+from archalign import defaults
+from archalign.diff.edits import edit_script, is_empty, mirror
+from archalign.diff.structure import Block, build_structure, unrolled_length
+from archalign.diff.summary import summarize, walk
+from archalign.diff.text import render_text
+
+__all__ = ["Diff", "diff", "FORMATS"]
+
+FORMATS = ("text", "json", "html")
+
+
+class Diff:
+    """The difference between two models (built by :func:`diff`).
+
+    Attributes
+    ----------
+    labels : (str, str)
+    a, b : Block
+        The rolled structures compared (:mod:`archalign.diff.structure`).
+    edits : list of dict
+        The edit script from ``a`` to ``b`` (:mod:`archalign.diff.edits`).
+    summary : list of str
+        The header, one line per kind of change.
+    similarity : float
+        The pair's similarity under ``setting``.
+    num_params, lengths : (int or None, int or None)
+        Parameter counts and unrolled lengths (layers, as read) of the two models.
+
+    ``str(d)`` is the text, ``d.to_dict()`` the JSON, ``d._repr_html_()`` the page a
+    notebook shows; ``len(d)`` counts the changed, inserted and removed items.
+    """
+
+    def __init__(self, labels, a: Block, b: Block, edits, similarity: float, setting: str,
+                 num_params, lengths, paths_differ: bool = False):
+        self.labels = tuple(labels)
+        self.a, self.b, self.edits = a, b, edits
+        self.similarity, self.setting = float(similarity), setting
+        self.num_params, self.lengths = tuple(num_params), tuple(lengths)
+        self.paths_differ = paths_differ
+        self.summary = summarize(a, b, edits, self.num_params)
+        if self.lengths[0] != self.lengths[1]:
+            self.summary.insert(len(self.summary) - 1,
+                                f"layers: {self.lengths[0]} → {self.lengths[1]} (unrolled)")
+
+    @property
+    def is_empty(self) -> bool:
+        return is_empty(self.edits)
+
+    @property
+    def changes(self) -> list[dict]:
+        """Every changed, inserted or removed entry, nested ones included."""
+        return [e for e, *_ in walk(self.a, self.b, self.edits) if e["op"] != "keep"]
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return (f"Diff({self.labels[0]!r} → {self.labels[1]!r}, {len(self)} changes, "
+                f"similarity {self.similarity:.4f})")
+
+    def to_text(self, color: bool = False, context: int = 3) -> str:
+        return render_text(self, color=color, context=context)
+
+    def to_dict(self) -> dict:
+        """The diff for tools: both structures, the edit script and the header."""
+        return {
+            "a": {"model": self.labels[0], "num_params": self.num_params[0],
+                  "layers": self.lengths[0], "structure": self.a.to_dict()},
+            "b": {"model": self.labels[1], "num_params": self.num_params[1],
+                  "layers": self.lengths[1], "structure": self.b.to_dict()},
+            "similarity": self.similarity, "setting": self.setting,
+            "summary": list(self.summary), "edits": self.edits,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def to_html(self) -> str:
+        from archalign.diff.page import render_html
+
+        return render_html(self)
+
+    def _repr_html_(self) -> str:
+        from archalign.diff.page import render_fragment
+
+        return render_fragment(self)
+
+    def mirrored(self) -> "Diff":
+        """The diff from B to A."""
+        return Diff(self.labels[::-1], self.b, self.a, mirror(self.edits), self.similarity,
+                    self.setting, self.num_params[::-1], self.lengths[::-1], self.paths_differ)
+
+
+def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | None = None,
+         hierarchical: bool | None = None, cache_dir=None, **setting) -> Diff:
+    """The :class:`Diff` from model ``a`` to model ``b``.
+
+    Parameters
+    ----------
+    a, b : model specs
+        Anything :func:`archalign.similarity_matrix` takes: timm names,
+        ``"torchvision:<name>"``, ``"transformers:<type>"``, ONNX files, nn.Modules,
+        Traces.
+    granularity, **setting
+        The similarity setting the header's similarity is computed under: the keywords
+        of :func:`archalign.similarity_matrix` (``rolled``, ``family``, ``gap_open``,
+        ...; its defaults). The diff itself reads every field.
+    as_exported : bool, optional
+        Read both as an inference export writes them (archalign.tokens.folding).
+        None: when either is an ONNX graph.
+    hierarchical : bool, optional
+        Compare module trees; None: when both traces have them (ONNX graphs do not,
+        and are compared as rolled layer lists).
+    """
+    from archalign.similarity.compare import similarity_matrix
+    from archalign.tracing.specs import resolve_traces
+
+    same = a is b or (isinstance(a, str) and a == b)  # named twice: resolved once
+    labels, traces = resolve_traces([a] if same else [a, b], jobs=1, cache_dir=cache_dir,
+                                    progress=False)
+    if same:
+        labels, traces = labels * 2, traces * 2
+    if len(traces) != 2:
+        raise ValueError(f"a diff needs two models; only {', '.join(labels)} could be traced")
+    if as_exported is None:
+        as_exported = any(t.route == "onnx" for t in traces)
+    if hierarchical is None:
+        hierarchical = all(t.modules for t in traces)
+    sa, sb = (build_structure(t, as_exported=as_exported, hierarchical=hierarchical)
+              for t in traces)
+    if repr(sa.key) <= repr(sb.key):
+        edits = edit_script(sa, sb)
+    else:
+        edits = mirror(edit_script(sb, sa))
+    sm = similarity_matrix(traces[:1] if same else traces, granularity,
+                           as_exported=as_exported, jobs=1, progress=False, **setting)
+    rolled_text = "rolled " if sm.settings["rolled"] else ""
+    described = f"{sm.similarity}, {rolled_text}{granularity} tokens" + (
+        ", as exported" if as_exported else "")
+    paths = [[c.path for c in t.calls] for t in traces]
+    return Diff(labels, sa, sb, edits, sm.values[0, -1], described,
+                [t.num_params for t in traces], [unrolled_length(sa), unrolled_length(sb)],
+                paths_differ=paths[0] != paths[1])
