@@ -82,6 +82,13 @@ def _run_matrix(args) -> int:
     rolled = "rolled " if sm.settings["rolled"] else ""
     print(f"{len(sm)} models, {sm.similarity} similarity of {rolled}"
           f"{sm.settings['granularity']} tokens, {sm.settings['scoring']} -> {args.out}")
+    hidden = sm.hidden_changes()
+    if hidden:
+        a, b, note = hidden[0]
+        why = " (rolled tokens count a repeated block once)" if sm.settings["rolled"] else ""
+        where = "; `archalign cluster` lists them" if args.out.suffix == ".npz" else ""
+        print(f"note: similarity 1.00 hides a depth or width change for {len(hidden)} "
+              f"pair(s){why}, e.g. {a} = {b}: {note}{where}")
     _draw(sm, args.dendrogram, args.heatmap)
     return 0
 
@@ -115,6 +122,10 @@ def _add_cluster(subparsers) -> None:
     p.set_defaults(func=_run_cluster)
 
 
+# pairs named per cluster: a family of n designs tied at 1.00 has n(n-1)/2 of them
+_MAX_NOTES = 6
+
+
 def _name_prefix(label: str) -> str:
     import re
 
@@ -128,8 +139,15 @@ def _run_cluster(args) -> int:
     sm = SimilarityMatrix.load(args.matrix)
     ids = sm.clusters(n=args.n_clusters, threshold=args.threshold, method=args.method)
     groups = sm.groups(ids)
+    hidden = sm.hidden_changes()
     for c, members in sorted(groups.items()):
         print(f"cluster {c} ({len(members)}): {', '.join(members)}")
+        inside = set(members)
+        pairs = [(a, b, note) for a, b, note in hidden if a in inside and b in inside]
+        if pairs:
+            shown = "; ".join(f"{a} = {b} ({note})" for a, b, note in pairs[:_MAX_NOTES])
+            more = f"; and {len(pairs) - _MAX_NOTES} more" if len(pairs) > _MAX_NOTES else ""
+            print(f"  similarity 1.00, other depth or width: {shown}{more}")
     quality = sm.agreement(_name_prefix, n=len(groups), method=args.method)
     print(f"agreement with name prefixes: adjusted Rand index "
           f"{quality['adjusted_rand_index']:.3f}; cophenetic correlation "

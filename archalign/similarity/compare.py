@@ -94,6 +94,9 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
         "gap_extend": enc.scoring.gap_extend,
         "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
         "lengths": lengths, "unrolled_lengths": [len(t) for t in traces],
+        # depth and width are what rolled similarity leaves out; kept to say so
+        # (SimilarityMatrix.hidden_change) and to break ties (TIE_RULE)
+        "num_params": [t.num_params for t in traces],
         "vocabulary": enc.vocab.tokens, "versions": _versions(__version__),
     }
     return SimilarityMatrix.from_scores(labels, scores, similarity, lengths=lengths,

@@ -10,16 +10,15 @@ The similarities themselves (``"normalized"``, ``"correlation"``) are defined in
 Beside the similarity a matrix records each model's depth (layer calls in its trace,
 ``unrolled_lengths``) and parameter count (``num_params``). Rolled similarity, the
 default, collapses repeated blocks and so ignores depth by design: resnet18 and resnet34
-score 1.0. Those two records say what such a 1.0 hides (:meth:`SimilarityMatrix.hidden_change`)
-and decide ties (:data:`TIE_RULE`, :func:`tie_order`), so that no answer depends on the
-order the models were given in.
+score 1.0. Those two records say what such a 1.0 hides
+(:meth:`SimilarityMatrix.hidden_change`) and decide ties
+(:mod:`archalign.similarity.ties`), so that no answer depends on the order the models were given in.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,87 +28,12 @@ import numpy as np
 from archalign._io import arrays_digest, atomic_write_bytes
 from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
                                           correlation_similarity, normalized_similarity)
+from archalign.similarity.ties import _SAME, _change_note, tie_order
 
-__all__ = ["SimilarityMatrix", "MatrixFileError", "TIE_RULE", "tie_order"]
+__all__ = ["SimilarityMatrix", "MatrixFileError"]
 
-TIE_RULE = ("equal similarities (to 1e-9) are ordered by the closest depth (|difference "
-            "in layer calls|), then the closest parameter count (|log ratio|), then the "
-            "label; never by the order of the matrix")
-# Values that agree to this many decimals are tied: float noise (summation order, a
-# correlation's means) must not decide.
-_TIE_DECIMALS = 9
-# A similarity at least this high reads as 1.00 and says "same design".
-_SAME = 1 - 1e-9
 # Settings that hold one entry per label, in label order.
 _PER_MODEL = ("lengths", "unrolled_lengths", "num_params")
-
-
-def tie_order(candidates, keys, labels, depths=(), params=(), depth_ref=None,
-              params_ref=None) -> list:
-    """``candidates`` sorted by ``keys`` (ascending), ties broken by :data:`TIE_RULE`.
-
-    Parameters
-    ----------
-    candidates : sequence of int
-        Indices into ``labels``, ``depths`` and ``params``.
-    keys : sequence of float
-        One per candidate, smaller first; keys equal to 1e-9 are tied.
-    labels : list of str
-        The last word on a tie, so the result is independent of the order of
-        ``candidates``.
-    depths, params : sequences of int or None, optional
-        Per index: layer calls and parameter count; None where unknown.
-    depth_ref, params_ref : float, optional
-        What "closest" is measured from (the query model, a cluster's median). None:
-        that criterion does not decide.
-
-    Returns
-    -------
-    list of int
-        The candidates, first to last. Unknown depths and parameter counts come after
-        known ones among tied candidates.
-    """
-    def closeness(i):
-        depth = (abs(depths[i] - depth_ref) if depth_ref is not None
-                 and depths[i] is not None else math.inf)
-        size = (abs(math.log(max(params[i], 1)) - math.log(max(params_ref, 1)))
-                if params_ref is not None and params[i] is not None else math.inf)
-        return depth, size
-
-    ranked = sorted(zip((round(float(k), _TIE_DECIMALS) for k in keys), candidates),
-                    key=lambda kc: (kc[0], *closeness(kc[1]), labels[kc[1]]))
-    return [int(i) for _, i in ranked]
-
-
-def format_counts(a: int, b: int) -> tuple[str, str]:
-    """Two parameter counts as short numbers (``11.7M``), with as many significant
-    digits (three at least) as it takes to tell them apart."""
-    for digits in range(3, max(len(str(a)), len(str(b)), 3) + 1):
-        pair = _short_count(a, digits), _short_count(b, digits)
-        if pair[0] != pair[1] or digits >= max(len(str(a)), len(str(b))):
-            return pair
-    raise AssertionError("unreachable: the loop always returns")
-
-
-def _short_count(n: int, digits: int) -> str:
-    # Half up in integers, as report.js rounds, so that the page and Python agree.
-    unit = 10 ** max(len(str(n)) - digits, 0)
-    r = (n + unit // 2) // unit * unit
-    for power, suffix in ((12, "T"), (9, "B"), (6, "M"), (3, "K")):
-        if r >= 10 ** power:
-            return f"{r / 10 ** power:.{digits}g}{suffix}"
-    return str(r)
-
-
-def _change_note(depth_a, depth_b, params_a, params_b) -> str | None:
-    """"depth 68 → 130 layers, parameters 11.7M → 21.8M", the parts that are known and
-    differ, or None."""
-    parts = []
-    if depth_a is not None and depth_b is not None and depth_a != depth_b:
-        parts.append(f"depth {depth_a} → {depth_b} layers")
-    if params_a is not None and params_b is not None and params_a != params_b:
-        parts.append("parameters {} → {}".format(*format_counts(params_a, params_b)))
-    return ", ".join(parts) or None
 
 
 class MatrixFileError(ValueError):
@@ -167,7 +91,9 @@ class SimilarityMatrix:
     scores : (n, n) float64, raw global alignment scores
     values : (n, n) float64, the similarity (see the module docstring)
     similarity : "normalized" or "correlation"
-    settings : dict, what produced the matrix (granularity, scoring, versions, ...)
+    settings : dict, what produced the matrix (granularity, scoring, versions, ...);
+        ``unrolled_lengths`` and ``num_params`` hold one entry per label (see the
+        properties of those names)
     """
 
     labels: list
@@ -252,21 +178,100 @@ class SimilarityMatrix:
             hint = f"; closest: {', '.join(close)}" if close else ""
             raise KeyError(f"{label!r} is not in this matrix{hint}") from None
 
+    def _per_model(self, key: str) -> list:
+        # Matrices saved before a record existed (or edited out of step with their
+        # labels) read as "unknown" rather than failing: the similarity still stands.
+        entries = self.settings.get(key)
+        if not isinstance(entries, list) or len(entries) != len(self):
+            return [None] * len(self)
+        return [int(x) if isinstance(x, numbers.Integral) and not isinstance(x, bool)
+                else None for x in entries]
+
+    @property
+    def unrolled_lengths(self) -> list:
+        """Each model's depth: the layer calls in its trace, before rolling (None where
+        unknown, e.g. in a matrix saved before depths were recorded)."""
+        return self._per_model("unrolled_lengths")
+
+    @property
+    def num_params(self) -> list:
+        """Each model's parameter count (None where unknown: a route that cannot count
+        them, or a matrix saved before counts were recorded)."""
+        return self._per_model("num_params")
+
     def nearest(self, label: str, k: int = 5) -> list[tuple[str, float]]:
-        """The k most similar other models, most similar first."""
+        """The k most similar other models, most similar first.
+
+        Ties are broken by ``archalign.similarity.ties.TIE_RULE``: among equal similarities the model closest
+        to ``label`` in depth comes first, then the one closest in parameter count, then
+        by label; so the answer does not depend on the matrix's order.
+        """
         i = self.index(label)
-        order = [j for j in np.argsort(-self.values[i], kind="stable") if j != i]
+        depths, params = self.unrolled_lengths, self.num_params
+        others = [j for j in range(len(self)) if j != i]
+        order = tie_order(others, -self.values[i, others], self.labels, depths, params,
+                          depths[i], params[i])
         return [(self.labels[j], float(self.values[i, j])) for j in order[:k]]
 
+    def hidden_change(self, a: str, b: str) -> str | None:
+        """What a similarity of 1.0 between ``a`` and ``b`` does not show.
+
+        Returns
+        -------
+        str or None
+            ``"depth 68 → 130 layers"``, ``"parameters 11.7M → 21.8M"`` or both, joined
+            by ", ", when the similarity is 1 (to 1e-9) and the models' depths or
+            parameter counts differ; None otherwise, or when they are unknown.
+        """
+        i, j = self.index(a), self.index(b)
+        if i == j or self.values[i, j] < _SAME:
+            return None
+        depths, params = self.unrolled_lengths, self.num_params
+        return _change_note(depths[i], depths[j], params[i], params[j])
+
+    def hidden_mask(self) -> np.ndarray:
+        """(n, n) bool: True where :meth:`hidden_change` says something."""
+        differ = np.zeros((len(self), len(self)), dtype=bool)
+        for record in (self.unrolled_lengths, self.num_params):
+            v = np.array([np.nan if x is None else x for x in record], dtype=np.float64)
+            known = ~np.isnan(v)
+            differ |= (v[:, None] != v[None, :]) & known[:, None] & known[None, :]
+        return differ & (self.values >= _SAME)
+
+    def hidden_changes(self) -> list[tuple[str, str, str]]:
+        """Every pair at similarity 1 that differs in depth or parameter count, as
+        ``(smaller, larger, note)`` with the note of :meth:`hidden_change`.
+
+        Each pair is written smaller model first (fewer layer calls, then fewer
+        parameters, then label), and pairs come in that order, so the list does not
+        depend on the matrix's order.
+        """
+        depths, params, mask = self.unrolled_lengths, self.num_params, self.hidden_mask()
+
+        def size(i):
+            return (depths[i] is None, depths[i] or 0, params[i] is None, params[i] or 0,
+                    self.labels[i])
+
+        idx = np.array(sorted(range(len(self)), key=size), dtype=np.int64)
+        pairs = np.argwhere(np.triu(mask[np.ix_(idx, idx)], 1))
+        return [(self.labels[i], self.labels[j],
+                 _change_note(depths[i], depths[j], params[i], params[j]))
+                for i, j in idx[pairs].tolist()]
+
     def submatrix(self, labels) -> "SimilarityMatrix":
-        """The matrix restricted to ``labels`` (in that order).
+        """The matrix restricted to ``labels`` (in that order), with its per-model
+        settings (lengths, depths, parameter counts) restricted alike.
 
         A correlation similarity is kept as computed on the full panel.
         """
         idx = [self.index(x) for x in labels]
+        settings = dict(self.settings)
+        for key in _PER_MODEL:
+            entries = settings.get(key)
+            if isinstance(entries, list) and len(entries) == len(self):
+                settings[key] = [entries[i] for i in idx]
         return SimilarityMatrix([self.labels[i] for i in idx], self.scores[np.ix_(idx, idx)],
-                                self.values[np.ix_(idx, idx)], self.similarity,
-                                self.settings)
+                                self.values[np.ix_(idx, idx)], self.similarity, settings)
 
     # -- clustering ----------------------------------------------------------
     def linkage(self, method: str = "average", optimal_ordering: bool = True) -> np.ndarray:

@@ -75,7 +75,10 @@ def heatmap(sm, method: str = "average", ax=None, cmap: str = "viridis",
             annotate: bool | None = None, title: str | None = None):
     """The similarity matrix with rows and columns in dendrogram order, with a colour bar.
 
-    ``annotate`` writes values in the cells (default: up to 20 models).
+    ``annotate`` writes values in the cells (default: up to 20 models). A cell at 1.00
+    whose models differ in depth or parameter count (``sm.hidden_mask()``; rolled
+    similarity ignores depth) is marked with an asterisk, which a line under the plot
+    explains.
     """
     from scipy.cluster.hierarchy import leaves_list
 
@@ -83,6 +86,7 @@ def heatmap(sm, method: str = "average", ax=None, cmap: str = "viridis",
     n = len(sm)
     order = leaves_list(sm.linkage(method)) if n > 1 else np.arange(n)
     values = sm.values[np.ix_(order, order)]
+    hidden = sm.hidden_mask()[np.ix_(order, order)]
     labels = _thin([sm.labels[i] for i in order])
     if ax is None:
         side = min(_MAX_INCHES, max(5.0, 0.25 * n + 2))
@@ -94,11 +98,22 @@ def heatmap(sm, method: str = "average", ax=None, cmap: str = "viridis",
     font = _label_font(n)
     ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
     ax.set_yticks(range(n), labels, fontsize=font)
-    if annotate if annotate is not None else n <= 20:
+    annotated = annotate if annotate is not None else n <= 20
+    if annotated:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                ax.text(j, i, f"{values[i, j]:.2f}{'*' if hidden[i, j] else ''}", ha="center",
+                        va="center", fontsize=6,
                         color="white" if values[i, j] < (lo + 1) / 2 else "black")
+    if hidden.any():
+        if not annotated:
+            rows, cols = np.nonzero(hidden)
+            # sized by the cell (in points; the axes shrink a little in layout), so that a
+            # mark stays inside its cell
+            cell = 72 * ax.get_window_extent().width / fig.dpi / n
+            ax.scatter(cols, rows, marker="*", s=(0.35 * cell) ** 2, c="black", linewidths=0)
+        ax.set_xlabel(f"* similarity 1.00, yet the models differ in depth or parameter count "
+                      f"({hidden.sum() // 2} pairs)", fontsize=8)
     fig.colorbar(im, ax=ax, shrink=0.8, label=f"{sm.similarity} similarity")
     ax.set_title(title or f"{sm.similarity} similarity, {sm.settings.get('granularity', '')} tokens")
     return fig

@@ -23,6 +23,37 @@
   const lo = D.lo, span = 1 - D.lo;
   const value = (i, j) => lo + span * Q[i * n + j] / 65535;
 
+  // -- what a similarity of 1 hides: the text of SimilarityMatrix.hidden_change. report.py
+  // keeps the top step, 65535, for similarities of 1 to 1e-9 alone.
+  function shortCount(x, digits) {  // half up in integers, as matrix.py's _short_count
+    const unit = 10 ** Math.max(String(x).length - digits, 0);
+    const r = Math.floor((x + Math.floor(unit / 2)) / unit) * unit;
+    for (const [power, suffix] of [[12, "T"], [9, "B"], [6, "M"], [3, "K"]]) {
+      if (r >= 10 ** power) {
+        const scaled = r / 10 ** power, whole = String(Math.floor(scaled)).length;
+        return scaled.toFixed(Math.max(digits - whole, 0)) + suffix;
+      }
+    }
+    return String(r);
+  }
+  function formatCounts(a, b) {  // as ties.py's format_counts
+    const widest = Math.max(String(a).length, String(b).length);
+    let digits = 3;
+    while (digits < widest && shortCount(a, digits) === shortCount(b, digits)) digits++;
+    return [shortCount(a, digits), shortCount(b, digits)];
+  }
+  function hiddenChange(i, j) {
+    if (i === j || Q[i * n + j] !== 65535) return "";
+    const d = D.depths, p = D.params, parts = [];
+    if (d[i] !== null && d[j] !== null && d[i] !== d[j]) parts.push(`depth ${d[i]} → ${d[j]} layers`);
+    if (p[i] !== null && p[j] !== null && p[i] !== p[j]) {
+      const [a, b] = formatCounts(p[i], p[j]);
+      parts.push(`parameters ${a} → ${b}`);
+    }
+    return parts.join(", ");
+  }
+  const sameDesign = (i, j) => { const hidden = hiddenChange(i, j); return hidden ? ` (same design; ${hidden})` : ""; };
+
   // -- linkage in leaf positions: merges[k] = [a, b, height]; ids >= n are merges
   const merges = D.merges, maxHeight = merges.length ? merges[merges.length - 1][2] : 1;
   const nodeY = new Float64Array(2 * n), nodeH = new Float64Array(2 * n);
@@ -179,7 +210,7 @@
     const cell = cellAt(e.offsetX, e.offsetY);
     if (!cell) { tip.style.display = "none"; return; }
     const [i, j] = cell;
-    tip.textContent = `${D.labels[i]}  ×  ${D.labels[j]}:  ${value(i, j).toFixed(4)}`;
+    tip.textContent = `${D.labels[i]}  ×  ${D.labels[j]}:  ${value(i, j).toFixed(4)}${sameDesign(i, j)}`;
     tip.style.display = "block";
     tip.style.left = `${Math.min(e.offsetX + 14, W - tip.offsetWidth - 4)}px`;
     tip.style.top = `${e.offsetY + 14}px`;
@@ -285,7 +316,7 @@
     body.replaceChildren();
     if (!seqs) {
       head.textContent = `${D.labels[i]} vs ${D.labels[j]}: similarity ${value(i, j).toFixed(4)}` +
-        ` (no alignments in this report: ${D.alignments_note})`;
+        `${sameDesign(i, j)} (no alignments in this report: ${D.alignments_note})`;
       return;
     }
     const a = seq(i), b = seq(j), ca = cnt(i), cb = cnt(j);
@@ -301,7 +332,7 @@
     });
     body.append(...cols);
     head.textContent = `${D.labels[i]} (top) vs ${D.labels[j]} (bottom): similarity ` +
-      `${value(i, j).toFixed(4)}, score ${+score.toFixed(6)}, ${same} identical, ${substituted} ` +
+      `${value(i, j).toFixed(4)}${sameDesign(i, j)}, score ${+score.toFixed(6)}, ${same} identical, ${substituted} ` +
       `substituted, ${gaps} gaps (${a.length} and ${b.length} tokens; aligned in this page in ` +
       `${(performance.now() - started).toFixed(0)} ms)`;
     document.getElementById("alignment").scrollIntoView({block: "nearest"});
@@ -318,6 +349,7 @@
       return [r.left + colX(j) + scale / 2, r.top + rowY(i) + scale / 2];
     },
     align(a, b) { return align(seq(D.labels.indexOf(a)), seq(D.labels.indexOf(b))).score; },
+    hiddenChange(a, b) { return hiddenChange(D.labels.indexOf(a), D.labels.indexOf(b)) || null; },
   };
 
   layout(); fit(); applyCut(thresholdFor(+slider.value)); draw();

@@ -11,8 +11,10 @@ module, inlined at build time), not plotly or bokeh: at 1,371 models a plotting
 library's heatmap is a DOM / SVG / JSON-of-floats problem and its bundle alone is
 megabytes, while one ``ImageData`` of n x n pixels drawn with ``drawImage`` zooms at
 any scale. Data travel as base64 typed arrays in one JSON block: the similarity
-quantised to uint16 over its range (steps of 1.5e-5, hover shows 4 decimals), the
-linkage in leaf positions, and the token sequences.
+quantised to uint16 over its range (steps of 1.5e-5, hover shows 4 decimals; the top
+step is kept for similarities of 1 to 1e-9), the linkage in leaf positions, each model's
+depth and parameter count (so that hovering a cell at 1 names the depth or width change
+it hides: ``SimilarityMatrix.hidden_change``), and the token sequences.
 
 Alignments are computed in the page, not precomputed: the matrix's own token-id
 sequences (rolled, with their counts) and its scoring are embedded, and the page runs
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from archalign._io import atomic_write_text
+from archalign.similarity.ties import _SAME, TIE_RULE
 
 __all__ = ["write_report", "build_report"]
 
@@ -82,7 +85,10 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
                          f"; make the report from the matrix the shortlist was picked from")
     lo = -1.0 if sm.similarity == "correlation" else 0.0
     values = sm.values[np.ix_(order, order)]
-    quantised = np.rint((np.clip(values, lo, 1.0) - lo) / (1.0 - lo) * 65535).astype("<u2")
+    quantised = np.rint((np.clip(values, lo, 1.0) - lo) / (1.0 - lo) * 65535)
+    # 65535 means "the same design" to the page, exactly when hidden_change() may speak
+    quantised = np.where(values >= _SAME, 65535, np.minimum(quantised, 65534)).astype("<u2")
+    depths, params = sm.unrolled_lengths, sm.num_params
     data = {
         "labels": [sm.labels[i] for i in order],
         "lo": lo,
@@ -92,6 +98,8 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
                    for a, b, h in Z[:, :3]],
         "clusters": int(n_clusters or max(2, round(np.sqrt(n)))),
         "shortlist": [int(position[sm.labels.index(x)]) for x in names],
+        "depths": [depths[i] for i in order],
+        "params": [params[i] for i in order],
         "colormap": _viridis(),
     }
     data.update(_alignment_data(encoded, order))
@@ -216,6 +224,12 @@ def _settings_rows(sm, method: str, data: dict) -> str:
     rows += [(k, s[k]) for k in ("granularity", "rolled", "max_period", "family", "scoring",
                                  "gap_open", "gap_extend", "as_exported", "preset") if k in s]
     rows += [(f"version of {k}", v) for k, v in s.get("versions", {}).items()]
+    known = [sum(x is not None for x in data[k]) for k in ("depths", "params")]
+    rows.append(("depth and width", (f"layer calls known for {known[0]} of {len(sm)} "
+                                     f"models, parameter counts for {known[1]}; hovering a "
+                                     f"cell at 1.0000 names the change in them that the "
+                                     f"similarity does not show")))
+    rows.append(("ties", TIE_RULE))
     seqs = data["sequences"]
     rows.append(("alignments", f"computed in this page from the embedded token ids "
                                f"({seqs['offsets'][-1]:,} tokens over a vocabulary of "

@@ -15,6 +15,11 @@ Two ways in:
 Both honour ``must_include`` (always selected, and in "medoids" they stand for
 their cluster) and ``exclude`` (never selected). The result is a
 :class:`Shortlist`, written as ``shortlist.json`` for the ``neurn`` study.
+
+Ties never go by the order the models were given in. Rolled similarity makes them
+common (resnet18 = resnet34 = 1.0), so a medoid tie goes to the member closest to its
+cluster's median depth, then median parameter count, then by label; a farthest-point
+tie goes by label (:func:`archalign.similarity.ties.tie_order`).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from archalign import defaults
+from archalign.similarity.ties import tie_order
 
 __all__ = ["Shortlist", "shortlist", "shortlist_from_matrix"]
 
@@ -111,8 +117,10 @@ def _check_selection(labels, k, method, must_include, exclude):
     return must, candidates
 
 
-def _farthest_points(distance_to, n, candidates, k, start):
-    """Greedy farthest-point picks. distance_to(i) -> distances from i to all n."""
+def _farthest_points(distance_to, labels, candidates, k, start):
+    """Greedy farthest-point picks. distance_to(i) -> distances from i to all models;
+    among equally far candidates the first label wins."""
+    n = len(labels)
     picks, details = [], []
     closest = np.full(n, np.inf)
     allowed = np.zeros(n, dtype=bool)
@@ -122,17 +130,30 @@ def _farthest_points(distance_to, n, candidates, k, start):
         picks.append(i)
         closest = np.minimum(closest, distance_to(i))
     while len(picks) < k:
-        gaps = np.where(allowed, closest, -np.inf)
-        gaps[picks] = -np.inf
-        i = int(np.argmax(gaps))  # ties: lowest index, so the result is deterministic
+        allowed[picks] = False
+        left = np.flatnonzero(allowed)
+        i = tie_order(left, -closest[left], labels)[0]
         details.append({"min_distance_to_earlier": float(closest[i])})
         picks.append(i)
         closest = np.minimum(closest, distance_to(i))
     return picks, details
 
 
-def _medoid(D, members):
-    return members[int(np.argmin(D[np.ix_(members, members)].sum(axis=1)))]
+def _medoid(sm, D, members):
+    """The member with the smallest total distance to the others; a tie goes to the
+    member closest to the members' median depth, then median parameter count, then by
+    label."""
+    # summed in sorted order, so that a total does not depend on the members' order
+    totals = np.sort(D[np.ix_(members, members)], axis=1).sum(axis=1)
+    depths, params = sm.unrolled_lengths, sm.num_params
+    return tie_order(members, totals, sm.labels, depths, params,
+                     _median([depths[i] for i in members]),
+                     _median([params[i] for i in members]))[0]
+
+
+def _median(values) -> float | None:
+    known = [x for x in values if x is not None]
+    return float(np.median(known)) if known else None
 
 
 def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), exclude=()):
@@ -145,8 +166,8 @@ def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), 
     settings = dict(sm.settings, similarity=sm.similarity, k=k,
                     must_include=list(must_include), exclude=list(exclude))
     if method == "farthest":
-        start = must or [_medoid(D, candidates)]
-        picks, details = _farthest_points(lambda i: D[i], len(sm), candidates, k, start)
+        start = must or [_medoid(sm, D, candidates)]
+        picks, details = _farthest_points(lambda i: D[i], sm.labels, candidates, k, start)
         return Shortlist([sm.labels[i] for i in picks], method, details, settings)
 
     sub = D[np.ix_(candidates, candidates)]
@@ -160,7 +181,7 @@ def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), 
     chosen, details = [], []
     for members in clusters:
         forced = [i for i in must if i in members]
-        for i in forced or [_medoid(D, members)]:
+        for i in forced or [_medoid(sm, D, members)]:
             chosen.append(i)
             details.append({"cluster_size": int(len(members)),
                             "cluster": [sm.labels[j] for j in members],
@@ -172,7 +193,8 @@ def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), 
         drop = max(j for j, d in enumerate(details) if not d["forced"])
         del chosen[drop], details[drop]
     if len(chosen) < k:
-        extra, extra_details = _farthest_points(lambda i: D[i], len(sm), candidates, k, chosen)
+        extra, extra_details = _farthest_points(lambda i: D[i], sm.labels, candidates, k,
+                                                chosen)
         for i, d in zip(extra[len(chosen):], extra_details[len(chosen):]):
             chosen.append(i)
             details.append(dict(d, forced=False))
@@ -216,7 +238,7 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
                                                gaps[[i]])[:, 0]) / 2
         return 1.0 - sim
 
-    picks, details = _farthest_points(distance_to, len(labels), candidates, k,
+    picks, details = _farthest_points(distance_to, labels, candidates, k,
                                       must or [int(candidates[0])])
     settings = {"granularity": granularity, "scoring": repr(scoring), "similarity": "normalized",
                 "rolled": enc.rolled, "as_exported": enc.as_exported,

@@ -1,11 +1,10 @@
 """Token sequences of cached traces, kept beside them and verified before use.
 
 Comparing the whole zoo needs only each model's tokens, its route, its length and its
-parameter count, but
-its traces are ~57 MB of JSON that take seconds to parse. The first time a cached trace
-is read for its tokens, its tokens at every granularity are written next to it, as ids
-into a string table (``<cache key dir>/tokens/<model>@<size>.json``, a few KB each);
-later runs read those instead.
+parameter count, but its traces are ~57 MB of JSON that take seconds to parse. The first
+time a cached trace is read for its tokens, its tokens at every granularity are written
+next to it, as ids into a string table (``<cache key dir>/tokens/<model>@<size>.json``, a
+few KB each); later runs read those instead.
 
 A token file is trusted only when it proves what it was made from: it records the
 SHA-256 of the trace file's bytes, which must equal the trace file's bytes now, and
