@@ -301,15 +301,51 @@
     return {score, path: path.reverse()};
   }
 
-  function tokenCell(tokens, counts, index, kind) {
+  // "Conv2d(k=3,s=1,g=32)" -> ["Conv2d", Map{k: "3", s: "1", g: "32"}]
+  function fields(name) {
+    const cut = name.indexOf("(");
+    if (cut < 0) return [name, new Map()];
+    const map = new Map();
+    for (const part of name.slice(cut + 1, -1).split(",")) {
+      const eq = part.indexOf("=");
+      map.set(part.slice(0, eq), part.slice(eq + 1));
+    }
+    return [name.slice(0, cut), map];
+  }
+  // A token as the diff shows it (archalign/diff/text.py): the op and its fields, the fields
+  // that differ from the other side's token in bold, so a substitution reads without hovering.
+  function tokenCell(tokens, counts, index, kind, other) {
     const el = document.createElement("span");
     if (index < 0) { el.className = "gap"; el.textContent = "–"; return el; }
     const name = D.vocabulary[tokens[index]], count = counts[index];
-    const cut = name.indexOf("(");
     el.className = kind;
-    el.textContent = (cut > 0 ? name.slice(0, cut) : name) + (count > 1 ? `×${count}` : "");
     el.title = name + (count > 1 ? ` ×${count}` : "");
+    const [op, own] = fields(name), [otherOp, theirs] = other === null ? [op, own] : fields(other);
+    el.append(op);
+    if (own.size) {
+      el.append("(");
+      [...own].forEach(([k, v], n) => {
+        if (n) el.append(",");
+        const changed = otherOp === op && theirs.get(k) !== v;
+        const field = document.createElement(changed ? "b" : "i");
+        field.textContent = `${k}=${v}`;
+        el.append(field);
+      });
+      el.append(")");
+    }
+    if (count > 1) el.append(`×${count}`);
     return el;
+  }
+  function nameColumn(i, j) {
+    const col = document.createElement("div");
+    col.className = "col";
+    for (const k of [i, j]) {
+      const el = document.createElement("span");
+      el.className = "name";
+      el.textContent = D.labels[k];
+      col.append(el);
+    }
+    return col;
   }
   function showAlignment(i, j) {
     const head = document.getElementById("alignment-title"), body = document.getElementById("alignment-body");
@@ -327,10 +363,11 @@
       if (kind === "gap") gaps++; else if (kind === "identical") same++; else substituted++;
       const col = document.createElement("div");
       col.className = "col";
-      col.append(tokenCell(a, ca, p, kind), tokenCell(b, cb, q, kind));
+      const other = (k, seqOther) => (k < 0 || kind !== "substituted" ? null : D.vocabulary[seqOther[k]]);
+      col.append(tokenCell(a, ca, p, kind, other(q, b)), tokenCell(b, cb, q, kind, other(p, a)));
       return col;
     });
-    body.append(...cols);
+    body.append(nameColumn(i, j), ...cols);
     head.textContent = `${D.labels[i]} (top) vs ${D.labels[j]} (bottom): similarity ` +
       `${value(i, j).toFixed(4)}${sameDesign(i, j)}, score ${+score.toFixed(6)}, ${same} identical, ${substituted} ` +
       `substituted, ${gaps} gaps (${a.length} and ${b.length} tokens; aligned in this page in ` +
@@ -349,6 +386,7 @@
       return [r.left + colX(j) + scale / 2, r.top + rowY(i) + scale / 2];
     },
     align(a, b) { return align(seq(D.labels.indexOf(a)), seq(D.labels.indexOf(b))).score; },
+    show(a, b) { showAlignment(D.labels.indexOf(a), D.labels.indexOf(b)); },
     hiddenChange(a, b) { return hiddenChange(D.labels.indexOf(a), D.labels.indexOf(b)) || null; },
   };
 

@@ -5,7 +5,6 @@ extra); where no browser can be had they skip and say why.
 """
 import io
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -92,45 +91,7 @@ def test_alignments_need_matching_traces(matrices, cache, tmp_path):
 
 
 # ------------------------------------------------------------------------ in a browser
-def _browser(profile):
-    """A headless chromium with the network off, its profile in ``profile``, or a skip
-    saying what is missing."""
-    webdriver = pytest.importorskip("selenium.webdriver",
-                                    reason="selenium is not installed (pip install -e '.[test]')")
-    binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
-                                                  "google-chrome"))), None)
-    driver_binary = shutil.which("chromedriver")
-    if binary is None or driver_binary is None:
-        pytest.skip("no chromium / chromedriver on PATH (apt-get install chromium "
-                    "chromium-driver; .ci/run does)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    # without the background-networking switches chromium dials out at start-up
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(driver_binary), options=options)
-    except Exception as exc:  # noqa: BLE001 - any failure to start means: no browser here
-        pytest.skip(f"chromium would not start: {type(exc).__name__}: {str(exc)[:200]}")
-    driver.set_network_conditions(offline=True, latency=0, download_throughput=0,
-                                  upload_throughput=0)
-    return driver
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    # under pytest's temporary root, so the profile is cleaned up with it
-    driver = _browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield driver
-    driver.quit()
-
-
+# ``browser``: tests/archalign/conftest.py
 def _open(browser, path):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -174,6 +135,21 @@ def test_page_in_browser(browser, pages, matrices):
     score = sm.scores[sm.index("vgg11"), sm.index("vgg13")]
     assert title.startswith("vgg11 (top) vs vgg13 (bottom)") and f"score {score:g}," in title
     assert "Conv2d" in browser.find_element(By.ID, "alignment-body").text
+
+
+def test_pair_view_shows_changed_fields_without_hovering(browser, pages):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, pages["default"])
+    browser.execute_script("window.archalignReport.show('resnet18', 'vgg11')")
+    names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#alignment-body .name")]
+    assert names == ["resnet18", "vgg11"]
+    changed = browser.find_elements(By.CSS_SELECTOR, "#alignment-body .substituted b")
+    assert changed and all(e.is_displayed() for e in changed)
+    # resnet18's stem conv (k=7) aligns with a 3x3 conv of vgg11: only k is bold
+    assert {e.text for e in changed} == {"k=7", "k=3"}
+    body = browser.find_element(By.ID, "alignment-body").text
+    assert "Conv2d(k=7,s=2,g=1)" in body.replace("\n", "")
 
 
 @pytest.mark.parametrize("setting", list(SETTINGS))
