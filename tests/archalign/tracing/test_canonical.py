@@ -171,3 +171,13 @@ def test_module_classes_are_recorded_and_round_trip(tmp_path):
     assert t.modules[""] == "ResNet" and t.modules["layer1.0"] == "BasicBlock"
     t.save(tmp_path / "t.json")
     assert Trace.load(tmp_path / "t.json").modules == t.modules
+
+
+def test_torchvision_and_timm_resnet18_give_the_same_tokens():
+    torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed")
+    import timm
+
+    ours = trace(torchvision.models.resnet18(weights=None))
+    theirs = trace(timm.create_model("resnet18"))
+    for granularity in ("type", "shape", "full"):
+        assert ours.tokens(granularity) == theirs.tokens(granularity)
