@@ -2,13 +2,14 @@
 
 One line per kind of change, each naming where it happens:
 
-- depth per stage: ``layer3: 6 → 23 blocks`` (every block whose number of child blocks
-  differs; rolled runs are counted out);
-- width: ``width ×2 in layer1-4 (conv1, bn1, conv2, bn2, conv3)``: changed layers whose
-  changed widths (``in``, ``out``, ``c``, ``dim``, ``shape``) scaled by one factor,
-  grouped by that factor;
+- depth per stage: ``layer3: 6 → 23 blocks`` (every stage, a block whose child blocks
+  are of one class, that holds another number of them; rolled runs are counted out);
+- width: ``width ×2 in 80 layers of layer1-4 (conv1, bn1, ...)``: changed layers whose
+  changed widths (``in``, ``out``, ``c``, ``dim``, ``shape``, and a depthwise conv's
+  groups) scaled, grouped by factor; more than three factors (widths rounded to
+  multiples of 8, say) read as one range;
 - other hyper-parameters: ``Conv2d g: 1 → 32 in conv2 of 16 Bottleneck (layer1-4)``,
-  grouped by op, field and values;
+  grouped by op, field and values (more than three value pairs of one field: one line);
 - layers repeated another number of times, removed or inserted layers and blocks;
 - the parameter counts before and after.
 """
@@ -42,8 +43,8 @@ def walk(a: Block, b: Block, edits: list[dict], times: int = 1):
 def summarize(a: Block, b: Block, edits: list[dict], params: tuple) -> list[str]:
     """The header lines (module docstring); ``params``: the two parameter counts."""
     lines = _depth(a, b, edits)
-    widths: dict = defaultdict(list)
-    others: dict = defaultdict(list)
+    widths: dict = defaultdict(list)  # factor -> spots
+    others: dict = defaultdict(lambda: defaultdict(list))  # (op, field) -> values -> spots
     repeats, removed, inserted = [], [], []
     for e, x, y, times, (pa, pb) in walk(a, b, edits):
         if e["op"] == "delete":
@@ -53,55 +54,82 @@ def summarize(a: Block, b: Block, edits: list[dict], params: tuple) -> list[str]
         elif e["op"] == "change" and e["type"] == "layer":
             # a layer of the model itself is placed by its path alone
             where = (y.path or x.path, (pb.name or pa.name) if pb.path else "")
-            fields = e["fields"]
-            factor = _width_factor({k: v for k, v in fields.items() if k in WIDTH_FIELDS})
-            if factor is not None:
-                widths[factor].append((where, times))
-                fields = {k: v for k, v in fields.items() if k not in WIDTH_FIELDS}
+            fields = dict(e["fields"])
+            depthwise = _depthwise(x.params) and _depthwise(y.params)
+            width = {k: v for k, v in fields.items()
+                     if k in WIDTH_FIELDS or (k == "g" and depthwise)}
+            factors = _width_factors(width)
+            if factors:
+                for factor in factors:
+                    widths[factor].append((where, times))
+                fields = {k: v for k, v in fields.items() if k not in width}
             for field, sides in fields.items():
-                others[(x.op, field, _show(sides.get("a")), _show(sides.get("b")))].append(
-                    (where, times))
+                values = (_show(sides.get("a")), _show(sides.get("b")))
+                others[(x.op, field)][values].append((where, times))
             if "count" in e:
                 repeats.append(f"{x.op} ×{e['count']['a']} → ×{e['count']['b']} at {y.path}")
-    for factor, spots in sorted(widths.items()):
-        lines.append(f"width ×{factor:g} {_where(spots)}")
-    for (op, field, va, vb), spots in others.items():
-        lines.append(f"{op} {field}: {va} → {vb} {_where(spots, blocks=True)}")
+    lines += _width_lines(widths)
+    for (op, field), by_values in others.items():
+        if len(by_values) <= _MAX_LISTED:
+            lines += [f"{op} {field}: {va} → {vb} {_where(spots, blocks=True)}"
+                      for (va, vb), spots in by_values.items()]
+        else:  # one line: a field that changes differently in many layers
+            shown = ", ".join(f"{va} → {vb}" for va, vb in list(by_values)[:_MAX_LISTED])
+            spots = [spot for group in by_values.values() for spot in group]
+            lines.append(f"{op} {field}: {len(by_values)} changes ({shown}, ...) "
+                         f"{_where(spots)}")
     lines += [f"repeats: {r}" for r in repeats]
     lines += _listed("removed", removed) + _listed("inserted", inserted)
     lines.append(_params_line(*params))
     return lines
 
 
+# More groups than this read as a list nobody reads: they are summed up in one line.
+_MAX_LISTED = 3
+
+
+def _depthwise(params: dict) -> bool:
+    return isinstance(params.get("g"), int) and params["g"] > 1 and params["g"] == params.get("in")
+
+
+def _width_lines(widths: dict) -> list[str]:
+    if len(widths) <= _MAX_LISTED:
+        return [f"width ×{factor:g} {_where(spots)}" for factor, spots in sorted(widths.items())]
+    # a layer whose widths scaled by two factors is listed under both: count it once
+    spots = list({id(spot): spot for group in widths.values() for spot in group}.values())
+    return [f"width ×{min(widths):g} to ×{max(widths):g} (by layer) {_where(spots)}"]
+
+
 def _depth(a: Block, b: Block, edits: list[dict]) -> list[str]:
+    """``layer3: 6 → 23 blocks`` for each stage (a block whose child blocks are all of
+    one class on both sides) that holds another number of blocks."""
     pairs = [(a, b)] + [(x, y) for e, x, y, _, _ in walk(a, b, edits)
                         if e["op"] == "change" and e["type"] == "block"]
     out = []
     for x, y in pairs:
         n, m = block_count(x), block_count(y)
-        if n != m and n and m:
+        if n != m and n and m and len(_block_classes(x) | _block_classes(y)) == 1:
             out.append(f"{y.path or 'model'}: {n} → {m} blocks")
     return out
 
 
-def _width_factor(fields: dict) -> float | None:
-    """The one factor every changed width field scaled by, if there is one."""
+def _block_classes(block: Block) -> set[str]:
+    return {c.name for c in block.children if isinstance(c, Block)}
+
+
+def _width_factors(fields: dict) -> set[float]:
+    """The factors the widths in ``fields`` scaled by; empty unless all are numbers."""
     factors = set()
-    for field, sides in fields.items():
-        va, vb = sides.get("a"), sides.get("b")
-        if field not in WIDTH_FIELDS or va is None or vb is None:
-            return None
-        for p, q in zip(_numbers(va), _numbers(vb)):
-            if not p:
-                return None
-            factors.add(round(q / p, 3))
-        if len(_numbers(va)) != len(_numbers(vb)) or not _numbers(va):
-            return None
-    return factors.pop() if len(factors) == 1 else None
+    for sides in fields.values():
+        va, vb = _numbers(sides.get("a")), _numbers(sides.get("b"))
+        if not va or len(va) != len(vb) or 0 in va:
+            return set()
+        factors.update(round(q / p, 3) for p, q in zip(va, vb))
+    return factors
 
 
 def _numbers(v) -> list:
-    v = v if isinstance(v, list) else [v]
+    v = [] if v is None else v if isinstance(v, list) else [v]
     return [x for x in v if isinstance(x, Number) and not isinstance(x, bool)] \
         if all(isinstance(x, Number) and not isinstance(x, bool) for x in v) else []
 
@@ -124,8 +152,10 @@ def _where(spots: list, blocks: bool = False) -> str:
         parts = path.split(".")
         if parts[0] not in stages:
             stages.append(parts[0])
-        if len(parts) > 1 and parts[-1] not in names:
-            names.append(parts[-1])
+        # a numbered layer (downsample.1) is named with its container
+        name = ".".join(parts[-2:]) if parts[-1].isdigit() else parts[-1]
+        if len(parts) > 1 and name not in names:
+            names.append(name)
         classes[block] += times
         total += times
     if len(spots) == 1 and total == 1:
@@ -158,13 +188,21 @@ def _ranges(stages: list[str]) -> str:
 
 
 def _listed(verb: str, items: list[tuple[Item, int]]) -> list[str]:
+    """``inserted: Bottleneck block ×3 at layer4.1-3; AvgPool2d ×3 at ...``, grouped by
+    what was inserted (a layer's op, a block's class)."""
     if not items:
         return []
-    parts = []
+    groups: dict = defaultdict(list)
     for item, times in items:
-        n = item.count * times
-        what = (f"block {item.name or '(unnamed)'}" if isinstance(item, Block) else item.op)
-        parts.append(f"{what}{f' ×{n}' if n > 1 else ''} at {item.path or 'the model'}")
+        what = f"{item.name or 'unnamed'} block" if isinstance(item, Block) else item.op
+        groups[what].append((item.path or "the model", item.count * times))
+    parts = []
+    for what, spots in groups.items():
+        n = sum(k for _, k in spots)
+        paths = [p for p, _ in spots]
+        where = ", ".join(paths[:_MAX_LISTED]) + (
+            f" and {len(paths) - _MAX_LISTED} more" if len(paths) > _MAX_LISTED else "")
+        parts.append(f"{what}{f' ×{n}' if n > 1 else ''} at {where}")
     return [f"{verb}: {'; '.join(parts)}"]
 
 

@@ -195,3 +195,26 @@ def test_cli_text_json_and_errors(tmp_path, capsys, cache):
     assert main(["diff", "resnet18", "resnt34", "--cache-dir", str(cache)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "resnt34" in err
+
+
+@pytest.mark.parametrize("a, b, lines", [
+    ("efficientnet_b0", "efficientnet_b1",  # compound scaling: depth ×1.1 per stage
+     ["blocks.0: 1 → 2 blocks", "blocks.3: 3 → 4 blocks", "blocks.6: 1 → 2 blocks"]),
+    ("mobilenetv2_100", "mobilenetv2_140",  # width ×1.4, rounded to multiples of 8
+     ["width ×1.333 to ×1.5 (by layer) in 110 layers of conv_stem, bn1, blocks, conv_head, "
+      "bn2, classifier (conv_dw, bn1, conv_pw, bn2, conv_pwl, bn3)"]),
+    ("vit_small_patch16_224", "vit_base_patch16_224",  # 384 -> 768 wide, 6 -> 12 heads
+     ["width ×2 in 75 layers of patch_embed, blocks, norm, head (proj, norm1, qkv, norm2, "
+      "fc1, fc2)",
+      "scaled_dot_product_attention heads: 6 → 12 in attn of 12 Attention (blocks)"]),
+    ("convnext_tiny", "convnext_small", ["stages.2.blocks: 9 → 27 blocks"]),
+    ("resnet50", "resnet50d",  # ResNet-D: a deep stem, average-pool downsampling
+     ["removed: Conv2d at conv1",
+      "inserted: Sequential block at conv1; AvgPool2d ×3 at layer2.0.downsample.0, "
+      "layer3.0.downsample.0, layer4.0.downsample.0",
+      "Conv2d s: 2 → 1 in downsample.1 of 3 Sequential (layer2-4)"]),
+])
+def test_more_known_pairs(pair, a, b, lines):
+    d = pair(a, b)
+    for line in lines:
+        assert line in d.summary
