@@ -12,7 +12,7 @@ from __future__ import annotations
 from archalign.diff.structure import Block, Item, Layer, item_from_dict, unrolled_length
 from archalign.tracing.token_format import SHAPE_KEYS, format_token
 
-__all__ = ["render_text", "item_label", "changed_label"]
+__all__ = ["render_text", "item_label", "changed_label", "field_label", "folded_label"]
 
 _COLOURS = {"-": "31", "+": "32", "~": "33", "@": "36", "#": "1"}
 
@@ -113,3 +113,13 @@ def changed_label(e: dict, x: Item) -> str:
 def _value(v) -> str:
     # the token's own spelling of a value: (3, 3) -> "3", (1, 7) -> "1x7"
     return format_token("v", {"x": v}, "full")[len("v(x="):-1] if v != "∅" else v
+
+
+def field_label(key: str, value) -> str:
+    """``g=32``: one hyper-parameter as :func:`changed_label` spells it (``∅``: absent)."""
+    return f"{key}={_value(value)}"
+
+
+def folded_label(items: list) -> str:
+    """``3 unchanged (12 layers: conv1 … maxpool)``: a run of kept items, folded."""
+    return _folded(items)

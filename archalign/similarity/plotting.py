@@ -120,19 +120,27 @@ def heatmap(sm, method: str = "average", ax=None, cmap: str = "viridis",
 
 
 _COLOURS = {"identical": "#4c9a2a", "substituted": "#f0a202", "gap": "#d9d9d9"}
+_FONT = 7.0  # points: the token text's size wherever the figure has room for it
+# a monospace character's width and a row's height, in ems; the width leaves room for
+# glyph advances rounded up to whole pixels, which widen text by up to 20% at low dpi
+_CHAR, _LINE = 0.72, 1.5
 
 
 def alignment_view(alignment, names=None, labels=("a", "b"), columns: int = 60, ax=None,
                    max_columns: int = 1200):
-    """Two models' token rows aligned: identical tokens green, substitutions
-    orange, gaps grey, wrapped every ``columns`` columns; a rolled block's
-    tokens carry their repeat count (``Conv2d×23``).
+    """Two models' tokens aligned, one alignment column per row: A's token on the left,
+    B's on the right, a swatch between them (identical green, substituted orange, gap
+    grey) and, for a substitution, the fields that differ (``g=1→32``). Tokens are
+    written whole and level, a rolled one with its count (``Conv2d(k=3,s=1,g=1)×7``);
+    every ``columns`` rows start a new panel, panels laid out in the grid that leaves
+    the text largest.
 
     ``alignment`` is an archalign.Alignment; ``names`` maps ids to token
     strings (e.g. the Vocabulary used to encode). Alignments longer than
-    ``max_columns`` are cut there (the title says so).
+    ``max_columns`` are cut there (the title says so). The text is monospace, sized to
+    fit ``ax`` or a new figure of up to 40 inches a side, 7 points at most.
     """
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
 
     plt = _plt()
     path = alignment.path[:max_columns]
@@ -140,41 +148,107 @@ def alignment_view(alignment, names=None, labels=("a", "b"), columns: int = 60, 
     decode = (names.decode if hasattr(names, "decode")
               else (lambda ids: [str(names[int(i)]) for i in ids]) if names is not None
               else (lambda ids: [str(int(i)) for i in ids]))
-    n_lines = max(1, int(np.ceil(len(path) / columns)))
+    rows = [_view_row(alignment, decode, i, j) for i, j in path]
+    # widths in characters: A's tokens end where the swatch starts, B's start after it
+    wa = max([len(labels[0])] + [len(r[0]) for r in rows])
+    wb = max([len(labels[1])] + [len(r[1]) for r in rows])
+    wn = max([0] + [len(r[3]) for r in rows])
+    panel, lines = wa + wb + wn + 10, max(1, min(columns, len(rows))) + 1.5
+    n_panels = max(1, int(np.ceil(len(rows) / columns)))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(min(_MAX_INCHES, 0.25 * columns + 2),
-                                        min(_MAX_INCHES, 1.0 * n_lines + 1)),
-                               layout="constrained")
+        room = (_MAX_INCHES - 0.2, _MAX_INCHES - 1.1)
+    else:
+        box = ax.get_window_extent()
+        room = (box.width / ax.figure.dpi, box.height / ax.figure.dpi)
+    grid, font, height = _view_grid(len(rows), columns, panel, *room)
+    units = panel * grid
+    if ax is None:
+        w = max(6.0, _CHAR * font / 72 * units + 0.2)
+        h = _LINE * font / 72 * height + 1.1  # the title above, the legend below
+        fig = plt.figure(figsize=(w, h))
+        ax = fig.add_axes((0.1 / w, 0.45 / h, 1 - 0.2 / w, 1 - 1.1 / h))
+        room = (w - 0.2, h - 1.1)
     else:
         fig = ax.figure
-    for k, (i, j) in enumerate(path):
-        line, col = divmod(k, columns)
-        y = -3 * line
-        if i >= 0 and j >= 0:
-            kind = "identical" if alignment.a[i] == alignment.b[j] else "substituted"
-        else:
-            kind = "gap"
-        for row, (idx, seq, counts) in enumerate(((i, alignment.a, alignment.a_counts),
-                                                  (j, alignment.b, alignment.b_counts))):
-            ax.add_patch(plt.Rectangle((col, y - row), 0.95, 0.9, color=_COLOURS[kind]
-                                       if idx >= 0 else "white", ec="0.8", lw=0.3))
-            if idx >= 0 and columns <= 80:
-                text = decode([seq[idx]])[0].split("(")[0][:6]
-                if counts is not None and counts[idx] > 1:
-                    text += f"×{counts[idx]}"
-                ax.text(col + 0.47, y - row + 0.45, text, ha="center", va="center",
-                        fontsize=4.5, rotation=90)
-    for line in range(n_lines):
-        for row, label in enumerate(labels):
-            ax.text(-0.5, -3 * line - row + 0.45, label, ha="right", va="center", fontsize=7)
-    ax.set_xlim(-max(len(x) for x in labels) * 0.8 - 1, columns)
-    ax.set_ylim(-3 * n_lines + 1, 1.2)
+    # one x unit is one character and one y unit one row, whatever room is left over
+    ax.set_xlim(0, max(units, 72 * room[0] / (_CHAR * font)))
+    ax.set_ylim(0.75 - max(height, 72 * room[1] / (_LINE * font)), 0.75)
+    mono = {"family": "monospace", "fontsize": font, "va": "center"}
+    for k, (text_a, text_b, kind, differs) in enumerate(rows):
+        x, y = (k // columns % grid) * panel, -(k // columns // grid) * lines - k % columns - 1
+        ax.add_patch(Rectangle((x + wa + 1, y - 0.4), 2, 0.8, color=_COLOURS[kind], lw=0))
+        ax.text(x + wa, y, text_a, ha="right", **mono)
+        ax.text(x + wa + 4, y, text_b, ha="left", **mono)
+        if differs:
+            ax.text(x + wa + wb + 6, y, differs, ha="left", color="#a04a00",
+                    fontweight="bold", **mono)
+    for p in range(n_panels):
+        x, y = p % grid * panel, -(p // grid) * lines
+        ax.text(x + wa, y, labels[0], ha="right", fontweight="bold", **mono)
+        ax.text(x + wa + 4, y, labels[1], ha="left", fontweight="bold", **mono)
     ax.axis("off")
     counts = alignment.counts()
     cut = f" (first {max_columns} of {total} columns)" if total > max_columns else ""
-    ax.set_title(f"{labels[0]} vs {labels[1]}: score {alignment.score:g}, "
+    ax.set_title(f"{labels[0]} vs {labels[1]}\nscore {alignment.score:g}: "
                  f"{counts['identical']} identical, {counts['substituted']} substituted, "
-                 f"{counts['gaps']} gaps{cut}", fontsize=9)
+                 f"{counts['gaps']} gaps{cut}", fontsize=9, wrap=True)
     ax.legend(handles=[Patch(color=c, label=k) for k, c in _COLOURS.items()],
-              loc="upper right", fontsize=7, ncols=3, bbox_to_anchor=(1, 0))
+              loc="upper left", fontsize=7, ncols=3, bbox_to_anchor=(0, 0))
     return fig
+
+
+def _view_grid(n_rows: int, columns: int, panel: int, width: float, height: float
+               ) -> tuple[int, float, float]:
+    """(panels per grid row, font size, rows down) that leave the text largest in
+    ``width`` x ``height`` inches, for ``n_rows`` rows in panels of ``columns`` rows and
+    ``panel`` characters; of grids that tie, the one whose longer side is shortest."""
+    n_panels = max(1, int(np.ceil(n_rows / columns)))
+    lines = max(1, min(columns, n_rows)) + 1.5
+
+    def rows_down(grid: int) -> float:
+        down = int(np.ceil(n_panels / grid))
+        # the last row of panels is as tall as its first panel
+        return lines * (down - 1) + min(columns, n_rows - (down - 1) * grid * columns) + 1.5
+
+    def font(grid: int) -> float:
+        return min(_FONT, 72 * width / (_CHAR * panel * grid),
+                   72 * height / (_LINE * rows_down(grid)))
+
+    grid = max(range(1, n_panels + 1),
+               key=lambda g: (font(g), -max(_CHAR * panel * g, _LINE * rows_down(g))))
+    return grid, font(grid), rows_down(grid)
+
+
+def _view_row(alignment, decode, i: int, j: int) -> tuple[str, str, str, str]:
+    """(A's token, B's token, kind, what differs) of one alignment column; ``""`` for
+    the side of a gap."""
+    shown = []
+    for idx, seq, counts in ((i, alignment.a, alignment.a_counts),
+                             (j, alignment.b, alignment.b_counts)):
+        count = int(counts[idx]) if idx >= 0 and counts is not None else 1
+        shown.append((decode([seq[idx]])[0] if idx >= 0 else "", count))
+    (token_a, na), (token_b, nb) = shown
+    kind = ("gap" if i < 0 or j < 0
+            else "identical" if alignment.a[i] == alignment.b[j] else "substituted")
+    differs = [_token_differs(token_a, token_b)] if kind == "substituted" else []
+    if kind != "gap" and na != nb:
+        differs.append(f"×{na}→×{nb}")
+    return (*(t + (f"×{n}" if n > 1 else "") for t, n in shown), kind,
+            ", ".join(filter(None, differs)))
+
+
+def _token_differs(a: str, b: str) -> str:
+    """``g=1→32``: the fields two tokens differ in (``∅`` where one has none), or the
+    two ops where those differ."""
+    (op_a, fields_a), (op_b, fields_b) = _token_fields(a), _token_fields(b)
+    if op_a != op_b:
+        return f"{op_a}→{op_b}"
+    keys = list(fields_a) + [k for k in fields_b if k not in fields_a]
+    return ", ".join(f"{k}={fields_a.get(k, '∅')}→{fields_b.get(k, '∅')}" for k in keys
+                     if fields_a.get(k) != fields_b.get(k))
+
+
+def _token_fields(token: str) -> tuple[str, dict]:
+    # a token is op(key=value,...); values never hold a comma (lists are spelled 3x3)
+    op, _, rest = token.partition("(")
+    return op, dict(f.partition("=")[::2] for f in rest[:-1].split(",") if f)
