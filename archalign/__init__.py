@@ -7,6 +7,7 @@ Data flow, one subpackage per stage (a stage imports only the ones above it)::
                  --alignment/ (_nw)--> raw scores
                  --similarity/--> SimilarityMatrix --> linkage / clusters / shortlist
                               --> plots, HTML report
+                 --diffing/--> Diff of two models (what differs, in words)
     cli/: the ``archalign`` command over all of them
 
 ``similarity_matrix`` (``similarity/compare.py``) runs the whole flow; ``trace_many``
@@ -15,6 +16,7 @@ Data flow, one subpackage per stage (a stage imports only the ones above it)::
 from archalign._version import __version__
 from archalign.alignment.aligner import Alignment, align, pairwise, score
 from archalign.alignment.core import effective_n_jobs, openmp_enabled
+from archalign.diffing import Diff, diff
 from archalign.similarity.compare import align_models, similarity_matrix
 from archalign.similarity.matrix import SimilarityMatrix
 from archalign.similarity.panels import list_panels, panel
@@ -30,6 +32,7 @@ from archalign.tracing.zoo import ZooResult, trace_many
 __all__ = [
     "__version__",
     "Alignment",
+    "Diff",
     "Scoring",
     "Shortlist",
     "SimilarityMatrix",
@@ -41,6 +44,7 @@ __all__ = [
     "ZooResult",
     "align",
     "align_models",
+    "diff",
     "effective_n_jobs",
     "list_panels",
     "openmp_enabled",

@@ -6,7 +6,7 @@ and relative. ``import a.b`` and ``from a import b`` (b a module) are edges to `
 package, and archalign's stages import only downward, in the order of the pipeline::
 
     root utilities (_io, _args, _dask, _version, defaults) < tracing < tokens < alignment
-    < similarity < diff < cli and the package's own __init__ (the public API)
+    < similarity < diffing < cli and the package's own __init__ (the public API)
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("archalign", "neurn")
-STAGES = {"tracing": 1, "tokens": 2, "alignment": 3, "similarity": 4, "diff": 5, "cli": 6}
+STAGES = {"tracing": 1, "tokens": 2, "alignment": 3, "similarity": 4, "diffing": 5, "cli": 6}
 ROOT_UTILITIES = {"_io", "_args", "_dask", "_version", "defaults"}
 MAX_LINES = 400
 

@@ -47,7 +47,7 @@ def _add_diff(subparsers) -> None:
 
 
 def _run_diff(args) -> int:
-    from archalign.diff import diff
+    from archalign.diffing import diff
 
     d = diff(args.a, args.b, hierarchical=args.hierarchical, cache_dir=args.cache_dir,
              **_token_kwargs(args))

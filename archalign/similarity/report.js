@@ -312,7 +312,7 @@
     }
     return [name.slice(0, cut), map];
   }
-  // A token as the diff shows it (archalign/diff/text.py): the op and its fields, the fields
+  // A token as the diff shows it (archalign/diffing/text.py): the op and its fields, the fields
   // that differ from the other side's token in bold, so a substitution reads without hovering.
   function tokenCell(tokens, counts, index, kind, other) {
     const el = document.createElement("span");

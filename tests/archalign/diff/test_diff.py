@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from archalign import Trace
 from archalign.cli import main
-from archalign.diff import diff
-from archalign.diff.edits import apply_edits, edit_script, mirror
-from archalign.diff.structure import Block, build_structure, item_from_dict, path_range
+from archalign.diffing import diff
+from archalign.diffing.edits import apply_edits, edit_script, mirror
+from archalign.diffing.structure import Block, build_structure, item_from_dict, path_range
 from archalign.tracing.calls import Call
 
 

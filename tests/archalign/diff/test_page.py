@@ -7,7 +7,7 @@ import re
 import pytest
 
 from archalign import Trace
-from archalign.diff import diff
+from archalign.diffing import diff
 from archalign.tracing.calls import Call
 
 EVIL_A, EVIL_B = '<script>alert("a")</script>', "b & <i>"

@@ -200,15 +200,7 @@ def test_report_embeds_depths_and_explains_ties(sm, tmp_path):
 
 
 # ------------------------------------------------------------------------ in a browser
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from test_report import _browser
-
-    driver = _browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield driver
-    driver.quit()
-
-
+# (the ``browser`` fixture: tests/archalign/conftest.py)
 def test_report_hover_says_same_design(browser, sm, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

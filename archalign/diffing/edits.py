@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from archalign.alignment.aligner import align
-from archalign.diff.structure import Block, Item, Layer, item_from_dict
+from archalign.diffing.structure import Block, Item, Layer, item_from_dict
 from archalign.tokens.scoring import Scoring
 
 __all__ = ["edit_script", "mirror", "apply_edits", "is_empty"]

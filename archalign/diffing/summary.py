@@ -19,7 +19,7 @@ import re
 from collections import defaultdict
 from numbers import Number
 
-from archalign.diff.structure import Block, Item, block_count, item_from_dict
+from archalign.diffing.structure import Block, Item, block_count, item_from_dict
 
 __all__ = ["summarize", "walk", "WIDTH_FIELDS"]
 

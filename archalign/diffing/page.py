@@ -25,8 +25,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from archalign.diff.structure import Block, Item, Layer, unrolled_length
-from archalign.diff.text import field_label, folded_label, item_label
+from archalign.diffing.structure import Block, Item, Layer, unrolled_length
+from archalign.diffing.text import field_label, folded_label, item_label
 from archalign.tracing.token_format import SHAPE_KEYS
 
 __all__ = ["render_html", "render_fragment", "CONTEXT"]

@@ -9,7 +9,7 @@ count or hyper-parameters changed, which shows only the fields that changed
 """
 from __future__ import annotations
 
-from archalign.diff.structure import Block, Item, Layer, item_from_dict, unrolled_length
+from archalign.diffing.structure import Block, Item, Layer, item_from_dict, unrolled_length
 from archalign.tracing.token_format import SHAPE_KEYS, format_token
 
 __all__ = ["render_text", "item_label", "changed_label", "field_label", "folded_label"]

@@ -5,6 +5,6 @@
 changes (``summary.py``) and renders them as text (``text.py``), JSON or an HTML page
 (``page.py``).
 """
-from archalign.diff.api import FORMATS, Diff, diff
+from archalign.diffing.api import FORMATS, Diff, diff
 
 __all__ = ["Diff", "diff", "FORMATS"]

@@ -2,8 +2,8 @@
 
 The similarity says *how much* two models differ; a diff says *what*: depth per stage,
 width, changed hyper-parameters, inserted and removed layers, parameter counts, and a
-unified diff of the rolled module structure (:mod:`archalign.diff.structure`) with an
-edit script (:mod:`archalign.diff.edits`) that tools can apply.
+unified diff of the rolled module structure (:mod:`archalign.diffing.structure`) with an
+edit script (:mod:`archalign.diffing.edits`) that tools can apply.
 
 The diff reads every hyper-parameter (``"full"`` tokens), whatever the similarity
 setting: a change the similarity is blind to by design (depth, under the default
@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 
 from archalign import defaults
-from archalign.diff.edits import edit_script, is_empty, mirror
-from archalign.diff.structure import Block, build_structure, unrolled_length
-from archalign.diff.summary import summarize, walk
-from archalign.diff.text import render_text
+from archalign.diffing.edits import edit_script, is_empty, mirror
+from archalign.diffing.structure import Block, build_structure, unrolled_length
+from archalign.diffing.summary import summarize, walk
+from archalign.diffing.text import render_text
 
 __all__ = ["Diff", "diff", "FORMATS"]
 
@@ -36,9 +36,9 @@ class Diff:
     ----------
     labels : (str, str)
     a, b : Block
-        The rolled structures compared (:mod:`archalign.diff.structure`).
+        The rolled structures compared (:mod:`archalign.diffing.structure`).
     edits : list of dict
-        The edit script from ``a`` to ``b`` (:mod:`archalign.diff.edits`).
+        The edit script from ``a`` to ``b`` (:mod:`archalign.diffing.edits`).
     summary : list of str
         The header, one line per kind of change.
     similarity : float
@@ -99,12 +99,12 @@ class Diff:
         return json.dumps(self.to_dict(), indent=1)
 
     def to_html(self) -> str:
-        from archalign.diff.page import render_html
+        from archalign.diffing.page import render_html
 
         return render_html(self)
 
     def _repr_html_(self) -> str:
-        from archalign.diff.page import render_fragment
+        from archalign.diffing.page import render_fragment
 
         return render_fragment(self)
 
