@@ -37,7 +37,7 @@ from archalign.alignment.aligner import align
 from archalign.diffing.structure import Block, Item, Layer, item_from_dict
 from archalign.tokens.scoring import Scoring
 
-__all__ = ["edit_script", "mirror", "apply_edits", "is_empty"]
+__all__ = ["edit_script", "mirror", "apply_edits", "is_empty", "entries", "near_changes"]
 
 _SAME, _RELATED, _UNRELATED, _GAP = 3.0, 1.0, -9.0, -1.0
 
@@ -182,3 +182,23 @@ def _changed(x: Item, e: dict) -> Item:
 
 def is_empty(edits: list[dict]) -> bool:
     return all(e["op"] == "keep" for e in edits)
+
+
+def entries(a: Block, b: Block, edits: list[dict]) -> list[tuple[dict, Item | None, Item | None]]:
+    """(entry, A's item or None, B's item or None) for each entry of one level of
+    ``edits``: the items each entry is about, read off both structures."""
+    out, i, j = [], 0, 0
+    for e in edits:
+        x = a.children[i] if e["op"] != "insert" else None
+        y = b.children[j] if e["op"] != "delete" else None
+        i, j = i + (x is not None), j + (y is not None)
+        out.append((e, x, y))
+    return out
+
+
+def near_changes(rows: list, context: int) -> set[int]:
+    """Indices of ``rows`` (from :func:`entries`) within ``context`` of a change: the
+    unchanged rows a rendering shows rather than folds."""
+    changed = [k for k, (e, _, _) in enumerate(rows) if e["op"] != "keep"]
+    return {k for c in changed for k in range(c - context, c + context + 1)}
+

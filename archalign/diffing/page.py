@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from archalign.diffing.edits import entries, near_changes
 from archalign.diffing.structure import Block, Item, Layer, unrolled_length
 from archalign.diffing.text import field_label, folded_label, item_label
 from archalign.tracing.token_format import SHAPE_KEYS
@@ -115,16 +116,10 @@ _LEGEND = ('<div class="legend"><span class="key">colour key</span>'
 # ------------------------------------------------------------------------ rows
 def _rows(a: Block, b: Block, edits: list[dict], depth: int) -> list[str]:
     """The rows of the children of ``a`` and ``b`` under ``edits``, kept runs folded."""
-    entries, i, j = [], 0, 0
-    for e in edits:
-        x = a.children[i] if e["op"] != "insert" else None
-        y = b.children[j] if e["op"] != "delete" else None
-        i, j = i + (x is not None), j + (y is not None)
-        entries.append((e, x, y))
-    changed = [k for k, (e, _, _) in enumerate(entries) if e["op"] != "keep"]
-    shown = {k for c in changed for k in range(c - CONTEXT, c + CONTEXT + 1)}
+    rows = entries(a, b, edits)
+    shown = near_changes(rows, CONTEXT)
     out, run = [], []
-    for k, (e, x, y) in enumerate(entries):
+    for k, (e, x, y) in enumerate(rows):
         if e["op"] == "keep" and k not in shown:
             run.append((x, y))
             continue

@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from numbers import Number
 
+from archalign.diffing.edits import entries
 from archalign.diffing.structure import Block, Item, block_count, item_from_dict
 
 __all__ = ["summarize", "walk", "WIDTH_FIELDS"]
@@ -30,11 +31,7 @@ def walk(a: Block, b: Block, edits: list[dict], times: int = 1):
     """(entry, item of A or None, item of B or None, repeats, enclosing pair) for every
     entry of ``edits``, nested ones included; ``repeats`` is how many copies of the entry
     the rolled blocks around it stand for (A's count where they differ)."""
-    i = j = 0
-    for e in edits:
-        x = a.children[i] if e["op"] != "insert" else None
-        y = b.children[j] if e["op"] != "delete" else None
-        i, j = i + (x is not None), j + (y is not None)
+    for e, x, y in entries(a, b, edits):
         yield e, x, y, times, (a, b)
         if e["op"] == "change" and e["type"] == "block":
             yield from walk(x, y, e["edits"], times * min(x.count, y.count))

@@ -9,6 +9,7 @@ count or hyper-parameters changed, which shows only the fields that changed
 """
 from __future__ import annotations
 
+from archalign.diffing.edits import entries, near_changes
 from archalign.diffing.structure import Block, Item, Layer, item_from_dict, unrolled_length
 from archalign.tracing.token_format import SHAPE_KEYS, format_token
 
@@ -41,15 +42,8 @@ def _painter(color: bool):
 
 def _body(a: Block, b: Block, edits: list[dict], depth: int, lines: list, paint, context: int):
     pad = "  " * depth
-    i = j = 0
-    rows = []  # (is_keep, render) with render() -> list of lines
-    for e in edits:
-        x = a.children[i] if e["op"] != "insert" else None
-        y = b.children[j] if e["op"] != "delete" else None
-        i, j = i + (x is not None), j + (y is not None)
-        rows.append((e, x, y))
-    changed = [k for k, (e, _, _) in enumerate(rows) if e["op"] != "keep"]
-    shown = {k for c in changed for k in range(c - context, c + context + 1)}
+    rows = entries(a, b, edits)
+    shown = near_changes(rows, context)
     folded: list = []
     for k, (e, x, y) in enumerate(rows):
         if e["op"] == "keep" and k not in shown:
