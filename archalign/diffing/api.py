@@ -51,16 +51,21 @@ class Diff:
     """
 
     def __init__(self, labels, a: Block, b: Block, edits, similarity: float, setting: str,
-                 num_params, lengths, paths_differ: bool = False):
+                 num_params, lengths, paths_differ: bool = False, input_sizes=(None, None)):
         self.labels = tuple(labels)
         self.a, self.b, self.edits = a, b, edits
         self.similarity, self.setting = float(similarity), setting
         self.num_params, self.lengths = tuple(num_params), tuple(lengths)
         self.paths_differ = paths_differ
+        self.input_sizes = tuple(None if x is None else tuple(x) for x in input_sizes)
         self.summary = summarize(a, b, edits, self.num_params)
+        # before the parameters line, which summarize puts last
         if self.lengths[0] != self.lengths[1]:
             self.summary.insert(len(self.summary) - 1,
                                 f"layers: {self.lengths[0]} → {self.lengths[1]} (unrolled)")
+        if None not in self.input_sizes and self.input_sizes[0] != self.input_sizes[1]:
+            sizes = ["x".join(map(str, x)) for x in self.input_sizes]
+            self.summary.insert(len(self.summary) - 1, f"input: {sizes[0]} → {sizes[1]}")
 
     @property
     def is_empty(self) -> bool:
@@ -87,10 +92,10 @@ class Diff:
     def to_dict(self) -> dict:
         """The diff for tools: both structures, the edit script and the header."""
         return {
-            "a": {"model": self.labels[0], "num_params": self.num_params[0],
-                  "layers": self.lengths[0], "structure": self.a.to_dict()},
-            "b": {"model": self.labels[1], "num_params": self.num_params[1],
-                  "layers": self.lengths[1], "structure": self.b.to_dict()},
+            **{side: {"model": self.labels[k], "num_params": self.num_params[k],
+                      "layers": self.lengths[k], "input_size": self.input_sizes[k],
+                      "structure": (self.a, self.b)[k].to_dict()}
+               for k, side in enumerate("ab")},
             "similarity": self.similarity, "setting": self.setting,
             "summary": list(self.summary), "edits": self.edits,
         }
@@ -111,7 +116,8 @@ class Diff:
     def mirrored(self) -> "Diff":
         """The diff from B to A."""
         return Diff(self.labels[::-1], self.b, self.a, mirror(self.edits), self.similarity,
-                    self.setting, self.num_params[::-1], self.lengths[::-1], self.paths_differ)
+                    self.setting, self.num_params[::-1], self.lengths[::-1], self.paths_differ,
+                    self.input_sizes[::-1])
 
 
 def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | None = None,
@@ -163,4 +169,5 @@ def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | N
     paths = [[c.path for c in t.calls] for t in traces]
     return Diff(labels, sa, sb, edits, sm.values[0, -1], described,
                 [t.num_params for t in traces], [unrolled_length(sa), unrolled_length(sb)],
-                paths_differ=paths[0] != paths[1])
+                paths_differ=paths[0] != paths[1],
+                input_sizes=[getattr(t, "input_size", None) for t in traces])

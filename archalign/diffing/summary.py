@@ -39,15 +39,16 @@ def walk(a: Block, b: Block, edits: list[dict], times: int = 1):
 
 def summarize(a: Block, b: Block, edits: list[dict], params: tuple) -> list[str]:
     """The header lines (module docstring); ``params``: the two parameter counts."""
-    lines = _depth(a, b, edits)
+    lines, stages = _depth(a, b, edits)
     widths: dict = defaultdict(list)  # factor -> spots
     others: dict = defaultdict(lambda: defaultdict(list))  # (op, field) -> values -> spots
     repeats, removed, inserted = [], [], []
     for e, x, y, times, (pa, pb) in walk(a, b, edits):
-        if e["op"] == "delete":
-            removed.append((item_from_dict(e["a"]), times))
-        elif e["op"] == "insert":
-            inserted.append((item_from_dict(e["b"]), times))
+        if e["op"] in ("delete", "insert"):
+            item = item_from_dict(e["a"] if e["op"] == "delete" else e["b"])
+            if isinstance(item, Block) and (id(pa), id(pb)) in stages:
+                continue  # a block of a stage whose depth line says it
+            (removed if e["op"] == "delete" else inserted).append((item, times))
         elif e["op"] == "change" and e["type"] == "layer":
             # a layer of the model itself is placed by its path alone
             where = (y.path or x.path, (pb.name or pa.name) if pb.path else "")
@@ -97,17 +98,19 @@ def _width_lines(widths: dict) -> list[str]:
     return [f"width ×{min(widths):g} to ×{max(widths):g} (by layer) {_where(spots)}"]
 
 
-def _depth(a: Block, b: Block, edits: list[dict]) -> list[str]:
+def _depth(a: Block, b: Block, edits: list[dict]) -> tuple[list[str], set]:
     """``layer3: 6 → 23 blocks`` for each stage (a block whose child blocks are all of
-    one class on both sides) that holds another number of blocks."""
+    one class on both sides) that holds another number of blocks, and the stages named
+    (as pairs of ids)."""
     pairs = [(a, b)] + [(x, y) for e, x, y, _, _ in walk(a, b, edits)
                         if e["op"] == "change" and e["type"] == "block"]
-    out = []
+    out, stages = [], set()
     for x, y in pairs:
         n, m = block_count(x), block_count(y)
         if n != m and n and m and len(_block_classes(x) | _block_classes(y)) == 1:
             out.append(f"{y.path or 'model'}: {n} → {m} blocks")
-    return out
+            stages.add((id(x), id(y)))
+    return out, stages
 
 
 def _block_classes(block: Block) -> set[str]:

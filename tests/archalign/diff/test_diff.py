@@ -208,6 +208,12 @@ def test_cli_text_json_and_errors(tmp_path, capsys, cache):
       "fc1, fc2)",
       "scaled_dot_product_attention heads: 6 → 12 in attn of 12 Attention (blocks)"]),
     ("convnext_tiny", "convnext_small", ["stages.2.blocks: 9 → 27 blocks"]),
+    ("vit_base_patch16_224", "vit_base_patch16_384",  # one structure, a bigger input
+     ["input: 3x224x224 → 3x384x384"]),
+    ("vit_base_patch16_224", "vit_base_patch32_224",
+     ["Conv2d k: 16 → 32 at patch_embed.proj", "Conv2d s: 16 → 32 at patch_embed.proj"]),
+    ("resnet50", "seresnet50", ["inserted: SEModule block ×16 at layer1.0.se, layer1.1.se, "
+                                "layer2.0.se and 5 more"]),
     ("resnet50", "resnet50d",  # ResNet-D: a deep stem, average-pool downsampling
      ["removed: Conv2d at conv1",
       "inserted: Sequential block at conv1; AvgPool2d ×3 at layer2.0.downsample.0, "
@@ -218,3 +224,11 @@ def test_more_known_pairs(pair, a, b, lines):
     d = pair(a, b)
     for line in lines:
         assert line in d.summary
+
+
+def test_a_stage_that_deepens_is_one_line(pair):
+    # Swin's blocks alternate shifted windows, so they do not roll: the 12 extra blocks
+    # are insertions, which the stage's depth line already says
+    d = pair("swin_tiny_patch4_window7_224", "swin_small_patch4_window7_224")
+    assert d.summary[0] == "layers.2.blocks: 6 → 18 blocks"
+    assert not any(line.startswith("inserted") for line in d.summary)
