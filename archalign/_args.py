@@ -1,14 +1,19 @@
 """argparse pieces both command lines (``archalign``, ``neurn``) share: value types
-that refuse nonsense at parse time, a parser whose errors are one line, and the one
-line an OSError or an interruption becomes."""
+that refuse nonsense at parse time, a parser whose errors are one line, the one line an
+OSError or an interruption becomes, output paths checked before any work, and Python
+warnings as one line."""
 from __future__ import annotations
 
 import argparse
 import errno
 import math
+import os
+import sys
+from pathlib import Path
 
 __all__ = ["OneLineParser", "UsageError", "positive_int", "positive_float", "nonnegative_int",
-           "finite_float", "os_error_line"]
+           "finite_float", "nonpositive_float", "os_error_line", "check_output",
+           "one_line_warnings"]
 
 
 class UsageError(SystemExit):
@@ -52,6 +57,12 @@ def finite_float(text: str) -> float:
     return _number(float, text, math.isfinite, "a finite number")
 
 
+def nonpositive_float(text: str) -> float:
+    # gaps: scores are added to the total, so a gap that scored > 0 would be a reward
+    return _number(float, text, lambda v: math.isfinite(v) and v <= 0,
+                   "a number <= 0 (gap scores are added to the total: a gap costs, e.g. -1)")
+
+
 _HINTS = {
     errno.ENOSPC: "free some space or write elsewhere",
     errno.EDQUOT: "free some space or write elsewhere",
@@ -72,3 +83,71 @@ def os_error_line(exc: OSError) -> str:
     hint = _HINTS.get(exc.errno, "")
     text = f"{where}: {what}" if where else what
     return f"{text} ({hint})" if hint else text
+
+
+def check_output(path, option: str, suffixes=(), *, folder: bool = False) -> Path:
+    """Refuse an output a command could not write, before it computes or writes anything.
+
+    Parameters
+    ----------
+    path : path-like
+        The output the user named.
+    option : str
+        The option that named it (``"--out"``), for the message.
+    suffixes : sequence of str
+        The file types ``option`` writes (``(".npz", ".csv")``), matched case-blind;
+        empty: any file name.
+    folder : bool
+        ``path`` is a folder to create or fill, not a file.
+
+    Returns
+    -------
+    Path
+        ``path``, when its type is known, it is not a folder (a file, for ``folder``),
+        and the nearest existing folder above it is a writable folder (missing folders
+        are made later, by the writer).
+
+    Raises
+    ------
+    ValueError
+        One line naming ``option``, the path and what to give instead.
+    """
+    path = Path(path)
+    wanted = " or ".join(suffixes) if len(suffixes) <= 3 else f"one of {', '.join(suffixes)}"
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{option} {path}: is a file; {option} takes a folder")
+    elif path.is_dir():
+        example = path / ("out" + (suffixes[0] if suffixes else ".txt"))
+        raise ValueError(f"{option} {path}: is a folder; name a file in it"
+                         f"{' ending in ' + wanted if wanted else ''}, e.g. {example}")
+    elif suffixes and path.suffix.lower() not in suffixes:
+        kind = f"unknown file type {path.suffix!r}" if path.suffix else "no file type"
+        raise ValueError(f"{option} {path}: {kind}; name a file ending in {wanted}")
+    parent = path if folder and path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder; write "
+                         f"elsewhere")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        read_only = hasattr(os, "statvfs") and os.statvfs(parent).f_flag & os.ST_RDONLY
+        why = "is on a read-only file system" if read_only else "is not writable"
+        raise ValueError(f"{option} {path}: {parent} {why}; write elsewhere")
+    return path
+
+
+def one_line_warnings(prog: str) -> None:
+    """Show Python warnings as one line, ``<prog>: warning: <message>``, instead of
+    Python's two (file:line: Category: message, then the source line), which read as
+    a crash on a command line. Installed by each CLI's ``main``."""
+    import warnings
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        try:
+            print(f"{prog}: warning: {text}", file=file or sys.stderr)
+        except OSError:  # a closed stderr must not turn a warning into an error
+            pass
+
+    warnings.showwarning = showwarning

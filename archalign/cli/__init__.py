@@ -12,16 +12,19 @@ and listing the first in ``_SUBCOMMANDS``.
 Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``,
 ``diff``, ``report``.
 Errors a user can fix (unknown model, bad option combination, missing or damaged
-file, an OS error, a nonsense value) are printed as one line and exit with status 2;
-Ctrl-C is one line and status 130.
+file, an OS error, a nonsense value, an output that could not be written) are printed as
+one line and exit with status 2, before anything is computed or written where they can
+be known then; warnings are one line too (``archalign: warning: ...``); Ctrl-C is one
+line and status 130.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
-from archalign._args import OneLineParser, UsageError, os_error_line
+from archalign._args import OneLineParser, UsageError, one_line_warnings, os_error_line
 from archalign._version import __version__
 from archalign.cli.align_cmd import _add_align, _add_report
 from archalign.cli.diff_cmd import _add_diff
@@ -58,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores showwarning when the command ends
+            one_line_warnings("archalign")
+            return args.func(args)
     except (ValueError, KeyError, ImportError, OSError) as e:  # ImportError: an extra
         if isinstance(e, OSError):
             message = os_error_line(e)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from archalign._args import positive_int
+from archalign._args import check_output, positive_int
 from archalign._io import atomic_savefig
-from archalign.cli.options import _add_token_args, _token_kwargs
+from archalign.cli.options import _add_token_args, _check_figures, _token_kwargs
 
 
 # ------------------------------------------------------------------------- align
@@ -27,6 +27,7 @@ def _add_align(subparsers) -> None:
 def _run_align(args) -> int:
     from archalign.similarity.compare import align_models
 
+    _check_figures(plot=args.plot)
     alignment, vocab = align_models(args.a, args.b, **_token_kwargs(args),
                                     cache_dir=args.cache_dir)
     print(alignment.format(vocab, width=args.width))
@@ -73,6 +74,7 @@ def _run_report(args) -> int:
     from archalign.similarity.matrix import SimilarityMatrix
     from archalign.similarity.shortlist import Shortlist
 
+    check_output(args.out, "--out", (".html", ".htm"))
     sm = SimilarityMatrix.load(args.matrix)
     picks = Shortlist.load(args.shortlist) if args.shortlist else None
     path = sm.to_html(args.out, shortlist=picks, alignments=args.alignments,

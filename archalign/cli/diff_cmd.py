@@ -6,9 +6,12 @@ import os
 import sys
 from pathlib import Path
 
-from archalign._args import nonnegative_int
+from archalign._args import check_output, nonnegative_int
 from archalign._io import atomic_write_text
 from archalign.cli.options import _add_token_args, _token_kwargs
+
+
+_SUFFIXES = {"text": (), "json": (".json",), "html": (".html", ".htm")}
 
 
 def _add_diff(subparsers) -> None:
@@ -49,6 +52,8 @@ def _add_diff(subparsers) -> None:
 def _run_diff(args) -> int:
     from archalign.diffing import diff
 
+    if args.out is not None:  # text goes to any file name; the two formats to their own
+        check_output(args.out, "--out", _SUFFIXES[args.format])
     d = diff(args.a, args.b, hierarchical=args.hierarchical, cache_dir=args.cache_dir,
              **_token_kwargs(args))
     if args.format == "json":

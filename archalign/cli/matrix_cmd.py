@@ -6,9 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from archalign._args import finite_float, positive_int
+from archalign._args import check_output, finite_float, positive_int
 from archalign._io import atomic_savefig
-from archalign.cli.options import _add_model_args, _model_specs, _token_kwargs
+from archalign.cli.options import _add_model_args, _check_figures, _model_specs, _token_kwargs
+from archalign.similarity.matrix_file import SUFFIXES as MATRIX_SUFFIXES
 
 
 # ------------------------------------------------------------------------ matrix
@@ -57,18 +58,24 @@ def _run_matrix(args) -> int:
 
     from archalign._dask import close, local_client
 
+    # every output and option is checked before a model is traced or a file written
+    check_output(args.out, "--out", MATRIX_SUFFIXES)
+    _check_figures(heatmap=args.heatmap, dendrogram=args.dendrogram)
+    if args.blocks_dir is not None:
+        check_output(args.blocks_dir, "--blocks-dir", folder=True)
+    kwargs = _token_kwargs(args)
+    if args.preset:
+        given = [k for k in ("rolled", "family", "match", "mismatch", "gap", "gap_open",
+                             "gap_extend") if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"--preset {args.preset} fixes the tokens and the scoring; "
+                             f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
+        kwargs = {}
+    specs = _model_specs(args)
     client = local_client(args.dask_workers) if args.dask_workers else None
     try:
-        kwargs = _token_kwargs(args)
-        if args.preset:
-            given = [k for k in ("rolled", "family", "match", "mismatch", "gap", "gap_open",
-                                 "gap_extend") if getattr(args, k) is not None]
-            if given:
-                raise ValueError(f"--preset {args.preset} fixes the tokens and the scoring; "
-                                 f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
-            kwargs = {}
         sm = similarity_matrix(
-            _model_specs(args), similarity=args.similarity, preset=args.preset,
+            specs, similarity=args.similarity, preset=args.preset,
             jobs=args.jobs, **kwargs, cache_dir=args.cache_dir, progress=args.progress,
             backend="dask" if (client or args.scheduler) else "threads",
             client=client or args.scheduler, block=args.block, blocks_dir=args.blocks_dir)
@@ -136,6 +143,8 @@ def _name_prefix(label: str) -> str:
 def _run_cluster(args) -> int:
     from archalign.similarity.matrix import SimilarityMatrix
 
+    if args.json is not None:
+        check_output(args.json, "--json", (".json",))
     sm = SimilarityMatrix.load(args.matrix)
     ids = sm.clusters(n=args.n_clusters, threshold=args.threshold, method=args.method)
     groups = sm.groups(ids)
@@ -195,15 +204,20 @@ def _run_shortlist(args) -> int:
     from archalign.similarity.compare import similarity_matrix
     from archalign.similarity.shortlist import shortlist
 
+    check_output(args.out, "--out", (".json",))
+    if args.streaming and (args.matrix or args.dendrogram):
+        raise ValueError("--streaming builds no matrix: drop --matrix / --dendrogram")
+    if args.matrix is not None:
+        check_output(args.matrix, "--matrix", MATRIX_SUFFIXES)
+    _check_figures(dendrogram=args.dendrogram)
+    kwargs = _token_kwargs(args)
     specs = _model_specs(args)
     if args.streaming:
-        if args.matrix or args.dendrogram:
-            raise ValueError("--streaming builds no matrix: drop --matrix / --dendrogram")
-        result = shortlist(specs, args.k, **_token_kwargs(args),
+        result = shortlist(specs, args.k, **kwargs,
                            must_include=args.must_include, exclude=args.exclude,
                            jobs=args.jobs, cache_dir=args.cache_dir, progress=args.progress)
     else:
-        sm = similarity_matrix(specs, **_token_kwargs(args), jobs=args.jobs,
+        sm = similarity_matrix(specs, **kwargs, jobs=args.jobs,
                                cache_dir=args.cache_dir, progress=args.progress)
         result = sm.shortlist(args.k, method=args.method, must_include=args.must_include,
                               exclude=args.exclude)
@@ -234,5 +248,6 @@ def _run_plot(args) -> int:
 
     if args.dendrogram is None and args.heatmap is None:
         raise ValueError("nothing to draw: give --dendrogram FILE and/or --heatmap FILE")
+    _check_figures(dendrogram=args.dendrogram, heatmap=args.heatmap)
     _draw(SimilarityMatrix.load(args.matrix), args.dendrogram, args.heatmap, args.n_clusters)
     return 0

@@ -1,4 +1,4 @@
-"""Options shared by the subcommands that compare models: model specs, tokens, scoring."""
+"""Options shared by the subcommands: model specs, tokens, scoring, output checks."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,23 @@ import sys
 from pathlib import Path
 
 from archalign import defaults
-from archalign._args import finite_float, nonnegative_int, positive_int
+from archalign._args import (check_output, finite_float, nonnegative_int, nonpositive_float,
+                             positive_int)
+
+
+# ------------------------------------------------------------------------ outputs
+def _check_figures(**paths) -> None:
+    """Refuse figure outputs (``option=path``, None for not asked) matplotlib could not
+    write there, before any work."""
+    asked = {option: path for option, path in paths.items() if path is not None}
+    if not asked:
+        return
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    common = (".png", ".pdf", ".svg")
+    others = sorted({f".{s}" for s in FigureCanvasBase.get_supported_filetypes()} - set(common))
+    for option, path in asked.items():
+        check_output(path, f"--{option}", (*common, *others))
 
 
 # ------------------------------------------------------- shared model / scoring options
@@ -66,11 +82,12 @@ def _add_token_args(p) -> None:
                    help=f"score of identical tokens (default {defaults.MATCH:g})")
     p.add_argument("--mismatch", type=finite_float,
                    help=f"score of different tokens (default {defaults.MISMATCH:g})")
-    p.add_argument("--gap", type=finite_float, help="linear gaps: score per gapped position")
-    p.add_argument("--gap-open", type=finite_float,
+    p.add_argument("--gap", type=nonpositive_float,
+                   help="linear gaps: score per gapped position (<= 0)")
+    p.add_argument("--gap-open", type=nonpositive_float,
                    help=f"affine gaps: score of a gap's first position (default "
                         f"{defaults.GAP_OPEN:g})")
-    p.add_argument("--gap-extend", type=finite_float,
+    p.add_argument("--gap-extend", type=nonpositive_float,
                    help=f"affine gaps: score of each further position (default "
                         f"{defaults.GAP_EXTEND:g})")
 
@@ -88,15 +105,34 @@ def _token_kwargs(args) -> dict:
               "as_exported": args.as_exported,
               "max_period": args.max_period or None, "gap": args.gap,
               "gap_open": args.gap_open, "gap_extend": args.gap_extend}
+    # refused here, before any model is traced, in the options' own names
+    try:
+        gap_open, gap_extend = defaults.resolve_gaps(args.gap, args.gap_open,
+                                                     args.gap_extend)
+    except ValueError as exc:
+        raise ValueError(_option_names(str(exc))) from None
     if args.match is None and args.mismatch is None:
         return kwargs
     if args.family:
         raise ValueError("--family builds its own substitution matrix; drop --match / "
                          "--mismatch or --family")
-    gap_open, gap_extend = defaults.resolve_gaps(args.gap, args.gap_open, args.gap_extend)
     match = defaults.MATCH if args.match is None else args.match
     mismatch = defaults.MISMATCH if args.mismatch is None else args.mismatch
+    try:
+        defaults.check_match(match, mismatch)
+    except ValueError as exc:
+        raise ValueError(_option_names(str(exc))) from None
     kwargs.update(scoring=Scoring(match=match, mismatch=mismatch, gap_open=gap_open,
                                   gap_extend=gap_extend),
                   family=None, gap=None, gap_open=None, gap_extend=None)
     return kwargs
+
+
+def _option_names(message: str) -> str:
+    """A library message about ``gap_open=-1`` as the command line spells it,
+    ``--gap-open -1``."""
+    import re
+
+    message = re.sub(r"\b(gap_open|gap_extend|gap|match|mismatch)=",
+                     lambda m: f"--{m[1].replace('_', '-')} ", message)
+    return re.sub(r"\bgap_(open|extend)\b", r"--gap-\1", message)

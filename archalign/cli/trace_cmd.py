@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from archalign._args import positive_float, positive_int
+from archalign._args import check_output, positive_float, positive_int
 from archalign.tracing.zoo import DEFAULT_TIMEOUT
 
 
@@ -67,6 +67,18 @@ def _add_trace(subparsers) -> None:
     p.set_defaults(func=_run_trace)
 
 
+def _onnx_line(spec: str) -> str:
+    from archalign.tracing.onnx_trace import onnx_path
+
+    path = onnx_path(spec)
+    missing = "" if os.path.exists(path) else " (and there is no such file)"
+    return (f"{spec} is an ONNX file{missing}: `archalign trace` traces timm names or "
+            f"patterns and transformers: specs into the trace cache; an ONNX graph is "
+            f"read where it is used, uncached: `archalign matrix {spec} resnet50 --out "
+            f"sim.npz` (also shortlist, align, diff), or archalign.trace({path!r}) in "
+            f"Python")
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         if os.path.samefile(src, dst):
@@ -85,6 +97,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def _run_trace(args: argparse.Namespace) -> int:
     from archalign._io import atomic_write_text
     from archalign.tracing.calls import UnknownModelError
+    from archalign.tracing.onnx_trace import is_onnx_spec
     from archalign.tracing.zoo import trace_many
     from archalign.tracing.zoo_cache import cache_path
 
@@ -94,7 +107,13 @@ def _run_trace(args: argparse.Namespace) -> int:
         print("archalign trace: error: give model names / patterns, or --all / "
               "--transformers-all (not both)", file=sys.stderr)
         return 2
+    onnx = next((p for p in args.patterns if is_onnx_spec(p)), None)
+    if onnx is not None:
+        print(f"archalign trace: error: {_onnx_line(onnx)}", file=sys.stderr)
+        return 2
     try:
+        if args.out is not None:
+            check_output(args.out, "--out", folder=True)
         result = trace_many(wanted, jobs=args.jobs,
                             cache_dir=args.cache_dir, input_size=args.input_size,
                             fused_attn=args.fused_attn,
@@ -102,6 +121,11 @@ def _run_trace(args: argparse.Namespace) -> int:
                             load=False, progress=args.progress)
     except (UnknownModelError, ValueError, ImportError) as e:
         print(f"archalign trace: error: {e}", file=sys.stderr)
+        return 2
+    if result.unsaved:  # caching is what this command is for
+        print(f"archalign trace: error: {len(result.unsaved)} model(s) traced but not "
+              f"cached: {next(iter(result.unsaved.values()))}",
+              file=sys.stderr)
         return 2
 
     cache_dir = cache_path(wanted[0] if args.transformers_all and not args.all else "x", input_size=args.input_size, fused_attn=args.fused_attn,

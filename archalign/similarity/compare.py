@@ -16,7 +16,7 @@ from archalign.alignment.aligner import align, pairwise
 from archalign.similarity.matrix import SimilarityMatrix
 from archalign.similarity.measures import SIMILARITIES
 from archalign.tokens.encode import encode_traces
-from archalign.tokens.scoring import Scoring
+from archalign.tokens.scoring import Scoring, check_scores
 from archalign.tracing.specs import resolve_traces
 
 __all__ = ["similarity_matrix", "align_models", "PRESETS"]
@@ -79,6 +79,7 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
         granularity, scoring, similarity, rolled = "type", Scoring.paper(), "correlation", False
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    check_scores(scoring, gap, gap_open, gap_extend)
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
     enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,

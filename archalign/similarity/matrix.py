@@ -5,7 +5,8 @@ derived from them, and hands scipy-native objects onward (condensed distances,
 linkage matrices, 1-based cluster ids).
 
 The similarities themselves (``"normalized"``, ``"correlation"``) are defined in
-:mod:`archalign.similarity.measures`.
+:mod:`archalign.similarity.measures`; the files a matrix is saved as, and what reading
+one back checks, in :mod:`archalign.similarity.matrix_file`.
 
 Beside the similarity a matrix records each model's depth (layer calls in its trace,
 ``unrolled_lengths``) and parameter count (``num_params``). Rolled similarity, the
@@ -16,16 +17,13 @@ score 1.0. Those two records say what such a 1.0 hides
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from archalign._io import arrays_digest, atomic_write_bytes
+from archalign.similarity.matrix_file import MatrixFileError, read_npz, write_matrix
 from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
                                           correlation_similarity, normalized_similarity)
 from archalign.similarity.ties import _SAME, _change_note, tie_order
@@ -34,51 +32,6 @@ __all__ = ["SimilarityMatrix", "MatrixFileError"]
 
 # Settings that hold one entry per label, in label order.
 _PER_MODEL = ("lengths", "unrolled_lengths", "num_params")
-
-
-class MatrixFileError(ValueError):
-    """A file that is not a (sound) archalign similarity matrix."""
-
-
-_MEMBERS = ("labels", "scores", "values", "similarity", "settings")
-
-
-def _read_npz(path: Path) -> dict:
-    """The constructor's arguments from a saved ``.npz``, checked (see ``load``)."""
-    def refuse(why: str) -> MatrixFileError:
-        return MatrixFileError(f"{path}: not an archalign matrix file, or a damaged one "
-                               f"({why}); write it again with `archalign matrix ... --out "
-                               f"{path.name}`")
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            members = {name: f[name] for name in f.files}
-    except ValueError as exc:  # numpy's "pickled data" for anything not .npy / .npz
-        raise refuse("not a NumPy .npz archive" if "pickle" in str(exc) else str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - zip, zlib and header damage raise many types
-        raise refuse(f"{type(exc).__name__}: {exc}") from None
-    missing = [m for m in _MEMBERS if m not in members]
-    if missing:
-        raise refuse(f"missing {', '.join(missing)}")
-    if "digest" in members and str(members["digest"]) != arrays_digest({m: members[m] for m in _MEMBERS}):
-        raise refuse("its SHA-256 does not match its contents")
-    labels, scores, values = members["labels"], members["scores"], members["values"]
-    n = labels.shape[0] if labels.ndim == 1 else -1
-    if labels.dtype.kind != "U" or n < 0:
-        raise refuse("labels are not a list of names")
-    for name, a in (("scores", scores), ("values", values)):
-        if a.dtype != np.float64 or a.shape != (n, n):
-            raise refuse(f"{name} are not a float64 ({n}, {n}) array")
-    try:
-        settings = json.loads(str(members["settings"]))
-    except ValueError:
-        raise refuse("settings are not JSON") from None
-    if not isinstance(settings, dict):
-        raise refuse("settings are not a JSON object")
-    if str(members["similarity"]) not in SIMILARITIES or len(set(labels)) != n:
-        raise refuse("unknown similarity or repeated labels")
-    return {"labels": [str(x) for x in labels], "scores": scores, "values": values,
-            "similarity": str(members["similarity"]), "settings": settings}
 
 
 @dataclass
@@ -123,6 +76,8 @@ class SimilarityMatrix:
         """Build from raw scores. "normalized" needs sequence ``lengths`` and the
         ``scoring`` (for its gap scores); the diagonal of ``scores`` gives S(a, a)."""
         scores = np.asarray(scores, dtype=np.float64)
+        if scoring is not None:
+            scoring.for_similarity()
         if similarity == "normalized":
             if lengths is None or scoring is None:
                 raise ValueError("similarity='normalized' needs lengths= and scoring=")
@@ -179,8 +134,9 @@ class SimilarityMatrix:
             raise KeyError(f"{label!r} is not in this matrix{hint}") from None
 
     def _per_model(self, key: str) -> list:
-        # Matrices saved before a record existed (or edited out of step with their
-        # labels) read as "unknown" rather than failing: the similarity still stands.
+        # Matrices saved before a record existed (or built in memory out of step with
+        # their labels; files are checked on load) read as "unknown" rather than
+        # failing: the similarity still stands.
         entries = self.settings.get(key)
         if not isinstance(entries, list) or len(entries) != len(self):
             return [None] * len(self)
@@ -284,6 +240,12 @@ class SimilarityMatrix:
                              f"'average' (default), 'complete', 'single' or 'weighted'")
         if len(self) < 2:
             raise ValueError("clustering needs at least two models")
+        if not np.isfinite(self.values).all():
+            i, j = np.argwhere(~np.isfinite(self.values))[0]
+            raise ValueError(f"the similarity of {self.labels[i]} and {self.labels[j]} is "
+                             f"{self.values[i, j]}: a matrix with NaN or infinite "
+                             f"similarities cannot be clustered; compute it again "
+                             f"(archalign.similarity_matrix / archalign matrix)")
         return linkage(self.to_condensed(), method=method, optimal_ordering=optimal_ordering)
 
     def clusters(self, n: int | None = None, threshold: float | None = None,
@@ -357,38 +319,27 @@ class SimilarityMatrix:
 
     # -- files ---------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write ``.npz`` (everything) or ``.csv`` (the similarity, for spreadsheets),
-        atomically (temp file + rename)."""
-        path = Path(path)
-        if path.suffix == ".npz":
-            members = {"labels": np.array(self.labels), "scores": self.scores,
-                       "values": self.values, "similarity": np.array(self.similarity),
-                       "settings": np.array(json.dumps(self.settings, sort_keys=True))}
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **members, digest=np.array(arrays_digest({m: members[m] for m in _MEMBERS})))
-            atomic_write_bytes(path, buf.getvalue())
-        elif path.suffix == ".csv":
-            text = io.StringIO()
-            writer = csv.writer(text)
-            writer.writerow([""] + self.labels)
-            for label, row in zip(self.labels, self.values):
-                writer.writerow([label] + [f"{v:.6g}" for v in row])
-            atomic_write_bytes(path, text.getvalue().encode())
-        else:
-            raise ValueError(f"unknown file type {path.suffix!r}: use .npz or .csv")
-        return path
+        """Write ``.npz`` (everything) or ``.csv`` (the similarity, for spreadsheets;
+        a label a spreadsheet would run as a formula gets a leading ``'``), atomically
+        (temp file + rename). A matrix :meth:`load` would refuse (no models, a NUL in a
+        label, NaN or infinite values, settings of the wrong type) is refused with a
+        ValueError before anything is written; see
+        :mod:`archalign.similarity.matrix_file`."""
+        return write_matrix(self, path)
 
     @classmethod
     def load(cls, path) -> "SimilarityMatrix":
         """Read a matrix written by :meth:`save` as ``.npz`` (no pickle involved),
-        verified: every member present with its type and shape, and the SHA-256 that
+        verified: every member present with its type and shape, the SHA-256 that
         :meth:`save` stores matching (files from before the digest have their zip CRCs
-        and the schema checked). A file that fails raises :class:`MatrixFileError`."""
+        and the schema checked), every score and similarity finite, the settings of the
+        right types. A file that fails raises :class:`MatrixFileError`, one line naming
+        it."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file (write one with "
                                     f"`archalign matrix ... --out {path.name}`)")
-        if path.suffix != ".npz":
+        if path.suffix.lower() != ".npz":
             raise ValueError(f"{path}: load() reads the .npz files save() writes; a .csv "
                              f"holds only the similarity, read it with pandas")
-        return cls(**_read_npz(path))
+        return cls(**read_npz(path))

@@ -206,9 +206,16 @@ def _viridis() -> str:
     return base64.b64encode(rgb.astype(np.uint8).tobytes()).decode()
 
 
+# Inside <script> the HTML tokenizer, not JSON, decides where the element ends: "</script"
+# ends it, and "<!--" followed by "<script" makes the next "</script>" not end it (the
+# page then blanks). These characters occur in JSON only inside strings, where \uXXXX
+# is the same string, so the text stays valid JSON and holds no markup. U+2028 / U+2029
+# end a line in older JavaScript string literals.
+_SCRIPT_ESCAPES = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"})
+
+
 def _script_json(data: dict) -> str:
-    # inside <script>, "</" could close the element early; "<\/" is the same JSON string
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return json.dumps(data, separators=(",", ":")).translate(_SCRIPT_ESCAPES)
 
 
 def _title(sm) -> str:

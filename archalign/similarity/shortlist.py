@@ -217,8 +217,10 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
     from archalign.alignment.aligner import pairwise, score
     from archalign.similarity.measures import all_gap_score, normalized_similarity
     from archalign.tokens.encode import encode_traces
+    from archalign.tokens.scoring import check_scores
     from archalign.tracing.specs import resolve_traces
 
+    check_scores(scoring, gap, gap_open, gap_extend)
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
     must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)

@@ -21,6 +21,8 @@ from numbers import Real
 
 import numpy as np
 
+from archalign import defaults
+
 __all__ = ["Scoring"]
 
 _MAX_SCALE = 1000
@@ -55,6 +57,31 @@ def _check_number(name: str, value) -> float:
                          f"totals would lose precision or overflow); scale all scores down, "
                          f"similarities do not change")
     return value
+
+
+def _check_diagonal(S: np.ndarray) -> None:
+    """Refuse a substitution matrix in which a token scores as much against another as
+    against itself; rows are taken in blocks, since a full-granularity vocabulary makes
+    S hundreds of MB and a copy would double that."""
+    diag = np.diag(S)
+    row_max, col_max = np.empty(len(S)), np.full(len(S), -np.inf)
+    for start in range(0, len(S), 256):
+        block = S[start:start + 256].copy()
+        k = np.arange(len(block))
+        block[k, start + k] = -np.inf
+        row_max[start:start + len(block)] = block.max(axis=1)
+        np.maximum(col_max, block.max(axis=0), out=col_max)
+    bad = np.flatnonzero((row_max >= diag) | (col_max >= diag))
+    if bad.size:
+        i = int(bad[0])
+        row, col = S[i].copy(), S[:, i].copy()
+        row[i] = col[i] = -np.inf
+        at = (i, int(row.argmax())) if row_max[i] >= diag[i] else (int(col.argmax()), i)
+        raise ValueError(f"Scoring: substitution[{at[0]}, {at[1]}]={S[at]:g} is not below "
+                         f"substitution[{i}, {i}]={diag[i]:g}: token {i} would score no "
+                         f"better against itself than against another, so the similarity "
+                         f"could not see a difference; give every entry off the diagonal a "
+                         f"score below both diagonal entries of its row and column")
 
 
 class Scoring:
@@ -157,6 +184,35 @@ class Scoring:
         """The NeuRN paper's scoring: match +1, mismatch -2, linear gap -2."""
         return cls(match=1, mismatch=-2, gap=-2)
 
+    def for_similarity(self) -> "Scoring":
+        """This scoring, checked to give a similarity that means something.
+
+        The aligner takes any scores (a positive gap or a mismatch above the match is
+        still an optimisation problem); a similarity does not: gaps must cost (``<= 0``,
+        with ``gap_extend >= gap_open``) and identical tokens must score above different
+        ones (``mismatch < match``; with a substitution matrix, every entry off the
+        diagonal below the two diagonal entries of its row and column).
+
+        Returns
+        -------
+        Scoring
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            One line naming the value and the fix.
+        """
+        if self._affine:
+            defaults.resolve_gaps(gap_open=self.gap_open, gap_extend=self.gap_extend)
+        else:
+            defaults.resolve_gaps(gap=self.gap_open)
+        if self.substitution is None:
+            defaults.check_match(self.match, self.mismatch)
+        else:
+            _check_diagonal(self.substitution)
+        return self
+
     @property
     def affine(self) -> bool:
         """True when gap_open != gap_extend."""
@@ -252,3 +308,15 @@ class Scoring:
         else:
             parts.append(f"gap={fmt(self.gap_open)}")
         return f"Scoring({', '.join(parts)})"
+
+
+def check_scores(scoring: Scoring | None, gap=None, gap_open=None, gap_extend=None) -> None:
+    """Refuse (ValueError, one line) the scores of a similarity setting under which a
+    similarity means nothing, before anything is traced: a given ``scoring`` through
+    :meth:`Scoring.for_similarity`, else the gap keywords through
+    ``archalign.defaults.resolve_gaps``."""
+    if scoring is not None:
+        scoring.for_similarity()
+    else:
+        defaults.resolve_gaps(gap, gap_open, gap_extend)
+

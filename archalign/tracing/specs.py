@@ -15,8 +15,9 @@ Model specs accepted everywhere a list of models is:
 
 Named models are traced through the zoo cache (parallel, resumable; see
 ``archalign.tracing.zoo``). Models that cannot be traced are reported with their
-reason in a warning and left out, never dropped silently. The traces go on to
-:func:`archalign.tokens.encode.encode_traces`.
+reason in a warning and left out, never dropped silently; models traced but not cached
+(a full or read-only cache) are kept in memory and used, with a warning saying so. The
+traces go on to :func:`archalign.tokens.encode.encode_traces`.
 """
 from __future__ import annotations
 
@@ -101,15 +102,20 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
              and not is_onnx_spec(s)]
     # files the user named are read first: a bad one fails before any tracing
     files = {s: trace_onnx(s) for s in specs if is_onnx_spec(s)}
-    traced = {}
-    failures = {}
+    traced, failures, unsaved = {}, {}, {}
     if named and tokens_only:
-        traced, failures = _token_records(named, jobs, cache_dir, progress, input_size)
+        traced, failures, unsaved = _token_records(named, jobs, cache_dir, progress,
+                                                   input_size)
     elif named:
         result = trace_many(named, jobs=jobs, cache_dir=cache_dir, progress=progress,
                             input_size=input_size)
         traced.update(result.traces)
         failures.update(result.failures)
+        unsaved.update(result.unsaved)
+    if unsaved:
+        warnings.warn(f"{len(unsaved)} model(s) traced but not cached, kept in memory for "
+                      f"this run only ({next(iter(unsaved.values()))}): "
+                      f"{', '.join(unsaved)}", RuntimeWarning, stacklevel=2)
     labels, traces, used = [], [], set()
     for spec in specs:
         if isinstance(spec, Trace):
@@ -146,7 +152,11 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
 
 
 def _token_records(names, jobs, cache_dir, progress, input_size):
-    """Token records of timm models: cached ones read directly, the rest traced first."""
+    """Token records of timm models: cached ones read directly, the rest traced first
+    (those the cache could not hold come as their traces, which answer the same).
+
+    Returns (records, failures, unsaved): model -> record, model -> why it failed,
+    model -> why the cache could not hold its trace."""
     from archalign.tracing.token_cache import load_token_records
     from archalign.tracing.zoo import trace_many
     from archalign.tracing.zoo_cache import _gc_paused, cache_path
@@ -154,13 +164,15 @@ def _token_records(names, jobs, cache_dir, progress, input_size):
     paths = {n: cache_path(n, input_size=input_size, cache_dir=cache_dir) for n in names}
     with _gc_paused():
         records, missing = load_token_records(paths)
-    failures = {}
+    failures, unsaved = {}, {}
     if missing:
         result = trace_many(missing, jobs=jobs, cache_dir=cache_dir, progress=progress,
                             input_size=input_size, load=False)
         failures.update(result.failures)
+        unsaved.update(result.unsaved)
+        records.update({n: result.traces[n] for n in result.unsaved})
         with _gc_paused():
             more, unreadable = load_token_records(result.paths)
         records.update(more)
         failures.update(dict.fromkeys(unreadable, "trace file unreadable after tracing"))
-    return records, failures
+    return records, failures, unsaved

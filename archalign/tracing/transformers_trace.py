@@ -6,9 +6,12 @@ Specs (``pip install 'archalign[transformers]'``):
   default config, ``AutoConfig.for_model(model_type)``; ``"transformers:*"`` (or any
   fnmatch pattern) is every model type ``AutoModel`` can build
   (:func:`list_model_types`);
-* ``"transformers:/path/config.json"`` (or a folder holding one): a local config;
-* ``"transformers:<hub id>"`` (``transformers:bert-base-uncased``): the hub config,
-  when the machine is online (the tests never are).
+* ``"transformers:/path/config.json"`` (or a folder holding one): a local config. A
+  reference that looks like a path (a ``/`` or ``\\``, a ``.json`` suffix, a leading
+  ``.`` or ``~``) is one: missing, it is an error naming it, never a hub request;
+* ``"transformers:hub:<hub id>"`` (``transformers:hub:google-bert/bert-base-uncased``):
+  the hub config, when the machine is online (the tests never are). Only this form
+  reaches the network, and it warns that it does.
 
 The model is ``AutoModel.from_config(config)`` (the bare backbone, no task head) built
 under ``torch.device("meta")``: no weights, no memory. Dummy inputs follow its
@@ -41,10 +44,11 @@ from typing import Any
 from archalign.tracing.calls import Trace, TraceError, UnknownModelError
 from archalign.tracing.transformers_inputs import dummy_inputs
 
-__all__ = ["TRANSFORMERS_PREFIX", "EAGER_MAX_PARAMS", "BuildError", "is_transformers_spec",
-           "list_model_types", "trace_transformers"]
+__all__ = ["TRANSFORMERS_PREFIX", "HUB_PREFIX", "EAGER_MAX_PARAMS", "BuildError",
+           "is_transformers_spec", "list_model_types", "trace_transformers", "check_reference"]
 
 TRANSFORMERS_PREFIX = "transformers:"
+HUB_PREFIX = "hub:"  # transformers:hub:<id>, the one spec that may use the network
 EAGER_MAX_PARAMS = 1_000_000_000  # 4 GB of float32 weights at most, built once
 
 
@@ -75,20 +79,70 @@ def list_model_types() -> list[str]:
     return sorted(MODEL_MAPPING_NAMES)
 
 
+def _looks_like_path(ref: str) -> bool:
+    # model types are bare words (bert, gpt2, xlm-roberta, qwen2_vl), hub ids are marked
+    return ("/" in ref or "\\" in ref or ref.lower().endswith(".json")
+            or ref.startswith((".", "~")))
+
+
+def check_reference(ref: str) -> str:
+    """What the part of a ``transformers:`` spec after the prefix names: ``"hub"``,
+    ``"path"`` or ``"type"``, checked without building anything or using the network.
+
+    A hub id warns that reading it is a network request; a path must exist (a
+    config.json, or a folder holding one); anything else must be a model type.
+
+    Raises
+    ------
+    UnknownModelError
+        One line: a missing path, a folder without config.json, an empty hub id, or an
+        unknown model type (with the closest ones).
+    """
+    spec = TRANSFORMERS_PREFIX + ref
+    if ref.startswith(HUB_PREFIX):
+        if not ref[len(HUB_PREFIX):]:
+            raise UnknownModelError(f"{spec}: give the hub id after hub:, e.g. "
+                                    f"transformers:hub:google-bert/bert-base-uncased")
+        import warnings
+
+        warnings.warn(f"{spec}: reading its config from the Hugging Face hub (a network "
+                      f"request; HF_HUB_OFFLINE=1 reads the local hub cache only)",
+                      stacklevel=2)
+        return "hub"
+    if not _looks_like_path(ref):
+        _import()
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+        if ref in CONFIG_MAPPING_NAMES:
+            return "type"
+        if not os.path.exists(ref):  # a bare word that is no file: a mistyped type
+            close = difflib.get_close_matches(ref, list(CONFIG_MAPPING_NAMES), n=5,
+                                              cutoff=0.6)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise UnknownModelError(f"unknown transformers model type {ref!r}{hint} (see "
+                                    f"archalign.tracing.transformers_trace."
+                                    f"list_model_types(); a hub model is "
+                                    f"transformers:hub:<id>)")
+    path = os.path.expanduser(ref)
+    if not os.path.exists(path):
+        raise UnknownModelError(f"{spec}: no such config file or folder "
+                                f"({os.path.abspath(path)}); give a config.json or a folder "
+                                f"holding one (a hub model is transformers:hub:<id>)")
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        raise UnknownModelError(f"{spec}: the folder holds no config.json; give a "
+                                f"config.json or a folder holding one")
+    return "path"
+
+
 def _config(ref: str):
     transformers = _import()
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-    if ref in CONFIG_MAPPING_NAMES:
+    kind = check_reference(ref)
+    if kind == "type":
         return transformers.AutoConfig.for_model(ref)
-    if os.path.exists(ref):
-        return transformers.AutoConfig.from_pretrained(ref)
-    if "/" not in ref:  # not a hub id (org/name): a mistyped model type
-        close = difflib.get_close_matches(ref, list(CONFIG_MAPPING_NAMES), n=5, cutoff=0.6)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise UnknownModelError(f"unknown transformers model type {ref!r}{hint} (see "
-                                f"archalign.tracing.transformers_trace.list_model_types())")
-    return transformers.AutoConfig.from_pretrained(ref)  # needs the network
+    if kind == "path":  # local_files_only: a local config never becomes a hub request
+        return transformers.AutoConfig.from_pretrained(os.path.expanduser(ref),
+                                                       local_files_only=True)
+    return transformers.AutoConfig.from_pretrained(ref[len(HUB_PREFIX):])
 
 
 def _build(config, device):
@@ -177,7 +231,7 @@ def _canonical(call, prefix: str):
 
 
 def trace_transformers(spec: str) -> Trace:
-    """The :class:`Trace` of ``"transformers:<model_type | config path | hub id>"``."""
+    """The :class:`Trace` of ``"transformers:<model_type | config path | hub:<id>>"``."""
     ref = spec[len(TRANSFORMERS_PREFIX):] if is_transformers_spec(spec) else spec
     try:
         config = _config(ref)

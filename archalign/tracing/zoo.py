@@ -14,11 +14,13 @@ Reliability:
   calling script needs the usual ``if __name__ == "__main__":`` guard); each is recycled
   after ``MAX_TASKS_PER_WORKER`` models to keep memory flat.
 - Each trace is written by its worker as one JSON file, atomically (temp file +
-  ``os.replace``), so an interrupted run resumes where it stopped. A cache file is used
-  only when it matches the digest it ends with and has this schema's fields, each of
-  the right type (:func:`archalign.tracing.calls.verified_dict`); any other file (truncated,
-  edited, bit-flipped, older schema) is traced again and replaced. Failures are not
-  cached: they are retried on the next run.
+  ``os.replace``), so an interrupted run resumes where it stopped. A trace the cache
+  cannot hold (a full or read-only disk) is sent back to the parent instead and kept in
+  memory (``ZooResult.unsaved`` says why), so no model is lost to the cache. A cache
+  file is used only when it matches the digest it ends with and has this schema's
+  fields, each of the right type (:func:`archalign.tracing.calls.verified_dict`); any
+  other file (truncated, edited, bit-flipped, older schema) is traced again and
+  replaced. Failures are not cached: they are retried on the next run.
 
 The cache's layout and model-name lists are in :mod:`archalign.tracing.zoo_cache`.
 """
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from archalign._args import os_error_line
 from archalign._io import atomic_write_text
 from archalign.tracing.calls import Trace
 from archalign.tracing.zoo_cache import _gc_paused, _read_cached, cache_path, expand_names
@@ -50,8 +53,10 @@ MAX_TASKS_PER_WORKER = 100
 class ZooResult:
     """What ``trace_many`` did.
 
-    ``paths``: model -> cache file, for every traced model; ``traces``: model ->
-    :class:`Trace` (empty when called with ``load=False``); ``routes``: model -> route;
+    ``paths``: model -> cache file, for every traced model the cache holds; ``traces``:
+    model -> :class:`Trace` (with ``load=False`` only those of ``unsaved``); ``routes``:
+    model -> route; ``unsaved``: model -> why the cache could not hold its trace (traced
+    all the same: the trace is in ``traces``, and is traced again next run);
     ``failures``: model -> reason; ``cached`` / ``computed``: which models came from the
     cache / were traced now; ``seconds``: per model traced now; ``wall_seconds``: total.
     """
@@ -60,6 +65,7 @@ class ZooResult:
     traces: dict[str, Trace] = field(default_factory=dict)
     routes: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    unsaved: dict[str, str] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     computed: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -67,18 +73,21 @@ class ZooResult:
 
     @property
     def requested(self) -> int:
-        return len(self.paths) + len(self.failures)
+        return len(self.paths) + len(self.unsaved) + len(self.failures)
 
     def summary(self) -> str:
         n = self.requested
         by_route = collections.Counter(self.routes.values())
         lines = [
-            f"{n} models: {len(self.paths)} traced ({len(self.cached)} from cache, "
+            f"{n} models: {n - len(self.failures)} traced ({len(self.cached)} from cache, "
             f"{len(self.computed)} now), {len(self.failures)} failed, "
             f"{self.wall_seconds:.1f} s",
         ]
         for route, count in by_route.most_common():
             lines.append(f"  route {route:<13} {count:5d}  ({100 * count / max(n, 1):.1f}%)")
+        if self.unsaved:
+            lines.append(f"  not cached          {len(self.unsaved):5d}  "
+                         f"({next(iter(self.unsaved.values()))})")
         if self.failures:
             lines.append(f"  failed              {len(self.failures):5d}  "
                          f"({100 * len(self.failures) / max(n, 1):.1f}%)")
@@ -106,11 +115,17 @@ def _worker_main(conn, input_size, fused_attn) -> None:
         start = time.perf_counter()
         try:
             t = trace(name, input_size, fused_attn=fused_attn, warn=False)
-            t.save(path)
-            conn.send(("ok", name, t.route, time.perf_counter() - start))
         except Exception as e:  # noqa: BLE001 - reported to the parent, never fatal
             msg = (str(e).strip().splitlines() or [""])[0][:500]
             conn.send(("failed", name, f"{type(e).__name__}: {msg}", time.perf_counter() - start))
+            continue
+        try:
+            t.save(path)
+        except OSError as e:  # a full or read-only cache: the trace itself is good
+            conn.send(("unsaved", name, (t.route, t.to_json(), os_error_line(e)),
+                       time.perf_counter() - start))
+            continue
+        conn.send(("ok", name, t.route, time.perf_counter() - start))
 
 
 def _context() -> mp.context.BaseContext:
@@ -265,8 +280,15 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
     bar = tqdm(total=len(names), initial=len(result.cached), unit="model", desc="tracing",
                disable=not progress or not todo, dynamic_ncols=True)
 
-    def on_done(name: str, status: str, info: str, seconds: float) -> None:
+    def on_done(name: str, status: str, info, seconds: float) -> None:
         result.seconds[name] = seconds
+        if status == "unsaved":
+            route, text, why = info
+            result.traces[name], result.routes[name] = Trace.from_json(text), route
+            result.unsaved[name] = why
+            result.computed.append(name)
+            bar.update(1)
+            return
         # The worker wrote the file atomically before saying "ok"; read it back only
         # when the caller wants the traces themselves.
         d = _read_cached(paths[name], name) if status == "ok" and load else None
@@ -286,7 +308,7 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
         bar.close()
     # Report in the order asked for, whatever order the workers finished in.
     order = {n: i for i, n in enumerate(names)}
-    for attr in ("paths", "traces", "routes", "failures"):
+    for attr in ("paths", "traces", "routes", "unsaved", "failures"):
         items = sorted(getattr(result, attr).items(), key=lambda kv: order[kv[0]])
         setattr(result, attr, dict(items))
     result.wall_seconds = time.perf_counter() - start

@@ -98,7 +98,10 @@ def _cached_names(cache_dir, package: str, compute) -> list[str]:
     except (OSError, ValueError):
         pass
     names = compute()
-    atomic_write_text(path, json.dumps(names))
+    try:
+        atomic_write_text(path, json.dumps(names))
+    except OSError:  # a full or read-only cache: the list is only a shortcut
+        pass
     return names
 
 
@@ -134,12 +137,12 @@ def _expand_transformers(item: str, cache_dir) -> list[str]:
         if not matched:
             raise ValueError(f"pattern {item!r} matches no transformers model type")
         return matched
-    ref = item[len(TRANSFORMERS_PREFIX):]
-    if item in known or os.path.exists(ref) or "/" in ref:
-        return [item]  # a model type, a local config, or a hub id (checked when traced)
-    from archalign.tracing.transformers_trace import _config
+    if item not in known:
+        from archalign.tracing.transformers_trace import check_reference
 
-    _config(ref)  # a config-only type, or an UnknownModelError with close names
+        # here, in the calling process: a missing path or an unknown type fails before
+        # any worker starts, and a hub id says that it goes to the network
+        check_reference(item[len(TRANSFORMERS_PREFIX):])
     return [item]
 
 

@@ -74,8 +74,8 @@ def test_bad_inputs(matrices, tmp_path, capsys):
     err = _error(["report", str(sim), "--out", out, "--shortlist", str(tmp_path / "s.json"),
                   "--no-alignments"], capsys)
     assert "not in the matrix: alexnet" in err
-    assert "Is a directory" in _error(["report", str(sim), "--out", str(tmp_path),
-                                       "--no-alignments"], capsys)
+    assert "is a folder; name a file in it ending in .html" in _error(
+        ["report", str(sim), "--out", str(tmp_path), "--no-alignments"], capsys)
 
 
 def test_alignments_need_matching_traces(matrices, cache, tmp_path):
