@@ -27,18 +27,81 @@ def _distributed():
     return distributed
 
 
-def connect(address: str):
-    """A ``Client`` of the scheduler at ``address``; ``ValueError`` in one line when none
-    answers within :data:`CONNECT_TIMEOUT`."""
+def connect(address: str, timeout: Optional[float] = None):
+    """A ``Client`` of the scheduler at ``address``.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, e.g. ``tcp://10.0.0.5:8786``.
+    timeout : float, optional
+        Seconds the whole handshake may take; default :data:`CONNECT_TIMEOUT` (read at
+        call time, so tests can shorten it).
+
+    Raises
+    ------
+    ValueError
+        In one line naming ``address``, when nothing answers there within ``timeout``,
+        or what answers is not a Dask scheduler.
+    """
     distributed = _distributed()
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    info = _identity(distributed, address, timeout)
+    if info is None:
+        raise ValueError(f"no Dask scheduler answered at {address} within {timeout:g} s; "
+                         f"check the address and that the scheduler is running")
+    if info.get("type") in ("Worker", "Nanny"):
+        raise ValueError(f"{address} is a Dask {info['type'].lower()}, not the scheduler; "
+                         f"give the address `dask scheduler` printed (port 8786 by default)")
     try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    # OSError: refused, unreachable or silent. MemoryError: another kind of server
-    # answered, and Dask read its first bytes as the length of a huge message.
+        return distributed.Client(address, timeout=timeout)
+    # The probe passed, so these mean the scheduler went away in between. OSError:
+    # refused, unreachable or silent. MemoryError: another kind of server answered, and
+    # Dask read its first bytes as the length of a huge message.
     except (OSError, MemoryError):
-        raise ValueError(f"no Dask scheduler answered at {address} within "
-                         f"{CONNECT_TIMEOUT:g} s; check the address and that the scheduler "
-                         f"is running") from None
+        raise ValueError(f"the Dask scheduler at {address} stopped answering; check that "
+                         f"it is still running") from None
+
+
+def _identity(distributed, address: str, timeout: float) -> Optional[dict]:
+    """What the server at ``address`` says it is (Dask's ``identity`` call), or None when
+    it does not answer as a Dask server within ``timeout`` seconds.
+
+    ``Client(address, timeout=...)`` bounds only the TCP connect: its handshake and first
+    call wait forever on a peer that accepts and stays silent (a port some other service
+    holds). Here every step is under one deadline, on a loop of its own in a thread of its
+    own, so that a caller inside a running event loop (Jupyter) can use it too."""
+    import asyncio
+    import threading
+
+    async def ask() -> Optional[dict]:
+        connection_args = distributed.Security().get_connection_args("client")
+        comm = await distributed.comm.connect(address, timeout=timeout, **connection_args)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            info = await comm.read()
+        finally:
+            comm.abort()
+        return info if isinstance(info, dict) else None
+
+    answer: list = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            answer.append(loop.run_until_complete(asyncio.wait_for(ask(), timeout)))
+        # A peer that is not Dask can send any bytes, and the decoder fails on them in
+        # many ways (OSError, MemoryError, msgpack's and pickle's errors): all mean "no".
+        except Exception:  # noqa: BLE001
+            answer.append(None)
+        finally:
+            loop.close()  # without waiting for a DNS look-up still running in its pool
+
+    thread = threading.Thread(target=run, name=f"probe {address}", daemon=True)
+    thread.start()
+    # a margin over the loop's own deadline, for the thread to start and cancel cleanly
+    thread.join(timeout + 1.0)
+    return answer[0] if answer else None
 
 
 @contextlib.contextmanager

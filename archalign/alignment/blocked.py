@@ -26,8 +26,12 @@ backend and thread count.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +87,12 @@ class _BlockStore:
                                  f"directory or delete it")
             # Blocks are trusted only in a matrix file that is intact around them.
             self.done = state["done"] if state and _is_matrix_file(self.scores_path, n) else {}
-            if self.done:
-                self.matrix = np.load(self.scores_path, mmap_mode="r+")
-            else:
-                self.matrix = np.lib.format.open_memmap(self.scores_path, mode="w+",
-                                                        dtype=np.float64, shape=(n, n))
+            _reserve_matrix_file(self.scores_path, n, new=not self.done)
+            self.matrix = np.load(self.scores_path, mmap_mode="r+")
             self._save_state()
         except OSError as e:  # not a directory, read-only, a file where one goes, ...
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # it names the file; the command line adds what to do
             raise ValueError(f"cannot keep blocks in {self.dir}: {e.strerror or e} "
                              f"({e.filename or self.dir}); use a directory this process "
                              f"can write") from None
@@ -159,6 +162,57 @@ def _is_matrix_file(path: Path, n: int) -> bool:
             and size == data_start + n * n * 8)
 
 
+def _reserve_matrix_file(path: Path, n: int, *, new: bool) -> None:
+    """Give every byte of the n x n float64 ``path`` its disk blocks before it is mapped;
+    with ``new``, first write a fresh one (header, zeros), removed again if it cannot fit.
+
+    A store into a mapped page that the file system has no room for is a SIGBUS, which
+    kills the process with no message (and a sparse file gets its pages only then); a
+    full disk must be an ENOSPC here instead, naming the file and the size it needs."""
+    try:
+        with open(path, "w+b" if new else "r+b") as f:
+            if new:
+                fmt = np.lib.format
+                header = io.BytesIO()
+                fmt.write_array_header_1_0(header, {
+                    "descr": fmt.dtype_to_descr(np.dtype(np.float64)),
+                    "fortran_order": False, "shape": (n, n)})
+                _allocate(f, header.tell() + n * n * 8)
+                f.seek(0)
+                f.write(header.getvalue())  # into reserved space: cannot run short
+            else:
+                _allocate(f, os.fstat(f.fileno()).st_size)  # a size _is_matrix_file checked
+    except OSError as e:
+        if new:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(e.errno, f"{e.strerror}: the {n} x {n} score matrix needs "
+                                   f"{n * n * 8 / 2**20:.1f} MiB", str(path)) from None
+        raise
+
+
+def _allocate(f, size: int) -> None:
+    """Extend the open binary file ``f`` to ``size`` bytes, every one of them allocated."""
+    fallocate = getattr(os, "posix_fallocate", None)  # none on macOS and Windows
+    if fallocate is not None:
+        try:
+            fallocate(f.fileno(), 0, size)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise  # those three: a file system without fallocate (ZFS, some NFS)
+    # Rewriting every byte in place fills the holes and keeps finished blocks as they are.
+    f.truncate(max(size, os.fstat(f.fileno()).st_size))
+    f.seek(0)
+    while (start := f.tell()) < size:
+        chunk = f.read(min(1 << 22, size - start))
+        f.seek(start)
+        f.write(chunk)
+    f.flush()
+    os.fsync(f.fileno())  # NFS may report a full disk only here
+
+
 def _fingerprint(packed, scoring, block: int) -> str:
     h = hashlib.sha256()
     for arr in packed:
@@ -219,6 +273,10 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
             result[i0:i1, j0:j1] = values
             result[j0:j1, i0:i1] = values.T
 
+    # reached before the progress bar starts: an unreachable scheduler is one line alone
+    own = _own_client(client) if backend == "dask" and todo else None
+    if own is not None:
+        client = own
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
@@ -242,27 +300,31 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
     finally:
         if bar is not None:
             bar.close()
+        if own is not None:
+            from archalign._dask import close
+
+            close(own)
     if store is not None:
         store.mirror(boxes)
     return result
 
 
+def _own_client(client):
+    """A client made here for ``client`` (a scheduler address, or None: a new local
+    cluster), for the caller to close; None when ``client`` is a client already."""
+    from archalign._dask import connect, local_client
+
+    if isinstance(client, str):
+        return connect(client)
+    return local_client() if client is None else None
+
+
 def _run_dask(packed, scoring, boxes, client, retries, finish) -> None:
-    from archalign._dask import close, connect, local_client
+    from dask.distributed import as_completed
 
-    own = connect(client) if isinstance(client, str) else (
-        local_client() if client is None else None)
-    if own is not None:
-        client = own
-    try:
-        from dask.distributed import as_completed
-
-        # sequences travel once per worker; each task only names its block
-        [data] = client.scatter([packed], broadcast=True)
-        futures = {client.submit(_block_scores, data, scoring, box, 1, retries=retries,
-                                 pure=False): box for box in boxes}
-        for future in as_completed(futures):
-            finish(futures[future], future.result())
-    finally:
-        if own is not None:
-            close(own)
+    # sequences travel once per worker; each task only names its block
+    [data] = client.scatter([packed], broadcast=True)
+    futures = {client.submit(_block_scores, data, scoring, box, 1, retries=retries,
+                             pure=False): box for box in boxes}
+    for future in as_completed(futures):
+        finish(futures[future], future.result())

@@ -28,6 +28,9 @@ def _symmetric(pads, n: int):
 def _conv(reader: _Reader, node, base: str = "Conv") -> None:
     a = reader.attrs(node)
     w = reader.init_shapes.get(node.input[1]) if len(node.input) > 1 else None
+    if w is not None and len(w) < 3:
+        raise reader.refuse(f"weight {node.input[1]!r} has shape {w}; a convolution's is "
+                            f"(out, in / groups, *kernel)", node)
     k = list(a.get("kernel_shape") or (w[2:] if w else []))
     n = len(k) or 2
     g = a.get("group", 1)
@@ -72,6 +75,9 @@ def _gemm(reader: _Reader, node) -> None:
     if w is None:  # two activations: a matrix product, not a layer
         reader.emit(node, "matmul", {})
         return
+    if len(w) != 2:
+        raise reader.refuse(f"weight {node.input[1]!r} has shape {w}; Gemm's is a matrix",
+                            node)
     out, c_in = (w[0], w[1]) if a.get("transB", 0) else (w[1], w[0])
     reader.emit(node, "Linear", {"in": c_in, "out": out,
                                  "bias": len(node.input) > 2 and bool(node.input[2])},
@@ -207,8 +213,12 @@ def _reduce_mean(reader: _Reader, node) -> None:
     axes = a.get("axes")
     if axes is None and len(node.input) > 1:
         axes = reader.constants.get(node.input[1])
+    # a one-element axes tensor reads back as a scalar (opset 18's ReduceMean(x, [-1]))
+    axes = [] if axes is None else [axes] if not isinstance(axes, list) else axes
+    if not all(isinstance(x, int) for x in axes):
+        raise reader.refuse(f"axes {axes} are not whole numbers", node)
     rank = reader.rank.get(node.input[0])
-    axes = sorted(x + rank if x < 0 and rank else x for x in (axes or []))
+    axes = sorted(x + rank if x < 0 and rank else x for x in axes)
     reader.emit(node, "mean", {"dim": axes, "keepdim": bool(a.get("keepdims", 1))},
                 reader.live(node)[:1])
 
@@ -244,8 +254,7 @@ def _transpose(reader: _Reader, node) -> None:
 
 
 def _resize(reader: _Reader, node) -> None:
-    mode = reader.attrs(node).get("mode", b"nearest")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = reader.attrs(node).get("mode", "nearest")
     reader.emit(node, "Upsample", {"size": None, "scale": None,
                                    "mode": {"linear": "bilinear"}.get(mode, mode)},
                 reader.live(node)[:1])
@@ -274,8 +283,8 @@ ONNX_OPS: dict[str, Callable] = {
     "Selu": _act("SELU"),
     "Softplus": _act("Softplus"),
     "Mish": _act("Mish"),
-    "Gelu": lambda r, n: r.emit(n, "GELU", {"approx": (r.attrs(n).get("approximate", b"none")
-                                                      .decode())}, r.live(n)[:1]),
+    "Gelu": lambda r, n: r.emit(n, "GELU", {"approx": r.attrs(n).get("approximate", "none")},
+                                r.live(n)[:1]),
     "Erf": _erf,
     "Clip": _clip,
     "Concat": _concat,
@@ -291,6 +300,6 @@ ONNX_OPS: dict[str, Callable] = {
     "Transpose": _transpose,
     "Resize": _resize,
     "Upsample": _resize,
-    "Einsum": lambda r, n: r.emit(n, "einsum", {"eq": r.attrs(n).get("equation", b"").decode()
+    "Einsum": lambda r, n: r.emit(n, "einsum", {"eq": r.attrs(n).get("equation", "")
                                                 .replace(" ", "")}),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from archalign.tracing.calls import Call
+from archalign.tracing.calls import Call, TraceError
 from archalign.tracing.function_ops import _plain
 
 
@@ -25,6 +25,24 @@ LOOK_THROUGH = frozenset({
 STATIC_OPS = frozenset({"Constant", "ConstantOfShape", "Shape", "Size", "Range",
                         "EyeLike", "RandomNormalLike", "RandomUniformLike"})
 SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan"})
+# The attributes the op handlers read, with the type the ONNX standard gives each; a
+# crafted file can declare any other type, and is refused rather than misread.
+ATTRIBUTE_TYPES = {
+    **dict.fromkeys(("kernel_shape", "strides", "pads", "dilations", "perm", "axes"), "INTS"),
+    **dict.fromkeys(("group", "axis", "transB", "keepdims"), "INT"),
+    **dict.fromkeys(("epsilon", "alpha", "min", "max"), "FLOAT"),
+    **dict.fromkeys(("mode", "approximate", "equation"), "STRING"),
+}
+# The standard's input counts (least, most) of the ops whose handlers read inputs by
+# position beyond the first (a handled node always has one: the activation).
+ARITY = {"Gemm": (2, 3), "MatMul": (2, 2), **dict.fromkeys(("Add", "Sub", "Mul", "Div"), (2, 2))}
+
+
+class OnnxFileError(TraceError, ValueError):
+    """An ONNX file that cannot be read as a graph: missing parts, damaged, or not ONNX.
+
+    A ``TraceError`` as any failed trace is, and a ``ValueError`` so that the command
+    lines report it as the one line it is (exit status 2)."""
 
 
 def _load(path: str):
@@ -38,12 +56,12 @@ def _load(path: str):
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'cannot parse'}); "
-                         f"re-export it or check the download") from None
+        raise OnnxFileError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'cannot parse'}); "
+                            f"re-export it or check the download") from None
     if not model.graph.node:
-        raise ValueError(f"{path}: not a readable ONNX model (its graph has no nodes; a "
-                         f"truncated or non-ONNX file parses that way)")
+        raise OnnxFileError(f"{path}: not a readable ONNX model (its graph has no nodes; "
+                            f"a truncated or non-ONNX file parses that way)")
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # noqa: BLE001 - shapes only refine params; the graph still reads
@@ -54,11 +72,14 @@ def _load(path: str):
 class _Reader:
     """One pass over the nodes; ``sources[name]`` = the calls a tensor comes from."""
 
-    def __init__(self, onnx, graph) -> None:
+    def __init__(self, onnx, graph, path: str) -> None:
         self.onnx = onnx
+        self.path = path
         self.calls: list[Call] = []
         self.sources: dict[str, tuple[int, ...]] = {}
-        self.init_shapes = {t.name: list(t.dims) for t in graph.initializer}
+        self._check_text(graph)
+        self.init_shapes = {t.name: self.dims(t.dims, f"initializer {t.name!r}")
+                            for t in graph.initializer}
         # weights stand for tensors in arithmetic (x + pos_embed, x * gamma), as
         # nn.Parameters do in the torch tracer; scalars are constants
         self.weights = {name for name, dims in self.init_shapes.items() if _size(dims) > 1}
@@ -69,16 +90,88 @@ class _Reader:
         for info in [*graph.input, *graph.value_info, *graph.output]:
             tt = info.type.tensor_type
             if tt.HasField("shape"):
-                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+                dims = self.dims([d.dim_value if d.HasField("dim_value") else None
+                                  for d in tt.shape.dim], f"tensor {info.name!r}")
                 self.rank[info.name], self.shape[info.name] = len(dims), dims
         for name, dims in self.init_shapes.items():
             self.rank[name], self.shape[name] = len(dims), dims
         self.subgraphs: list[str] = []
-        self.constants = _constants(onnx, graph)
+        self.constants = self._constants(graph)
+
+    # ---------------------------------------------------------------- checks
+    def refuse(self, what: str, node=None) -> OnnxFileError:
+        """The one-line error for a malformed part of the graph (``node``'s, if given)."""
+        where = f"node {node.name or '(unnamed)'} ({node.op_type}) " if node is not None else ""
+        return OnnxFileError(f"{self.path}: {where}{what}; not a valid ONNX graph (re-export "
+                             f"the model or check the file)")
+
+    def _check_text(self, graph) -> None:
+        """Every name is text. Protobuf hands a string field that is not UTF-8 back as
+        bytes, which would become ops and paths that no token or JSON file can hold."""
+        names = [t.name for t in graph.initializer]
+        names += [i.name for i in (*graph.input, *graph.value_info, *graph.output)]
+        for node in graph.node:
+            fields = (node.op_type, node.domain, node.name, *node.input, *node.output,
+                      *(a.name for a in node.attribute))
+            if not all(isinstance(f, str) for f in fields):
+                raise self.refuse(f"a name or op type that is not UTF-8 text "
+                                  f"({next(f for f in fields if not isinstance(f, str))!r})")
+            if not node.output:
+                raise self.refuse("has no output", node)
+        if not all(isinstance(n, str) for n in names):
+            raise self.refuse("a tensor name that is not UTF-8 text")
+
+    def dims(self, dims, what: str) -> list:
+        """``dims`` as a list (None: unknown), refused if one is negative."""
+        if any(d is not None and d < 0 for d in dims):
+            raise self.refuse(f"{what} has a negative dimension ({list(dims)})")
+        return list(dims)
+
+    def _constants(self, graph) -> dict[str, Any]:
+        """Small constant values (Clip bounds, ReduceMean axes) by tensor name."""
+        from onnx import numpy_helper
+
+        values: dict[str, Any] = {}
+        tensors = [(t.name, t) for t in graph.initializer]
+        for node in graph.node:
+            if node.op_type == "Constant":
+                tensors += [(node.output[0], a.t) for a in node.attribute if a.name == "value"]
+        for name, tensor in tensors:
+            dims = self.dims(tensor.dims, f"tensor {name!r}")
+            if tensor.data_location == self.onnx.TensorProto.EXTERNAL or _size(dims) > 8:
+                continue
+            try:
+                array = numpy_helper.to_array(tensor)
+            # onnx's decoder meets an undefined element type (KeyError), data of another
+            # length than the shape (ValueError) or of the wrong kind (TypeError)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise self.refuse(f"tensor {name!r} is damaged ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else 'no data'})"
+                                  ) from None
+            values[name] = array.item() if array.size == 1 else array.tolist()
+        return values
 
     # ---------------------------------------------------------------- helpers
     def attrs(self, node) -> dict:
-        return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+        """The attributes the handlers read (:data:`ATTRIBUTE_TYPES`), each checked to
+        be of its standard type; strings as text."""
+        out = {}
+        for a in node.attribute:
+            kind = ATTRIBUTE_TYPES.get(a.name)
+            if kind is None:
+                continue
+            if a.type != getattr(self.onnx.AttributeProto, kind):
+                declared = self.onnx.AttributeProto.AttributeType.Name(a.type)
+                raise self.refuse(f"attribute {a.name} is {declared}, not {kind}", node)
+            if kind == "STRING":
+                try:
+                    out[a.name] = a.s.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise self.refuse(f"attribute {a.name} is not UTF-8 text", node) from None
+            else:
+                value = getattr(a, {"INTS": "ints", "INT": "i", "FLOAT": "f"}[kind])
+                out[a.name] = list(value) if kind == "INTS" else value
+        return out
 
     def live(self, node) -> list[str]:
         """The node's activation inputs (neither constant nor weight)."""
@@ -121,16 +214,17 @@ class _Reader:
 
     def finish(self) -> list[Call]:
         """The kept calls, renumbered; a dropped call's consumers take its inputs."""
-        def resolve(i: int) -> tuple[int, ...]:
-            if i not in self.dropped:
-                return (i,)
-            return tuple(j for k in self.calls[i].inputs for j in resolve(k))
-
+        # A call's inputs are earlier calls, so one pass in order resolves every chain
+        # of dropped calls, however long (a recursion would overflow on a crafted one).
+        via: dict[int, tuple[int, ...]] = {}
+        for c in self.calls:
+            via[c.index] = (c.index,) if c.index not in self.dropped else tuple(
+                dict.fromkeys(j for i in c.inputs for j in via[i]))
         kept = [c for c in self.calls if c.index not in self.dropped]
         new = {c.index: n for n, c in enumerate(kept)}
         out = []
         for c in kept:
-            inputs = tuple(dict.fromkeys(new[j] for i in c.inputs for j in resolve(i)))
+            inputs = tuple(dict.fromkeys(new[j] for i in c.inputs for j in via[i]))
             out.append(Call(new[c.index], c.kind, c.op, c.path, c.params, inputs, c.shape))
         return out
 
@@ -153,6 +247,10 @@ class _Reader:
                 self.alias(node)
                 continue
             handler = ops.get(op)
+            least, most = ARITY.get(op, (1, len(node.input)))
+            if not least <= len(node.input) <= most:
+                raise self.refuse(f"takes {least}" + (f" to {most}" if most > least else "")
+                                  + f" inputs, not {len(node.input)}", node)
             if handler is None:
                 self.emit(node, op, {})
             else:
@@ -164,23 +262,3 @@ def _size(dims) -> int:
     for d in dims:
         count *= d
     return count
-
-
-def _constants(onnx, graph) -> dict[str, Any]:
-    """Small constant values (Clip bounds, ReduceMean axes) by tensor name."""
-    from onnx import numpy_helper
-
-    values: dict[str, Any] = {}
-    tensors = [(t.name, t) for t in graph.initializer]
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    tensors.append((node.output[0], a.t))
-    for name, tensor in tensors:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            continue
-        if _size(tensor.dims) <= 8:
-            array = numpy_helper.to_array(tensor)
-            values[name] = array.item() if array.size == 1 else array.tolist()
-    return values

@@ -71,11 +71,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from archalign.tracing.calls import Trace, TraceError
+from archalign.tracing.calls import Trace
 from archalign.tracing.onnx_ops import ONNX_OPS
-from archalign.tracing.onnx_reader import _Reader, _load, _size
+from archalign.tracing.onnx_reader import OnnxFileError, _Reader, _load, _size
 
-__all__ = ["ONNX_PREFIX", "ONNX_OPS", "is_onnx_spec", "onnx_path", "trace_onnx"]
+__all__ = ["ONNX_PREFIX", "ONNX_OPS", "OnnxFileError", "is_onnx_spec", "onnx_path",
+           "trace_onnx"]
 
 ONNX_PREFIX = "onnx:"
 
@@ -92,15 +93,26 @@ def onnx_path(spec: str | os.PathLike) -> str:
 
 
 def trace_onnx(spec: str | os.PathLike) -> Trace:
-    """The :class:`Trace` of an ONNX file (``"model.onnx"`` or ``"onnx:PATH"``)."""
+    """The :class:`Trace` of an ONNX file (``"model.onnx"`` or ``"onnx:PATH"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at the path.
+    OnnxFileError
+        (a ``TraceError`` and a ``ValueError``) in one line naming the file: not ONNX,
+        truncated or damaged, or a graph against the standard (an attribute of another
+        type, a weight of the wrong rank, a negative dimension, a name that is not
+        UTF-8, ...), or one with nothing to trace.
+    """
     path = onnx_path(spec)
     onnx, model = _load(path)
-    reader = _Reader(onnx, model.graph)
+    reader = _Reader(onnx, model.graph, path)
     reader.read(model.graph, ONNX_OPS)
     calls = reader.finish()
     if not calls:
-        raise TraceError(f"{path}: no structural node in the graph (every node is a "
-                         f"constant, shape or data-movement op)")
+        raise OnnxFileError(f"{path}: no structural node in the graph (every node is a "
+                            f"constant, shape or data-movement op)")
     notes = ["onnx: static nodes (constants, shape arithmetic), data movement (Identity, "
              "Dropout, Cast, Squeeze, Unsqueeze, Gather, Slice, ...) and arithmetic with "
              "a constant operand are dropped"]
