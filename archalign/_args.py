@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["OneLineParser", "UsageError", "positive_int", "positive_float", "nonnegative_int",
+__all__ = ["OneLineParser", "UsageError", "positive_int", "process_count", "positive_float",
+           "nonnegative_int",
            "finite_float", "nonpositive_float", "os_error_line", "check_output",
            "one_line_warnings"]
 
@@ -43,6 +44,19 @@ def _number(kind, text: str, test, wanted: str):
 
 def positive_int(text: str) -> int:
     return _number(int, text, lambda v: v >= 1, "a whole number >= 1")
+
+
+# Processes per CPU beyond which a count is a typo, not a plan: each process holds its
+# own interpreter and torch, so 100,000 of them would only exhaust the machine.
+PROCESSES_PER_CPU = 8
+
+
+def process_count(text: str) -> int:
+    """A number of worker processes: >= 1 and at most ``PROCESSES_PER_CPU`` per CPU."""
+    most = PROCESSES_PER_CPU * (os.cpu_count() or 1)
+    return _number(int, text, lambda v: 1 <= v <= most,
+                   f"a whole number from 1 to {most} ({PROCESSES_PER_CPU} per CPU of this "
+                   f"machine)")
 
 
 def nonnegative_int(text: str) -> int:

@@ -30,6 +30,7 @@ from archalign.cli.align_cmd import _add_align, _add_report
 from archalign.cli.diff_cmd import _add_diff
 from archalign.cli.matrix_cmd import _add_cluster, _add_matrix, _add_plot, _add_shortlist
 from archalign.cli.trace_cmd import _add_trace
+from archalign.tracing.calls import TraceError
 
 __all__ = ["main", "build_parser"]
 
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():  # restores showwarning when the command ends
             one_line_warnings("archalign")
             return args.func(args)
-    except (ValueError, KeyError, ImportError, OSError) as e:  # ImportError: an extra
+    except (ValueError, KeyError, ImportError, OSError, TraceError) as e:  # ImportError: an extra
         if isinstance(e, OSError):
             message = os_error_line(e)
         else:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from archalign._args import check_output, finite_float, positive_int
+from archalign._args import check_output, finite_float, positive_int, process_count
 from archalign._io import atomic_savefig
 from archalign.cli.options import _add_model_args, _check_figures, _model_specs, _token_kwargs
 from archalign.similarity.matrix_file import SUFFIXES as MATRIX_SUFFIXES
@@ -38,7 +38,7 @@ def _add_matrix(subparsers) -> None:
         "big panels", "compute the score matrix in blocks, resumably and/or on a Dask cluster")
     where = big.add_mutually_exclusive_group()
     # --workers: the first release's name; neurn's --workers counts DataLoader workers
-    where.add_argument("--dask-workers", "--workers", dest="dask_workers", type=positive_int,
+    where.add_argument("--dask-workers", "--workers", dest="dask_workers", type=process_count,
                        metavar="N", help="run blocks on a local Dask cluster of N "
                                          "single-threaded worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS",
