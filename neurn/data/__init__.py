@@ -20,9 +20,9 @@ from .contact_sheet import contact_sheet
 from .domain import DIGITS_MEAN, DIGITS_STD, IMAGE_SHAPE, DigitDomain
 from .folder import BadImageError, FolderDomain, domains_from_root, shared_classes
 from .fullscale import DataFileNotFoundError
-from .registry import DomainInfo, domain, domain_info, list_domains
+from .registry import DomainInfo, domain, domain_info, list_domains, not_a_folder_error
 
 __all__ = ["DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE", "BadImageError",
            "DataFileNotFoundError", "DigitDomain", "DomainInfo", "FolderDomain",
            "contact_sheet", "default_cache_dir", "domain", "domain_info",
-           "domains_from_root", "list_domains", "shared_classes"]
+           "domains_from_root", "list_domains", "not_a_folder_error", "shared_classes"]

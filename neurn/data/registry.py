@@ -17,9 +17,9 @@ from . import fullscale, generated, offline
 from ._cache import PathLike, cached_arrays
 from ._imaging import PHOTOS, to_uint8
 from .domain import DigitDomain
-from .folder import FOLDER_PREFIX, FolderDomain
+from .folder import FOLDER_PREFIX, FolderDomain, folder_path, path_text
 
-__all__ = ["DomainInfo", "domain", "domain_info", "list_domains"]
+__all__ = ["DomainInfo", "domain", "domain_info", "list_domains", "not_a_folder_error"]
 
 # Bump when a recipe changes the pixels, so old cache entries are not reused.
 RECIPE_VERSION = 2
@@ -73,6 +73,33 @@ def domain_info(name: str) -> DomainInfo:
         raise KeyError(f"unknown digit domain {name!r}{hint} Known domains: "
                        f"{', '.join(_DOMAINS)}")
     return _DOMAINS[name]
+
+
+def not_a_folder_error(spec) -> ValueError:
+    """The error for ``spec`` given beside image-folder domains when it names no folder.
+
+    Parameters
+    ----------
+    spec : str or path
+        What the user gave (``--targets foo_bar``).
+
+    Returns
+    -------
+    ValueError
+        Saying what ``spec`` is: a registered digit domain, a file, or a path where
+        nothing is (``foo_bar`` read from the working directory).
+    """
+    text = str(spec)
+    if text in _DOMAINS:
+        return ValueError(f"{text!r} is a registered digit domain but the source is an "
+                          f"image folder; use folders for every domain")
+    path = folder_path(text)
+    if path.exists():
+        return ValueError(f"{path_text(path)} is a file, not an image folder; give the "
+                          f"domain's folder (holding <class>/<image>)")
+    return ValueError(f"{text!r} is neither an image folder (there is no "
+                      f"{path_text(path.absolute())}) nor a registered digit domain; give "
+                      f"the domain's folder (holding <class>/<image>)")
 
 
 def domain(name: str, split: Optional[str] = None, *, seed: int = 0,

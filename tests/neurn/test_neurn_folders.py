@@ -152,7 +152,11 @@ def test_check_is_remembered_and_a_tampered_record_is_recomputed(tree, tmp_path)
     payload["bad"] = {"circle/img00.jpg": "forged"}  # a file that is fine
     record.write_text(json.dumps(payload) + "garbage")
     assert check_images(domain, cache_dir=tmp_path) == bad  # damaged JSON: recomputed
-    os.utime(tree / "photo" / "circle" / "img00.jpg", ns=(1, 1))  # files changed: new key
+    os.utime(tree / "photo" / "circle" / "img00.jpg", ns=(1, 1))  # same bytes: same key
+    assert check_images(domain, cache_dir=tmp_path) == bad
+    assert len(list((tmp_path / "folders").glob("check-*.json"))) == 1
+    with open(tree / "photo" / "circle" / "img00.jpg", "ab") as f:
+        f.write(b"\0")  # other bytes: a new key
     assert check_images(domain, cache_dir=tmp_path) == bad
     assert len(list((tmp_path / "folders").glob("check-*.json"))) == 2
 
