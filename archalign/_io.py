@@ -14,8 +14,9 @@ import os
 import tempfile
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig",
-           "arrays_digest", "create_text", "file_sha256"]
+__all__ = ["DIGEST_MEMBER", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "atomic_savefig", "arrays_digest", "create_text", "file_sha256", "json_digest",
+           "read_sealed_json", "seal_json", "state_digest", "unseal_json"]
 
 
 @contextlib.contextmanager
@@ -130,4 +131,92 @@ def arrays_digest(arrays) -> str:
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
         h.update(a.tobytes())
+    return h.hexdigest()
+
+
+DIGEST_MEMBER = "sha256"
+"""The member that carries a sealed JSON file's digest (:func:`seal_json`), and a
+checkpoint's (:func:`state_digest`)."""
+
+
+def json_digest(value) -> str:
+    """SHA-256 of ``value``'s canonical JSON (sorted keys, no spaces): what a sealed
+    file's digest covers. Canonical, so the digest checks the values, not the layout:
+    a re-indented file still verifies, a changed digit does not."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"))
+                          .encode("utf-8")).hexdigest()
+
+
+def seal_json(record: dict, **dumps_kwargs) -> str:
+    """``record`` as JSON text with a last member ``"sha256"``, the :func:`json_digest` of
+    the record as a reader will parse it (tuples as lists, ``default``'s conversions
+    applied), so that :func:`unseal_json` can tell the file is the one written.
+    ``dumps_kwargs`` go to ``json.dumps`` (``indent``, ``default``, ...)."""
+    import json
+
+    plain = json.loads(json.dumps(record, **dumps_kwargs))
+    if not isinstance(plain, dict) or DIGEST_MEMBER in plain:
+        raise ValueError(f"only a dict without a {DIGEST_MEMBER!r} member can be sealed")
+    plain[DIGEST_MEMBER] = json_digest(plain)
+    return json.dumps(plain, **{k: v for k, v in dumps_kwargs.items() if k != "default"})
+
+
+def unseal_json(text: str) -> dict:
+    """The record :func:`seal_json` wrote, its digest member removed. ``ValueError`` when
+    the text does not parse, carries no digest (an earlier version wrote it, or the
+    member itself was damaged) or does not match it."""
+    import json
+
+    record = json.loads(text)
+    if not isinstance(record, dict) or not isinstance(record.get(DIGEST_MEMBER), str):
+        raise ValueError("no digest: written by an earlier version, or damaged")
+    if record.pop(DIGEST_MEMBER) != json_digest(record):
+        raise ValueError("its values do not match its digest: damaged or altered")
+    return record
+
+
+def read_sealed_json(path: str | os.PathLike) -> dict:
+    """:func:`unseal_json` of the file at ``path`` (UTF-8)."""
+    with open(path, encoding="utf-8") as f:
+        return unseal_json(f.read())
+
+
+def state_digest(state) -> str:
+    """SHA-256 over a nested state of dicts, lists, tuples, torch tensors, numpy arrays
+    and plain values (numbers, strings, None): the digest a checkpoint carries beside
+    its tensors. Tensors count by dtype, shape and bytes, whatever their device or memory
+    layout; dict keys in sorted order; a list and a tuple alike (a file may hold either)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+
+    def feed(value) -> None:
+        if isinstance(value, dict):
+            h.update(b"{%d;" % len(value))
+            for key in sorted(value, key=repr):
+                feed(key)
+                feed(value[key])
+        elif isinstance(value, (list, tuple)):
+            h.update(b"[%d;" % len(value))
+            for item in value:
+                feed(item)
+        elif hasattr(value, "detach"):  # a torch tensor
+            import torch
+
+            t = value.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, np.ndarray):
+            a = np.ascontiguousarray(value)
+            h.update(f"A{a.dtype.str}{a.shape};".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(f"{type(value).__name__}:{value!r};".encode())
+
+    feed(state)
     return h.hexdigest()

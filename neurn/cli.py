@@ -16,10 +16,11 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from archalign._args import OneLineParser, UsageError, os_error_line, positive_int
+from archalign._args import (OneLineParser, UsageError, one_line_warnings, os_error_line,
+                             positive_int)
 from archalign._io import atomic_savefig
 
-from .study import DamagedRunWarning, Study  # the package imports the study anyway
+from .study import DamagedFileWarning, Study  # the package imports the study anyway
 from .study.torch_settings import pick_threads
 
 __all__ = ["main", "build_parser"]
@@ -220,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
+    from .limits import check_sizes
+
+    check_sizes(img_size=args.img_size, batch_size=args.batch_size, threads=args.threads,
+                workers=args.workers, remote=bool(args.scheduler))
     # measured before anything here loads the CPUs
     threads, thread_note = pick_threads(args.threads)
     shard = _shard(args.shard)
@@ -396,8 +401,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     prefix = f"neurn {args.command}"
     try:
         with warnings.catch_warnings():  # restores showwarning when the command ends
+            one_line_warnings("neurn")
             warnings.showwarning = _one_line_warnings(prefix, warnings.showwarning)
-            warnings.simplefilter("always", DamagedRunWarning)
+            warnings.simplefilter("always", DamagedFileWarning)
             return handler(args)
     except KeyboardInterrupt as exc:  # a StudyInterrupted says what was kept
         print(f"{prefix}: interrupted: {str(exc) or 'rerun the same command to resume'}",
@@ -420,7 +426,7 @@ def _one_line_warnings(prefix: str, show):
     """``warnings.showwarning`` printing neurn's own warnings as one line, the others as
     ``show`` would."""
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, DamagedRunWarning):
+        if issubclass(category, DamagedFileWarning):
             print(f"{prefix}: warning: {message}", file=file or sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)

@@ -1,18 +1,19 @@
 """``neurn compare``: one table from several finished study folders.
 
 Each folder is the ``--out`` of a ``neurn run``; its ``results.json`` (the typed copy of
-``results.csv``) is read and checked row by row before anything is merged, so a
-damaged or foreign file is named with its fix instead of surfacing as a traceback.
+``results.csv``) is verified against its digest (a flipped digit still parses) and
+checked row by row before anything is merged, so a damaged, foreign or older file (one
+without a digest) is named with its fix, ``neurn table DIR``, which rebuilds it from
+the verified runs, instead of surfacing as a traceback or a wrong number.
 Studies are merged only if they share the source domain and the class count (chance
 and the source column would differ otherwise). The summary is recomputed per folder
 from its rows, so every folder is treated alike whatever version wrote its summary.
 """
-import json
 from numbers import Real
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from archalign._io import atomic_write_text
+from archalign._io import atomic_write_text, unseal_json
 
 from .guards import DIGIT_CLASSES, guard_rails
 from .markdown import failed_lines, legend_lines, table_lines
@@ -48,6 +49,14 @@ def _row_problem(row) -> Optional[str]:
             continue
         if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 100:
             return f"has {key} {value!r} (expected a percentage)"
+    n, loss, classes = row["n"], row["loss"], row.get("num_classes", DIGIT_CLASSES)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return f"has n {n!r} (expected an image count)"
+    # results.json holds a NaN loss as null
+    if loss is not None and (isinstance(loss, bool) or not isinstance(loss, Real) or loss < 0):
+        return f"has loss {loss!r} (expected a number >= 0)"
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        return f"has num_classes {classes!r} (expected a class count)"
     return None
 
 
@@ -67,10 +76,10 @@ def load_rows(folder) -> List[dict]:
     if not path.is_file():
         raise StudyFolderError(f"{folder}: no results.json; {fix}")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
-        raise StudyFolderError(f"{path} does not parse ({exc}); {fix}") from None
-    rows = data.get("rows") if isinstance(data, dict) else None
+        data = unseal_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # bad JSON or UTF-8, no digest or another one
+        raise StudyFolderError(f"{path} failed its check ({exc}); {fix}") from None
+    rows = data.get("rows")
     if not isinstance(rows, list):
         raise StudyFolderError(f"{path} is not a neurn study's results (no list of rows); "
                                f"{fix}")

@@ -1,20 +1,26 @@
 """A study folder's files: ``results.csv`` / ``results.json`` / ``summary.md`` (+ plots)
 written from the runs, and each run's ``result.json`` read back, checked.
 
+``result.json`` and ``results.json`` are sealed (:func:`archalign._io.seal_json`: a
+SHA-256 member over the canonical record), since a flipped digit still parses: a read
+checks the digest first, then the type and range of every value the tables use. A file
+without a digest (an earlier version's) is not trusted either: the study retrains such a
+run, ``neurn table`` rebuilds ``results.json``.
+
 Plain ``csv`` / ``json`` / numpy / scipy: pandas is not needed (``pandas.DataFrame(
 results.rows)`` works if you have it).
 """
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 
-from archalign._io import atomic_savefig, atomic_write_text
+from archalign._io import atomic_savefig, atomic_write_text, read_sealed_json, seal_json
 
 from .markdown import summary_markdown
 from .plots import plot_bars, plot_curves
@@ -53,7 +59,7 @@ def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out_dir / "results.csv", buffer.getvalue())
-    atomic_write_text(out_dir / "results.json", json.dumps(
+    atomic_write_text(out_dir / "results.json", seal_json(
         _finite({"rows": rows, "summary": summary}), indent=1, default=_json_default))
     atomic_write_text(out_dir / "summary.md", markdown)
     if plots and rows:
@@ -88,43 +94,94 @@ _RUN_KEYS = ("model", "variant", "seed", "status", "plan", "history", "settings_
 _METRIC_KEYS = ("role", "generated", "top1", "loss", "n")
 
 
+def _count(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+
+def _percent(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and 0 <= value <= 100
+
+
+def _loss(value) -> bool:
+    # NaN / inf are what a diverged model scores, not damage; a negative loss is
+    return isinstance(value, Real) and not isinstance(value, bool) and not value < 0
+
+
 def _valid_counts(counts) -> bool:
     """``{source: {"train", "val", "test"}, target: n, ...}`` with counts >= 0."""
-    def count(n):
-        return isinstance(n, int) and not isinstance(n, bool) and n >= 0
-
     def entry(v):
-        return count(v) or (isinstance(v, dict) and set(v) == {"train", "val", "test"}
-                            and all(map(count, v.values())))
+        return _count(v) or (isinstance(v, dict) and set(v) == {"train", "val", "test"}
+                             and all(map(_count, v.values())))
 
     return isinstance(counts, dict) and all(map(entry, counts.values()))
 
 
-def read_run(path) -> dict:
-    """A run's ``result.json``, checked for what the tables read (``ValueError``
-    saying what is wrong otherwise)."""
-    run = json.loads(Path(path).read_text())
-    missing = [k for k in _RUN_KEYS if not isinstance(run, dict) or k not in run]
+def _metric_problem(name: str, m) -> Optional[str]:
+    if not isinstance(m, dict):
+        return f"the metrics of {name} are not a record"
+    missing = [k for k in _METRIC_KEYS if k not in m]
     if missing:
-        raise ValueError(f"not a run's result: no {', '.join(missing)}")
-    if not (isinstance(run["plan"], dict) and "input_size" in run["plan"]
-            and "adaptation" in run["plan"]) or not isinstance(run["history"], list):
-        raise ValueError("not a run's result: no plan or history")
+        return f"the metrics of {name} lack {', '.join(missing)}"
+    if m["role"] not in ("source", "target"):
+        return f"{name} has role {m['role']!r}, not 'source' or 'target'"
+    if not _percent(m["top1"]):
+        return f"{name} has top-1 {m['top1']!r}, not a percentage"
+    if not (_loss(m["loss"]) and _count(m["n"]) and isinstance(m["generated"], bool)):
+        return f"{name} has a malformed loss, image count or generated flag"
+    return None
+
+
+def _run_problem(run: dict) -> Optional[str]:
+    """What is wrong with the values of a run record that the tables read, or None."""
+    if not all(isinstance(run[k], str) for k in ("model", "variant", "settings_hash")):
+        return "a model, variant or settings hash that is not text"
+    if not _count(run["seed"]):
+        return f"seed {run['seed']!r}, not a whole number >= 0"
+    if run["status"] not in ("ok", "error"):
+        return f"status {run['status']!r}, not 'ok' or 'error'"
+    if "num_classes" in run and not (_count(run["num_classes"]) and run["num_classes"] >= 2):
+        return f"num_classes {run['num_classes']!r}, not a class count"
+    plan, history = run["plan"], run["history"]
+    if not (isinstance(plan, dict) and _count(plan.get("input_size"))
+            and isinstance(plan.get("adaptation"), str)) or not isinstance(history, list):
+        return "not a run's result: no plan or history"
+    if not all(isinstance(h, dict) and _count(h.get("step")) and _percent(h.get("val_top1"))
+               and _loss(h.get("train_loss")) for h in history):
+        return "a malformed history (step, train loss, validation top-1)"
     # runs written before the counts were recorded have none, and still read
     if "counts" in run and not _valid_counts(run["counts"]):
-        raise ValueError("malformed image counts")
+        return "malformed image counts"
+    if not all(_count(n) for n in (run.get("skipped") or {}).values()):
+        return "malformed counts of skipped images"
+    if run["status"] != "ok":
+        return None if isinstance(run.get("error"), str) else "a failed run without its error"
     metrics = run.get("metrics")
-    if run["status"] == "ok" and not (
-            isinstance(metrics, dict) and metrics and
-            all(isinstance(m, dict) and all(k in m for k in _METRIC_KEYS)
-                for m in metrics.values())):
-        raise ValueError("a finished run without its metrics")
+    if not (isinstance(metrics, dict) and metrics):
+        return "a finished run without its metrics"
+    if not (_percent(run.get("val_top1")) and _count(run.get("best_epoch"))
+            and 1 <= run["best_epoch"] <= len(history)):
+        return (f"validation top-1 {run.get('val_top1')!r} at epoch {run.get('best_epoch')!r}"
+                f", not a percentage at an epoch the run trained")
+    return next(filter(None, (_metric_problem(n, m) for n, m in metrics.items())), None)
+
+
+def read_run(path) -> dict:
+    """A run's ``result.json``, verified: its digest, then every value the tables read
+    (``ValueError`` saying what is wrong otherwise)."""
+    run = read_sealed_json(path)
+    missing = [k for k in _RUN_KEYS if k not in run]
+    if missing:
+        raise ValueError(f"not a run's result: no {', '.join(missing)}")
+    problem = _run_problem(run)
+    if problem:
+        raise ValueError(problem)
     return run
 
 
 def load_results(out_dir, *, baseline: Optional[str] = "baseline"):
     """Rebuild the tables (no plots, no printing) from ``out_dir/runs/*/result.json``;
-    a damaged one is refused, naming it (``neurn run`` retrains such a run)."""
+    one that fails its check (:func:`read_run`) is refused, naming it (``neurn run``
+    retrains such a run)."""
     out_dir = Path(out_dir)
     paths = sorted((out_dir / "runs").glob("*/result.json"))
     if not paths:
@@ -135,7 +192,7 @@ def load_results(out_dir, *, baseline: Optional[str] = "baseline"):
             runs.append(read_run(path))
         except IsADirectoryError:
             raise ValueError(f"{path} is a folder, not a run's result; move it away") from None
-        except ValueError as exc:  # bad JSON, bad UTF-8 or the wrong content
+        except ValueError as exc:  # bad JSON or UTF-8, no or another digest, bad values
             raise ValueError(f"{path} is damaged ({exc}); rerun the study (`neurn run ... "
                              f"--out {out_dir}`) to retrain that run") from None
     return write_outputs(runs, out_dir, plots=False, baseline=baseline, echo=False)

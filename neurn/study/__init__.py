@@ -7,7 +7,8 @@ from ..results import StudyResults
 from .data import FULLSCALE_TARGETS, OFFLINE_TARGETS
 from .grid import Study, StudyInterrupted
 from .settings import load_models
-from .verify import DamagedRunWarning
+from .verify import DamagedFileWarning, DamagedRunWarning
 
-__all__ = ["DamagedRunWarning", "Study", "StudyInterrupted", "StudyResults", "load_models",
+__all__ = ["DamagedFileWarning", "DamagedRunWarning", "Study", "StudyInterrupted",
+           "StudyResults", "load_models",
            "OFFLINE_TARGETS", "FULLSCALE_TARGETS"]

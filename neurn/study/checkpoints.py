@@ -5,13 +5,20 @@ augmentation RNG states, the history and the best-so-far weights: plain tensors 
 containers only, read back with ``torch.load(weights_only=True)``. Files are written to a
 temp file and ``os.replace``\\ d; a failed write (a full disk) is an ``OSError`` naming the
 file, which stops the study instead of failing the run.
+
+Both files are verified before use by a SHA-256 over their tensors and values
+(:func:`archalign._io.state_digest`): a checkpoint carries its own (member ``sha256``);
+``best.pt`` stays a plain ``state_dict`` that ``model.load_state_dict`` takes, and its
+digest is recorded in the run's sealed ``result.json`` (``weights_sha256``). torch reads
+a flipped bit in a tensor without complaint, so without the digest a damaged checkpoint
+would resume with other numbers.
 """
 from pathlib import Path
 from typing import List, Optional
 
 import torch
 
-from archalign._io import atomic_path
+from archalign._io import DIGEST_MEMBER, atomic_path, state_digest
 
 __all__ = ["CHECKPOINT_KEYS", "atomic_torch_save", "checkpoint_state", "first_line",
            "read_checkpoint", "read_weights", "restore_checkpoint"]
@@ -37,26 +44,40 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 
 def read_checkpoint(path: Path) -> dict:
+    """The state ``checkpoint.pt`` holds, once its digest checks out (``ValueError``
+    otherwise; a checkpoint of an earlier version has none)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise ValueError(f"not a checkpoint of a run: no {', '.join(missing)}")
+    stored = state.pop(DIGEST_MEMBER, None)
+    if stored is None:
+        raise ValueError("no digest: written by an earlier version, or damaged")
+    if stored != state_digest(state):
+        raise ValueError("its tensors do not match its digest: damaged or altered")
     return state
 
 
-def read_weights(path: Path) -> dict:
-    # mmap: the zip index at the end of the file is checked, the tensors are not read
+def read_weights(path: Path, digest: Optional[str]) -> dict:
+    """``best.pt``'s weights, once they match ``digest`` (its run's ``weights_sha256``)."""
+    # mmap: the tensors are read once, by the digest, not copied first
     weights = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not (isinstance(weights, dict) and weights and
             all(isinstance(t, torch.Tensor) for t in weights.values())):
         raise ValueError("not a model's weights (a dict of tensors)")
+    if digest is None:
+        raise ValueError("its run's result records no digest of them")
+    if state_digest(weights) != digest:
+        raise ValueError("its tensors do not match the digest its result records: damaged "
+                         "or altered")
     return weights
 
 
 def checkpoint_state(*, digest: str, epoch: int, model, optimizer, scheduler, scaler,
                      generator: torch.Generator, augment_rng: torch.Generator,
                      device: torch.device, history: List[dict], best: Optional[dict]) -> dict:
-    """What ``checkpoint.pt`` holds after ``epoch`` epochs (reads the RNG states only)."""
+    """What ``checkpoint.pt`` holds after ``epoch`` epochs, its digest included (reads
+    the RNG states only)."""
     rng = {"torch": torch.get_rng_state(), "sampler": generator.get_state(),
            "augment": augment_rng.get_state()}
     if device.type == "cuda":
@@ -67,6 +88,7 @@ def checkpoint_state(*, digest: str, epoch: int, model, optimizer, scheduler, sc
              "history": history, "best": best}
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
+    state[DIGEST_MEMBER] = state_digest(state)
     return state
 
 

@@ -17,7 +17,12 @@ Runs write only inside their own folder, every file atomically (:mod:`archalign.
 so cooperating processes never see a half-written file of each other's. The study's own
 ``study.json`` carries a fingerprint of the settings every run shares
 (:func:`claim_study`): a process with other settings is refused before it writes, so a
-folder never mixes two configurations.
+folder never mixes two configurations. The check and the write are one step under the
+folder's lock, ``study.lock`` (:func:`lock_study`), a claim on the whole folder: the
+first process takes it and holds it while it works; one of the same settings finds it
+held and joins, sharing the runs through their claims; one of other settings is refused,
+naming the holder. Without the lock, two processes that both found a damaged (or an
+earlier version's) study.json would each have made it theirs.
 """
 import json
 import os
@@ -25,15 +30,22 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
-from archalign._io import atomic_write_text, create_text
+from archalign._io import atomic_write_text, create_text, read_sealed_json, seal_json
 
-__all__ = ["CLAIM_FILE", "Claim", "ClaimLost", "HEARTBEAT", "STALE_AFTER", "check_held",
-           "claim_run", "claim_study", "claimant", "in_progress", "is_stale"]
+from .checkpoints import first_line
+from .verify import DamagedFileWarning, unsealed_member
+
+__all__ = ["CLAIM_FILE", "Claim", "ClaimLost", "HEARTBEAT", "STALE_AFTER", "STUDY_LOCK",
+           "check_held", "claim_run", "claim_study", "claimant", "in_progress", "is_stale",
+           "lock_study"]
 
 CLAIM_FILE = "claim.json"
+STUDY_LOCK = "study.lock"
+LOCK_WAIT = 10.0  # seconds a joining process waits for the holder to write study.json
 HEARTBEAT = 30.0  # seconds between touches of a held claim
 STALE_AFTER = 600.0  # a claim untouched this long belongs to a lost process
 
@@ -114,27 +126,32 @@ class Claim:
         return False
 
 
-def claim_run(run_dir: Path, *, stale_after: float = STALE_AFTER,
-              heartbeat: float = HEARTBEAT) -> Optional[Claim]:
-    """Claim ``run_dir`` for this process: a :class:`Claim`, or None when another live
-    process holds it. A stale claim is taken over."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CLAIM_FILE
+def _take(path: Path, extra: dict, stale_after: float, heartbeat: float) -> Optional[Claim]:
+    """Create the claim file ``path`` for this process (``extra`` added to its record), or
+    take a stale one over: a :class:`Claim`, or None when a live process holds it."""
     token = uuid.uuid4().hex
     record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": token,
-                         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra})
     for _ in range(2):  # once as found, once after taking a stale claim over
         if create_text(path, record):  # exclusive, and never seen half-written
             return Claim(path, token, heartbeat)
         if not is_stale(path, stale_after=stale_after):
             return None
-        aside = path.with_name(f"{CLAIM_FILE}.stale-{token}")
+        aside = path.with_name(f"{path.name}.stale-{token}")
         try:
             os.rename(path, aside)  # atomic: one of several contenders wins
         except FileNotFoundError:
             return None  # another process took it over first
         aside.unlink()
     return None
+
+
+def claim_run(run_dir: Path, *, stale_after: float = STALE_AFTER,
+              heartbeat: float = HEARTBEAT) -> Optional[Claim]:
+    """Claim ``run_dir`` for this process: a :class:`Claim`, or None when another live
+    process holds it. A stale claim is taken over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return _take(run_dir / CLAIM_FILE, {}, stale_after, heartbeat)
 
 
 def in_progress(out_dir) -> Dict[str, str]:
@@ -164,23 +181,100 @@ def check_held(claim: Claim) -> None:
         raise ClaimLost(f"{claim.path.parent.name} was taken over by another process")
 
 
+def _who(info: dict) -> str:
+    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} since "
+            f"{info.get('started', '?')}")
+
+
+def _fingerprint(path: Path) -> Optional[str]:
+    """The fingerprint ``study.json`` at ``path`` names, once it verifies; else None."""
+    try:
+        return read_sealed_json(path).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
 def claim_study(path: Path, record: dict, fingerprint: str) -> None:
-    """Make ``path`` (``study.json``) name this study's settings, or refuse.
+    """Make ``path`` (``study.json``) name this study's settings, or refuse; called
+    under the folder's lock (:func:`lock_study`).
 
     The first process creates it exclusively (a hard link of a complete temp file, so
     no reader sees half of it); a later one with the same ``fingerprint`` (the settings
     every run shares) cooperates and rewrites it; one with another is refused with a
-    ``ValueError`` before it writes anything. A ``study.json`` without a fingerprint (an
-    older release's) is taken over."""
-    text = json.dumps({**record, "fingerprint": fingerprint}, indent=2)
+    ``ValueError`` before it writes anything. The file is sealed (a SHA-256 member): one
+    that fails its check (damaged, or an earlier version's without a digest) names no
+    settings one can trust, so it is rewritten with a warning, unless a live process
+    trains a run of the folder (of settings it cannot tell), which refuses; so does an
+    earlier version's that names another fingerprint (an older study is not
+    overwritten)."""
+    text = seal_json({**record, "fingerprint": fingerprint}, indent=2)
     if create_text(path, text):
         return
     try:
-        theirs = json.loads(path.read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        theirs = None  # damaged or an older release's: ours replaces it
+        theirs = read_sealed_json(path).get("fingerprint")
+    except ValueError as exc:  # damaged, or an earlier version's
+        reason = str(exc) if type(exc) is ValueError else first_line(exc)
+        if unsealed_member(path, "fingerprint") not in (None, fingerprint):
+            raise _other_settings(path) from None
+        live = [c for c in sorted(path.parent.glob(f"runs/*/{CLAIM_FILE}")) if not is_stale(c)]
+        if live:
+            raise ValueError(
+                f"{path} is damaged ({reason}) and {_who(claimant(live[0]) or {})} is "
+                f"training {live[0].parent.name} in {path.parent}; rerun this command once "
+                f"it has finished") from None
+        # stacklevel: claim_study <- lock_study <- Study.run
+        warnings.warn(f"{path} is damaged ({reason}); rewritten with this study's settings",
+                      DamagedFileWarning, stacklevel=3)
+        theirs = None
     if theirs is not None and theirs != fingerprint:
-        raise ValueError(f"{path.parent} holds a study with other settings (study.json); "
-                         f"give this one another --out, or rerun that study's command to "
-                         f"add runs to it")
+        raise _other_settings(path)
     atomic_write_text(path, text)
+
+
+def _other_settings(path: Path) -> ValueError:
+    return ValueError(f"{path.parent} holds a study with other settings (study.json); give "
+                      f"this one another --out, or rerun that study's command to add runs "
+                      f"to it")
+
+
+def lock_study(out_dir: Path, record: dict, fingerprint: str, *,
+               stale_after: float = STALE_AFTER, heartbeat: float = HEARTBEAT,
+               wait: float = LOCK_WAIT) -> Optional[Claim]:
+    """Lock ``out_dir`` for a study of ``fingerprint`` and make its ``study.json`` name
+    the study (:func:`claim_study`), or refuse with a ``ValueError``; nothing is written
+    before the lock is taken.
+
+    The lock, ``study.lock``, is a claim naming the host, the process and the
+    fingerprint, created exclusively, kept fresh by a heartbeat and taken over once
+    stale (:func:`is_stale`). Returns the held lock (release it when the study is done),
+    or None when a live process of the same settings holds it: this one joins, leaving
+    study.json to the holder, and shares the runs through their claims. A live holder of
+    other settings is refused, named. A joining process waits up to ``wait`` seconds
+    for the holder's study.json (it writes it right after taking the lock)."""
+    path = out_dir / STUDY_LOCK
+    deadline = time.monotonic() + wait
+    while True:
+        lock = _take(path, {"fingerprint": fingerprint}, stale_after, heartbeat)
+        if lock is not None:
+            try:
+                claim_study(out_dir / "study.json", record, fingerprint)
+            except BaseException:
+                lock.release()
+                raise
+            return lock
+        holder = claimant(path)
+        if holder is not None and holder.get("fingerprint") != fingerprint:
+            raise ValueError(f"{out_dir} is locked by a neurn run of other settings "
+                             f"({_who(holder)}); wait for it to finish, or give this one "
+                             f"another --out")
+        if holder is not None and _fingerprint(out_dir / "study.json") == fingerprint:
+            return None
+        if time.monotonic() > deadline:
+            raise ValueError(
+                f"{out_dir} is locked ({_who(holder)}) but its study.json does not name "
+                f"this study's settings; rerun this command once that process has finished"
+                if holder is not None else
+                f"{path} cannot be read; it is taken over once nobody has touched it for "
+                f"{stale_after / 60:g} minutes, or delete it if no neurn run works on "
+                f"{out_dir}")
+        time.sleep(0.05)

@@ -18,9 +18,10 @@ How (one module each):
   is refused, before anything is written, so the refusal changes nothing.
 * :mod:`.data`: the source and target domains, resolved, checked and split.
 * :mod:`.verify`: a killed study resumes from the last epoch of the unfinished run;
-  finished runs (``result.json``) are skipped. Every file read back is verified first:
-  a result.json, checkpoint.pt or best.pt that does not parse or load is reported
-  (``DamagedRunWarning``) and its run retrained.
+  finished runs (``result.json``) are skipped. Every file read back is verified first,
+  against the SHA-256 it was written with: a result.json, checkpoint.pt or best.pt that
+  does not match it, has none (an earlier version's) or holds values out of range is
+  reported (``DamagedRunWarning``) and its run retrained.
 * :mod:`.train` (with :mod:`.engine` and :mod:`.checkpoints`): one run, seeded, with a
   checkpoint after every epoch. A NaN / inf loss (or a runtime error such as CUDA out of
   memory) stops that run with ``status="error"`` and the message in its result; the
@@ -32,7 +33,8 @@ How (one module each):
   ``run()`` returns.
 * :mod:`.claims`: each run is claimed before it trains, so several processes (shards,
   a second terminal, Dask workers) share one ``out_dir`` without training a run twice;
-  ``study.json`` names the shared settings, refusing a process of other settings.
+  ``study.json`` names the shared settings, checked and written under the folder's lock
+  (``study.lock``), refusing a process of other settings.
 * :mod:`.sweep`: ``run(client=...)`` makes each run one task on a Dask cluster.
 * :mod:`neurn.results`: the tables and plots written at the end.
 """
@@ -53,7 +55,7 @@ from ..models import check_variant, parse_variant, plan_model
 from ..models.pretrained import (SCRATCH, Init, Pretrained, load_pretrained,
                                  pretrained_input_size, refuse_tags)
 from ..results import StudyResults, write_outputs
-from .claims import ClaimLost, check_held, claim_run, claim_study
+from .claims import ClaimLost, check_held, claim_run, lock_study
 from .data import StudyData, leave_out_groups
 from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
                        SCRATCH_WEIGHT_DECAY, SETTINGS_VERSION, STREAM_WORKERS, PathLike, Run,
@@ -62,7 +64,7 @@ from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
                        resolve_device, run_settings, settings_digest)
 from .torch_settings import TorchSettings, default_threads
 from .train import eval_loader, finish_line, loader, progress_bar, train_run
-from .verify import DamagedRunWarning, Found, find_result, find_run
+from .verify import DamagedRunWarning, Found, check_outputs, find_result, find_run
 
 __all__ = ["Study", "StudyInterrupted"]
 
@@ -288,38 +290,49 @@ class Study:
         """Run every unfinished run of :meth:`runs`, then write tables and plots of
         every finished run of the grid (other processes' and shards' included).
 
-        Every run folder already in ``out_dir`` is verified before the first write, so
-        a refusal (a run of other settings, a study.json of other settings) changes
+        Every path the study writes and every run folder already in ``out_dir`` are
+        verified before the first write, and the folder is locked before it
+        (:func:`~.claims.lock_study`), so a refusal (a run or a study.json of other
+        settings, a live process of other settings, a folder where a file belongs) changes
         nothing on disk. A run another live process has claimed is left to it
         (:mod:`.claims`). ``client``: a ``dask.distributed.Client``; each run is then
         one task (:mod:`.sweep`). Ctrl-C raises :class:`StudyInterrupted`, whose
         message says what was kept."""
         self.load_data()
         runs = self.runs()
+        check_outputs(self.out_dir, [run.key for run in runs])
         # verified now, so a refusal comes before any write; only the results are kept,
         # since a run is read again once claimed (other processes may have moved it on)
         finished = {run.key: self._found(run).result for run in runs}
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        claim_study(self.out_dir / "study.json", self.describe(), self.fingerprint())
-        record = (self.data.record() if list(self.groups) == [None] else
-                  {"groups": {g: d.record() for g, d in self.groups.items()}})
-        atomic_write_text(self.out_dir / "data.json", json.dumps(record, indent=1))
-        self._checkpointed = None
-        if client is None:
-            self._run_here(runs, finished)
-        else:
-            from .sweep import run_on_dask
+        lock = lock_study(self.out_dir, self.describe(), self.fingerprint())
+        try:
+            record = (self.data.record() if list(self.groups) == [None] else
+                      {"groups": {g: d.record() for g, d in self.groups.items()}})
+            atomic_write_text(self.out_dir / "data.json", json.dumps(record, indent=1))
+            self._checkpointed = None
+            if client is None:
+                self._run_here(runs, finished)
+            else:
+                self._run_on(client, runs, finished)
+            return self.results(echo=self.progress)
+        finally:
+            if lock is not None:
+                lock.release()
 
-            pending = [r for r in runs if finished[r.key] is None]
-            try:
-                done = run_on_dask(self, client, pending, echo=self._echo)
-            except KeyboardInterrupt:
-                self.results(plots=False, echo=False)
-                raise StudyInterrupted(f"the cluster's tasks were cancelled; finished runs "
-                                       f"and checkpoints are kept in {self.out_dir / 'runs'}; "
-                                       f"rerun the same command to resume") from None
-            self._echo(f"{len(done)} of {len(pending)} runs trained on the cluster")
-        return self.results(echo=self.progress)
+    def _run_on(self, client, runs: List[Run], finished: Dict[str, Optional[dict]]) -> None:
+        """Train the unfinished ``runs`` as tasks on the Dask cluster of ``client``."""
+        from .sweep import run_on_dask
+
+        pending = [r for r in runs if finished[r.key] is None]
+        try:
+            done = run_on_dask(self, client, pending, echo=self._echo)
+        except KeyboardInterrupt:
+            self.results(plots=False, echo=False)
+            raise StudyInterrupted(f"the cluster's tasks were cancelled; finished runs "
+                                   f"and checkpoints are kept in {self.out_dir / 'runs'}; "
+                                   f"rerun the same command to resume") from None
+        self._echo(f"{len(done)} of {len(pending)} runs trained on the cluster")
 
     def _run_here(self, runs: List[Run], finished: Dict[str, Optional[dict]]) -> None:
         """Train ``runs`` one after another in this process (those it can claim)."""

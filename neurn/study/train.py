@@ -20,7 +20,6 @@
   ``status="error"`` and the message in its result.
 * CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading.
 """
-import json
 import math
 import time
 from typing import Callable, Iterable, List, Optional
@@ -28,7 +27,7 @@ from typing import Callable, Iterable, List, Optional
 import torch
 from torch import nn
 
-from archalign._io import atomic_write_text
+from archalign._io import atomic_write_text, seal_json, state_digest
 
 from ..fronts import CropFlip
 from ..models import Variant, build_augmentation, build_model, uses_convolutions
@@ -243,7 +242,8 @@ def train_run(study, run: Run, found: Found,
         result["eval_seconds"] = time.perf_counter() - t0
         if study.keep_weights:
             atomic_torch_save(best["model"], run_dir / "best.pt")
-    atomic_write_text(result_path, json.dumps(result, indent=2))
+            result["weights_sha256"] = state_digest(best["model"])
+    atomic_write_text(result_path, seal_json(result, indent=2))
     if checkpoint_path.exists():
         checkpoint_path.unlink()
     return result

@@ -14,6 +14,7 @@ import shutil
 import pytest
 import torch
 
+from archalign._io import read_sealed_json, seal_json
 from neurn.cli import main
 from neurn.study import train as train_module
 
@@ -147,7 +148,7 @@ def test_read_only_out_is_refused_before_training(read_only_dir, cache, capsys, 
 def test_a_write_that_fails_names_the_users_file(tmp_path, finished, cache, capsys,
                                                  monkeypatch):
     # past the up-front check: the disk turns read-only, or the folder's mode changes
-    # (`finished` has filled the data cache, so the first write is study.json)
+    # (`finished` has filled the data cache, so the first write is the lock, study.lock)
     import tempfile
 
     def read_only(*args, dir=None, prefix="", **kwargs):
@@ -155,7 +156,7 @@ def test_a_write_that_fails_names_the_users_file(tmp_path, finished, cache, caps
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     assert main(run_args(tmp_path / "out", cache)) == 2
-    line = one_error_line(capsys, str(tmp_path / "out" / "study.json"), "Read-only")
+    line = one_error_line(capsys, str(tmp_path / "out" / "study.lock"), "Read-only")
     assert ".tmp-" not in line
 
 
@@ -198,9 +199,9 @@ def test_damaged_result_json_is_refused_by_table_and_retrained_by_run(
 
 def test_result_json_without_its_metrics_is_retrained(study, finished, cache, capsys):
     path = study / RUN / "result.json"
-    record = json.loads(path.read_text())
+    record = read_sealed_json(path)
     del record["metrics"]
-    path.write_text(json.dumps(record))
+    path.write_text(seal_json(record))  # intact, so the values are what fails
     assert main(run_args(study, cache)) == 0
     assert "without its metrics" in capsys.readouterr().err
     assert "metrics" in json.loads(path.read_text())
@@ -210,19 +211,19 @@ def test_result_json_without_its_metrics_is_retrained(study, finished, cache, ca
                                     {"svhn-gen": True}, {"mnist": {"train": 4}}])
 def test_malformed_image_counts_are_refused_by_table(study, finished, counts, capsys):
     path = study / RUN / "result.json"
-    record = json.loads(path.read_text())
+    record = read_sealed_json(path)
     assert "counts" in record
     record["counts"] = counts
-    path.write_text(json.dumps(record))
+    path.write_text(seal_json(record))  # intact, so the values are what fails
     assert main(["table", str(study)]) == 2
     one_error_line(capsys, str(path), "malformed image counts")
 
 
 def test_a_result_without_counts_still_reads(study, finished, capsys):
     path = study / RUN / "result.json"
-    record = json.loads(path.read_text())
+    record = read_sealed_json(path)
     del record["counts"]
-    path.write_text(json.dumps(record))
+    path.write_text(seal_json(record))  # intact, so the values are what fails
     assert main(["table", str(study)]) == 0
     assert "| mnist (source test) |" in capsys.readouterr().out
 

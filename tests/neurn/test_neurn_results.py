@@ -12,10 +12,11 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
+from archalign._io import seal_json
 from neurn.cli import main
 from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, guard_rails
-from neurn.results import (lead_lines, plot_bars, result_rows, summarize, summary_markdown,
-                           write_outputs)
+from neurn.results import (lead_lines, plot_bars, read_run, result_rows, summarize,
+                           summary_markdown, write_outputs)
 
 SOURCE = "mnist"
 
@@ -75,7 +76,7 @@ def real_study(tmp_path_factory):
 
 def test_fake_records_have_the_shape_the_study_writes(real_study):
     folder, _ = real_study
-    real = json.loads(next((folder / "runs").glob("*/result.json")).read_text())
+    real = read_run(next((folder / "runs").glob("*/result.json")))
     fake = fake_run("m", "baseline", 0, 95.0, GOOD)
     assert set(fake) == set(real)
     assert set(fake["plan"]) == set(real["plan"]) and set(fake["history"][0]) == set(
@@ -208,7 +209,7 @@ def study_folder(path, runs):
     for run in runs:
         key = f"{run['model']}__{run['variant'].replace(':', '-')}__seed{run['seed']}"
         (path / "runs" / key).mkdir(parents=True)
-        (path / "runs" / key / "result.json").write_text(json.dumps(run))
+        (path / "runs" / key / "result.json").write_text(seal_json(run))
     write_outputs(runs, path, plots=False, echo=False)
     return path
 
