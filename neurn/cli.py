@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from archalign._args import (OneLineParser, UsageError, one_line_warnings, os_error_line,
-                             positive_int)
+                             process_count)
 from archalign._io import atomic_savefig
 
 from .study import DamagedFileWarning, Study  # the package imports the study anyway
@@ -176,13 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="send each run to the Dask cluster at this scheduler address "
                             "(tcp://host:8786; Slurm: dask-jobqueue's SLURMCluster, README)")
-    where.add_argument("--dask-workers", type=positive_int, metavar="N",
+    where.add_argument("--dask-workers", type=process_count, metavar="N",
                        help="start a local Dask cluster of N worker processes, one run each "
                             "at a time (threads split between them unless --threads)")
     where.add_argument("--gpus", metavar="all|N|I,J,..",
                        help="start one Dask worker per GPU (all, the first N, or these "
                             "indices), each seeing only its own device")
-    g.add_argument("--runs-per-gpu", type=positive_int, default=1, metavar="K",
+    g.add_argument("--runs-per-gpu", type=process_count, default=1, metavar="K",
                    help="with --gpus: K workers per GPU, to pack small runs (default: 1)")
     g.add_argument("--shard", metavar="I/N",
                    help="train only the I-th of N slices of the grid (0-based; a Slurm "

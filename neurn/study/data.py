@@ -250,8 +250,7 @@ class StudyData:
             if isinstance(spec, FolderDomain):  # listed already (leave_out_groups)
                 folder = spec
             elif not _is_folder(spec):
-                raise ValueError(f"{spec!r} is a registered digit domain but the source is "
-                                 f"an image folder; use folders for every domain")
+                raise ndata.not_a_folder_error(spec)
             else:
                 # the listing does not depend on the size; pixels are decoded at img_size
                 folder = FolderDomain(spec, img_size=DEFAULT_IMG_SIZE)
