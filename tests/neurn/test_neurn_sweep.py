@@ -217,7 +217,7 @@ def test_a_worker_killed_mid_run_costs_at_most_an_epoch(sequential, cache, tmp_p
     (["--shard", "2/2"], "0 <= I < N"),
     (["--shard", "x"], "write I/N"),
     (["--shard", "0/2", "--dask-workers", "2"], "without Dask"),
-    (["--dask-workers", "0"], "--dask-workers: '0' is not a whole number >= 1"),
+    (["--dask-workers", "0"], "--dask-workers: '0' is not a whole number from 1 to"),
 ])
 def test_cluster_options_that_cannot_work_are_one_line(extra, needle, tmp_path, capsys):
     assert main(["run", "convnet", "--steps", "1", "--out", str(tmp_path / "out"),
