@@ -27,20 +27,14 @@ from neurn.study import Study
 from neurn.study import train as train_module
 from neurn.study.claims import STUDY_LOCK, claim_run, lock_study
 
-TINY = "test_resnet"
+from test_neurn_faults import TINY, run_args  # the fault suite's tiny study
+
 RUN = "runs/test_resnet__baseline__seed0"
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("neurn-integrity-cache")
-
-
-def run_args(out, cache, *extra):
-    return ["run", TINY, "--variants", "baseline", "--targets", "optdigits", "--steps", "4",
-            "--evals", "2", "-b", "8", "--eval-limit", "16", "--train-limit", "32",
-            "--device", "cpu", "--threads", "1", "--cache-dir", str(cache), "--out", str(out),
-            "--no-progress", *extra]
 
 
 def tiny_study(out, cache) -> Study:
