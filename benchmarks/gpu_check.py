@@ -26,7 +26,11 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
    training domain): the run must finish; its training rate is reported;
 7. sweeps on Dask: 8 digit runs (``convnet``, baseline / NeuRN x 4 seeds) with ``--gpus 1
    --runs-per-gpu K`` for K = 1, 2, 4: runs per hour and the GPU's busy share (sampled
-   from ``nvidia-smi`` every 0.5 s); ``--tiny`` on CPU uses ``--dask-workers K``.
+   from ``nvidia-smi`` every 0.5 s); ``--tiny`` on CPU uses ``--dask-workers K``;
+8. checkpoint digests (``archalign._io.state_digest``, what ``checkpoint.pt`` and
+   ``best.pt`` are verified by): a ResNet-50's state and an AdamW state on the GPU digest
+   to the same value as their CPU copies (bfloat16 and channels_last included), and the
+   time it takes per checkpoint.
 """
 import argparse
 import json
@@ -297,6 +301,34 @@ def check_sweep(device, tiny: bool) -> None:
             "finishes", code == 0)
 
 
+def check_digest(device, tiny: bool) -> None:
+    import timm
+
+    from archalign._io import state_digest
+
+    model = timm.create_model("resnet18" if tiny else "resnet50").to(device)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 3, 64, 64, device=device)).sum().backward()
+    optimizer.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "half": torch.randn(8, 8, device=device, dtype=torch.bfloat16)}
+    start = time.perf_counter()
+    on_device = state_digest(state)
+    seconds = time.perf_counter() - start
+    def to_cpu(value):
+        if isinstance(value, dict):
+            return {k: to_cpu(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(to_cpu(v) for v in value)
+        return value.cpu() if isinstance(value, torch.Tensor) else value
+
+    on_cpu = state_digest(to_cpu(state))
+    row("checkpoint digest: device = CPU copy", "equal" if on_device == on_cpu else "differs",
+        "equal", on_device == on_cpu)
+    row("checkpoint digest time (model + AdamW state)", f"{seconds:.2f} s")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda", help="default: cuda")
@@ -320,7 +352,7 @@ def main(argv=None) -> int:
     for label, fn in [("layer", check_layer), ("bandwidth", check_bandwidth),
                       ("step", check_step), ("study", check_study),
                       ("folder", check_folder), ("domainbed", check_domainbed),
-                      ("sweep", check_sweep)]:
+                      ("sweep", check_sweep), ("digest", check_digest)]:
         if label == "study" and args.skip_study:
             continue
         try:
