@@ -20,6 +20,7 @@ from archalign._args import (OneLineParser, UsageError, one_line_warnings, os_er
                              process_count)
 from archalign._io import atomic_savefig
 
+from .results.formats import FORMATS
 from .study import DamagedFileWarning, Study  # the package imports the study anyway
 from .study.torch_settings import pick_threads
 
@@ -55,6 +56,10 @@ EXAMPLES = """examples:
 
   # merge finished studies into one table
   neurn compare results/study results/fronts --out results/all.md
+
+  # a study's table for a paper (booktabs), or for pandas / a spreadsheet
+  neurn table results/study --format latex --out results/study.tex
+  neurn table results/study --format csv --out results/study-table.csv
 """
 
 
@@ -205,8 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     dom.add_argument("--sheet", type=Path, metavar="PNG",
                      help="also draw a contact sheet of the offline domains")
 
-    table = sub.add_parser("table", help="rebuild the tables of a study folder")
+    table = sub.add_parser(
+        "table", help="rebuild the tables of a study folder",
+        description="Rebuild results.csv, results.json and summary.md of a study folder "
+                    "from its runs, and print summary.md, or its main table as LaTeX or "
+                    "CSV (the same numbers).")
     table.add_argument("out", type=Path, metavar="DIR")
+    _format_options(table, "write the output to FILE (atomically) instead of printing it")
 
     cmp = sub.add_parser(
         "compare", help="merge finished study folders into one table",
@@ -215,9 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "studies must share the source domain and the class count.")
     cmp.add_argument("folders", nargs="+", type=Path, metavar="DIR",
                      help="study folders (the --out of `neurn run`), one table row group each")
-    cmp.add_argument("--out", type=Path, metavar="FILE.md",
-                     help="also write the table to this Markdown file")
+    _format_options(cmp, "also write the output to FILE (atomically)")
     return parser
+
+
+def _format_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """``--format`` and ``--out FILE`` of ``neurn table`` / ``neurn compare``."""
+    parser.add_argument("--format", choices=FORMATS, default="markdown",
+                        help="markdown (default; as summary.md), latex (a booktabs tabular, "
+                             "\\usepackage{booktabs}; notes as %% comments) or csv (one "
+                             "line per model, variant and domain: mean, std, n, p_value in "
+                             "columns)")
+    parser.add_argument("--out", dest="file", type=Path, metavar="FILE", help=out_help)
 
 
 def _run(args) -> int:
@@ -368,26 +387,35 @@ def _domains(args) -> int:
 
 
 def _table(args) -> int:
-    from .results import load_results
+    from .results import load_results, table_text
+    from .results.compare import save_text
     from .study.claims import in_progress
 
-    print(load_results(args.out).markdown)
+    text = table_text(load_results(args.out), args.format)
+    # the note on running runs follows the Markdown it annotates; elsewhere it would
+    # break the LaTeX or CSV, so it goes to stderr
+    note = sys.stdout if args.format == "markdown" and args.file is None else sys.stderr
+    if args.file is None:  # summary.md then a blank line, as `neurn table` always printed
+        print(text, end="\n" if args.format == "markdown" else "")
+    else:
+        save_text(args.file, text)
+        print(f"wrote {args.file}", file=sys.stderr)
     running = in_progress(args.out)
     if running:
-        print(f"{len(running)} run(s) in progress (claimed, no result yet):")
+        print(f"{len(running)} run(s) in progress (claimed, no result yet):", file=note)
         for key, state in running.items():
-            print(f"- {key}: {state}")
+            print(f"- {key}: {state}", file=note)
     return 0
 
 
 def _compare(args) -> int:
-    from .results.compare import compare, save_markdown
+    from .results.compare import compare, save_text
 
-    markdown = compare(args.folders)
-    print(markdown, end="")
-    if args.out is not None:
-        save_markdown(args.out, markdown)
-        print(f"wrote {args.out}", file=sys.stderr)
+    text = compare(args.folders, fmt=args.format)
+    print(text, end="")
+    if args.file is not None:
+        save_text(args.file, text)
+        print(f"wrote {args.file}", file=sys.stderr)
     return 0
 
 

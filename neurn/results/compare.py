@@ -15,11 +15,12 @@ from typing import Dict, List, Optional, Sequence
 
 from archalign._io import atomic_write_text, unseal_json
 
+from .formats import build_table, render_table
 from .guards import DIGIT_CLASSES, guard_rails
-from .markdown import failed_lines, legend_lines, table_lines
+from .markdown import failed_lines, legend_lines
 from .tables import ROW_FIELDS, TARGETS_MEAN, summarize
 
-__all__ = ["StudyFolderError", "compare", "load_rows", "save_markdown"]
+__all__ = ["StudyFolderError", "compare", "load_rows", "save_text"]
 
 
 class StudyFolderError(ValueError):
@@ -101,8 +102,10 @@ def _setup(rows: List[dict]) -> str:
     return f"source {', '.join(sources)}, {', '.join(map(str, classes))} classes"
 
 
-def compare(folders: Sequence, *, baseline: Optional[str] = "baseline") -> str:
-    """Markdown: the main table of every folder in one, a first column naming it."""
+def compare(folders: Sequence, *, baseline: Optional[str] = "baseline",
+            fmt: str = "markdown") -> str:
+    """The main table of every folder in one, a first column naming it, with its legend
+    and the failed runs (``fmt``: one of :data:`neurn.results.formats.FORMATS`)."""
     studies: Dict[str, List[dict]] = {}
     seen = set()
     for folder in folders:
@@ -120,17 +123,17 @@ def compare(folders: Sequence, *, baseline: Optional[str] = "baseline") -> str:
     summary = [{**s, "study": label} for label, rs in studies.items()
                for s in summarize(rs, baseline=baseline)]
     flags = guard_rails(rows, summary)
-    lines = table_lines(rows, summary, flags) + [""] + legend_lines(rows, flags)
+    notes = legend_lines(rows, flags, plain=fmt != "markdown")
     targets = {label: list(dict.fromkeys(r["domain"] for r in rs if r["role"] == "target"))
                for label, rs in studies.items()}
     if len({tuple(sorted(t)) for t in targets.values()}) > 1:
-        lines.append(f"The studies have different targets: {TARGETS_MEAN} averages each "
+        notes.append(f"The studies have different targets: {TARGETS_MEAN} averages each "
                      f"study's own (" + "; ".join(f"{label}: {', '.join(t)}"
                                                   for label, t in targets.items()) + ").")
-    return "\n".join(lines + failed_lines(rows)) + "\n"
+    return render_table(build_table(rows, summary, flags), fmt, notes + failed_lines(rows))
 
 
-def save_markdown(path, text: str) -> None:
+def save_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically; an unwritable path is a ``ValueError``."""
     try:
         atomic_write_text(path, text)

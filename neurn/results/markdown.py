@@ -4,31 +4,21 @@ failed runs.
 * guard rails (:mod:`neurn.results.guards`): undertrained runs and targets on which every
   model scores at chance stay in the tables, marked, with a legend.
 * ``summary.md`` opens with one line per variant (mean over targets, Δ to baseline),
-  then the table. :mod:`neurn.results.compare` merges the tables of several study folders.
+  then the table (:mod:`neurn.results.formats` draws it, in LaTeX and CSV too).
+  :mod:`neurn.results.compare` merges the tables of several study folders.
 """
-import math
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from ..models.pretrained import Init
-from .guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags, guard_rails
+from .formats import build_table, cell_text, markdown_lines
+from .guards import UNDERTRAINED_MARK, Flags, guard_rails
 from .tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
 
 __all__ = ["data_lines", "failed_lines", "init_lines", "lead_lines", "legend_lines",
            "pending_lines", "protocol_lines", "skipped_lines", "summary_markdown",
            "table_lines"]
-
-
-def _cell(record: Optional[dict], signed: bool = False) -> str:
-    if record is None or not math.isfinite(record["mean"]):
-        return "-"
-    text = f"{record['mean']:+.1f}" if signed else f"{record['mean']:.1f}"
-    if math.isfinite(record["std"]):
-        text += f" ± {record['std']:.1f}"
-    if record["p_value"] is not None and math.isfinite(record["p_value"]):
-        text += f" (p={record['p_value']:.2g})"
-    return text
 
 
 def _count(n: int, noun: str) -> str:
@@ -62,7 +52,7 @@ def lead_lines(rows: List[dict], flags: Flags, *, baseline: Optional[str] = "bas
                 (f", {_count(len(groups), 'held-out group')})" if groups else ")"))
         if baseline in by_variant and variant != baseline:
             delta = paired_difference(runs, by_variant[baseline])
-            text += (f"; Δ {_cell(delta, signed=True)} over {_count(delta['n'], 'pair')}"
+            text += (f"; Δ {cell_text(delta, signed=True)} over {_count(delta['n'], 'pair')}"
                      if delta["n"] else f"; no Δ: no {baseline} run on the same model and seed")
             if 0 < delta["n"] < len(runs):
                 text += (f" ({_count(len(runs) - delta['n'], 'run')} without a {baseline} "
@@ -77,39 +67,17 @@ def lead_lines(rows: List[dict], flags: Flags, *, baseline: Optional[str] = "bas
 def table_lines(rows: List[dict], summary: List[dict], flags: Flags) -> List[str]:
     """The main table: model x variant (and difference) rows, domain columns. Records
     with a ``study`` key (a comparison) get a first column naming it."""
-    domains = domain_columns(rows)
-    by_study = any("study" in s for s in summary)
-    index = {(s.get("study"), s["kind"], s["model"], s["variant"], s["domain"]): s
-             for s in summary}
-    generated = {r["domain"] for r in rows if r["generated"] is True}
-    source = {r["domain"] for r in rows if r["role"] == "source"}
-    labels = [d + (" (source test)" if d in source else "") + ("*" if d in generated else "") +
-              (f" {AT_CHANCE_MARK}" if d in flags.at_chance else "") for d in domains]
-    lead = "| study " if by_study else ""
-    lines = [lead + "| model | variant | seeds | " + " | ".join(labels) + " |",
-             ("|---" if by_study else "") + "|---|---|---|" + "---|" * len(domains)]
-    for study, model in dict.fromkeys((s.get("study"), s["model"]) for s in summary):
-        for kind in ("score", "diff"):
-            variants = dict.fromkeys(s["variant"] for s in summary if s["kind"] == kind and
-                                     (s.get("study"), s["model"]) == (study, model))
-            for variant in variants:
-                records = [index.get((study, kind, model, variant, d)) for d in domains]
-                cells = [_cell(r, kind == "diff") for r in records]
-                n = max(r["n"] for r in records if r is not None)
-                name = f"**{variant}**" if kind == "diff" else variant + (
-                    f" {UNDERTRAINED_MARK}" if flags.marks(model, variant, study) else "")
-                lead = f"| {study} " if by_study else ""
-                lines.append(f"{lead}| {model} | {name} | {n} | " + " | ".join(cells) + " |")
-    return lines
+    return markdown_lines(build_table(rows, summary, flags))
 
 
-def legend_lines(rows: List[dict], flags: Flags) -> List[str]:
-    """What the table's numbers and marks mean."""
+def legend_lines(rows: List[dict], flags: Flags, *, plain: bool = False) -> List[str]:
+    """What the table's numbers and marks mean; ``plain``: without Markdown's escapes
+    (for the comments of a LaTeX table)."""
     lines = ["Top-1 accuracy (%), mean ± std over seeds; checkpoint chosen on source "
              "validation only. Difference rows: paired over seeds, t-test p-value."]
     if any(r["generated"] is True for r in rows):
-        lines.append("\\* generated by our code (\"-style\" stand-ins), not the real "
-                     "dataset of that name.")
+        lines.append(("*" if plain else "\\*") + " generated by our code (\"-style\" "
+                     "stand-ins), not the real dataset of that name.")
     lines += flags.legend()
     adaptations = {(r["model"], r["adaptation"]) for r in rows}
     if adaptations:

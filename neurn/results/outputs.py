@@ -22,11 +22,14 @@ import numpy as np
 
 from archalign._io import atomic_savefig, atomic_write_text, read_sealed_json, seal_json
 
-from .markdown import summary_markdown
+from .formats import build_table, render_table
+from .guards import guard_rails
+from .markdown import (data_lines, failed_lines, init_lines, legend_lines, protocol_lines,
+                       skipped_lines, summary_markdown)
 from .plots import plot_bars, plot_curves
-from .tables import ROW_FIELDS, result_rows, summarize
+from .tables import ROW_FIELDS, domain_columns, result_rows, summarize
 
-__all__ = ["StudyResults", "load_results", "read_run", "write_outputs"]
+__all__ = ["StudyResults", "load_results", "read_run", "table_text", "write_outputs"]
 
 
 @dataclass
@@ -196,3 +199,26 @@ def load_results(out_dir, *, baseline: Optional[str] = "baseline"):
             raise ValueError(f"{path} is damaged ({exc}); rerun the study (`neurn run ... "
                              f"--out {out_dir}`) to retrain that run") from None
     return write_outputs(runs, out_dir, plots=False, baseline=baseline, echo=False)
+
+
+def table_text(results: StudyResults, fmt: str = "markdown") -> str:
+    """What ``neurn table --format fmt`` prints: ``summary.md`` for ``markdown``; else
+    summary.md's main table alone, drawn from the same model: ``latex`` with the notes
+    below that table in summary.md (legend, images, failed runs) as comments above it,
+    ``csv`` with the marks as columns.
+
+    Raises
+    ------
+    ValueError
+        No run of the study finished, so there is no table to draw.
+    """
+    if fmt == "markdown":
+        return results.markdown
+    if not domain_columns(results.rows):
+        raise ValueError(f"{results.out_dir}: no finished run, no table; its summary.md "
+                         f"lists the errors")
+    flags = guard_rails(results.rows, results.summary)
+    runs = results.runs
+    notes = (legend_lines(results.rows, flags, plain=True) + protocol_lines(runs) +
+             init_lines(runs) + data_lines(runs) + skipped_lines(runs) + failed_lines(runs))
+    return render_table(build_table(results.rows, results.summary, flags), fmt, notes)

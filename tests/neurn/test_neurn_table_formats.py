@@ -1,0 +1,282 @@
+"""``neurn table`` / ``neurn compare --format markdown|latex|csv``: one table model, three
+drawings that must carry the same numbers and marks.
+
+The study folders are built by hand (``fake_run`` / ``study_folder`` of the results
+suite) so every number is known: three seeds, a generated target (``*``), a target at
+chance (``‡``), an undertrained run (``†``), negative differences and a p-value small
+enough for ``.2g`` to write it with an exponent.
+"""
+import csv
+import io
+import re
+
+import pytest
+
+from neurn.cli import main
+from neurn.results.formats import CSV_FIELDS, latex_escape
+from test_neurn_faults import one_error_line
+from test_neurn_results import fake_run, study_folder
+
+TOP1 = {  # (model, variant): per seed {domain: top-1}
+    ("test_resnet", "baseline"): [{"mnist": 98.0, "mnistm-gen": 40.0, "svhn_x": 10.5,
+                                   "usps-gen": 60.0},
+                                  {"mnist": 97.5, "mnistm-gen": 41.0, "svhn_x": 9.5,
+                                   "usps-gen": 62.0},
+                                  {"mnist": 98.5, "mnistm-gen": 42.0, "svhn_x": 10.0,
+                                   "usps-gen": 61.0}],
+    # +10.0 / +10.1 / +9.9 on mnistm-gen: p ~ 3e-05, written 3.3e-05 by .2g
+    ("test_resnet", "neurn"): [{"mnist": 98.2, "mnistm-gen": 50.0, "svhn_x": 11.0,
+                                "usps-gen": 58.0},
+                               {"mnist": 97.9, "mnistm-gen": 51.1, "svhn_x": 9.0,
+                                "usps-gen": 59.5},
+                               {"mnist": 98.1, "mnistm-gen": 51.9, "svhn_x": 10.2,
+                                "usps-gen": 57.0}],
+    ("conv_net", "baseline"): [{"mnist": 99.0, "mnistm-gen": 30.0, "svhn_x": 10.0,
+                                "usps-gen": 70.0}] * 3,
+}
+
+
+def study_runs(top1=TOP1):
+    runs = [fake_run(model, variant, seed, 97.0, scores)
+            for (model, variant), seeds in top1.items() for seed, scores in enumerate(seeds)]
+    # one conv_net neurn seed below the 90% source-validation guard: marked undertrained
+    runs += [fake_run("conv_net", "neurn", seed, 70.0 if seed == 1 else 97.0,
+                      {"mnist": 98.0, "mnistm-gen": 29.0 - seed, "svhn_x": 10.1,
+                       "usps-gen": 65.0 + seed}) for seed in range(3)]
+    return runs
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return study_folder(tmp_path_factory.mktemp("formats") / "study", study_runs())
+
+
+def table(capsys, *args):
+    assert main(["table", *map(str, args)]) == 0
+    return capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- parsing the three
+MD_CELL = re.compile(r"([+-]?\d+\.\d)(?: ± (\d+\.\d))?(?: \(p=([^)]+)\))?")
+TEX_CELL = re.compile(r"(\$[+-]\$)?(\d+\.\d)(?: \$\\pm\$ (\d+\.\d))?"
+                      r"(?: \(\$p=([^$]+)\$\))?")
+
+
+def md_table(text):
+    """Header labels and rows (model, variant, seeds, [(mean, std, p) or None])."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    header = lines[start].strip("| ").split(" | ")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        model, variant, seeds, *cells = line.strip("| ").split(" | ")
+        rows.append((model, variant, int(seeds),
+                     [None if c == "-" else MD_CELL.fullmatch(c).groups() for c in cells]))
+    return header[3:], rows
+
+
+def tex_p(p):
+    """``3.3\\times10^{-5}`` -> ``3.3e-05``, as Markdown writes it."""
+    mantissa, times, exponent = p.partition(r"\times10^")
+    return f"{mantissa}e{int(exponent.strip('{}')):+03d}" if times else p
+
+
+def tex_rows(text):
+    """The tabular's column spec, its header cells and its body rows, split at ``&``."""
+    lines = text.splitlines()
+    spec = re.fullmatch(r"\\begin\{tabular\}\{([lcr]+)\}",
+                        next(line for line in lines if line.startswith(r"\begin"))).group(1)
+    cells = [line[:-len(r" \\")].split(" & ") for line in lines if line.endswith(r" \\")]
+    return spec, cells[0], cells[1:]
+
+
+def math_closed(cell):
+    """Whether every math mode a cell opens (an unescaped ``$``) it also closes."""
+    return len(re.findall(r"(?<!\\)\$", cell)) % 2 == 0
+
+
+def tex_numbers(cell):
+    if cell == "--":
+        return None
+    sign, mean, std, p = TEX_CELL.fullmatch(cell).groups()
+    return (sign[1] if sign else "") + mean, std, tex_p(p) if p else None
+
+
+# ---------------------------------------------------------------- LaTeX
+def test_latex_is_a_complete_booktabs_tabular(folder, capsys):
+    text = table(capsys, folder, "--format", "latex")
+    lines = text.splitlines()
+    assert lines[0].startswith("%") and r"\usepackage{booktabs}" in lines[0]
+    assert "% Top-1 accuracy (%), mean ± std over seeds" in text  # the caption-like line
+    assert "% * generated by our code" in text  # the footnote, without Markdown's escape
+    body = [line for line in lines if not line.startswith("%")]
+    assert body[0].startswith(r"\begin{tabular}{") and body[-1] == r"\end{tabular}"
+    assert [body[1], body[3], body[-2]] == [r"\toprule", r"\midrule", r"\bottomrule"]
+    spec, head, rows = tex_rows(text)
+    assert len(rows) == 6  # 2 models x (baseline, neurn, difference)
+    for line in body[1:-1]:
+        assert line.endswith(r" \\") or line in (r"\toprule", r"\midrule", r"\bottomrule")
+        assert line.count("{") == line.count("}")
+    for cells in [head] + rows:
+        assert len(cells) == len(spec)  # the spec has one column per "&" + 1
+        assert all(map(math_closed, cells))  # math mode closed in each cell
+
+
+def test_latex_carries_the_markdown_numbers_and_marks(folder, capsys):
+    md_head, md_rows = md_table(table(capsys, folder))
+    _, head, rows = tex_rows(table(capsys, folder, "--format", "latex"))
+    assert head[3:] == ["mnist (source test)", "mnistm-gen*", r"svhn\_x \ddag", "usps-gen*",
+                        "targets (mean)"]
+    assert md_head == ["mnist (source test)", "mnistm-gen*", "svhn_x ‡", "usps-gen*",
+                       "targets (mean)"]
+    assert len(rows) == len(md_rows)
+    for (model, variant, seeds, md_cells), tex in zip(md_rows, rows):
+        assert tex[0] == latex_escape(model) and int(tex[2]) == seeds
+        assert [tex_numbers(c) for c in tex[3:]] == md_cells
+        if variant.startswith("**"):  # a difference row, bold in both
+            assert tex[1] == r"\textbf{neurn $-$ baseline}"
+        assert tex[1].endswith(r" \dag") == variant.endswith(" †")
+    numbers = [cell for _, _, _, cells in md_rows for cell in cells]
+    assert ("+10.0", "0.1", "3.3e-05") in numbers  # the exponent survived both formats
+    assert any(n and n[0].startswith("-") for n in numbers)  # so did a minus sign
+    assert sum(variant.endswith(" †") for _, variant, _, _ in md_rows) == 1
+
+
+def test_every_note_line_stays_a_latex_comment(tmp_path, capsys):
+    runs = [fake_run("m", "baseline", 0, 97.0, {"mnist": 98.0, "usps-gen": 50.0}),
+            fake_run("m", "neurn", 0, 97.0, {}, status="error", error="CUDA OOM\nat step 3")]
+    text = table(capsys, study_folder(tmp_path / "failed", runs), "--format", "latex")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(r"\begin"))
+    assert all(line.startswith("%") for line in lines[:start])
+    assert "% - m neurn seed 0: CUDA OOM" in lines and "% at step 3" in lines
+
+
+def test_latex_escapes_special_characters():
+    assert latex_escape(r"a_b%c&d#e$f{g}h~i^j\k") == (
+        r"a\_b\%c\&d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k")
+    assert latex_escape("a--b") == "a-{}-b"  # not an en dash
+
+
+def test_a_study_with_special_names_compiles_to_escaped_cells(tmp_path, capsys):
+    model, domain = "net_{50%}&#1", "svhn~gen^$2"
+    runs = [fake_run(model, variant, 0, 97.0, {"mnist": 98.0, domain: 30.0})
+            for variant in ("baseline", "neurn")]
+    text = table(capsys, study_folder(tmp_path / "odd", runs), "--format", "latex")
+    spec, head, rows = tex_rows(text)
+    assert head[-2] == latex_escape(domain) == r"svhn\textasciitilde{}gen\textasciicircum{}\$2"
+    assert {r[0] for r in rows} == {r"net\_\{50\%\}\&\#1"}
+    for cells in [head] + rows:  # an unescaped & would split a cell, a $ open math
+        assert len(cells) == len(spec)
+        assert all(map(math_closed, cells))
+
+
+# ---------------------------------------------------------------- CSV
+def test_csv_has_the_markdown_numbers_as_numbers(folder, capsys):
+    md_head, md_rows = md_table(table(capsys, folder))
+    lines = list(csv.DictReader(io.StringIO(table(capsys, folder, "--format", "csv"))))
+    assert list(lines[0]) == CSV_FIELDS
+    domains = list(dict.fromkeys(line["domain"] for line in lines))
+    assert [re.sub(r" \(source test\)|\*| ‡", "", label) for label in md_head] == domains
+    by_key = {(line["model"], line["variant"], line["domain"]): line for line in lines}
+    assert len(by_key) == len(lines) == len(md_rows) * len(domains)
+    for model, variant, seeds, cells in md_rows:
+        diff = variant.startswith("**")
+        name = variant.strip("*").removesuffix(" †")
+        for domain, shown in zip(domains, cells):
+            line = by_key[(model, name, domain)]
+            mean, std, p = float(line["mean"]), line["std"], line["p_value"]
+            assert line["kind"] == ("diff" if diff else "score")
+            assert (f"{mean:+.1f}" if diff else f"{mean:.1f}") == shown[0]
+            assert (f"{float(std):.1f}" if std else None) == shown[1]
+            assert (f"{float(p):.2g}" if p else None) == shown[2]
+            assert int(line["n"]) <= seeds
+            assert line["undertrained"] == str(variant.endswith(" †"))
+    marks = {line["domain"]: (line["role"], line["generated"], line["at_chance"])
+             for line in lines}
+    assert marks == {"mnist": ("source", "False", "False"),
+                     "mnistm-gen": ("target", "True", "False"),
+                     "svhn_x": ("target", "False", "True"),
+                     "usps-gen": ("target", "True", "False"),
+                     "targets (mean)": ("mean", "False", "False")}
+
+
+def test_csv_loads_into_pandas_without_cleanup(folder, capsys):
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(io.StringIO(table(capsys, folder, "--format", "csv")))
+    assert {c: frame[c].dtype.kind for c in ("mean", "std", "n", "p_value", "generated")} == {
+        "mean": "f", "std": "f", "n": "i", "p_value": "f", "generated": "b"}
+    diffs = frame[frame["kind"] == "diff"]
+    assert diffs["p_value"].notna().any() and (diffs["mean"] < 0).any()
+
+
+def test_csv_quotes_formula_text_but_not_negative_numbers(tmp_path, capsys):
+    runs = [fake_run(model, variant, seed, 97.0, {"mnist": 98.0, "-gen": 30.0 - 5 * seed *
+                                                  (variant == "neurn")})
+            for model in ("=HYPERLINK(1)", "@net") for variant in ("baseline", "neurn")
+            for seed in (0, 1)]
+    text = table(capsys, study_folder(tmp_path / "formula", runs), "--format", "csv")
+    lines = list(csv.DictReader(io.StringIO(text)))
+    assert {line["model"] for line in lines} == {"'=HYPERLINK(1)", "'@net"}
+    assert {line["domain"] for line in lines} >= {"'-gen"}
+    negative = [line["mean"] for line in lines if line["kind"] == "diff"
+                and line["domain"] == "'-gen"]
+    assert negative and all(float(m) < 0 and m.startswith("-") for m in negative)
+
+
+# ---------------------------------------------------------------- options
+def test_default_is_todays_markdown_and_out_writes_each_format(folder, tmp_path, capsys):
+    default = table(capsys, folder)
+    assert default == (folder / "summary.md").read_text() + "\n"
+    assert table(capsys, folder, "--format", "markdown") == default
+    for fmt in ("markdown", "latex", "csv"):
+        printed = table(capsys, folder, "--format", fmt)
+        out = tmp_path / "paper" / f"table.{fmt}"
+        assert main(["table", str(folder), "--format", fmt, "--out", str(out)]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == f"wrote {out}\n"
+        assert out.read_text() == printed.removesuffix("\n" if fmt == "markdown" else "")
+
+
+def test_runs_in_progress_go_to_stderr_beside_a_csv(folder, tmp_path, capsys):
+    pending = study_folder(tmp_path / "pending", study_runs())
+    (pending / "runs" / "resnet18__baseline__seed9").mkdir()
+    (pending / "runs" / "resnet18__baseline__seed9" / "claim.json").write_text("{}")
+    assert main(["table", str(pending), "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == table(capsys, folder, "--format", "csv")
+    assert "1 run(s) in progress" in captured.err
+
+
+@pytest.mark.parametrize("command", ["table", "compare"])
+def test_bad_format_is_one_line(folder, capsys, command):
+    assert main([command, str(folder), "--format", "html"]) == 2
+    assert "html" in one_error_line(capsys, "--format", "latex")
+
+
+def test_a_study_without_finished_runs_has_no_latex_table(tmp_path, capsys):
+    failed = study_folder(tmp_path / "failed", [fake_run("m", "baseline", 0, 97.0, {},
+                                                         status="error")])
+    assert main(["table", str(failed), "--format", "latex"]) == 2
+    one_error_line(capsys, "no finished run", str(failed))
+
+
+def test_compare_draws_the_same_numbers_in_every_format(folder, tmp_path, capsys):
+    other = study_folder(tmp_path / "k5", study_runs({
+        ("test_resnet", "baseline"): TOP1[("test_resnet", "baseline")]}))
+    printed = {}
+    for fmt in ("markdown", "latex", "csv"):
+        assert main(["compare", str(folder), str(other), "--format", fmt]) == 0
+        printed[fmt] = capsys.readouterr().out
+    md_rows = [line.strip("| ").split(" | ") for line in printed["markdown"].splitlines()
+               if line.startswith(f"| {folder} |") or line.startswith(f"| {other} |")]
+    _, head, tex = tex_rows(printed["latex"])
+    assert head[0] == "study" and [r[0] for r in tex] == [latex_escape(r[0]) for r in md_rows]
+    assert [[tex_numbers(c) for c in r[4:]] for r in tex] == [
+        [None if c == "-" else MD_CELL.fullmatch(c).groups() for c in r[4:]] for r in md_rows]
+    lines = list(csv.DictReader(io.StringIO(printed["csv"])))
+    assert list(lines[0]) == ["study"] + CSV_FIELDS
+    assert {line["study"] for line in lines} == {str(folder), str(other)}
+    assert "% The studies have different targets" not in printed["latex"]  # same targets
