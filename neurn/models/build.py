@@ -7,11 +7,12 @@ variant's input pipeline (:mod:`neurn.models.variants`) and the :class:`ModelPla
 With pretrained weights (:mod:`neurn.models.pretrained`) the backbone is built seeded as
 from scratch, then every tensor but the classifier's is loaded over it, so the head is
 the run's seeded initialisation. What the backbone sees is then what its weights
-expect: a variant that hands it an image (baseline, ``gray``, ``randconv``) is
-normalised with the weights' own per-channel mean / std (``pretrained_cfg``); a front
-end's map (NeuRN, Sobel) is standardised with its fixed constants to zero mean and unit
-variance, the scale an ImageNet-normalised image has, since no pretrained statistics
-exist for such maps; LCN's output is already on that scale.
+expect: a variant that hands it an image (baseline, ``gray``, ``randconv``,
+``prorandconv``) is normalised with the weights' own per-channel mean / std
+(``pretrained_cfg``); a front end's map (NeuRN, Sobel) is standardised with its fixed
+constants to zero mean and unit variance, the scale an ImageNet-normalised image has,
+since no pretrained statistics exist for such maps; LCN's output is already on that
+scale.
 """
 from typing import Dict, Optional, Tuple
 
@@ -81,8 +82,8 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
             the input the backbone then gets.
 
     Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first. A
-    training-time augmentation (``randconv``) is not part of the model: see
-    :func:`build_augmentation`.
+    training-time augmentation (``randconv``, ``prorandconv``, the one of a combination
+    such as ``neurn+randconv``) is not part of the model: see :func:`build_augmentation`.
     """
     variant = as_variant(variant)
     kind = KINDS[variant.kind]
@@ -113,15 +114,17 @@ def _load_backbone(backbone: nn.Module, pretrained: Pretrained) -> None:
 def build_augmentation(variant, *, generator: torch.Generator,
                        pixels: Optional[Tuple[float, float]] = None) -> Optional[nn.Module]:
     """The variant's training-time augmentation of float [0, 1] batches (a
-    :class:`~neurn.fronts.RandConv` for ``randconv``, whitening with the ``pixels``
-    (mean, std), default the digits'), drawing from ``generator``; None for variants
-    without one."""
+    :class:`~neurn.fronts.RandConv` for ``randconv``, a :class:`~neurn.fronts.ProRandConv`
+    for ``prorandconv``, and a combination's, as ``neurn+randconv``'s, whitening with the
+    ``pixels`` (mean, std), default the digits'), drawing from ``generator``; None for
+    variants without one. It acts on the raw image, before the model's front end."""
     variant = as_variant(variant)
-    augment = KINDS[variant.kind].augment
+    part = variant.augmentation if variant.augmentation is not None else variant
+    augment = KINDS[part.kind].augment
     if augment is None:
         return None
     whiten = {} if pixels is None else {"mean": (pixels[0],) * 3, "std": (pixels[1],) * 3}
-    return augment(generator=generator, **whiten, **variant.options)
+    return augment(generator=generator, **whiten, **part.options)
 
 
 def uses_convolutions(model: nn.Module) -> bool:

@@ -24,6 +24,22 @@ third of the scale that timm's initialisations and our learning rates assume:
   ``mix`` = 0, ``clamp`` = 0; :mod:`neurn.fronts.randconv`): the baseline's pipeline, trained
   on random convolutions of its batches; :func:`~neurn.models.build_augmentation` makes
   the augmentation, which only the training loop applies, so evaluation sees clean images.
+- ``prorandconv`` (options ``L`` = 10, ``k`` = 3, ``p`` = 0.5, ``deform`` = 1;
+  :mod:`neurn.fronts.prorandconv`): as ``randconv``, with progressive random
+  convolutions (Choi et al., CVPR 2023): one small random block per batch, applied 1
+  to L times (uniform).
+- ``<front>+<augmentation>`` (``neurn+randconv``, ``sobel+prorandconv``,
+  ``neurn:k=5+randconv:p=1``, ...): a front end (``neurn``, ``gray``, ``sobel``,
+  ``lcn``) trained on an augmentation (``randconv``, ``prorandconv``), each with its
+  own options. The augmentation changes the raw training image, then the front end and
+  its standardisation run as in the front end's own variant. Either order is accepted;
+  the canonical name puts the front end first (``randconv+neurn`` is
+  ``neurn+randconv``). ``std`` belongs to the front end (``neurn:std=0+randconv``). Two
+  front ends, two augmentations, three parts or a ``baseline`` part are refused in one
+  line naming what to write instead (``baseline+randconv`` is ``randconv``). The
+  :class:`Variant` of a combination is its front end's (``kind``, ``options``,
+  ``standardise``: ``kernel_size`` is NeuRN's k) with the augmentation's in
+  ``augmentation``; run folders keep the ``+`` (``convnet__neurn+randconv__seed0``).
 
 Every kind but ``lcn`` also takes ``std`` (default 1); ``std=0`` feeds the backbone
 the front end's output raw, as the first release did (``neurn:std=0`` is the
@@ -33,13 +49,14 @@ of kinds: their options, front end, augmentation and standardisation constants.
 """
 import inspect
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..fronts import FRONT_STATS, LCN, Gray, NeuRN, RandConv, Sobel
+from ..fronts import FRONT_STATS, LCN, Gray, NeuRN, ProRandConv, RandConv, Sobel
 
 __all__ = ["INPUT_STATS", "KINDS", "Variant", "as_variant", "check_variant",
            "measure_input_stats", "parse_variant"]
@@ -105,6 +122,10 @@ KINDS: Dict[str, _Kind] = {
     "randconv": _Kind({"p": _Option("p", _finite, "a finite number"), "k": _KERNEL_SIZES,
                        "mix": _flag_option("mix"), "clamp": _flag_option("clamp")},
                       augment=RandConv, stats="pixels"),
+    "prorandconv": _Kind({"L": _Option("max_repeats", int, "an integer"), "k": _KERNEL_SIZE,
+                          "p": _Option("p", _finite, "a finite number"),
+                          "deform": _flag_option("deform")},
+                         augment=ProRandConv, stats="pixels"),
 }
 _ALIASES = {"kernel_size": "k"}
 
@@ -112,13 +133,17 @@ _ALIASES = {"kernel_size": "k"}
 @dataclass(frozen=True)
 class Variant:
     """A parsed variant: its canonical ``name``, its ``kind`` (a key of the variant table,
-    ``"baseline"``, ``"neurn"``, ``"gray"``, ``"sobel"``, ``"lcn"``, ``"randconv"``) and the
-    keyword arguments of its front end or augmentation (``options``)."""
+    ``"baseline"``, ``"neurn"``, ``"gray"``, ``"sobel"``, ``"lcn"``, ``"randconv"``,
+    ``"prorandconv"``) and the keyword arguments of its front end or augmentation
+    (``options``). A combination (``"neurn+randconv"``) has its front end's kind, options
+    and ``standardise``, and its augmentation's own :class:`Variant` in ``augmentation``
+    (None otherwise)."""
 
     name: str
     kind: str
     options: Dict[str, object] = field(default_factory=dict)
     standardise: bool = True  # ``std=0``: the backbone gets the front end's output raw
+    augmentation: Optional["Variant"] = None
 
     @property
     def neurn_kwargs(self) -> Dict[str, object]:
@@ -133,8 +158,9 @@ class Variant:
     @property
     def effective(self) -> tuple:
         """What the variant does: its kind, every option of its front end or augmentation
-        with the defaults filled in, and ``std``. Two spellings of one variant
-        (``neurn`` and ``neurn:k=3``) have the same; a study refuses to train both."""
+        with the defaults filled in, ``std``, and a combination's augmentation's. Two
+        spellings of one variant (``neurn`` and ``neurn:k=3``, ``randconv+neurn`` and
+        ``neurn+randconv``) have the same; a study refuses to train both."""
         kind = KINDS[self.kind]
         build = kind.front or kind.augment
         options = {}
@@ -142,8 +168,9 @@ class Variant:
             bound = inspect.signature(build).bind_partial(**self.options)
             bound.apply_defaults()
             options = bound.arguments
+        augmentation = self.augmentation
         return (self.kind, tuple(sorted((k, repr(v)) for k, v in options.items())),
-                self.standardise)
+                self.standardise, None if augmentation is None else augmentation.effective)
 
 
 def _option_table(kind: _Kind) -> Dict[str, _Option]:
@@ -156,21 +183,56 @@ def _variant_help() -> str:
                              for name, kind in KINDS.items() if _option_table(kind))
     return (f"use one of {', '.join(map(repr, KINDS))}, with options as "
             f"'name:key=value,key=value' ({with_options}), e.g. 'neurn:k=5', 'lcn:k=7', "
-            f"'randconv:k=1/3/5/7,p=0.5,mix=1'")
+            f"'randconv:k=1/3/5/7,p=0.5,mix=1', or a front end and an augmentation joined "
+            f"by '+', e.g. 'neurn+randconv'")
+
+
+# "+" starts a part only before a kind's name, so "eps=1e+3" stays one option
+_JOIN = re.compile(r"\+(?=\s*[A-Za-z])")
+_FRONTS = [name for name, kind in KINDS.items() if kind.front is not None]
+_AUGMENTS = [name for name, kind in KINDS.items() if kind.augment is not None]
 
 
 def parse_variant(spec: str) -> Variant:
     """Parse ``"baseline"``, ``"neurn:k=5,per=channel"``, ``"lcn:k=7"``,
-    ``"randconv:k=3/5,p=1,mix=1"``, ... (see the module docstring for every kind and
-    option). The front end / augmentation is built once here, so a bad value fails with
-    its own message before any training."""
-    text = str(spec).strip()
+    ``"randconv:k=3/5,p=1,mix=1"``, ``"neurn+prorandconv:L=5"``, ... (see the module
+    docstring for every kind, option and combination). The front end / augmentation is
+    built once here, so a bad value fails with its own message before any training."""
+    parts = [part.strip() for part in _JOIN.split(str(spec).strip())]
+    if len(parts) == 1:
+        return _parse_part(spec, parts[0])
+    names = [part.partition(":")[0].strip().lower() for part in parts]
+    for name in names:
+        if name not in KINDS:
+            raise ValueError(f"unknown variant {name!r} in {spec!r}; {_variant_help()}")
+    if "baseline" in names and len(parts) == 2:
+        base, other = (parts if names[0] == "baseline" else parts[::-1])
+        std = base.partition(":")[2].strip()
+        fix = other + ("," if ":" in other else ":") + std if std else other
+        raise ValueError(f"variant {spec!r}: the baseline is the plain image and combines "
+                         f"with nothing; write {fix!r}")
+    fronts = [part for part, name in zip(parts, names) if name in _FRONTS]
+    augments = [part for part, name in zip(parts, names) if name in _AUGMENTS]
+    if len(fronts) != 1 or len(augments) != 1 or len(parts) != 2:
+        what = (f"{len(parts)} parts" if len(parts) != 2 else
+                "two front ends" if len(fronts) == 2 else "two augmentations")
+        raise ValueError(f"variant {spec!r} has {what}; combine one front end "
+                         f"({', '.join(_FRONTS)}) with one augmentation "
+                         f"({', '.join(_AUGMENTS)}), e.g. 'neurn+randconv'")
+    front = _parse_part(spec, fronts[0])
+    augmentation = _parse_part(spec, augments[0], combined=True)
+    return replace(front, name=f"{front.name}+{augmentation.name}", augmentation=augmentation)
+
+
+def _parse_part(spec: str, text: str, combined: bool = False) -> Variant:
+    """One kind and its options; ``combined``: the augmentation of a combination, whose
+    ``std`` is the front end's."""
     name, _, options = text.partition(":")
     name = name.strip().lower()
     if name not in KINDS:
         raise ValueError(f"unknown variant {spec!r}; {_variant_help()}")
     kind = KINDS[name]
-    table = _option_table(kind)
+    table = dict(kind.options) if combined else _option_table(kind)
     if options.strip() and not table:
         raise ValueError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
     kwargs: Dict[str, object] = {}
@@ -178,6 +240,9 @@ def parse_variant(spec: str) -> Variant:
     for item in filter(None, (o.strip() for o in options.split(","))):
         key, eq, value = item.partition("=")
         key = _ALIASES.get(key.strip(), key.strip())
+        if combined and key == "std":
+            raise ValueError(f"variant {spec!r}: std sets the front end's standardisation; "
+                             f"write it on the front end, e.g. 'neurn:std=0+{name}'")
         if not eq or key not in table:
             raise ValueError(f"variant {spec!r}: bad option {item!r}; write key=value with "
                              f"key in {list(table)}")
