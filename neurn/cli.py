@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "RandConv)")
     g.add_argument("--variants", nargs="+", default=["baseline", "neurn"], metavar="V",
                    help="baseline; neurn[:k=5,per=channel]; fixed front ends gray, "
-                        "sobel, lcn[:k=9]; randconv[:p=0.5,k=1/3/5/7,mix=0] (random-"
-                        "convolution augmentation while training); std=0 on any but lcn "
+                        "sobel, lcn[:k=9]; augmentations while training "
+                        "randconv[:p=0.5,k=1/3/5/7,mix=0] and "
+                        "prorandconv[:L=10,k=3,p=0.5,deform=1]; a front end and an "
+                        "augmentation joined by '+' (neurn+randconv); std=0 on any but lcn "
                         "feeds the backbone unstandardised input (default: baseline neurn)")
     g.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
                    help="one run per seed (default: 0)")
