@@ -61,9 +61,9 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..data import DIGITS_MEAN, DIGITS_STD
+from .randconv import BatchAugmentation
 
 __all__ = ["ProRandConv"]
 
@@ -73,7 +73,7 @@ _SIGMA_AFFINE = 0.5  # standard deviation of gamma and beta
 _NORM_EPS = 1e-5  # a flat channel (a blank image) standardises to 0, not to NaN
 
 
-class ProRandConv(nn.Module):
+class ProRandConv(BatchAugmentation):
     """Progressive random convolutions of a float [0, 1] batch (identity in eval mode).
 
     Parameters
@@ -95,11 +95,13 @@ class ProRandConv(nn.Module):
     Shape: (N, len(mean), H, W) -> the same; no parameters.
     """
 
+    example = "prorandconv:p=0.5"
+
     def __init__(self, max_repeats: int = 10, kernel_size: int = 3, p: float = 0.5,
                  deform: bool = True,
                  mean: Tuple[float, ...] = DIGITS_MEAN, std: Tuple[float, ...] = DIGITS_STD,
                  generator: Optional[torch.Generator] = None) -> None:
-        super().__init__()
+        super().__init__(p, mean, std, generator)
         if (isinstance(max_repeats, bool) or not isinstance(max_repeats, int)
                 or max_repeats < 1):
             raise ValueError(f"ProRandConv's L is the most times the block repeats and must "
@@ -109,27 +111,12 @@ class ProRandConv(nn.Module):
             raise ValueError(f"ProRandConv's kernel size must be an odd positive integer (the "
                              f"kernel is centred on the pixel), got {kernel_size!r}; e.g. "
                              f"prorandconv:k=3")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"ProRandConv's p is the probability that a batch is augmented "
-                             f"and must lie in [0, 1], got {p!r}; e.g. prorandconv:p=0.5")
         self.max_repeats = max_repeats
         self.kernel_size = kernel_size
-        self.p = float(p)
         self.deform = bool(deform)
-        self.generator = generator if generator is not None else torch.Generator()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return x
-        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"ProRandConv expects an (N, {self.mean.shape[1]}, H, W) batch, "
-                             f"got shape {list(x.shape)}")
-        g = self.generator
-        if torch.rand((), generator=g).item() >= self.p:
-            return x
-        repeats = int(torch.randint(1, self.max_repeats + 1, (), generator=g))
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        repeats = int(torch.randint(1, self.max_repeats + 1, (), generator=self.generator))
         return self.progressive(x, repeats)
 
     def progressive(self, x: torch.Tensor, repeats: int) -> torch.Tensor:

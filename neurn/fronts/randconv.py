@@ -39,10 +39,45 @@ from torch import nn
 
 from ..data import DIGITS_MEAN, DIGITS_STD
 
-__all__ = ["RandConv"]
+__all__ = ["BatchAugmentation", "RandConv"]
 
 
-class RandConv(nn.Module):
+class BatchAugmentation(nn.Module):
+    """What the random-convolution augmentations share: with probability ``p`` a training
+    batch is replaced by ``augment(batch)``, every draw from ``generator`` (the first is
+    the ``p`` gate), and in eval mode the module is the identity. ``mean`` / ``std``
+    whiten the image for ``augment``. Subclasses set ``example`` (their variant, for
+    error messages) and define ``augment``."""
+
+    example = "randconv:p=0.5"
+
+    def __init__(self, p: float, mean: Tuple[float, ...], std: Tuple[float, ...],
+                 generator: Optional[torch.Generator]) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{type(self).__name__}'s p is the probability that a batch is "
+                             f"augmented and must lie in [0, 1], got {p!r}; e.g. "
+                             f"{self.example}")
+        self.p = float(p)
+        self.generator = generator if generator is not None else torch.Generator()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"{type(self).__name__} expects an (N, {self.mean.shape[1]}, H, "
+                             f"W) batch, got shape {list(x.shape)}")
+        if torch.rand((), generator=self.generator).item() >= self.p:
+            return x
+        return self.augment(x)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RandConv(BatchAugmentation):
     """Random-convolution augmentation of a float [0, 1] batch (identity in eval mode).
 
     Args:
@@ -60,33 +95,19 @@ class RandConv(nn.Module):
                  mix: bool = False, clamp: bool = False,
                  mean: Tuple[float, ...] = DIGITS_MEAN, std: Tuple[float, ...] = DIGITS_STD,
                  generator: Optional[torch.Generator] = None) -> None:
-        super().__init__()
+        super().__init__(p, mean, std, generator)
         sizes = tuple(kernel_sizes)
         if not sizes or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
                                 and k % 2 for k in sizes):
             raise ValueError(f"RandConv kernel sizes must be odd positive integers (the "
                              f"kernel is centred on the pixel), got {list(sizes)}; e.g. "
                              f"randconv:k=1/3/5/7")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandConv p is the probability that a batch is convolved and "
-                             f"must lie in [0, 1], got {p!r}; e.g. randconv:p=0.5")
         self.kernel_sizes = sizes
-        self.p = float(p)
         self.mix = bool(mix)
         self.clamp = bool(clamp)
-        self.generator = generator if generator is not None else torch.Generator()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return x
-        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"RandConv expects an (N, {self.mean.shape[1]}, H, W) batch, got "
-                             f"shape {list(x.shape)}")
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
         g = self.generator
-        if torch.rand((), generator=g).item() >= self.p:
-            return x
         k = self.kernel_sizes[int(torch.randint(len(self.kernel_sizes), (), generator=g))]
         c = x.shape[1]
         weight = torch.randn(c, c, k, k, generator=g) / math.sqrt(c * k * k)
