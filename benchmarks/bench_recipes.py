@@ -206,17 +206,9 @@ def usps_recipe(rng, digits, *, dilate=True, gain=(1.0, 1.6), down="grid", binar
     Gaussian sigma in 16 px units applied at 16 x 16 (softer edges)."""
     n = len(digits)
     source = (digits > 0.5).astype(np.float32) if binary else digits
-    ink = digits[:, 0] > 0.1
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    top, bottom = rows.argmax(1), 31 - rows[:, ::-1].argmax(1)
-    left, right = cols.argmax(1), 31 - cols[:, ::-1].argmax(1)
-    centre = np.stack([(left + right + 1) / 32.0 - 1, (top + bottom + 1) / 32.0 - 1], 1)
-    half = np.maximum(right - left + 1, bottom - top + 1) / 32.0
-    theta = np.zeros((n, 2, 3), dtype=np.float32)
-    theta[:, 0, 0], theta[:, 1, 1] = half, half
-    theta[:, :, 2] = centre
     size = 16 if down == "grid" else 64
-    grid = F.affine_grid(torch.from_numpy(theta), [n, 1, size, size], align_corners=False)
+    grid = F.affine_grid(torch.from_numpy(generated.ink_box(digits)), [n, 1, size, size],
+                         align_corners=False)
     small = F.grid_sample(torch.from_numpy(source), grid, align_corners=False).numpy()
     if down == "area":
         small = small.reshape(n, 1, 16, 4, 16, 4).mean((3, 5))

@@ -12,12 +12,15 @@ fit still starts.
 import os
 from typing import Optional
 
+from archalign._args import PROCESSES_PER_CPU
+
 __all__ = ["check_sizes", "physical_memory"]
 
 # Threads or processes per CPU beyond which a count is a typo, not a choice: past one per
 # CPU they only take turns (the run header warns); 8 leaves room for deliberate
-# oversubscription (DataLoader workers waiting on a slow disk, timing experiments).
-PER_CPU = 8
+# oversubscription (DataLoader workers waiting on a slow disk, timing experiments). The
+# same bound as --dask-workers and --runs-per-gpu (archalign._args.process_count).
+PER_CPU = PROCESSES_PER_CPU
 # On a Dask cluster the workers' CPUs are not known here; no machine runs more threads
 # in one process usefully.
 MAX_THREADS = 4096

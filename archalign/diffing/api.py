@@ -43,29 +43,29 @@ class Diff:
         The header, one line per kind of change.
     similarity : float
         The pair's similarity under ``setting``.
-    num_params, lengths : (int or None, int or None)
-        Parameter counts and unrolled lengths (layers, as read) of the two models.
+    num_params : (int or None, int or None)
+        Parameter counts of the two models.
+    lengths : (int, int)
+        Their unrolled lengths (layers, as read).
 
     ``str(d)`` is the text, ``d.to_dict()`` the JSON, ``d._repr_html_()`` the page a
     notebook shows; ``len(d)`` counts the changed, inserted and removed items.
     """
 
     def __init__(self, labels, a: Block, b: Block, edits, similarity: float, setting: str,
-                 num_params, lengths, paths_differ: bool = False, input_sizes=(None, None)):
+                 num_params, paths_differ: bool = False, input_sizes=(None, None)):
         self.labels = tuple(labels)
         self.a, self.b, self.edits = a, b, edits
         self.similarity, self.setting = float(similarity), setting
-        self.num_params, self.lengths = tuple(num_params), tuple(lengths)
+        self.num_params = tuple(num_params)
         self.paths_differ = paths_differ
         self.input_sizes = tuple(None if x is None else tuple(x) for x in input_sizes)
-        self.summary = summarize(a, b, edits, self.num_params)
-        # before the parameters line, which summarize puts last
-        if self.lengths[0] != self.lengths[1]:
-            self.summary.insert(len(self.summary) - 1,
-                                f"layers: {self.lengths[0]} → {self.lengths[1]} (unrolled)")
-        if None not in self.input_sizes and self.input_sizes[0] != self.input_sizes[1]:
-            sizes = ["x".join(map(str, x)) for x in self.input_sizes]
-            self.summary.insert(len(self.summary) - 1, f"input: {sizes[0]} → {sizes[1]}")
+        self.summary = summarize(a, b, edits, self.num_params, self.input_sizes)
+
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """The unrolled lengths (layers, as read) of the two structures."""
+        return unrolled_length(self.a), unrolled_length(self.b)
 
     @property
     def is_empty(self) -> bool:
@@ -116,7 +116,7 @@ class Diff:
     def mirrored(self) -> "Diff":
         """The diff from B to A."""
         return Diff(self.labels[::-1], self.b, self.a, mirror(self.edits), self.similarity,
-                    self.setting, self.num_params[::-1], self.lengths[::-1], self.paths_differ,
+                    self.setting, self.num_params[::-1], self.paths_differ,
                     self.input_sizes[::-1])
 
 
@@ -168,6 +168,5 @@ def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | N
         ", as exported" if as_exported else "")
     paths = [[c.path for c in t.calls] for t in traces]
     return Diff(labels, sa, sb, edits, sm.values[0, -1], described,
-                [t.num_params for t in traces], [unrolled_length(sa), unrolled_length(sb)],
-                paths_differ=paths[0] != paths[1],
+                [t.num_params for t in traces], paths_differ=paths[0] != paths[1],
                 input_sizes=[getattr(t, "input_size", None) for t in traces])

@@ -10,7 +10,9 @@ tree are merged, so every rolled item keeps the module paths that name it and bl
 boundaries stay where the model put them.
 
 Two items are the same when their *keys* are: the op and every hyper-parameter of a
-layer, the count, and a block's children in order. Module paths and class names are
+layer, the count, and a block's children in order (computed once per item: a block's
+key covers its whole subtree, and rolling and aligning compare keys many times). Module
+paths and class names are
 labels: they name items but are not compared, so a timm and a torchvision ResNet
 (``act1`` against ``relu``) or a torch model and its ONNX export are the same structure.
 A trace without module classes (an ONNX graph, whose node names are not a hierarchy)
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Union
 
 from archalign.tokens.folding import exported_reading
@@ -40,12 +43,12 @@ class Layer:
     path: str = field(default="", compare=False)
     count: int = 1
 
-    @property
+    @cached_property
     def base(self) -> tuple:
         """The key without the count: what a run of identical layers shares."""
         return ("layer", self.op, _frozen(self.params))
 
-    @property
+    @cached_property
     def key(self) -> tuple:
         return self.base + (self.count,)
 
@@ -71,12 +74,12 @@ class Block:
     children: tuple = ()
     count: int = 1
 
-    @property
+    @cached_property
     def base(self) -> tuple:
         """The key without the count: what a run of identical blocks shares."""
         return ("block", tuple(c.key for c in self.children))
 
-    @property
+    @cached_property
     def key(self) -> tuple:
         return self.base + (self.count,)
 

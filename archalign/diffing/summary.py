@@ -11,7 +11,7 @@ One line per kind of change, each naming where it happens:
 - other hyper-parameters: ``Conv2d g: 1 → 32 in conv2 of 16 Bottleneck (layer1-4)``,
   grouped by op, field and values (more than three value pairs of one field: one line);
 - layers repeated another number of times, removed or inserted layers and blocks;
-- the parameter counts before and after.
+- the unrolled lengths, input sizes and parameter counts before and after.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collections import defaultdict
 from numbers import Number
 
 from archalign.diffing.edits import entries
-from archalign.diffing.structure import Block, Item, block_count, item_from_dict
+from archalign.diffing.structure import Block, Item, block_count, item_from_dict, unrolled_length
 
 __all__ = ["summarize", "walk", "WIDTH_FIELDS"]
 
@@ -37,8 +37,10 @@ def walk(a: Block, b: Block, edits: list[dict], times: int = 1):
             yield from walk(x, y, e["edits"], times * min(x.count, y.count))
 
 
-def summarize(a: Block, b: Block, edits: list[dict], params: tuple) -> list[str]:
-    """The header lines (module docstring); ``params``: the two parameter counts."""
+def summarize(a: Block, b: Block, edits: list[dict], params: tuple,
+              input_sizes: tuple = (None, None)) -> list[str]:
+    """The header lines (module docstring); ``params``: the two parameter counts,
+    ``input_sizes``: the two traces' input sizes (None where unknown)."""
     lines, stages = _depth(a, b, edits)
     widths: dict = defaultdict(list)  # factor -> spots
     others: dict = defaultdict(lambda: defaultdict(list))  # (op, field) -> values -> spots
@@ -78,6 +80,11 @@ def summarize(a: Block, b: Block, edits: list[dict], params: tuple) -> list[str]
                          f"{_where(spots)}")
     lines += [f"repeats: {r}" for r in repeats]
     lines += _listed("removed", removed) + _listed("inserted", inserted)
+    n, m = unrolled_length(a), unrolled_length(b)
+    if n != m:
+        lines.append(f"layers: {n} → {m} (unrolled)")
+    if None not in input_sizes and tuple(input_sizes[0]) != tuple(input_sizes[1]):
+        lines.append("input: {} → {}".format(*("x".join(map(str, x)) for x in input_sizes)))
     lines.append(_params_line(*params))
     return lines
 

@@ -26,7 +26,7 @@ import numpy as np
 from archalign.similarity.matrix_file import MatrixFileError, read_npz, write_matrix
 from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
                                           correlation_similarity, normalized_similarity)
-from archalign.similarity.ties import _SAME, _change_note, tie_order
+from archalign.similarity.ties import SAME, change_note, tie_order
 
 __all__ = ["SimilarityMatrix", "MatrixFileError"]
 
@@ -180,10 +180,10 @@ class SimilarityMatrix:
             parameter counts differ; None otherwise, or when they are unknown.
         """
         i, j = self.index(a), self.index(b)
-        if i == j or self.values[i, j] < _SAME:
+        if i == j or self.values[i, j] < SAME:
             return None
         depths, params = self.unrolled_lengths, self.num_params
-        return _change_note(depths[i], depths[j], params[i], params[j])
+        return change_note(depths[i], depths[j], params[i], params[j])
 
     def hidden_mask(self) -> np.ndarray:
         """(n, n) bool: True where :meth:`hidden_change` says something."""
@@ -192,7 +192,7 @@ class SimilarityMatrix:
             v = np.array([np.nan if x is None else x for x in record], dtype=np.float64)
             known = ~np.isnan(v)
             differ |= (v[:, None] != v[None, :]) & known[:, None] & known[None, :]
-        return differ & (self.values >= _SAME)
+        return differ & (self.values >= SAME)
 
     def hidden_changes(self) -> list[tuple[str, str, str]]:
         """Every pair at similarity 1 that differs in depth or parameter count, as
@@ -211,7 +211,7 @@ class SimilarityMatrix:
         idx = np.array(sorted(range(len(self)), key=size), dtype=np.int64)
         pairs = np.argwhere(np.triu(mask[np.ix_(idx, idx)], 1))
         return [(self.labels[i], self.labels[j],
-                 _change_note(depths[i], depths[j], params[i], params[j]))
+                 change_note(depths[i], depths[j], params[i], params[j]))
                 for i, j in idx[pairs].tolist()]
 
     def submatrix(self, labels) -> "SimilarityMatrix":

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from archalign._io import atomic_write_text
-from archalign.similarity.ties import _SAME, TIE_RULE
+from archalign.similarity.ties import SAME, TIE_RULE
 
 __all__ = ["write_report", "build_report"]
 
@@ -87,7 +87,7 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
     values = sm.values[np.ix_(order, order)]
     quantised = np.rint((np.clip(values, lo, 1.0) - lo) / (1.0 - lo) * 65535)
     # 65535 means "the same design" to the page, exactly when hidden_change() may speak
-    quantised = np.where(values >= _SAME, 65535, np.minimum(quantised, 65534)).astype("<u2")
+    quantised = np.where(values >= SAME, 65535, np.minimum(quantised, 65534)).astype("<u2")
     depths, params = sm.unrolled_lengths, sm.num_params
     data = {
         "labels": [sm.labels[i] for i in order],

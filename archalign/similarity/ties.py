@@ -3,14 +3,14 @@
 Rolled similarity, the default, collapses repeated blocks and so ignores depth by
 design: resnet18 and resnet34 score 1.0. A matrix therefore records each model's depth
 (layer calls) and parameter count; :func:`tie_order` breaks ties by them
-(:data:`TIE_RULE`) and :func:`_change_note` says what a 1.0 hides. Shared by
+(:data:`TIE_RULE`) and :func:`change_note` says what a 1.0 hides. Shared by
 ``matrix.py``, ``shortlist.py`` and ``report.py``.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["TIE_RULE", "tie_order", "format_counts"]
+__all__ = ["SAME", "TIE_RULE", "change_note", "format_counts", "tie_order"]
 
 TIE_RULE = ("equal values (to 9 decimals) go first to the model closest in depth (layer "
             "calls), then in parameter count (|log ratio|), then by label, never by the "
@@ -20,7 +20,7 @@ TIE_RULE = ("equal values (to 9 decimals) go first to the model closest in depth
 # correlation's means) must not decide.
 _TIE_DECIMALS = 9
 # A similarity at least this high reads as 1.00 and says "same design".
-_SAME = 1 - 1e-9
+SAME = 1 - 1e-9
 
 
 def tie_order(candidates, keys, labels, depths=(), params=(), depth_ref=None,
@@ -80,7 +80,7 @@ def _short_count(n: int, digits: int) -> str:
     return str(r)
 
 
-def _change_note(depth_a, depth_b, params_a, params_b) -> str | None:
+def change_note(depth_a, depth_b, params_a, params_b) -> str | None:
     """"depth 68 → 130 layers, parameters 11.7M → 21.8M", the parts that are known and
     differ, or None."""
     parts = []
