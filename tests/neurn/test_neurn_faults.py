@@ -2,14 +2,14 @@
 on disk, every failure is one stderr line (status 2, 130 for Ctrl-C), and damaged files
 of a study folder are found before they are trusted.
 
-One tiny run (timm's ``test_resnet``, 4 steps, 2 validation points, a few dozen images)
-is trained once per module and copied into each test that needs a finished study.
+One tiny run (``tiny_study.py``; fixtures ``finished``, ``study``, ``no_training`` in
+``conftest.py``) is trained once per module and copied into each test that needs a
+finished study.
 """
 import errno
 import hashlib
 import json
 import os
-import shutil
 
 import pytest
 import torch
@@ -17,41 +17,12 @@ import torch
 from archalign._io import read_sealed_json, seal_json
 from neurn.cli import main
 from neurn.study import train as train_module
-
-TINY = "test_resnet"
+from tiny_study import ctrl_c_at_epoch, run_args
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("neurn-faults-cache")
-
-
-def run_args(out, cache, *extra):
-    return ["run", TINY, "--variants", "baseline", "--targets", "optdigits", "--steps", "4",
-            "--evals", "2", "-b", "8", "--eval-limit", "16", "--train-limit", "32",
-            "--device", "cpu", "--threads", "1", "--cache-dir", str(cache), "--out", str(out),
-            "--no-progress", *extra]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, cache):
-    out = tmp_path_factory.mktemp("finished") / "study"
-    assert main(run_args(out, cache)) == 0
-    return out
-
-
-@pytest.fixture
-def study(finished, tmp_path):
-    """A private copy of the finished study."""
-    return shutil.copytree(finished, tmp_path / "study")
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("training started despite bad input")
-
-    monkeypatch.setattr(train_module, "train_one_epoch", refuse)
 
 
 RUN = "runs/test_resnet__baseline__seed0"
@@ -239,15 +210,8 @@ def test_truncated_best_pt_is_retrained(study, finished, cache, capsys):
 
 def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
         tmp_path, finished, cache, capsys, monkeypatch):
-    real, calls = train_module.train_one_epoch, []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # the 2nd epoch: the 1st is checkpointed
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
+    real = train_module.train_one_epoch
+    ctrl_c_at_epoch(monkeypatch)
     out = tmp_path / "out"
     assert main(run_args(out, cache)) == 130
     lines = capsys.readouterr().err.strip().splitlines()
@@ -267,15 +231,7 @@ def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
 
 def test_checkpoint_of_other_settings_is_refused_before_writing(
         tmp_path, cache, capsys, monkeypatch):
-    real, calls = train_module.train_one_epoch, []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
+    ctrl_c_at_epoch(monkeypatch)
     out = tmp_path / "out"
     assert main(run_args(out, cache)) == 130
     capsys.readouterr()

@@ -24,10 +24,9 @@ from archalign._io import read_sealed_json, seal_json, state_digest, unseal_json
 from neurn.cli import main
 from neurn.results import read_run
 from neurn.study import Study
-from neurn.study import train as train_module
 from neurn.study.claims import STUDY_LOCK, claim_run, lock_study
 
-from test_neurn_faults import TINY, run_args  # the fault suite's tiny study
+from tiny_study import TINY, ctrl_c_at_epoch, run_args
 
 RUN = "runs/test_resnet__baseline__seed0"
 
@@ -45,47 +44,19 @@ def tiny_study(out, cache) -> Study:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, cache):
-    out = tmp_path_factory.mktemp("finished") / "study"
-    assert main(run_args(out, cache)) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def interrupted(tmp_path_factory, cache):
     """The same study stopped by Ctrl-C in its 2nd epoch: a checkpoint of the 1st."""
     out = tmp_path_factory.mktemp("interrupted") / "study"
-    real, calls = train_module.train_one_epoch, []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "train_one_epoch", interrupting)
+        ctrl_c_at_epoch(patch)
         assert main(run_args(out, cache)) == 130
     assert (out / RUN / "checkpoint.pt").is_file()
     return out
 
 
 @pytest.fixture
-def study(finished, tmp_path):
-    return shutil.copytree(finished, tmp_path / "study")
-
-
-@pytest.fixture
 def stopped(interrupted, tmp_path):
     return shutil.copytree(interrupted, tmp_path / "stopped")
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("training started")
-
-    monkeypatch.setattr(train_module, "train_one_epoch", refuse)
 
 
 def folder_state(folder) -> dict:

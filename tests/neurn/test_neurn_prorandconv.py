@@ -17,7 +17,7 @@ from neurn.study import engine
 from neurn.study import train as train_module
 from neurn.study.settings import Run, refuse_duplicates
 
-from test_neurn_faults import run_args  # the fault suite's tiny study
+from tiny_study import ctrl_c_at_epoch, run_args
 
 
 def _rand(*shape, seed=0, dtype=torch.float32):
@@ -234,17 +234,11 @@ def test_a_combined_prorandconv_study_resumes_bit_identically(tmp_path, monkeypa
     run = "runs/test_resnet__neurn+prorandconv-p-1.0__seed0"
     reference = read_run(tmp_path / "ref" / run / "result.json")
 
-    real, calls = train_module.train_one_epoch, []
-
-    def interrupting(*args, **kwargs):
-        calls.append(kwargs["augment"])
-        if len(calls) == 2:  # the 2nd epoch: the 1st is checkpointed
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupting)
+    real = train_module.train_one_epoch
+    calls = ctrl_c_at_epoch(monkeypatch)
     assert main(run_args(tmp_path / "s", cache, *spec)) == 130
-    assert isinstance(calls[0], ProRandConv) and calls[0].p == 1.0
+    augment = calls[0]["augment"]
+    assert isinstance(augment, ProRandConv) and augment.p == 1.0
     checkpoint = torch.load(tmp_path / "s" / run / "checkpoint.pt", weights_only=True)
     assert "augment" in checkpoint["rng"]
     monkeypatch.setattr(train_module, "train_one_epoch", real)

@@ -1,0 +1,31 @@
+"""The tiny study the fault suites share: timm's ``test_resnet``, 4 steps, 2 validation
+points, a few dozen images (``tests/neurn/conftest.py`` trains it once per module)."""
+
+TINY = "test_resnet"
+
+
+def run_args(out, cache, *extra):
+    """``neurn run`` arguments of the tiny study into ``out``, with ``extra`` options."""
+    return ["run", TINY, "--variants", "baseline", "--targets", "optdigits", "--steps", "4",
+            "--evals", "2", "-b", "8", "--eval-limit", "16", "--train-limit", "32",
+            "--device", "cpu", "--threads", "1", "--cache-dir", str(cache), "--out", str(out),
+            "--no-progress", *extra]
+
+
+def ctrl_c_at_epoch(patch, n: int = 2) -> list:
+    """Make the ``n``-th training epoch (counted over every run; the default is the tiny
+    run's 2nd, after the 1st is checkpointed) raise KeyboardInterrupt, as Ctrl-C would,
+    through ``patch`` (a pytest MonkeyPatch). Returns the keyword arguments of each
+    epoch started, appended as they start."""
+    from neurn.study import train as train_module
+
+    real, calls = train_module.train_one_epoch, []
+
+    def interrupting(*args, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    patch.setattr(train_module, "train_one_epoch", interrupting)
+    return calls
