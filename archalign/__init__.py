@@ -13,6 +13,7 @@ Data flow, one subpackage per stage (a stage imports only the ones above it)::
 ``similarity_matrix`` (``similarity/compare.py``) runs the whole flow; ``trace_many``
 (``tracing/zoo.py``) traces many timm models in parallel through an on-disk cache.
 """
+from __future__ import annotations
 from archalign._version import __version__
 from archalign.alignment.aligner import Alignment, align, pairwise, score
 from archalign.alignment.core import effective_n_jobs, openmp_enabled

@@ -8,9 +8,10 @@ starts one worker process per GPU and run slot, each seeing only its own device
 (``CUDA_VISIBLE_DEVICES``), with dask-cuda's ``LocalCUDACluster`` left to users who
 want its extras: a worker per device is all a training run needs.
 """
+from __future__ import annotations
 import contextlib
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 __all__ = ["CONNECT_TIMEOUT", "close", "connect", "gpu_client", "local_client"]
 
@@ -27,7 +28,7 @@ def _distributed():
     return distributed
 
 
-def connect(address: str, timeout: Optional[float] = None):
+def connect(address: str, timeout: float | None = None):
     """A ``Client`` of the scheduler at ``address``.
 
     Parameters
@@ -63,7 +64,7 @@ def connect(address: str, timeout: Optional[float] = None):
                          f"it is still running") from None
 
 
-def _identity(distributed, address: str, timeout: float) -> Optional[dict]:
+def _identity(distributed, address: str, timeout: float) -> dict | None:
     """What the server at ``address`` says it is (Dask's ``identity`` call), or None when
     it does not answer as a Dask server within ``timeout`` seconds.
 
@@ -74,7 +75,7 @@ def _identity(distributed, address: str, timeout: float) -> Optional[dict]:
     import asyncio
     import threading
 
-    async def ask() -> Optional[dict]:
+    async def ask() -> dict | None:
         connection_args = distributed.Security().get_connection_args("client")
         comm = await distributed.comm.connect(address, timeout=timeout, **connection_args)
         try:
@@ -126,7 +127,7 @@ def _worker_environ():
         os.environ.update(saved)
 
 
-def local_client(n_workers: Optional[int] = None):
+def local_client(n_workers: int | None = None):
     """A ``Client`` of a new local cluster of ``n_workers`` single-threaded processes
     (default: one per CPU); :func:`close` shuts both down."""
     distributed = _distributed()

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["DIGEST_MEMBER", "atomic_path", "atomic_write_bytes", "atomic_write_text",
            "atomic_savefig", "arrays_digest", "create_text", "file_sha256", "json_digest",

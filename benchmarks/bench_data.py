@@ -22,6 +22,7 @@ Two measures, images per second:
                                     [--model resnet18] [--steps 30] [--batch-size 64]
                                     [--rounds 2]
 """
+from __future__ import annotations
 import argparse
 import os
 import sys

@@ -15,6 +15,7 @@ Nothing here sees a target domain.
     python benchmarks/bench_input_scale.py [--model vit_tiny_patch16_224] [--steps 300]
                                            [--batch-size 32] [--lr 1e-3] [--out DIR]
 """
+from __future__ import annotations
 import argparse
 import tempfile
 

@@ -18,6 +18,7 @@ device-to-device copy.
     python benchmarks/bench_neurn.py [--rounds 3] [--repeats 3] [--threads N]
                                      [--quick] [--no-gpu]
 """
+from __future__ import annotations
 import argparse
 import platform
 import time
@@ -116,7 +117,8 @@ def main():
     print("|---|---|---|---|" + ("---|" if peak else ""))
     for batch, side, k, seconds in rows:
         achieved = 8 * batch * 3 * side * side / seconds
-        line = f"| {batch} x 3 x {side} x {side} | {k} | {achieved / 1e9:,.1f} | {100 * achieved / copy:.1f} |"
+        line = (f"| {batch} x 3 x {side} x {side} | {k} | {achieved / 1e9:,.1f} "
+                f"| {100 * achieved / copy:.1f} |")
         print(line + (f" {100 * achieved / peak:.1f} |" if peak else ""))
 
 

@@ -66,6 +66,7 @@ checkpoint chosen on source validation at 5 points) and tests both on every row:
 shows which property moves NeuRN's loss. It judges no recipe: recipes are judged by
 the statistics against the real data.
 """
+from __future__ import annotations
 import argparse
 import sys
 import time

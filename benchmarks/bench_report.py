@@ -15,6 +15,7 @@ alignment of the two longest sequences, clicked in the page.
 Needs chromium, chromedriver and selenium (``apt-get install chromium chromium-driver``,
 ``pip install selenium``).
 """
+from __future__ import annotations
 import argparse
 import shutil
 import statistics

@@ -13,6 +13,7 @@ CPU: ``--threads`` (default: all available). NeuRN's overhead is
 ``1 - neurn_throughput / baseline_throughput``; the target is < 5% of a ResNet-18 step
 on GPU (checked with ``--check``).
 """
+from __future__ import annotations
 import argparse
 import json
 import sys

@@ -32,6 +32,7 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
    to the same value as their CPU copies (bfloat16 and channels_last included), and the
    time it takes per checkpoint.
 """
+from __future__ import annotations
 import argparse
 import json
 import os

@@ -18,6 +18,7 @@ them). Regenerate them all with
 Traces come from the usual cache (nothing is downloaded). Each PNG is quantised to 256
 colours so that it stays under 200 KB.
 """
+from __future__ import annotations
 import argparse
 import io
 import shutil

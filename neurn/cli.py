@@ -10,19 +10,19 @@ are repeated on stderr so they are not lost above the table. Ctrl-C leaves finis
 runs and the unfinished run's checkpoint, says so in one line and exits with 130; the
 same command resumes.
 """
+from __future__ import annotations
 import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
 
 from archalign._args import (OneLineParser, UsageError, one_line_warnings, os_error_line,
                              process_count)
 from archalign._io import atomic_savefig
 
-from .results.formats import FORMATS
-from .study import DamagedFileWarning, Study  # the package imports the study anyway
-from .study.torch_settings import pick_threads
+from neurn.results.formats import FORMATS
+from neurn.study import DamagedFileWarning, Study  # the package imports the study anyway
+from neurn.study.torch_settings import pick_threads
 
 __all__ = ["main", "build_parser"]
 
@@ -242,7 +242,7 @@ def _format_options(parser: argparse.ArgumentParser, out_help: str) -> None:
 
 
 def _run(args) -> int:
-    from .limits import check_sizes
+    from neurn.limits import check_sizes
 
     check_sizes(img_size=args.img_size, batch_size=args.batch_size, threads=args.threads,
                 workers=args.workers, remote=bool(args.scheduler))
@@ -271,7 +271,7 @@ def _run(args) -> int:
             close(client)
 
 
-def _shard(text: Optional[str]) -> tuple:
+def _shard(text: str | None) -> tuple:
     if text is None:
         return 0, 1
     index, _, count = text.partition("/")
@@ -293,7 +293,7 @@ def _client(args):
     return None
 
 
-def _gpus(text: str) -> List[int]:
+def _gpus(text: str) -> list[int]:
     """The devices of ``--gpus all|N|I,J,...``."""
     import torch
 
@@ -314,7 +314,7 @@ def _gpus(text: str) -> List[int]:
 
 
 def _study(args, threads: int, thread_note: str, shard: tuple, client) -> int:
-    from .results.guards import guard_rails
+    from neurn.results.guards import guard_rails
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs}
     split = {name: value for name, value in (("val", args.val_fraction),
@@ -366,7 +366,7 @@ def _study(args, threads: int, thread_note: str, shard: tuple, client) -> int:
 
 
 def _domains(args) -> int:
-    from . import data
+    from neurn import data
 
     if args.root is not None:
         if args.sheet:
@@ -389,9 +389,9 @@ def _domains(args) -> int:
 
 
 def _table(args) -> int:
-    from .results import load_results, table_text
-    from .results.compare import save_text
-    from .study.claims import in_progress
+    from neurn.results import load_results, table_text
+    from neurn.results.compare import save_text
+    from neurn.study.claims import in_progress
 
     text = table_text(load_results(args.out), args.format)
     # the note on running runs follows the Markdown it annotates; elsewhere it would
@@ -411,7 +411,7 @@ def _table(args) -> int:
 
 
 def _compare(args) -> int:
-    from .results.compare import compare, save_text
+    from neurn.results.compare import compare, save_text
 
     text = compare(args.folders, fmt=args.format)
     print(text, end="")
@@ -421,7 +421,7 @@ def _compare(args) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:

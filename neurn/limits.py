@@ -9,8 +9,8 @@ segmentation fault, exit 139, on this project's machine). Only certain failures 
 refused: the bounds below are what a run needs at the least, so every run that could
 fit still starts.
 """
+from __future__ import annotations
 import os
-from typing import Optional
 
 from archalign._args import PROCESSES_PER_CPU
 
@@ -33,7 +33,7 @@ CHANNELS, SMALLEST_IMG_SIZE = 3, 32
 BYTES_PER_VALUE = 2 * 4
 
 
-def physical_memory() -> Optional[int]:
+def physical_memory() -> int | None:
     """Bytes of memory this machine has, or None where the OS does not say."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -41,9 +41,9 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-def check_sizes(*, img_size: Optional[int], batch_size: Optional[int],
-                threads: Optional[int], workers: Optional[int], remote: bool = False,
-                memory: Optional[int] = None, cpus: Optional[int] = None) -> None:
+def check_sizes(*, img_size: int | None, batch_size: int | None,
+                threads: int | None, workers: int | None, remote: bool = False,
+                memory: int | None = None, cpus: int | None = None) -> None:
     """Refuse sizes the machine cannot hold, before the study allocates anything.
 
     Parameters

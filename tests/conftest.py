@@ -1,4 +1,5 @@
 """Fixtures several test files share."""
+from __future__ import annotations
 import contextlib
 import os
 import subprocess

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from archalign._args import OneLineParser, UsageError, one_line_warnings, os_error_line
 from archalign._version import __version__

@@ -128,7 +128,8 @@ def _run_trace(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
-    cache_dir = cache_path(wanted[0] if args.transformers_all and not args.all else "x", input_size=args.input_size, fused_attn=args.fused_attn,
+    cache_dir = cache_path(wanted[0] if args.transformers_all and not args.all else "x",
+                           input_size=args.input_size, fused_attn=args.fused_attn,
                            cache_dir=args.cache_dir).parent
     out = args.out if args.out is not None else cache_dir
     if args.out is not None:

@@ -113,7 +113,7 @@ class Diff:
 
         return render_fragment(self)
 
-    def mirrored(self) -> "Diff":
+    def mirrored(self) -> Diff:
         """The diff from B to A."""
         return Diff(self.labels[::-1], self.b, self.a, mirror(self.edits), self.similarity,
                     self.setting, self.num_params[::-1], self.paths_differ,

@@ -24,7 +24,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Union
 
 from archalign.tokens.folding import exported_reading
 from archalign.tracing.token_format import format_token
@@ -56,7 +55,7 @@ class Layer:
     def token(self) -> str:
         return format_token(self.op, self.params, "full")
 
-    def with_count(self, count: int, path: str) -> "Layer":
+    def with_count(self, count: int, path: str) -> Layer:
         return Layer(self.op, self.params, path, count)
 
     def to_dict(self) -> dict:
@@ -83,7 +82,7 @@ class Block:
     def key(self) -> tuple:
         return self.base + (self.count,)
 
-    def with_count(self, count: int, path: str) -> "Block":
+    def with_count(self, count: int, path: str) -> Block:
         return Block(self.name, path, self.children, count)
 
     def to_dict(self) -> dict:
@@ -91,7 +90,7 @@ class Block:
                 "children": [c.to_dict() for c in self.children]}
 
 
-Item = Union[Layer, Block]
+Item = Layer | Block
 
 
 def item_from_dict(d: dict) -> Item:

@@ -72,7 +72,7 @@ class SimilarityMatrix:
 
     @classmethod
     def from_scores(cls, labels, scores, similarity="normalized", *, lengths=None,
-                    scoring=None, settings=None) -> "SimilarityMatrix":
+                    scoring=None, settings=None) -> SimilarityMatrix:
         """Build from raw scores. "normalized" needs sequence ``lengths`` and the
         ``scoring`` (for its gap scores); the diagonal of ``scores`` gives S(a, a)."""
         scores = np.asarray(scores, dtype=np.float64)
@@ -214,7 +214,7 @@ class SimilarityMatrix:
                  change_note(depths[i], depths[j], params[i], params[j]))
                 for i, j in idx[pairs].tolist()]
 
-    def submatrix(self, labels) -> "SimilarityMatrix":
+    def submatrix(self, labels) -> SimilarityMatrix:
         """The matrix restricted to ``labels`` (in that order), with its per-model
         settings (lengths, depths, parameter counts) restricted alike.
 
@@ -328,7 +328,7 @@ class SimilarityMatrix:
         return write_matrix(self, path)
 
     @classmethod
-    def load(cls, path) -> "SimilarityMatrix":
+    def load(cls, path) -> SimilarityMatrix:
         """Read a matrix written by :meth:`save` as ``.npz`` (no pickle involved),
         verified: every member present with its type and shape, the SHA-256 that
         :meth:`save` stores matching (files from before the digest have their zip CRCs

@@ -59,7 +59,7 @@ class Shortlist:
         return path
 
     @classmethod
-    def load(cls, path) -> "Shortlist":
+    def load(cls, path) -> Shortlist:
         """Read a file :meth:`save` wrote, schema-checked (``names`` a non-empty list of
         model names, ...). Shortlists are meant to be edited by hand, so no digest."""
         path = Path(path)

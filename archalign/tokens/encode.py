@@ -42,8 +42,8 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
     (archalign.roll, on ids, which is exact since equal tokens have equal ids).
     Without ``scoring``: match 1 / mismatch -1 with the gaps given, and ``family``
     partial credit between related tokens (Vocabulary.scoring). None for ``family``,
-    ``rolled`` or the gaps means the default in :mod:`archalign.defaults`. A given ``scoring`` is used as it is
-    (``family`` and gaps are then refused) and, with a substitution matrix, must
+    ``rolled`` or the gaps means the default in :mod:`archalign.defaults`. A given
+    ``scoring`` is used as it is (``family`` and gaps are then refused) and, with a substitution matrix, must
     match the vocabulary. ``as_exported``: tokens read as an inference export writes
     them (BatchNorm folded into its conv, ...; archalign.tokens.folding); None: when any
     trace is an ONNX graph.

@@ -25,7 +25,7 @@ bias flag.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["as_exported", "exported_reading"]
 

@@ -180,11 +180,11 @@ class Scoring:
         return arr
 
     @classmethod
-    def paper(cls) -> "Scoring":
+    def paper(cls) -> Scoring:
         """The NeuRN paper's scoring: match +1, mismatch -2, linear gap -2."""
         return cls(match=1, mismatch=-2, gap=-2)
 
-    def for_similarity(self) -> "Scoring":
+    def for_similarity(self) -> Scoring:
         """This scoring, checked to give a similarity that means something.
 
         The aligner takes any scores (a positive gap or a mismatch above the match is

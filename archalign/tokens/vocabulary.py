@@ -49,7 +49,8 @@ embedding  Embedding, EmbeddingBag
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -129,8 +130,8 @@ class Vocabulary:
         self.update(tokens)
 
     @classmethod
-    def from_traces(cls, traces: Iterable["Trace"] | dict,
-                    granularity: str = "type") -> "Vocabulary":
+    def from_traces(cls, traces: Iterable[Trace] | dict,
+                    granularity: str = "type") -> Vocabulary:
         """The vocabulary of every token in ``traces`` (a sequence, or a dict of name ->
         trace), ids in sorted token order so they do not depend on the traces' order."""
         if isinstance(traces, dict):
@@ -139,7 +140,7 @@ class Vocabulary:
 
     @classmethod
     def from_tokens(cls, token_lists: Iterable[Sequence[str]],
-                    granularity: str | None = None) -> "Vocabulary":
+                    granularity: str | None = None) -> Vocabulary:
         """The vocabulary of token lists already read (at ``granularity``), ids in
         sorted token order."""
         seen: set[str] = set()
@@ -178,7 +179,7 @@ class Vocabulary:
         return f"Vocabulary({len(self)} tokens, granularity={self.granularity!r})"
 
     # ------------------------------------------------------------ ids
-    def encode(self, trace_or_tokens: "Trace | Sequence[str]", *, add: bool = False) -> np.ndarray:
+    def encode(self, trace_or_tokens: Trace | Sequence[str], *, add: bool = False) -> np.ndarray:
         """Token ids of a trace (read at ``self.granularity``) or a token list, as a
         C-contiguous ``int32`` array. Unknown tokens raise ``KeyError`` unless
         ``add=True``."""
@@ -252,7 +253,7 @@ class Vocabulary:
         return {"granularity": self.granularity, "tokens": self.tokens}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Vocabulary":
+    def from_dict(cls, d: dict) -> Vocabulary:
         return cls(d["tokens"], granularity=d.get("granularity"))
 
 

@@ -45,7 +45,8 @@ the leaf registry in :mod:`archalign.tracing.leaves`, the routes in
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from archalign.tracing.calls import ROUTES, Trace
 from archalign.tracing.onnx_trace import is_onnx_spec, trace_onnx

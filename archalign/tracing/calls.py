@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 from archalign._io import atomic_write_text
 from archalign.tracing.rolling import roll
@@ -185,12 +186,12 @@ class Trace:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Trace":
+    def from_dict(cls, d: dict[str, Any]) -> Trace:
         _check_fields(d)
         return cls._from_checked(d)
 
     @classmethod
-    def _from_checked(cls, d: dict[str, Any]) -> "Trace":
+    def _from_checked(cls, d: dict[str, Any]) -> Trace:
         # Past _check_fields: checking again would add a third to a warm zoo's parse time.
         calls = [Call(i, k, op, path, params, inputs, shape)
                  for i, (k, op, path, params, inputs, shape) in enumerate(d["calls"])]
@@ -205,7 +206,7 @@ class Trace:
         return f"{body[:-1]}{_DIGEST_HEAD}{_sha256(body)}{_DIGEST_TAIL}"
 
     @classmethod
-    def from_json(cls, text: str) -> "Trace":
+    def from_json(cls, text: str) -> Trace:
         return cls._from_checked(verified_dict(text))
 
     def save(self, path: str | os.PathLike) -> None:
@@ -213,7 +214,7 @@ class Trace:
         atomic_write_text(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trace":
+    def load(cls, path: str | os.PathLike) -> Trace:
         """Read a file :meth:`save` wrote; ``ValueError`` if it was changed since."""
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())

@@ -29,7 +29,8 @@ real tensors, meta tensors and (with missing shapes) torch.fx nodes alike.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 # --------------------------------------------------------------------------- helpers

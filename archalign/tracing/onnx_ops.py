@@ -3,7 +3,8 @@ tracer would record for the same op, with the keys of :mod:`archalign.tracing.fu
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from archalign.tracing.calls import Call
 from archalign.tracing.onnx_reader import _Reader

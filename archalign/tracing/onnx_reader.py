@@ -6,7 +6,8 @@ point, and the rules in full, are in :mod:`archalign.tracing.onnx_trace`.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from archalign.tracing.calls import Call, TraceError
 from archalign.tracing.function_ops import _plain

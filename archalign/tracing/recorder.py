@@ -9,7 +9,8 @@ not recorded pass their inputs' tags on to their outputs.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn

@@ -31,7 +31,7 @@ x repeated k times back to back rolls to the same tokens as x, with counts times
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

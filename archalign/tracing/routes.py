@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn

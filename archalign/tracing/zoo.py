@@ -35,7 +35,8 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from archalign._args import os_error_line
 from archalign._io import atomic_write_text

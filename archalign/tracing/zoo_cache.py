@@ -24,7 +24,7 @@ import os
 import re
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from archalign._io import atomic_write_text
 from archalign.tracing.calls import SCHEMA_VERSION, unknown_model_error, verified_dict

@@ -15,12 +15,13 @@ A digit domain is a ``DigitDomain`` (a torch ``Dataset`` of (3 x 32 x 32 float i
 [0, 1], label)) with ``name``, ``source`` and ``generated`` flags; an image folder is a
 ``FolderDomain`` (``root/<class>/<image>``, decoded from disk, see :mod:`.folder`).
 """
-from ._cache import default_cache_dir
-from .contact_sheet import contact_sheet
-from .domain import DIGITS_MEAN, DIGITS_STD, IMAGE_SHAPE, DigitDomain
-from .folder import BadImageError, FolderDomain, domains_from_root, shared_classes
-from .fullscale import DataFileNotFoundError
-from .registry import DomainInfo, domain, domain_info, list_domains, not_a_folder_error
+from __future__ import annotations
+from neurn.data._cache import default_cache_dir
+from neurn.data.contact_sheet import contact_sheet
+from neurn.data.domain import DIGITS_MEAN, DIGITS_STD, IMAGE_SHAPE, DigitDomain
+from neurn.data.folder import BadImageError, FolderDomain, domains_from_root, shared_classes
+from neurn.data.fullscale import DataFileNotFoundError
+from neurn.data.registry import DomainInfo, domain, domain_info, list_domains, not_a_folder_error
 
 __all__ = ["DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE", "BadImageError",
            "DataFileNotFoundError", "DigitDomain", "DomainInfo", "FolderDomain",

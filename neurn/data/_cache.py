@@ -10,11 +10,12 @@
   arrays; one that fails to load, lacks an array or does not match its digest is
   rebuilt. Plain arrays only: loaded with ``allow_pickle=False``.
 """
+from __future__ import annotations
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from archalign._io import arrays_digest, atomic_path
 
 __all__ = ["default_cache_dir", "cached_arrays"]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def default_cache_dir() -> Path:
@@ -32,8 +33,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "neurn"
 
 
-def cached_arrays(key: Dict[str, object], build: Callable[[], Dict[str, np.ndarray]],
-                  cache_dir: Optional[PathLike] = None) -> Dict[str, np.ndarray]:
+def cached_arrays(key: dict[str, object], build: Callable[[], dict[str, np.ndarray]],
+                  cache_dir: PathLike | None = None) -> dict[str, np.ndarray]:
     """Arrays for ``key``: read from the cache, or built, saved, then returned."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -45,7 +46,7 @@ def cached_arrays(key: Dict[str, object], build: Callable[[], Dict[str, np.ndarr
     return arrays
 
 
-def _load(path: Path) -> Optional[Dict[str, np.ndarray]]:
+def _load(path: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
@@ -59,6 +60,6 @@ def _load(path: Path) -> Optional[Dict[str, np.ndarray]]:
     return arrays if {"images", "labels", "origins"} <= arrays.keys() else None
 
 
-def _save_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays, digest=np.array(arrays_digest(arrays)))

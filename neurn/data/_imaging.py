@@ -4,10 +4,10 @@ Arrays are float32 (N, C, H, W) in [0, 1] unless said otherwise. Geometry goes t
 torch's ``affine_grid`` / ``grid_sample`` on the whole batch at once, which is what
 keeps building a domain to a fraction of a second.
 """
+from __future__ import annotations
 import hashlib
 import io
 from functools import lru_cache
-from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ def jpeg(images: np.ndarray, qualities: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _photo_pyramid(factors: Tuple[float, ...]) -> List[np.ndarray]:
+def _photo_pyramid(factors: tuple[float, ...]) -> list[np.ndarray]:
     """Each bundled photo as float RGB (3, H, W), downscaled by each of ``factors``."""
     import skimage.data
 
@@ -114,7 +114,7 @@ def _photo_pyramid(factors: Tuple[float, ...]) -> List[np.ndarray]:
 
 
 def photo_patches(rng: np.random.Generator, n: int, size: int = 32,
-                  factors: Tuple[float, ...] = (0.15, 0.25, 0.4)) -> np.ndarray:
+                  factors: tuple[float, ...] = (0.15, 0.25, 0.4)) -> np.ndarray:
     """n random size x size RGB crops of the bundled photos, each from a random photo
     downscaled by a random one of ``factors``. The default zooms out far enough that a
     crop shows texture at about a digit's scale rather than one flat patch of sky."""

@@ -9,14 +9,15 @@ batch_size=None``), so a batch costs one fancy index for data in memory
 worker). Both return uint8, so the host-to-device copy is 4x smaller than float32,
 and both hold no random state: which worker decodes a batch never changes it.
 """
+from __future__ import annotations
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .folder import decode
+from neurn.data.folder import decode
 
 __all__ = ["ArrayBatches", "ConcatBatches", "FolderBatches"]
 
@@ -33,7 +34,7 @@ class ArrayBatches(Dataset):
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray,
-                 rows: Optional[np.ndarray] = None) -> None:
+                 rows: np.ndarray | None = None) -> None:
         self.images = images
         self.rows = np.arange(len(images)) if rows is None else _index(rows)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -43,12 +44,12 @@ class ArrayBatches(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index) -> tuple[torch.Tensor, torch.Tensor]:
         picked = _index(index)
         return (torch.from_numpy(np.ascontiguousarray(self.images[self.rows[picked]])),
                 torch.from_numpy(self.labels[picked]))
 
-    def subset(self, index) -> "ArrayBatches":
+    def subset(self, index) -> ArrayBatches:
         picked = _index(index)
         return ArrayBatches(self.images, self.labels[picked], self.rows[picked])
 
@@ -66,12 +67,12 @@ class FolderBatches(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index) -> tuple[torch.Tensor, torch.Tensor]:
         rows = _index(index)
         images = np.stack([decode(self.root / self.files[i], self.size) for i in rows])
         return torch.from_numpy(images), torch.from_numpy(self.labels[rows])
 
-    def subset(self, index) -> "FolderBatches":
+    def subset(self, index) -> FolderBatches:
         rows = _index(index)
         return FolderBatches(self.root, [self.files[i] for i in rows], self.labels[rows],
                              self.size)
@@ -92,7 +93,7 @@ class ConcatBatches(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def __getitem__(self, index) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index) -> tuple[torch.Tensor, torch.Tensor]:
         rows = _index(index)
         if len(rows) == 0:  # the empty batch of the first part has the right shape
             return self.parts[0][rows]

@@ -1,14 +1,15 @@
 """A contact sheet: a grid of samples per domain, to see the domain shift at a glance."""
-from typing import Iterable, Union
+from __future__ import annotations
+from collections.abc import Iterable
 
 import numpy as np
 
-from .domain import DigitDomain
+from neurn.data.domain import DigitDomain
 
 __all__ = ["contact_sheet"]
 
 
-def contact_sheet(domains: Iterable[Union[str, DigitDomain]], per_domain: int = 10, *,
+def contact_sheet(domains: Iterable[str | DigitDomain], per_domain: int = 10, *,
                   seed: int = 0, figsize_scale: float = 0.6, **domain_kwargs):
     """A matplotlib ``Figure``: one row per domain, ``per_domain`` samples each.
 
@@ -20,7 +21,7 @@ def contact_sheet(domains: Iterable[Union[str, DigitDomain]], per_domain: int = 
     """
     from matplotlib.figure import Figure
 
-    from .registry import domain as load
+    from neurn.data.registry import domain as load
 
     datasets = [load(d, **domain_kwargs) if isinstance(d, str) else d for d in domains]
     if not datasets:

@@ -5,7 +5,7 @@ digits are replicated to 3 channels. Input normalisation (mean / std) is the tra
 code's job; ``DIGITS_MEAN`` / ``DIGITS_STD`` are the source (MNIST train) statistics
 for it.
 """
-from typing import Tuple
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -23,16 +23,23 @@ DIGITS_STD = (0.2904, 0.2904, 0.2904)
 class DigitDomain(Dataset):
     """A digit domain: ``ds[i] -> (float32 tensor 3 x 32 x 32 in [0, 1], int label)``.
 
-    Attributes:
-        name: registry name (generated domains end in ``-gen``).
-        split: ``"train"``, ``"val"`` or ``"test"``.
-        source: True for a training (source) domain, False for an unseen target.
-        generated: True when the images were synthesised by our code, never the real
-            dataset of that name.
-        images: uint8 array (N, 3, 32, 32); labels: int64 array (N,) in 0..9.
-        origins: uint64 array (N,): for images made from a real digit, a hash of that
-            digit's raw pixels (so disjointness from training images can be checked);
-            0 for images rendered from fonts.
+    Attributes
+    ----------
+    name
+        registry name (generated domains end in ``-gen``).
+    split
+        ``"train"``, ``"val"`` or ``"test"``.
+    source
+        True for a training (source) domain, False for an unseen target.
+    generated
+        True when the images were synthesised by our code, never the real
+        dataset of that name.
+    images
+        uint8 array (N, 3, 32, 32); labels: int64 array (N,) in 0..9.
+    origins
+        uint64 array (N,): for images made from a real digit, a hash of that
+        digit's raw pixels (so disjointness from training images can be checked);
+        0 for images rendered from fonts.
     """
 
     def __init__(self, name: str, split: str, images: np.ndarray, labels: np.ndarray,
@@ -56,11 +63,11 @@ class DigitDomain(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(self.images[index]).to(torch.float32).div_(255.0)
         return image, int(self.labels[index])
 
-    def tensors(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All images (float32 N x 3 x 32 x 32 in [0, 1]) and labels, for fast loops."""
         return (torch.from_numpy(self.images).to(torch.float32).div_(255.0),
                 torch.from_numpy(self.labels))

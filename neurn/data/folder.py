@@ -35,13 +35,14 @@
 * A file that cannot be decoded raises :class:`BadImageError`, naming the path (as
   :func:`path_text` shows it: a name that is not UTF-8 as its bytes).
 """
+from __future__ import annotations
 import ast
 import errno
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ __all__ = ["BadImageError", "FOLDER_PREFIX", "FolderDomain", "IMAGE_EXTENSIONS",
            "domains_from_root", "folder_path", "is_folder_spec", "path_text",
            "probe_image_size", "shared_classes"]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FOLDER_PREFIX = "folder:"
 DEFAULT_IMG_SIZE = 224
@@ -95,7 +96,7 @@ class BadImageError(ValueError):
     one line as in the main process.
     """
 
-    def __init__(self, path: PathLike, reason: Optional[str] = None) -> None:
+    def __init__(self, path: PathLike, reason: str | None = None) -> None:
         if reason is None:
             path, reason = _split_message(os.fspath(path))
         self.path = os.fsdecode(path)
@@ -103,7 +104,7 @@ class BadImageError(ValueError):
         super().__init__(f"{path_text(self.path)}: {_CANNOT} ({self.reason}); {_FIX}")
 
 
-def _split_message(text: str) -> Tuple[str, str]:
+def _split_message(text: str) -> tuple[str, str]:
     """``(path, reason)`` of a :class:`BadImageError` message, found as the last line
     of ``text`` that holds one (a traceback ends with it); TypeError if none does."""
     prefix = f"{BadImageError.__module__}.{BadImageError.__qualname__}: "
@@ -228,7 +229,7 @@ def _shown(names: Sequence[str], limit: int = 6) -> str:
 
 
 def _root_as_domain_error(root: Path, class_dirs: Sequence[str], empty: str
-                          ) -> Optional[ValueError]:
+                          ) -> ValueError | None:
     """The error for ``root`` when its would-be class folder ``empty`` holds no images:
     a dataset root passed as a domain when ``empty``'s subfolders hold images, else None."""
     with os.scandir(root / empty) as it:
@@ -240,7 +241,7 @@ def _root_as_domain_error(root: Path, class_dirs: Sequence[str], empty: str
                       f"({root / class_dirs[0]}) or use it as the dataset root (--dataset)")
 
 
-def _subfolders(root: Path, layout: str, what: str) -> List[str]:
+def _subfolders(root: Path, layout: str, what: str) -> list[str]:
     """The visible subfolders of ``root``, sorted; an error naming ``root`` when it is
     missing, not a folder, or has none (``what``: "class" or "domain")."""
     try:
@@ -261,15 +262,15 @@ def _subfolders(root: Path, layout: str, what: str) -> List[str]:
 
 @dataclass(frozen=True)
 class _Listing:
-    classes: Tuple[str, ...]
-    files: Tuple[str, ...]  # relative to the domain folder, "<class>/<file>"
+    classes: tuple[str, ...]
+    files: tuple[str, ...]  # relative to the domain folder, "<class>/<file>"
     labels: np.ndarray  # index into classes
 
 
 def _list(root: Path) -> _Listing:
     class_dirs = _subfolders(root, "root/<class>/<image>", "class")
-    files: List[str] = []
-    labels: List[int] = []
+    files: list[str] = []
+    labels: list[int] = []
     for index, name in enumerate(class_dirs):
         with os.scandir(root / name) as it:
             images = sorted(e.name for e in it if _is_image(e))
@@ -288,14 +289,21 @@ class FolderDomain(Dataset):
     """An image-folder domain: ``ds[i] -> (float32 tensor 3 x img_size x img_size in
     [0, 1], int label)``, decoded from disk on every access.
 
-    Attributes:
-        name: the folder's name (``photo`` for ``/data/PACS/photo``).
-        root: the folder.
-        classes: class names (its subfolders), sorted; ``labels`` index into them, so
-            domains with the same class set share one index.
-        files: paths relative to ``root`` (``"<class>/<file>"``), sorted.
-        img_size: the side images are resized to.
-        generated: always False: these are the user's images.
+    Attributes
+    ----------
+    name
+        the folder's name (``photo`` for ``/data/PACS/photo``).
+    root
+        the folder.
+    classes
+        class names (its subfolders), sorted; ``labels`` index into them, so
+        domains with the same class set share one index.
+    files
+        paths relative to ``root`` (``"<class>/<file>"``), sorted.
+    img_size
+        the side images are resized to.
+    generated
+        always False: these are the user's images.
     """
 
     generated = False
@@ -317,7 +325,7 @@ class FolderDomain(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         pixels = decode(self.path(index), self.img_size)
         return torch.from_numpy(pixels).to(torch.float32).div_(255.0), int(self.labels[index])
 
@@ -326,7 +334,7 @@ class FolderDomain(Dataset):
                 f"img_size={self.img_size})")
 
 
-def shared_classes(domains: Sequence[FolderDomain]) -> Tuple[str, ...]:
+def shared_classes(domains: Sequence[FolderDomain]) -> tuple[str, ...]:
     """The class list every domain shares (sorted, so its labels are one index for all);
     ``ValueError`` naming the classes each domain lacks when the sets differ."""
     reference = sorted(set().union(*(d.classes for d in domains)))
@@ -339,7 +347,7 @@ def shared_classes(domains: Sequence[FolderDomain]) -> Tuple[str, ...]:
 
 
 def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
-                      ) -> Dict[str, FolderDomain]:
+                      ) -> dict[str, FolderDomain]:
     """One domain per subfolder of a DomainBed-style ``root`` (``PACS/photo``,
     ``PACS/sketch``, ...), name -> domain, with one shared, sorted class index."""
     root = folder_path(root)
@@ -359,7 +367,7 @@ def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
     return domains
 
 
-def probe_image_size(domains: Iterable[Union[FolderDomain, PathLike]], *, sample: int = 64,
+def probe_image_size(domains: Iterable[FolderDomain | PathLike], *, sample: int = 64,
                      seed: int = 0) -> int:
     """The typical image side of folder domains: the median of ``min(width, height)``
     over up to ``sample`` files per domain, rounded to an int.
@@ -368,20 +376,26 @@ def probe_image_size(domains: Iterable[Union[FolderDomain, PathLike]], *, sample
     even for large JPEGs. Files are drawn with ``numpy.random.default_rng(seed)``
     so the same folders give the same size. Headers PIL cannot read are skipped.
 
-    Args:
-        domains: :class:`FolderDomain` objects, or their folders (listed here).
-        sample: files read per domain at most.
-        seed: seeds the draw of files.
+    Parameters
+    ----------
+    domains
+        :class:`FolderDomain` objects, or their folders (listed here).
+    sample
+        files read per domain at most.
+    seed
+        seeds the draw of files.
 
-    Raises:
-        ValueError: no domains, or not one readable header among the sampled files (the
-            message names the folders).
+    Raises
+    ------
+    ValueError
+        no domains, or not one readable header among the sampled files (the
+        message names the folders).
     """
     if int(sample) != sample or sample < 1:
         raise ValueError(f"sample must be an integer >= 1, got {sample!r}")
     rng = np.random.default_rng(seed)
-    sides: List[int] = []
-    folders: List[str] = []
+    sides: list[int] = []
+    folders: list[str] = []
     for domain in domains:
         if isinstance(domain, FolderDomain):
             folder, files = domain.root, domain.files

@@ -7,32 +7,36 @@ every place it looked and where to get it.
 
 | name   | files                                                        | splits |
 |--------|--------------------------------------------------------------|--------|
-| mnist  | ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` | train = first 10,000 training images (the single-source protocol), val = the next 1,000, test = t10k |
+| mnist  | ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` | train, val, test (*) |
 | svhn   | ``test_32x32.mat`` (torchvision's SVHN)                      | test |
 | usps   | ``usps.t.bz2`` (torchvision's USPS, libsvm format)           | test |
 | mnistm | ``mnist_m/mnist_m_test/*.png`` + ``mnist_m_test_labels.txt``  | test |
 | syn    | ``synth_test_32x32.mat`` (SynDigits, SVHN's .mat layout)     | test |
 
+(*) train: the first 10,000 training images (the single-source protocol), val: the next
+1,000, test: t10k.
+
 Images come back as uint8 (N, 3, 32, 32): 28 px and 16 px digits are resized to 32,
 grey ones replicated to 3 channels.
 """
+from __future__ import annotations
 import bz2
 import gzip
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._cache import PathLike
-from ._imaging import digit_hash, resize, to_uint8
+from neurn.data._cache import PathLike
+from neurn.data._imaging import digit_hash, resize, to_uint8
 
 __all__ = ["DataFileNotFoundError", "READERS", "MNIST_TRAIN_SIZE", "MNIST_VAL_SIZE"]
 
 MNIST_TRAIN_SIZE = 10_000
 MNIST_VAL_SIZE = 1_000
 
-Arrays = Tuple[np.ndarray, np.ndarray, np.ndarray]
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class DataFileNotFoundError(FileNotFoundError):
@@ -45,7 +49,7 @@ class Reader:
     description: str
     folders: Sequence[str]  # sub-folders of data_dir searched, "" = data_dir itself
     origin: str  # where to get the files
-    read_split: Callable[["Reader", Path, str], Arrays]
+    read_split: Callable[[Reader, Path, str], Arrays]
 
     def find(self, data_dir: PathLike, *filenames: str) -> Path:
         """The first of ``filenames`` found in any of the folders searched."""
@@ -135,7 +139,7 @@ def _read_mnistm(reader: Reader, root: Path, split: str) -> Arrays:
     return _finish(np.stack(images).transpose(0, 3, 1, 2), np.array(labels))
 
 
-READERS: Dict[str, Reader] = {
+READERS: dict[str, Reader] = {
     "mnist": Reader("MNIST", ("MNIST/raw", "mnist/MNIST/raw", ""),
                     "http://yann.lecun.com/exdb/mnist/ (or torchvision.datasets.MNIST("
                     "data_dir, download=True) on a machine with network)", _read_mnist),

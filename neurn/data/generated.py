@@ -16,14 +16,15 @@ the offline MNIST source (never its train or validation images) or from fonts.
 * ``mnistc-gen`` (MNIST-C-style): one of 15 corruptions per digit (noise, blurs,
   affine, brightness, stripe, fog, spatter, dotted line, zigzag, Canny edges).
 """
+from __future__ import annotations
 import os
 from functools import lru_cache
-from typing import Callable, Dict, Tuple
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
 
-from ._imaging import gaussian_blur, jpeg, photo_patches, random_colours, warp
+from neurn.data._imaging import gaussian_blur, jpeg, photo_patches, random_colours, warp
 
 __all__ = ["RENDERS", "STYLES", "SYNDIGITS_SIZE", "font_files", "ink_box"]
 
@@ -31,7 +32,7 @@ SYNDIGITS_SIZE = 2000  # 200 per class
 RENDERS = 3  # renders of each held-out MNIST digit in the targets made from them
 
 
-def font_files() -> Tuple[str, ...]:
+def font_files() -> tuple[str, ...]:
     """The matplotlib font files used for syndigits-gen (text faces, not symbols)."""
     import matplotlib
 
@@ -148,7 +149,7 @@ def _line_mask(rng, n, points, width=1.2):
     return mask[:, None]
 
 
-def _corruptions() -> Dict[str, Callable]:
+def _corruptions() -> dict[str, Callable]:
     def shot_noise(x, rng):
         return rng.poisson(x * 30.0) / 30.0
 

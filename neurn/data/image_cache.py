@@ -23,6 +23,7 @@ pixels.
 
 Both live under ``<cache_dir>/folders`` (``$NEURN_CACHE_DIR``, ``~/.cache/neurn``).
 """
+from __future__ import annotations
 import errno
 import hashlib
 import json
@@ -30,14 +31,14 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from archalign._io import atomic_path, atomic_write_text, file_sha256
 
-from ._cache import PathLike, default_cache_dir
-from .folder import BadImageError, FolderDomain, decode, path_text
+from neurn.data._cache import PathLike, default_cache_dir
+from neurn.data.folder import BadImageError, FolderDomain, decode, path_text
 
 __all__ = ["cached_images", "check_images", "decoded_images", "fingerprint", "fits_in_memory"]
 
@@ -55,7 +56,7 @@ def _file_digest(path: Path) -> bytes:
     return h.digest()
 
 
-def fingerprint(domain: FolderDomain, *, threads: Optional[int] = None) -> str:
+def fingerprint(domain: FolderDomain, *, threads: int | None = None) -> str:
     """A digest of the domain's files: each one's name and the SHA-256 of its bytes.
 
     Parameters
@@ -71,7 +72,7 @@ def fingerprint(domain: FolderDomain, *, threads: Optional[int] = None) -> str:
     str
         24 hex digits.
     """
-    def chunk(names: Sequence[str]) -> List[bytes]:
+    def chunk(names: Sequence[str]) -> list[bytes]:
         return [_file_digest(domain.root / name) for name in names]
 
     chunks = [domain.files[i:i + _HASH_CHUNK] for i in range(0, len(domain), _HASH_CHUNK)]
@@ -84,11 +85,11 @@ def fingerprint(domain: FolderDomain, *, threads: Optional[int] = None) -> str:
     return h.hexdigest()[:24]
 
 
-def _folder(cache_dir: Optional[PathLike]) -> Path:
+def _folder(cache_dir: PathLike | None) -> Path:
     return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "folders"
 
 
-def _threads(threads: Optional[int]) -> int:
+def _threads(threads: int | None) -> int:
     if threads:
         return int(threads)
     if hasattr(os, "sched_getaffinity"):
@@ -96,8 +97,8 @@ def _threads(threads: Optional[int]) -> int:
     return os.cpu_count() or 1  # macOS, Windows
 
 
-def _decode_all(domain: FolderDomain, size: int, threads: Optional[int],
-                write: Optional[Callable[[int, np.ndarray], None]] = None) -> Dict[str, str]:
+def _decode_all(domain: FolderDomain, size: int, threads: int | None,
+                write: Callable[[int, np.ndarray], None] | None = None) -> dict[str, str]:
     def one(i: int):
         try:
             pixels = decode(domain.path(i), size)
@@ -112,7 +113,7 @@ def _decode_all(domain: FolderDomain, size: int, threads: Optional[int],
     return dict(sorted(failures))
 
 
-def _refuse_unreadable_classes(domain: FolderDomain, bad: Dict[str, str]) -> Dict[str, str]:
+def _refuse_unreadable_classes(domain: FolderDomain, bad: dict[str, str]) -> dict[str, str]:
     """``bad``, once no class has every one of its files in it (``ValueError`` naming
     the first such class folder)."""
     if not bad:
@@ -130,7 +131,7 @@ def _refuse_unreadable_classes(domain: FolderDomain, bad: Dict[str, str]) -> Dic
     return bad
 
 
-def _read_json(path: Path) -> Optional[dict]:
+def _read_json(path: Path) -> dict | None:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -138,7 +139,7 @@ def _read_json(path: Path) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def _valid_bad(record: Optional[dict], key: str, domain: FolderDomain) -> Optional[Dict[str, str]]:
+def _valid_bad(record: dict | None, key: str, domain: FolderDomain) -> dict[str, str] | None:
     if record is None or record.get("fingerprint") != key:
         return None
     bad = record.get("bad")
@@ -149,8 +150,8 @@ def _valid_bad(record: Optional[dict], key: str, domain: FolderDomain) -> Option
     return bad
 
 
-def check_images(domain: FolderDomain, *, cache_dir: Optional[PathLike] = None,
-                 threads: Optional[int] = None, key: Optional[str] = None) -> Dict[str, str]:
+def check_images(domain: FolderDomain, *, cache_dir: PathLike | None = None,
+                 threads: int | None = None, key: str | None = None) -> dict[str, str]:
     """``{relative path: reason}`` for every file of ``domain`` that cannot be decoded
     (``key``: its :func:`fingerprint`, when the caller has it already); ``ValueError``
     when every file of a class is among them."""
@@ -164,7 +165,7 @@ def check_images(domain: FolderDomain, *, cache_dir: Optional[PathLike] = None,
     return _refuse_unreadable_classes(domain, bad)
 
 
-def decoded_images(domain: FolderDomain, size: int, *, threads: Optional[int] = None):
+def decoded_images(domain: FolderDomain, size: int, *, threads: int | None = None):
     """``(uint8 array (N, 3, size, size) in memory, {relative path: reason} of bad
     files)``: one decoding pass that finds the bad files as it goes (their rows stay 0);
     ``ValueError`` when every file of a class is bad."""
@@ -173,7 +174,7 @@ def decoded_images(domain: FolderDomain, size: int, *, threads: Optional[int] = 
                                                                out.__setitem__))
 
 
-def available_memory() -> Optional[int]:
+def available_memory() -> int | None:
     """Bytes the machine can still give without swapping (``MemAvailable``), or None."""
     try:
         with open("/proc/meminfo") as f:
@@ -229,7 +230,7 @@ def _reserve(fd: int, offset: int, nbytes: int) -> None:
         _pwrite_all(fd, zeros[:nbytes - start], offset + start)
 
 
-def _write_images(tmp: str, shape: List[int], fill: Callable) -> Dict[str, str]:
+def _write_images(tmp: str, shape: list[int], fill: Callable) -> dict[str, str]:
     """Write the uint8 ``.npy`` of ``shape`` at ``tmp``: header, space reserved, then
     the rows ``fill(write)`` decodes, each written with ``pwrite``; returns ``fill``'s
     result. A full disk is an ``OSError`` saying how much room the file needs."""
@@ -255,8 +256,8 @@ def _write_images(tmp: str, shape: List[int], fill: Callable) -> Dict[str, str]:
         os.close(fd)
 
 
-def cached_images(domain: FolderDomain, size: int, *, cache_dir: Optional[PathLike] = None,
-                  threads: Optional[int] = None, key: Optional[str] = None):
+def cached_images(domain: FolderDomain, size: int, *, cache_dir: PathLike | None = None,
+                  threads: int | None = None, key: str | None = None):
     """``(memmap uint8 (N, 3, size, size), {relative path: reason} of bad files)``;
     an ``OSError`` naming the cache file when its disk has no room for it (no temp file
     left behind), a ``ValueError`` when every file of a class is bad."""

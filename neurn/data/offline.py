@@ -9,12 +9,12 @@
 * ``optdigits`` (target): scikit-learn's ``load_digits`` (1,797 UCI optdigits, other
   writers, 8 x 8 with 17 grey levels), padded by 1 px and upsampled to 32 px.
 """
+from __future__ import annotations
 from functools import lru_cache
-from typing import Dict
 
 import numpy as np
 
-from ._imaging import digit_hash, resize, to_uint8
+from neurn.data._imaging import digit_hash, resize, to_uint8
 
 __all__ = ["MNIST_SPLIT_SIZES", "mnist_arrays", "mnist_split", "optdigits_arrays"]
 
@@ -44,7 +44,7 @@ def mnist_split(labels: np.ndarray, seed: int) -> np.ndarray:
     return assignment
 
 
-def mnist_arrays(seed: int) -> Dict[str, np.ndarray]:
+def mnist_arrays(seed: int) -> dict[str, np.ndarray]:
     """All 5,000 digits (uint8 3 x 32 x 32), labels, origins and the split index."""
     raw, labels = _mnist_raw()
     images = resize(raw[:, None].astype(np.float32) / 255.0, 32)
@@ -53,7 +53,7 @@ def mnist_arrays(seed: int) -> Dict[str, np.ndarray]:
             "split": mnist_split(labels, seed)}
 
 
-def optdigits_arrays() -> Dict[str, np.ndarray]:
+def optdigits_arrays() -> dict[str, np.ndarray]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()

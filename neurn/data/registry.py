@@ -6,18 +6,18 @@ reads the real datasets instead (``mnist``, ``svhn``, ``usps``, ``mnistm``, ``sy
 ``fullscale``). Targets are for evaluation only: they have a single ``"test"`` split,
 and model selection uses the source's ``"val"`` split (DomainBed's protocol).
 """
+from __future__ import annotations
 import difflib
 import zlib
 from dataclasses import dataclass
-from typing import Dict, List, Optional
 
 import numpy as np
 
-from . import fullscale, generated, offline
-from ._cache import PathLike, cached_arrays
-from ._imaging import PHOTOS, to_uint8
-from .domain import DigitDomain
-from .folder import FOLDER_PREFIX, FolderDomain, folder_path, path_text
+from neurn.data import fullscale, generated, offline
+from neurn.data._cache import PathLike, cached_arrays
+from neurn.data._imaging import PHOTOS, to_uint8
+from neurn.data.domain import DigitDomain
+from neurn.data.folder import FOLDER_PREFIX, FolderDomain, folder_path, path_text
 
 __all__ = ["DomainInfo", "domain", "domain_info", "list_domains", "not_a_folder_error"]
 
@@ -35,7 +35,7 @@ class DomainInfo:
     description: str
 
 
-_DOMAINS: Dict[str, DomainInfo] = {}
+_DOMAINS: dict[str, DomainInfo] = {}
 
 
 def _register(name: str, *, source: bool = False, generated: bool = False,
@@ -57,8 +57,8 @@ for _name in fullscale.READERS:
         _register(_name, offline=False, description=fullscale.READERS[_name].description)
 
 
-def list_domains(*, source: Optional[bool] = None, generated: Optional[bool] = None,
-                 offline: Optional[bool] = None) -> List[str]:
+def list_domains(*, source: bool | None = None, generated: bool | None = None,
+                 offline: bool | None = None) -> list[str]:
     """Registered domain names, optionally only those with the given flags."""
     return [info.name for info in _DOMAINS.values()
             if (source is None or info.source == source)
@@ -102,22 +102,28 @@ def not_a_folder_error(spec) -> ValueError:
                       f"the domain's folder (holding <class>/<image>)")
 
 
-def domain(name: str, split: Optional[str] = None, *, seed: int = 0,
-           data_dir: Optional[PathLike] = None,
-           cache_dir: Optional[PathLike] = None, img_size: int = 224):
+def domain(name: str, split: str | None = None, *, seed: int = 0,
+           data_dir: PathLike | None = None,
+           cache_dir: PathLike | None = None, img_size: int = 224):
     """A digit domain as a ``Dataset`` of (3 x 32 x 32 float image, label), or, for
     ``"folder:PATH"``, the image folder at PATH (a :class:`FolderDomain` decoding
     ``img_size`` images; whole, as the study splits it: ``split`` must be None).
 
-    Args:
-        name: a name from :func:`list_domains`, or ``"folder:PATH"``.
-        split: ``"train"``, ``"val"`` or ``"test"`` for the source (default
-            ``"train"``); targets only have ``"test"`` (their default).
-        seed: the offline source split and the generated images follow it.
-        data_dir: read the real dataset from this folder (full scale) instead of the
-            offline one; required for svhn / usps / mnistm / syn.
-        cache_dir: where offline domains are cached (default ``~/.cache/neurn`` or
-            ``$NEURN_CACHE_DIR``).
+    Parameters
+    ----------
+    name
+        a name from :func:`list_domains`, or ``"folder:PATH"``.
+    split
+        ``"train"``, ``"val"`` or ``"test"`` for the source (default
+        ``"train"``); targets only have ``"test"`` (their default).
+    seed
+        the offline source split and the generated images follow it.
+    data_dir
+        read the real dataset from this folder (full scale) instead of the
+        offline one; required for svhn / usps / mnistm / syn.
+    cache_dir
+        where offline domains are cached (default ``~/.cache/neurn`` or
+        ``$NEURN_CACHE_DIR``).
     """
     if name.startswith(FOLDER_PREFIX):
         if split is not None:
@@ -157,7 +163,7 @@ def _offline_stand_in(name: str) -> str:
     return {"syn": "syndigits-gen", "mnistm": "mnistm-gen"}.get(name, f"{name}-gen")
 
 
-def _package_versions() -> Dict[str, str]:
+def _package_versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {pkg: version(pkg) for pkg in
@@ -165,7 +171,7 @@ def _package_versions() -> Dict[str, str]:
              "mlxtend", "scikit-learn")}
 
 
-def _offline_arrays(name: str, seed: int, cache_dir) -> Dict[str, np.ndarray]:
+def _offline_arrays(name: str, seed: int, cache_dir) -> dict[str, np.ndarray]:
     key = {"domain": name, "seed": int(seed), "recipe": RECIPE_VERSION,
            "versions": _package_versions()}
     if name == "mnist":
@@ -180,7 +186,7 @@ def _offline_arrays(name: str, seed: int, cache_dir) -> Dict[str, np.ndarray]:
     return cached_arrays(key, lambda: _generate(name, seed, cache_dir), cache_dir)
 
 
-def _generate(name: str, seed: int, cache_dir) -> Dict[str, np.ndarray]:
+def _generate(name: str, seed: int, cache_dir) -> dict[str, np.ndarray]:
     style, from_digits = generated.STYLES[name]
     rng = np.random.default_rng([seed, 2, zlib.crc32(name.encode())])
     if from_digits:

@@ -11,8 +11,8 @@ naming the fractions to change.
 validation"). Its stream is seeded by the domain's name too, so a domain keeps one
 holdout in every leave-one-domain-out group it trains in.
 """
+from __future__ import annotations
 import zlib
-from typing import Dict
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def check_holdout(fraction: float) -> None:
                          f"{fraction!r}")
 
 
-def _split(labels, fractions: Dict[str, float], rng, name: str) -> Dict[str, np.ndarray]:
+def _split(labels, fractions: dict[str, float], rng, name: str) -> dict[str, np.ndarray]:
     """Per class, shuffle, then cut ``round(n * f)`` for each named fraction in order;
     the rest is ``train``."""
     labels = np.asarray(labels)
@@ -66,14 +66,14 @@ def _split(labels, fractions: Dict[str, float], rng, name: str) -> Dict[str, np.
 
 def stratified_split(labels: np.ndarray, *, val: float = DEFAULT_FRACTIONS["val"],
                      test: float = DEFAULT_FRACTIONS["test"], seed: int = 0,
-                     name: str = "source") -> Dict[str, np.ndarray]:
+                     name: str = "source") -> dict[str, np.ndarray]:
     """``{"train", "val", "test"} -> sorted indices into labels``."""
     check_fractions(val, test)
     return _split(labels, {"val": val, "test": test}, np.random.default_rng([seed, 11]), name)
 
 
 def holdout_split(labels: np.ndarray, *, fraction: float = DEFAULT_HOLDOUT, seed: int = 0,
-                  name: str) -> Dict[str, np.ndarray]:
+                  name: str) -> dict[str, np.ndarray]:
     """``{"train", "val"} -> sorted indices into labels``: ``fraction`` of each class of
     the domain ``name`` held out for validation."""
     check_holdout(fraction)

@@ -4,13 +4,14 @@ Open :mod:`.layer` (the NeuRN layer) first; :mod:`.fixed` holds the classic fixe
 ends, :mod:`.front` the wrapper for any model, :mod:`.randconv` / :mod:`.prorandconv` /
 :mod:`.augment` the training-batch augmentations. Nothing here knows of models or the study.
 """
-from .augment import CropFlip
-from .fixed import LCN, SOBEL_MAX, Gray, Sobel
-from .front import FrontEnd, NeuRNFront, with_front, with_neurn
-from .layer import NeuRN, neurn_reference, neurn_response
-from .prorandconv import ProRandConv
-from .randconv import RandConv
-from .standardize import FRONT_STATS, Standardize
+from __future__ import annotations
+from neurn.fronts.augment import CropFlip
+from neurn.fronts.fixed import LCN, SOBEL_MAX, Gray, Sobel
+from neurn.fronts.front import FrontEnd, NeuRNFront, with_front, with_neurn
+from neurn.fronts.layer import NeuRN, neurn_reference, neurn_response
+from neurn.fronts.prorandconv import ProRandConv
+from neurn.fronts.randconv import RandConv
+from neurn.fronts.standardize import FRONT_STATS, Standardize
 
 __all__ = ["CropFlip", "FRONT_STATS", "FrontEnd", "Gray", "LCN", "NeuRN", "NeuRNFront",
            "ProRandConv", "RandConv", "SOBEL_MAX", "Sobel", "Standardize", "neurn_reference",

@@ -16,8 +16,8 @@ The study turns it on for image-folder sources (``--augment``) and off for the d
 whose orientation carries the label (a mirrored 2 is not a 2). In eval mode the module
 is the identity; evaluation never applies it.
 """
+from __future__ import annotations
 import math
-from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +33,9 @@ class CropFlip(nn.Module):
     Shape: (N, C, H, W) -> the same; no parameters.
     """
 
-    def __init__(self, scale: Tuple[float, float] = (0.7, 1.0),
-                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(self, scale: tuple[float, float] = (0.7, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         low, high = float(scale[0]), float(scale[1])
         if not 0 < low <= high <= 1:

@@ -31,6 +31,7 @@ decides what happens to the output.
 As in NeuRN, the arithmetic runs in float32 (float64 for float64 input), never in 16 bits,
 and the result is cast back to the input's dtype.
 """
+from __future__ import annotations
 import math
 
 import torch
@@ -121,9 +122,12 @@ class Sobel(nn.Module):
 class LCN(nn.Module):
     """Local contrast normalisation (Jarrett et al. 2009) over k x k x C windows.
 
-    Args:
-        kernel_size: odd window size k >= 3 (default 9).
-        eps: contrast floor in input units (default 0.05); see the module docstring.
+    Parameters
+    ----------
+    kernel_size
+        odd window size k >= 3 (default 9).
+    eps
+        contrast floor in input units (default 0.05); see the module docstring.
 
     Shape: (N, C, H, W) -> (N, C, H, W), any C; H and W > k // 2 (reflect padding).
     """

@@ -21,18 +21,19 @@ standardisation (``.standardize``: a :class:`Standardize`, or ``nn.Identity``), 
 (``archalign.trace``) sees it as a single token ahead of the model's own, followed by
 a ``Standardize`` token (an ``nn.Identity`` is not recorded).
 """
+from __future__ import annotations
 import copy
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 from torch import nn
 
-from .fixed import LCN, Gray, Sobel
-from .layer import NeuRN
-from .standardize import FRONT_STATS, Standardize
+from neurn.fronts.fixed import LCN, Gray, Sobel
+from neurn.fronts.layer import NeuRN
+from neurn.fronts.standardize import FRONT_STATS, Standardize
 
 __all__ = ["FrontEnd", "NeuRNFront", "with_front", "with_neurn"]
 
-Stats = Union[str, None, Tuple[Union[float, Sequence[float]], Union[float, Sequence[float]]]]
+Stats = str | None | tuple[float | Sequence[float], float | Sequence[float]]
 
 # The fronts whose output scale the study measured; LCN's output is already about
 # zero-mean and unit-variance. Exact types: a subclass may change the scale.
@@ -70,16 +71,20 @@ def _raw_input_cfg(model: nn.Module) -> dict:
 class FrontEnd(nn.Module):
     """``model(standardize(front(x)))``: the model sees the front end's map, not the image.
 
-    Args:
-        model: the network to wrap; reach it as ``.model``.
-        front: the front layer (``NeuRN()``, ``neurn.fronts.Sobel()``, ...); ``.front``.
-        stats: how the map is standardised before ``model`` (``.standardize``):
-            ``"auto"`` (default) uses the study's constants
-            (:data:`~neurn.fronts.standardize.FRONT_STATS`: ``"neurn"`` for
-            :class:`NeuRN` whatever its k, ``"sobel"`` for ``Sobel``, ``"pixels"`` for
-            ``Gray``) and none for ``LCN``; any other front end needs ``stats`` given.
-            ``(mean, std)``, each a number or one per channel, uses those; ``None``
-            feeds the map raw.
+    Parameters
+    ----------
+    model
+        the network to wrap; reach it as ``.model``.
+    front
+        the front layer (``NeuRN()``, ``neurn.fronts.Sobel()``, ...); ``.front``.
+    stats
+        how the map is standardised before ``model`` (``.standardize``):
+        ``"auto"`` (default) uses the study's constants
+        (:data:`~neurn.fronts.standardize.FRONT_STATS`: ``"neurn"`` for
+        :class:`NeuRN` whatever its k, ``"sobel"`` for ``Sobel``, ``"pixels"`` for
+        ``Gray``) and none for ``LCN``; any other front end needs ``stats`` given.
+        ``(mean, std)``, each a number or one per channel, uses those; ``None``
+        feeds the map raw.
 
     ``num_classes`` is the model's; ``pretrained_cfg`` and ``default_cfg`` are a copy of
     the model's timm data config with mean 0 and std 1, so timm's input pipeline hands
@@ -106,14 +111,19 @@ class FrontEnd(nn.Module):
 class NeuRNFront(FrontEnd):
     """``model(standardize(NeuRN(x)))``, with the layer also reachable as ``.neurn``.
 
-    Args:
-        model: the network to wrap; reach it as ``.model``.
-        neurn: the front layer; by default ``NeuRN(**neurn_kwargs)``.
-        stats: as for :class:`FrontEnd`; by default the NeuRN map's constants.
-        **neurn_kwargs: ``kernel_size``, ``per``, ``eps``, ``padding`` for NeuRN.
+    Parameters
+    ----------
+    model
+        the network to wrap; reach it as ``.model``.
+    neurn
+        the front layer; by default ``NeuRN(**neurn_kwargs)``.
+    stats
+        as for :class:`FrontEnd`; by default the NeuRN map's constants.
+    **neurn_kwargs
+        ``kernel_size``, ``per``, ``eps``, ``padding`` for NeuRN.
     """
 
-    def __init__(self, model: nn.Module, neurn: Optional[NeuRN] = None, *,
+    def __init__(self, model: nn.Module, neurn: NeuRN | None = None, *,
                  stats: Stats = "auto", **neurn_kwargs) -> None:
         if neurn is not None and neurn_kwargs:
             raise ValueError("pass either a NeuRN layer or its keyword arguments, not both")

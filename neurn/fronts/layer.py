@@ -43,7 +43,7 @@ Implementation choices:
 * No parameters and no buffers; TorchScript- and ``torch.compile``-friendly; runs on
   the meta device (no data-dependent control flow), which architecture tracing uses.
 """
-from typing import List
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +88,7 @@ def _pad(x: torch.Tensor, kernel_size: int, padding: str) -> torch.Tensor:
 
 
 def _divide_by_max(sigma: torch.Tensor, per: str, eps: float) -> torch.Tensor:
-    dims: List[int] = [1, 2, 3] if per == "image" else [2, 3]
+    dims: list[int] = [1, 2, 3] if per == "image" else [2, 3]
     peak = sigma.amax(dim=dims, keepdim=True)
     # Every sigma <= eps is already 0, so clamping the max at eps only matters for
     # flat images: 0 / eps = 0 instead of 0 / 0 = NaN.
@@ -168,13 +168,18 @@ def neurn_reference(x: torch.Tensor, kernel_size: int = 3, per: str = "image",
 class NeuRN(nn.Module):
     """NeuRN front end: local k x k std per channel, divided by its per-sample max.
 
-    Args:
-        kernel_size: odd patch size k >= 3 (default 3, the paper's choice at 28-32 px).
-        per: ``"image"`` (one max over all channels of a sample, default) or
-            ``"channel"`` (one max per channel of a sample).
-        eps: contrast floor in input units; patches with std <= eps count as flat and
-            a flat image gives zeros.
-        padding: ``"reflect"`` (default, keeps H x W), ``"replicate"`` or ``"zeros"``.
+    Parameters
+    ----------
+    kernel_size
+        odd patch size k >= 3 (default 3, the paper's choice at 28-32 px).
+    per
+        ``"image"`` (one max over all channels of a sample, default) or
+        ``"channel"`` (one max per channel of a sample).
+    eps
+        contrast floor in input units; patches with std <= eps count as flat and
+        a flat image gives zeros.
+    padding
+        ``"reflect"`` (default, keeps H x W), ``"replicate"`` or ``"zeros"``.
 
     Shape: (N, C, H, W) -> (N, C, H, W), any C; values in [0, 1]. No parameters.
     """

@@ -56,14 +56,14 @@ In eval mode the module is the identity and leaves its generator untouched;
 order (p, L, sigma_g, weights, [sigma_d, offsets,] gamma, beta), so a run repeats and
 resumes bit-identically on any device; the draws are then copied to the batch's device.
 """
+from __future__ import annotations
 import math
-from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ..data import DIGITS_MEAN, DIGITS_STD
-from .randconv import BatchAugmentation
+from neurn.data import DIGITS_MEAN, DIGITS_STD
+from neurn.fronts.randconv import BatchAugmentation
 
 __all__ = ["ProRandConv"]
 
@@ -99,8 +99,8 @@ class ProRandConv(BatchAugmentation):
 
     def __init__(self, max_repeats: int = 10, kernel_size: int = 3, p: float = 0.5,
                  deform: bool = True,
-                 mean: Tuple[float, ...] = DIGITS_MEAN, std: Tuple[float, ...] = DIGITS_STD,
-                 generator: Optional[torch.Generator] = None) -> None:
+                 mean: tuple[float, ...] = DIGITS_MEAN, std: tuple[float, ...] = DIGITS_STD,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__(p, mean, std, generator)
         if (isinstance(max_repeats, bool) or not isinstance(max_repeats, int)
                 or max_repeats < 1):

@@ -30,14 +30,15 @@ it, so validation and test images are clean. Every draw comes from ``generator``
 CPU ``torch.Generator`` that the run owns and checkpoints, so a run repeats and resumes
 bit-identically on any device; the kernel is then copied to the batch's device.
 """
+from __future__ import annotations
 import math
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import DIGITS_MEAN, DIGITS_STD
+from neurn.data import DIGITS_MEAN, DIGITS_STD
 
 __all__ = ["BatchAugmentation", "RandConv"]
 
@@ -51,8 +52,8 @@ class BatchAugmentation(nn.Module):
 
     example = "randconv:p=0.5"
 
-    def __init__(self, p: float, mean: Tuple[float, ...], std: Tuple[float, ...],
-                 generator: Optional[torch.Generator]) -> None:
+    def __init__(self, p: float, mean: tuple[float, ...], std: tuple[float, ...],
+                 generator: torch.Generator | None) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{type(self).__name__}'s p is the probability that a batch is "
@@ -80,21 +81,28 @@ class BatchAugmentation(nn.Module):
 class RandConv(BatchAugmentation):
     """Random-convolution augmentation of a float [0, 1] batch (identity in eval mode).
 
-    Args:
-        kernel_sizes: odd positive sizes to draw k from (default 1, 3, 5, 7).
-        p: probability that a training batch is convolved (default 0.5).
-        mix: mix the convolved and the original whitened image with alpha ~ U(0, 1).
-        clamp: clip the output to [0, 1].
-        mean, std: per-channel statistics that whiten the image before the convolution.
-        generator: source of every random draw (seed it; default: a fresh CPU generator).
+    Parameters
+    ----------
+    kernel_sizes
+        odd positive sizes to draw k from (default 1, 3, 5, 7).
+    p
+        probability that a training batch is convolved (default 0.5).
+    mix
+        mix the convolved and the original whitened image with alpha ~ U(0, 1).
+    clamp
+        clip the output to [0, 1].
+    mean, std
+        per-channel statistics that whiten the image before the convolution.
+    generator
+        source of every random draw (seed it; default: a fresh CPU generator).
 
     Shape: (N, len(mean), H, W) -> the same; no parameters.
     """
 
     def __init__(self, kernel_sizes: Sequence[int] = (1, 3, 5, 7), p: float = 0.5,
                  mix: bool = False, clamp: bool = False,
-                 mean: Tuple[float, ...] = DIGITS_MEAN, std: Tuple[float, ...] = DIGITS_STD,
-                 generator: Optional[torch.Generator] = None) -> None:
+                 mean: tuple[float, ...] = DIGITS_MEAN, std: tuple[float, ...] = DIGITS_STD,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__(p, mean, std, generator)
         sizes = tuple(kernel_sizes)
         if not sizes or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0

@@ -4,13 +4,14 @@ A front end's map is standardised with constants measured once on training image
 never with batch statistics, so a sample's output still does not depend on its
 batch-mates. :data:`FRONT_STATS` holds the constants the study uses.
 """
+from __future__ import annotations
 import math
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..data import DIGITS_MEAN, DIGITS_STD
+from neurn.data import DIGITS_MEAN, DIGITS_STD
 
 __all__ = ["FRONT_STATS", "Standardize"]
 
@@ -20,10 +21,10 @@ __all__ = ["FRONT_STATS", "Standardize"]
 FRONT_STATS = {"pixels": (DIGITS_MEAN[0], DIGITS_STD[0]), "neurn": (0.1792, 0.2971),
                "sobel": (0.1380, 0.2453)}
 
-Stat = Union[float, Sequence[float]]
+Stat = float | Sequence[float]
 
 
-def _values(name: str, value: Stat) -> Tuple[float, ...]:
+def _values(name: str, value: Stat) -> tuple[float, ...]:
     values = tuple(torch.as_tensor(value, dtype=torch.float64).flatten().tolist())
     if not values:
         raise ValueError(f"Standardize {name} must be a number or one number per channel, "
@@ -33,7 +34,7 @@ def _values(name: str, value: Stat) -> Tuple[float, ...]:
     return values
 
 
-def _show(values: Tuple[float, ...]) -> str:
+def _show(values: tuple[float, ...]) -> str:
     return f"{values[0]:g}" if len(values) == 1 else f"({', '.join(f'{v:g}' for v in values)})"
 
 

@@ -14,16 +14,16 @@ constants to zero mean and unit variance, the scale an ImageNet-normalised image
 since no pretrained statistics exist for such maps; LCN's output is already on that
 scale.
 """
-from typing import Dict, Optional, Tuple
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fronts import NeuRN, Standardize
-from .plan import ModelPlan, create_backbone, plan_model
-from .pretrained import Pretrained
-from .variants import INPUT_STATS, KINDS, as_variant
+from neurn.fronts import NeuRN, Standardize
+from neurn.models.plan import ModelPlan, create_backbone, plan_model
+from neurn.models.pretrained import Pretrained
+from neurn.models.variants import INPUT_STATS, KINDS, as_variant
 
 __all__ = ["DigitClassifier", "build_augmentation", "build_model", "uses_convolutions"]
 
@@ -38,8 +38,8 @@ class DigitClassifier(nn.Module):
     :mod:`neurn.models.variants` says which variant does what.
     """
 
-    def __init__(self, backbone: nn.Module, *, front: Optional[nn.Module] = None,
-                 stats: Optional[tuple], input_size: Optional[int] = None) -> None:
+    def __init__(self, backbone: nn.Module, *, front: nn.Module | None = None,
+                 stats: tuple | None, input_size: int | None = None) -> None:
         super().__init__()
         self.front = front
         self.standardize = None if stats is None else Standardize(*stats)
@@ -47,7 +47,7 @@ class DigitClassifier(nn.Module):
         self.input_size = input_size
 
     @property
-    def neurn(self) -> Optional[NeuRN]:
+    def neurn(self) -> NeuRN | None:
         """The NeuRN front end, or None for every other variant."""
         return self.front if isinstance(self.front, NeuRN) else None
 
@@ -63,23 +63,31 @@ class DigitClassifier(nn.Module):
 
 
 def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_size: int = 32,
-                plan: Optional[ModelPlan] = None,
-                input_stats: Optional[Dict[str, Tuple[float, float]]] = None,
-                pretrained: Optional[Pretrained] = None) -> Tuple[DigitClassifier, ModelPlan]:
+                plan: ModelPlan | None = None,
+                input_stats: dict[str, tuple[float, float]] | None = None,
+                pretrained: Pretrained | None = None) -> tuple[DigitClassifier, ModelPlan]:
     """A model for ``img_size`` images, initialised from scratch or ``pretrained``.
 
-    Args:
-        name: a built-in (:data:`BUILTIN_MODELS`, e.g. ``"convnet"``) or timm architecture.
-        variant: ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ... or a :class:`Variant`.
-        num_classes: classifier outputs (10 digits).
-        img_size: the images' size (32 for every digit domain).
-        plan: a :class:`ModelPlan` from :func:`plan_model` (computed when omitted).
-        input_stats: the standardisation constants (default :data:`INPUT_STATS`, the
-            digits'; :func:`measure_input_stats` gives them for other data).
-        pretrained: weights from :func:`~neurn.models.pretrained.load_pretrained` (for
-            ``name``, built with ``plan_model(..., pretrained_size=...)``); the
-            classifier keeps its seeded initialisation. See the module docstring for
-            the input the backbone then gets.
+    Parameters
+    ----------
+    name
+        a built-in (:data:`BUILTIN_MODELS`, e.g. ``"convnet"``) or timm architecture.
+    variant
+        ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ... or a :class:`Variant`.
+    num_classes
+        classifier outputs (10 digits).
+    img_size
+        the images' size (32 for every digit domain).
+    plan
+        a :class:`ModelPlan` from :func:`plan_model` (computed when omitted).
+    input_stats
+        the standardisation constants (default :data:`INPUT_STATS`, the
+        digits'; :func:`measure_input_stats` gives them for other data).
+    pretrained
+        weights from :func:`~neurn.models.pretrained.load_pretrained` (for
+        ``name``, built with ``plan_model(..., pretrained_size=...)``); the
+        classifier keeps its seeded initialisation. See the module docstring for
+        the input the backbone then gets.
 
     Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first. A
     training-time augmentation (``randconv``, ``prorandconv``, the one of a combination
@@ -112,7 +120,7 @@ def _load_backbone(backbone: nn.Module, pretrained: Pretrained) -> None:
 
 
 def build_augmentation(variant, *, generator: torch.Generator,
-                       pixels: Optional[Tuple[float, float]] = None) -> Optional[nn.Module]:
+                       pixels: tuple[float, float] | None = None) -> nn.Module | None:
     """The variant's training-time augmentation of float [0, 1] batches (a
     :class:`~neurn.fronts.RandConv` for ``randconv``, a :class:`~neurn.fronts.ProRandConv`
     for ``prorandconv``, and a combination's, as ``neurn+randconv``'s, whitening with the

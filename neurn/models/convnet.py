@@ -16,6 +16,7 @@ This is the network of
 so results with it compare with those papers' tables. No batch norm and no dropout, as in
 them; weights use PyTorch's default initialisation.
 """
+from __future__ import annotations
 from torch import nn
 
 __all__ = ["ConvNet"]

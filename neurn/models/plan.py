@@ -15,15 +15,16 @@
   before its 7 x 7 convolution (so it acts as a 1 x 1 conv with the full parameter
   count; VGG-16 keeps its 134 M parameters and is slow on CPU).
 """
+from __future__ import annotations
 import difflib
 import re
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .convnet import ConvNet
+from neurn.models.convnet import ConvNet
 
 __all__ = ["BUILTIN_MODELS", "ModelPlan", "RESIZE_CANDIDATES", "check_model_name",
            "create_backbone", "plan_model"]
@@ -33,7 +34,7 @@ MIN_TOKEN_GRID = 4
 
 # name -> builder(num_classes=...) returning an nn.Module; plan_model fits it to the
 # input like any timm model.
-BUILTIN_MODELS: Dict[str, Callable[..., nn.Module]] = {"convnet": ConvNet}
+BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {"convnet": ConvNet}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ModelPlan:
     name: str
     img_size: int  # size of the dataset's images
     input_size: int  # size the backbone sees
-    create_kwargs: Dict[str, object]
+    create_kwargs: dict[str, object]
     adaptation: str  # human-readable: "native 32 px", "img_size=32, patch_size=8", ...
 
     def to_dict(self) -> dict:
@@ -94,7 +95,7 @@ def _takes_img_size(name: str) -> bool:
         return True
 
 
-def _native_patch(name: str) -> Optional[int]:
+def _native_patch(name: str) -> int | None:
     with torch.device("meta"):
         model = create_backbone(name, 10)
     embed = getattr(model, "patch_embed", None) or getattr(model, "stem", None)  # Mixer: stem
@@ -106,7 +107,7 @@ def _native_patch(name: str) -> Optional[int]:
 
 
 def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10,
-               pretrained_size: Optional[int] = None) -> ModelPlan:
+               pretrained_size: int | None = None) -> ModelPlan:
     """Decide how ``name`` runs on ``img_size`` images, on the meta device (cheap).
 
     ``pretrained_size``: the input side of pretrained weights. The architecture is then
@@ -119,7 +120,7 @@ def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10,
         return ModelPlan(name, img_size, int(pretrained_size), {},
                          f"pretrained, {how} (its pretrained input size)")
     if _takes_img_size(name):
-        kwargs: Dict[str, object] = {"img_size": img_size}
+        kwargs: dict[str, object] = {"img_size": img_size}
         patch = _native_patch(name)
         if patch and img_size // patch < MIN_TOKEN_GRID:
             kwargs["patch_size"] = max(1, img_size // MIN_TOKEN_GRID)

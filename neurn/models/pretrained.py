@@ -17,22 +17,22 @@ SHA-256 and a SHA-256 over the loaded tensors), which goes into every run's sett
 Any failure (offline and not cached, a file of another architecture, a truncated file)
 is one ``ValueError`` naming the model, the source and the fix.
 """
+from __future__ import annotations
 import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
 
 import torch
 
 from archalign._io import file_sha256
 
-from .plan import BUILTIN_MODELS
+from neurn.models.plan import BUILTIN_MODELS
 
 __all__ = ["Init", "Pretrained", "SCRATCH", "load_pretrained", "pretrained_input_size",
            "pretrained_tag", "refuse_tags", "tensors_sha256", "weights_file"]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 
@@ -44,16 +44,16 @@ class Init:
     name order, classifier excluded)."""
 
     kind: str = "scratch"
-    tag: Optional[str] = None
-    file: Optional[str] = None
-    file_sha256: Optional[str] = None
-    weights_sha256: Optional[str] = None
+    tag: str | None = None
+    file: str | None = None
+    file_sha256: str | None = None
+    weights_sha256: str | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, record: Optional[dict]) -> "Init":
+    def from_dict(cls, record: dict | None) -> Init:
         """The :class:`Init` a result records (``to_dict``); scratch when it has none."""
         return cls(**{k: v for k, v in (record or {}).items() if k in cls.__dataclass_fields__})
 
@@ -75,14 +75,14 @@ class Pretrained:
     and what its weights expect as input (``mean``, ``std`` per channel, ``input_size``)."""
 
     name: str
-    state: Dict[str, torch.Tensor]
+    state: dict[str, torch.Tensor]
     init: Init
-    mean: Tuple[float, ...]
-    std: Tuple[float, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     input_size: int
 
 
-def pretrained_tag(name: str) -> Optional[str]:
+def pretrained_tag(name: str) -> str | None:
     """The tag of a timm name (``a1_in1k`` of ``resnet50.a1_in1k``), or None."""
     return name.partition(".")[2] or None
 
@@ -98,7 +98,7 @@ def refuse_tags(names) -> None:
                              f"load them, or drop the tag ({name.partition('.')[0]!r})")
 
 
-def pretrained_input_size(name: str) -> Optional[int]:
+def pretrained_input_size(name: str) -> int | None:
     """The image side ``name``'s pretrained weights were trained at (from timm's
     pretrained config, nothing loaded); None for a built-in or unknown name."""
     import timm
@@ -132,7 +132,7 @@ def weights_file(name: str, weights: PathLike) -> Path:
                             f".pt / .bin of those names)")
 
 
-def tensors_sha256(state: Dict[str, torch.Tensor]) -> str:
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
     """SHA-256 over tensor names and raw bytes, in name order (device- and file-format
     independent, so hub and file loads of the same weights agree)."""
     h = hashlib.sha256()
@@ -142,7 +142,7 @@ def tensors_sha256(state: Dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _classifier_prefixes(model: torch.nn.Module) -> Tuple[str, ...]:
+def _classifier_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
     names = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
     return (names,) if isinstance(names, str) else tuple(names)
 
@@ -152,8 +152,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0].rstrip(" .:")
 
 
-def load_pretrained(name: str, *, num_classes: int, weights: Optional[PathLike] = None,
-                    create_kwargs: Optional[dict] = None) -> Pretrained:
+def load_pretrained(name: str, *, num_classes: int, weights: PathLike | None = None,
+                    create_kwargs: dict | None = None) -> Pretrained:
     """Load ``name``'s pretrained weights (timm's, or from ``weights``); see the module
     docstring. ``ValueError`` / ``FileNotFoundError`` in one line on any failure."""
     import timm

@@ -47,16 +47,18 @@ ablation in ``benchmarks/bench_input_scale.py``). Flags take ``0`` / ``1`` (or
 ``true`` / ``false``). ``kernel_size`` is accepted for ``k``. :data:`KINDS` is the table
 of kinds: their options, front end, augmentation and standardisation constants.
 """
+from __future__ import annotations
 import inspect
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ..fronts import FRONT_STATS, LCN, Gray, NeuRN, ProRandConv, RandConv, Sobel
+from neurn.fronts import FRONT_STATS, LCN, Gray, NeuRN, ProRandConv, RandConv, Sobel
 
 __all__ = ["INPUT_STATS", "KINDS", "Variant", "as_variant", "check_variant",
            "measure_input_stats", "parse_variant"]
@@ -104,14 +106,14 @@ _KERNEL_SIZES = _Option("kernel_sizes", lambda text: tuple(int(k) for k in text.
 class _Kind:
     """A variant kind: its options, and what it adds to the baseline's pipeline."""
 
-    options: Dict[str, _Option] = field(default_factory=dict)
-    front: Optional[Callable[..., nn.Module]] = None  # runs on the raw [0, 1] image
-    augment: Optional[Callable[..., nn.Module]] = None  # training batches only
-    stats: Optional[str] = None  # key of INPUT_STATS standardising the backbone's input
+    options: dict[str, _Option] = field(default_factory=dict)
+    front: Callable[..., nn.Module] | None = None  # runs on the raw [0, 1] image
+    augment: Callable[..., nn.Module] | None = None  # training batches only
+    stats: str | None = None  # key of INPUT_STATS standardising the backbone's input
 
 
 
-KINDS: Dict[str, _Kind] = {
+KINDS: dict[str, _Kind] = {
     "baseline": _Kind(stats="pixels"),
     "neurn": _Kind({"k": _KERNEL_SIZE, "per": _Option("per", str, "a string"), "eps": _EPS,
                     "padding": _Option("padding", str, "a string")}, front=NeuRN,
@@ -141,17 +143,17 @@ class Variant:
 
     name: str
     kind: str
-    options: Dict[str, object] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
     standardise: bool = True  # ``std=0``: the backbone gets the front end's output raw
-    augmentation: Optional["Variant"] = None
+    augmentation: Variant | None = None
 
     @property
-    def neurn_kwargs(self) -> Dict[str, object]:
+    def neurn_kwargs(self) -> dict[str, object]:
         """The NeuRN layer's keyword arguments (empty unless ``kind == "neurn"``)."""
         return dict(self.options) if self.kind == "neurn" else {}
 
     @property
-    def kernel_size(self) -> Optional[int]:
+    def kernel_size(self) -> int | None:
         """NeuRN's k (the results' ``kernel_size`` column); None for other kinds."""
         return self.options.get("kernel_size", 3) if self.kind == "neurn" else None
 
@@ -173,7 +175,7 @@ class Variant:
                 self.standardise, None if augmentation is None else augmentation.effective)
 
 
-def _option_table(kind: _Kind) -> Dict[str, _Option]:
+def _option_table(kind: _Kind) -> dict[str, _Option]:
     """The options a kind accepts: its own, plus ``std`` where its input is standardised."""
     return {**kind.options, "std": _STD} if kind.stats is not None else dict(kind.options)
 
@@ -235,8 +237,8 @@ def _parse_part(spec: str, text: str, combined: bool = False) -> Variant:
     table = dict(kind.options) if combined else _option_table(kind)
     if options.strip() and not table:
         raise ValueError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
-    kwargs: Dict[str, object] = {}
-    shown: Dict[str, str] = {}
+    kwargs: dict[str, object] = {}
+    shown: dict[str, str] = {}
     for item in filter(None, (o.strip() for o in options.split(","))):
         key, eq, value = item.partition("=")
         key = _ALIASES.get(key.strip(), key.strip())
@@ -280,7 +282,7 @@ def check_variant(variant, img_size: int) -> None:
                          f"{exc}") from None
 
 
-def measure_input_stats(images: torch.Tensor) -> Dict[str, Tuple[float, float]]:
+def measure_input_stats(images: torch.Tensor) -> dict[str, tuple[float, float]]:
     """:data:`INPUT_STATS` for other data: the (mean, std) of what each standardised kind
     hands the backbone, over ``images`` (float [0, 1], N x 3 x H x W, source-train
     images only), each front end with its default options."""

@@ -9,16 +9,17 @@ Studies are merged only if they share the source domain and the class count (cha
 and the source column would differ otherwise). The summary is recomputed per folder
 from its rows, so every folder is treated alike whatever version wrote its summary.
 """
+from __future__ import annotations
 from numbers import Real
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 from archalign._io import atomic_write_text, unseal_json
 
-from .formats import build_table, render_table
-from .guards import DIGIT_CLASSES, guard_rails
-from .markdown import failed_lines, legend_lines
-from .tables import ROW_FIELDS, TARGETS_MEAN, summarize
+from neurn.results.formats import build_table, render_table
+from neurn.results.guards import DIGIT_CLASSES, guard_rails
+from neurn.results.markdown import failed_lines, legend_lines
+from neurn.results.tables import ROW_FIELDS, TARGETS_MEAN, summarize
 
 __all__ = ["StudyFolderError", "compare", "load_rows", "save_text"]
 
@@ -27,7 +28,7 @@ class StudyFolderError(ValueError):
     """A study folder that cannot be used; the message names it and the fix."""
 
 
-def _row_problem(row) -> Optional[str]:
+def _row_problem(row) -> str | None:
     """What is wrong with one row of results.json, or None."""
     if not isinstance(row, dict):
         return "is not an object"
@@ -61,7 +62,7 @@ def _row_problem(row) -> Optional[str]:
     return None
 
 
-def load_rows(folder) -> List[dict]:
+def load_rows(folder) -> list[dict]:
     """The checked rows of a finished study folder (``StudyFolderError`` otherwise)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -95,18 +96,18 @@ def load_rows(folder) -> List[dict]:
     return [{"num_classes": DIGIT_CLASSES, **row} for row in rows]
 
 
-def _setup(rows: List[dict]) -> str:
+def _setup(rows: list[dict]) -> str:
     """What two studies must share to sit in one table, in words."""
     sources = sorted({r["domain"] for r in rows if r["role"] == "source"})
     classes = sorted({r["num_classes"] for r in rows if r["status"] == "ok"})
     return f"source {', '.join(sources)}, {', '.join(map(str, classes))} classes"
 
 
-def compare(folders: Sequence, *, baseline: Optional[str] = "baseline",
+def compare(folders: Sequence, *, baseline: str | None = "baseline",
             fmt: str = "markdown") -> str:
     """The main table of every folder in one, a first column naming it, with its legend
     and the failed runs (``fmt``: one of :data:`neurn.results.formats.FORMATS`)."""
-    studies: Dict[str, List[dict]] = {}
+    studies: dict[str, list[dict]] = {}
     seen = set()
     for folder in folders:
         if Path(folder).resolve() in seen:

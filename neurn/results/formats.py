@@ -14,15 +14,16 @@ format can show a number, a row or a mark the others do not.
   in columns of their own (empty where there is none), the marks as True / False
   columns. A text cell that a spreadsheet would run as a formula gets a leading ``'``.
 """
+from __future__ import annotations
 import csv
 import io
 import math
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
-from .guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags
-from .tables import TARGETS_MEAN, domain_columns
+from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags
+from neurn.results.tables import TARGETS_MEAN, domain_columns
 
 __all__ = ["CSV_FIELDS", "FORMATS", "Column", "Row", "Table", "build_table", "cell_text",
            "csv_text", "latex_escape", "latex_lines", "markdown_lines", "render_table"]
@@ -51,12 +52,12 @@ class Column:
 class Row:
     """One line of the table: a variant's scores, or its paired difference to the baseline."""
 
-    study: Optional[str]  # the folder, in a comparison
+    study: str | None  # the folder, in a comparison
     model: str
     variant: str  # "neurn - baseline" in a difference row
     kind: str  # "score" or "diff", as in the summary records
     undertrained: bool
-    cells: Tuple[Optional[dict], ...]  # summary records, one per column; None: not run
+    cells: tuple[dict | None, ...]  # summary records, one per column; None: not run
 
     @property
     def seeds(self) -> int:
@@ -68,8 +69,8 @@ class Row:
 class Table:
     """What every format draws: the columns, then the rows in the order they print."""
 
-    columns: Tuple[Column, ...]
-    rows: Tuple[Row, ...]
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
 
     @property
     def by_study(self) -> bool:
@@ -77,7 +78,7 @@ class Table:
         return any(row.study is not None for row in self.rows)
 
 
-def build_table(rows: List[dict], summary: List[dict], flags: Flags) -> Table:
+def build_table(rows: list[dict], summary: list[dict], flags: Flags) -> Table:
     """The table of result rows and their summary records (those with a ``study`` key,
     a comparison, are grouped by it): per model, the variants, then the differences."""
     generated = {r["domain"] for r in rows if r["generated"] is True}
@@ -99,7 +100,7 @@ def build_table(rows: List[dict], summary: List[dict], flags: Flags) -> Table:
     return Table(columns, tuple(out))
 
 
-def _rounded(record: Optional[dict], signed: bool) -> Optional[Tuple[str, Optional[str], ...]]:
+def _rounded(record: dict | None, signed: bool) -> tuple[str, str | None, ...] | None:
     """The mean, std and p-value as every rounding format shows them (None: absent)."""
     if record is None or not math.isfinite(record["mean"]):
         return None
@@ -109,7 +110,7 @@ def _rounded(record: Optional[dict], signed: bool) -> Optional[Tuple[str, Option
     return mean, std, f"{p:.2g}" if p is not None and math.isfinite(p) else None
 
 
-def cell_text(record: Optional[dict], signed: bool = False) -> str:
+def cell_text(record: dict | None, signed: bool = False) -> str:
     """A Markdown cell: ``mean ± std (p=...)``, ``-`` where nothing was measured."""
     shown = _rounded(record, signed)
     if shown is None:
@@ -123,7 +124,7 @@ def _header(column: Column, name: str, chance_mark: str) -> str:
             ("*" if column.generated else "") + (f" {chance_mark}" if column.at_chance else ""))
 
 
-def markdown_lines(table: Table) -> List[str]:
+def markdown_lines(table: Table) -> list[str]:
     """The table of ``summary.md``, one line per row."""
     lead = "| study " if table.by_study else ""
     labels = [_header(c, c.domain, AT_CHANCE_MARK) for c in table.columns]
@@ -164,7 +165,7 @@ def _latex_p(p: str) -> str:
     return f"$p={p}$"
 
 
-def _latex_cell(record: Optional[dict], signed: bool) -> str:
+def _latex_cell(record: dict | None, signed: bool) -> str:
     shown = _rounded(record, signed)
     if shown is None:
         return "--"
@@ -173,7 +174,7 @@ def _latex_cell(record: Optional[dict], signed: bool) -> str:
             (f" ({_latex_p(p)})" if p else ""))
 
 
-def latex_lines(table: Table, notes: Sequence[str] = ()) -> List[str]:
+def latex_lines(table: Table, notes: Sequence[str] = ()) -> list[str]:
     """A booktabs ``tabular`` with the same rows, numbers and marks as the Markdown
     table; ``notes`` (caption, legend) go above it as ``%`` comments."""
     names = (["study"] if table.by_study else []) + ["model", "variant", "seeds"]

@@ -10,8 +10,8 @@ explains the marks under a table and ``Flags.messages`` gives the console lines.
 on result rows and summary records only (:mod:`neurn.results.tables` builds them), so this
 module imports nothing of the study.
 """
+from __future__ import annotations
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 __all__ = ["AT_CHANCE_MARK", "AT_CHANCE_POINTS", "DIGIT_CLASSES", "Flags",
            "UNDERTRAINED_MARK", "UNDERTRAINED_VAL_TOP1", "guard_rails"]
@@ -39,16 +39,16 @@ AT_CHANCE_MARK = "‡"
 class Flags:
     """What ``guard_rails`` found in one table."""
 
-    undertrained: Tuple[dict, ...]  # study, model, variant, seed, val_top1
-    at_chance: Tuple[str, ...]  # target domains
+    undertrained: tuple[dict, ...]  # study, model, variant, seed, val_top1
+    at_chance: tuple[str, ...]  # target domains
     chance: float  # top-1 (%) of guessing; NaN without finished runs
 
-    def marks(self, model: str, variant: str, study: Optional[str] = None) -> bool:
+    def marks(self, model: str, variant: str, study: str | None = None) -> bool:
         """Whether the table row (model, variant) holds an undertrained run."""
         return any((r["study"], r["model"], r["variant"]) == (study, model, variant)
                    for r in self.undertrained)
 
-    def _flags(self) -> List[Tuple[str, str]]:
+    def _flags(self) -> list[tuple[str, str]]:
         out = []
         if self.undertrained:
             runs = ", ".join((f"{r['study']}: " if r["study"] is not None else "") +
@@ -66,16 +66,16 @@ class Flags:
                         f"this target does not discriminate"))
         return out
 
-    def messages(self) -> List[str]:
+    def messages(self) -> list[str]:
         """One line per kind of flag, for the console."""
         return [message for _, message in self._flags()]
 
-    def legend(self) -> List[str]:
+    def legend(self) -> list[str]:
         """The same lines with the mark they explain, for under a table."""
         return [f"{mark} {message}." for mark, message in self._flags()]
 
 
-def guard_rails(rows: List[dict], summary: List[dict]) -> Flags:
+def guard_rails(rows: list[dict], summary: list[dict]) -> Flags:
     """Flag undertrained runs and at-chance targets of result rows and their summary.
 
     Rows and records may carry a ``study`` key (``neurn compare`` merges folders): runs
@@ -94,7 +94,7 @@ def guard_rails(rows: List[dict], summary: List[dict]) -> Flags:
         return Flags(undertrained, (), float("nan"))
     chance = 100.0 / classes.pop()
     targets = {r["domain"] for r in ok if r["role"] == "target"}
-    means: Dict[str, List[float]] = {}
+    means: dict[str, list[float]] = {}
     for s in summary:
         if s["kind"] == "score" and s["domain"] in targets:
             means.setdefault(s["domain"], []).append(s["mean"])

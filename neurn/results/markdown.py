@@ -7,14 +7,14 @@ failed runs.
   then the table (:mod:`neurn.results.formats` draws it, in LaTeX and CSV too).
   :mod:`neurn.results.compare` merges the tables of several study folders.
 """
-from typing import Dict, List, Optional
+from __future__ import annotations
 
 import numpy as np
 
-from ..models.pretrained import Init
-from .formats import build_table, cell_text, markdown_lines
-from .guards import UNDERTRAINED_MARK, Flags, guard_rails
-from .tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
+from neurn.models.pretrained import Init
+from neurn.results.formats import build_table, cell_text, markdown_lines
+from neurn.results.guards import UNDERTRAINED_MARK, Flags, guard_rails
+from neurn.results.tables import TARGETS_MEAN, domain_columns, paired_difference, seed_table
 
 __all__ = ["data_lines", "failed_lines", "init_lines", "lead_lines", "legend_lines",
            "pending_lines", "protocol_lines", "skipped_lines", "summary_markdown",
@@ -25,11 +25,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
-def lead_lines(rows: List[dict], flags: Flags, *, baseline: Optional[str] = "baseline"
-               ) -> List[str]:
+def lead_lines(rows: list[dict], flags: Flags, *, baseline: str | None = "baseline"
+               ) -> list[str]:
     """One line per variant: its mean target top-1 over all its runs and the Δ to the
     baseline paired on (model, seed), so one number per variant sums up the study."""
-    by_variant: Dict[str, Dict[tuple, float]] = {}
+    by_variant: dict[str, dict[tuple, float]] = {}
     for (model, variant, domain), seeds in seed_table(rows).items():
         if domain == TARGETS_MEAN:
             by_variant.setdefault(variant, {}).update({(model, s): v for s, v in seeds.items()})
@@ -64,13 +64,13 @@ def lead_lines(rows: List[dict], flags: Flags, *, baseline: Optional[str] = "bas
     return lines
 
 
-def table_lines(rows: List[dict], summary: List[dict], flags: Flags) -> List[str]:
+def table_lines(rows: list[dict], summary: list[dict], flags: Flags) -> list[str]:
     """The main table: model x variant (and difference) rows, domain columns. Records
     with a ``study`` key (a comparison) get a first column naming it."""
     return markdown_lines(build_table(rows, summary, flags))
 
 
-def legend_lines(rows: List[dict], flags: Flags, *, plain: bool = False) -> List[str]:
+def legend_lines(rows: list[dict], flags: Flags, *, plain: bool = False) -> list[str]:
     """What the table's numbers and marks mean; ``plain``: without Markdown's escapes
     (for the comments of a LaTeX table)."""
     lines = ["Top-1 accuracy (%), mean ± std over seeds; checkpoint chosen on source "
@@ -88,10 +88,10 @@ def legend_lines(rows: List[dict], flags: Flags, *, plain: bool = False) -> List
     return lines
 
 
-def data_lines(runs) -> List[str]:
+def data_lines(runs) -> list[str]:
     """How many images the numbers rest on: each source's splits, each target's size
     (one line per held-out group of a leave-one-domain-out study)."""
-    groups: Dict[object, dict] = {}
+    groups: dict[object, dict] = {}
     for run in runs:
         if run.get("counts"):
             groups.setdefault(run.get("group"), run["counts"])
@@ -107,9 +107,9 @@ def data_lines(runs) -> List[str]:
     return lines
 
 
-def init_lines(runs) -> List[str]:
+def init_lines(runs) -> list[str]:
     """Where each model's weights started: from scratch, or which pretrained weights."""
-    inits: Dict[str, str] = {}
+    inits: dict[str, str] = {}
     for run in runs:
         inits.setdefault(run["model"], Init.from_dict(run.get("init")).describe())
     if not inits:
@@ -119,7 +119,7 @@ def init_lines(runs) -> List[str]:
     return ["Initialisation: " + "; ".join(f"{m}: {t}" for m, t in inits.items()) + "."]
 
 
-def protocol_lines(runs) -> List[str]:
+def protocol_lines(runs) -> list[str]:
     """For leave-one-domain-out runs: what each target column is."""
     if not any(run.get("group") is not None for run in runs):
         return []
@@ -129,7 +129,7 @@ def protocol_lines(runs) -> List[str]:
             f"{TARGETS_MEAN} is the average over held-out domains."]
 
 
-def failed_lines(records) -> List[str]:
+def failed_lines(records) -> list[str]:
     """The failed runs (run records or rows, possibly with a ``study`` key), listed."""
     failed = [r for r in records if r.get("status") != "ok"]
     if not failed:
@@ -139,9 +139,9 @@ def failed_lines(records) -> List[str]:
         f"{r['model']} {r['variant']} seed {r['seed']}: {r['error']}" for r in failed]
 
 
-def skipped_lines(runs) -> List[str]:
+def skipped_lines(runs) -> list[str]:
     """A note on the image files ``--skip-bad-images`` left out, if any."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for run in runs:
         for name, n in (run.get("skipped") or {}).items():
             counts[name] = max(counts.get(name, 0), int(n))
@@ -152,7 +152,7 @@ def skipped_lines(runs) -> List[str]:
             "; data.json lists the files."]
 
 
-def pending_lines(pending) -> List[str]:
+def pending_lines(pending) -> list[str]:
     """The grid's runs not finished yet (other shards' or processes', or not started)."""
     if not pending:
         return []
@@ -160,8 +160,8 @@ def pending_lines(pending) -> List[str]:
                 f"DIR` shows which are running): " + ", ".join(pending) + "."]
 
 
-def summary_markdown(rows: List[dict], summary: List[dict], runs: List[dict] = (), *,
-                     baseline: Optional[str] = "baseline", pending=()) -> str:
+def summary_markdown(rows: list[dict], summary: list[dict], runs: list[dict] = (), *,
+                     baseline: str | None = "baseline", pending=()) -> str:
     """summary.md: the lead lines, the table with its legend and image counts, skipped
     images, the failed runs, the runs not finished yet."""
     if not domain_columns(rows):

@@ -10,24 +10,25 @@ run, ``neurn table`` rebuilds ``results.json``.
 Plain ``csv`` / ``json`` / numpy / scipy: pandas is not needed (``pandas.DataFrame(
 results.rows)`` works if you have it).
 """
+from __future__ import annotations
 import csv
 import io
 import math
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
-from typing import List, Optional
 
 import numpy as np
 
 from archalign._io import atomic_savefig, atomic_write_text, read_sealed_json, seal_json
 
-from .formats import build_table, render_table
-from .guards import guard_rails
-from .markdown import (data_lines, failed_lines, init_lines, legend_lines, protocol_lines,
-                       skipped_lines, summary_markdown)
-from .plots import plot_bars, plot_curves
-from .tables import ROW_FIELDS, domain_columns, result_rows, summarize
+from neurn.results.formats import build_table, render_table
+from neurn.results.guards import guard_rails
+from neurn.results.markdown import (
+    data_lines, failed_lines, init_lines, legend_lines, protocol_lines, skipped_lines,
+    summary_markdown)
+from neurn.results.plots import plot_bars, plot_curves
+from neurn.results.tables import ROW_FIELDS, domain_columns, result_rows, summarize
 
 __all__ = ["StudyResults", "load_results", "read_run", "table_text", "write_outputs"]
 
@@ -36,21 +37,21 @@ __all__ = ["StudyResults", "load_results", "read_run", "table_text", "write_outp
 class StudyResults:
     """What :meth:`neurn.Study.run` returns: the rows, the summary and where files went."""
 
-    rows: List[dict]
-    summary: List[dict]
+    rows: list[dict]
+    summary: list[dict]
     markdown: str
-    runs: List[dict]
+    runs: list[dict]
     out_dir: Path
-    pending: List[str] = field(default_factory=list)  # run keys not finished yet
+    pending: list[str] = field(default_factory=list)  # run keys not finished yet
 
     @property
-    def errors(self) -> List[dict]:
+    def errors(self) -> list[dict]:
         return [r for r in self.runs if r.get("status") != "ok"]
 
 
-def write_outputs(runs: List[dict], out_dir, *, plots: bool = True,
-                  baseline: Optional[str] = "baseline", echo: bool = True,
-                  pending: List[str] = ()):
+def write_outputs(runs: list[dict], out_dir, *, plots: bool = True,
+                  baseline: str | None = "baseline", echo: bool = True,
+                  pending: list[str] = ()):
     """Write results.csv / results.json / summary.md (+ plots); return ``StudyResults``.
     ``pending``: the keys of the grid's runs not finished yet, listed in summary.md."""
     out_dir = Path(out_dir)
@@ -119,7 +120,7 @@ def _valid_counts(counts) -> bool:
     return isinstance(counts, dict) and all(map(entry, counts.values()))
 
 
-def _metric_problem(name: str, m) -> Optional[str]:
+def _metric_problem(name: str, m) -> str | None:
     if not isinstance(m, dict):
         return f"the metrics of {name} are not a record"
     missing = [k for k in _METRIC_KEYS if k not in m]
@@ -134,7 +135,7 @@ def _metric_problem(name: str, m) -> Optional[str]:
     return None
 
 
-def _run_problem(run: dict) -> Optional[str]:
+def _run_problem(run: dict) -> str | None:
     """What is wrong with the values of a run record that the tables read, or None."""
     if not all(isinstance(run[k], str) for k in ("model", "variant", "settings_hash")):
         return "a model, variant or settings hash that is not text"
@@ -181,7 +182,7 @@ def read_run(path) -> dict:
     return run
 
 
-def load_results(out_dir, *, baseline: Optional[str] = "baseline"):
+def load_results(out_dir, *, baseline: str | None = "baseline"):
     """Rebuild the tables (no plots, no printing) from ``out_dir/runs/*/result.json``;
     one that fails its check (:func:`read_run`) is refused, naming it (``neurn run``
     retrains such a run)."""

@@ -1,15 +1,15 @@
 """The study's figures: grouped bars of top-1 per domain, and learning curves (matplotlib)."""
+from __future__ import annotations
 import math
-from typing import List
 
 import numpy as np
 
-from .tables import domain_columns
+from neurn.results.tables import domain_columns
 
 __all__ = ["plot_bars", "plot_curves"]
 
 
-def plot_bars(rows: List[dict], summary: List[dict]):
+def plot_bars(rows: list[dict], summary: list[dict]):
     """Grouped bars: one panel per model, domains on x, one bar per variant; error bars
     (± std over seeds) when some bar averages more than one seed."""
     from matplotlib.figure import Figure
@@ -47,7 +47,7 @@ def plot_bars(rows: List[dict], summary: List[dict]):
     return fig
 
 
-def plot_curves(runs: List[dict]):
+def plot_curves(runs: list[dict]):
     """Learning curves: per model, training loss and source-validation top-1 by step."""
     from matplotlib.figure import Figure
 

@@ -7,11 +7,11 @@
   baseline, seed by seed (paired), with a paired t-test (``scipy.stats.ttest_rel``;
   the p-value is NaN with fewer than 2 seeds). Only runs with ``status == "ok"`` count.
 """
-from typing import Dict, List, Optional
+from __future__ import annotations
 
 import numpy as np
 
-from .guards import DIGIT_CLASSES
+from neurn.results.guards import DIGIT_CLASSES
 
 __all__ = ["ROW_FIELDS", "TARGETS_MEAN", "domain_columns", "paired_difference",
            "result_rows", "seed_table", "summarize"]
@@ -22,7 +22,7 @@ ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "group", "domain", "rol
               "num_classes", "device", "status", "error"]
 
 
-def result_rows(runs: List[dict]) -> List[dict]:
+def result_rows(runs: list[dict]) -> list[dict]:
     """One row per (model, variant, seed, domain); failed runs give one row, domain ''."""
     rows = []
     for run in runs:
@@ -46,10 +46,10 @@ def result_rows(runs: List[dict]) -> List[dict]:
     return [{k: row.get(k) for k in ROW_FIELDS} for row in rows]
 
 
-def seed_table(rows: List[dict]) -> Dict[tuple, Dict[int, float]]:
+def seed_table(rows: list[dict]) -> dict[tuple, dict[int, float]]:
     """(model, variant, domain) -> {seed: top1}, with the targets' mean per seed added."""
-    table: Dict[tuple, Dict[int, float]] = {}
-    targets: Dict[tuple, Dict[int, List[float]]] = {}
+    table: dict[tuple, dict[int, float]] = {}
+    targets: dict[tuple, dict[int, list[float]]] = {}
     for row in rows:
         if row["status"] != "ok":
             continue
@@ -71,7 +71,7 @@ def _mean_std(values) -> tuple:
     return float(np.mean(values)), std
 
 
-def paired_difference(a: Dict, b: Dict) -> dict:
+def paired_difference(a: dict, b: dict) -> dict:
     """``a - b`` over their common keys: mean, std, n and the paired t-test p-value."""
     from scipy import stats
 
@@ -86,7 +86,7 @@ def paired_difference(a: Dict, b: Dict) -> dict:
     return {"mean": mean, "std": std, "n": len(keys), "p_value": p}
 
 
-def summarize(rows: List[dict], *, baseline: Optional[str] = "baseline") -> List[dict]:
+def summarize(rows: list[dict], *, baseline: str | None = "baseline") -> list[dict]:
     """Summary records: ``kind`` "score" (model, variant, domain, mean, std, n) and
     ``kind`` "diff" (model, variant - baseline, domain, mean, std, n, p_value)."""
     table = seed_table(rows)
@@ -105,7 +105,7 @@ def summarize(rows: List[dict], *, baseline: Optional[str] = "baseline") -> List
     return out
 
 
-def domain_columns(rows: List[dict]) -> List[str]:
+def domain_columns(rows: list[dict]) -> list[str]:
     """The table's columns: the source, then the targets, then their mean."""
     source = [r["domain"] for r in rows if r["role"] == "source"]
     targets = [r["domain"] for r in rows if r["role"] == "target"]

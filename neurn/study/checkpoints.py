@@ -13,8 +13,8 @@ digest is recorded in the run's sealed ``result.json`` (``weights_sha256``). tor
 a flipped bit in a tensor without complaint, so without the digest a damaged checkpoint
 would resume with other numbers.
 """
+from __future__ import annotations
 from pathlib import Path
-from typing import List, Optional
 
 import torch
 
@@ -58,7 +58,7 @@ def read_checkpoint(path: Path) -> dict:
     return state
 
 
-def read_weights(path: Path, digest: Optional[str]) -> dict:
+def read_weights(path: Path, digest: str | None) -> dict:
     """``best.pt``'s weights, once they match ``digest`` (its run's ``weights_sha256``)."""
     # mmap: the tensors are read once, by the digest, not copied first
     weights = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -75,7 +75,7 @@ def read_weights(path: Path, digest: Optional[str]) -> dict:
 
 def checkpoint_state(*, digest: str, epoch: int, model, optimizer, scheduler, scaler,
                      generator: torch.Generator, augment_rng: torch.Generator,
-                     device: torch.device, history: List[dict], best: Optional[dict]) -> dict:
+                     device: torch.device, history: list[dict], best: dict | None) -> dict:
     """What ``checkpoint.pt`` holds after ``epoch`` epochs, its digest included (reads
     the RNG states only)."""
     rng = {"torch": torch.get_rng_state(), "sampler": generator.get_state(),

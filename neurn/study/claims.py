@@ -24,6 +24,7 @@ held and joins, sharing the runs through their claims; one of other settings is 
 naming the holder. Without the lock, two processes that both found a damaged (or an
 earlier version's) study.json would each have made it theirs.
 """
+from __future__ import annotations
 import json
 import os
 import socket
@@ -32,12 +33,11 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
 
 from archalign._io import atomic_write_text, create_text, read_sealed_json, seal_json
 
-from .checkpoints import first_line
-from .verify import DamagedFileWarning, unsealed_member
+from neurn.study.checkpoints import first_line
+from neurn.study.verify import DamagedFileWarning, unsealed_member
 
 __all__ = ["CLAIM_FILE", "Claim", "ClaimLost", "HEARTBEAT", "STALE_AFTER", "STUDY_LOCK",
            "check_held", "claim_run", "claim_study", "claimant", "in_progress", "is_stale",
@@ -60,7 +60,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def claimant(path: Path) -> Optional[dict]:
+def claimant(path: Path) -> dict | None:
     """Who holds the claim at ``path`` (host, pid, started), or None when there is none
     or it cannot be read (a damaged one ages out)."""
     try:
@@ -70,7 +70,7 @@ def claimant(path: Path) -> Optional[dict]:
     return info if isinstance(info, dict) else None
 
 
-def is_stale(path: Path, *, stale_after: float = STALE_AFTER, now: Optional[float] = None
+def is_stale(path: Path, *, stale_after: float = STALE_AFTER, now: float | None = None
              ) -> bool:
     """Whether the claim at ``path`` belongs to a process that is gone."""
     try:
@@ -118,7 +118,7 @@ class Claim:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "Claim":
+    def __enter__(self) -> Claim:
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -126,7 +126,7 @@ class Claim:
         return False
 
 
-def _take(path: Path, extra: dict, stale_after: float, heartbeat: float) -> Optional[Claim]:
+def _take(path: Path, extra: dict, stale_after: float, heartbeat: float) -> Claim | None:
     """Create the claim file ``path`` for this process (``extra`` added to its record), or
     take a stale one over: a :class:`Claim`, or None when a live process holds it."""
     token = uuid.uuid4().hex
@@ -147,14 +147,14 @@ def _take(path: Path, extra: dict, stale_after: float, heartbeat: float) -> Opti
 
 
 def claim_run(run_dir: Path, *, stale_after: float = STALE_AFTER,
-              heartbeat: float = HEARTBEAT) -> Optional[Claim]:
+              heartbeat: float = HEARTBEAT) -> Claim | None:
     """Claim ``run_dir`` for this process: a :class:`Claim`, or None when another live
     process holds it. A stale claim is taken over."""
     run_dir.mkdir(parents=True, exist_ok=True)
     return _take(run_dir / CLAIM_FILE, {}, stale_after, heartbeat)
 
 
-def in_progress(out_dir) -> Dict[str, str]:
+def in_progress(out_dir) -> dict[str, str]:
     """``{run key: "running on host pid N since T" | "stale claim ..."}`` for the runs of
     a study folder that are claimed and have no result yet (what ``neurn table`` shows
     of a study in progress)."""
@@ -186,7 +186,7 @@ def _who(info: dict) -> str:
             f"{info.get('started', '?')}")
 
 
-def _fingerprint(path: Path) -> Optional[str]:
+def _fingerprint(path: Path) -> str | None:
     """The fingerprint ``study.json`` at ``path`` names, once it verifies; else None."""
     try:
         return read_sealed_json(path).get("fingerprint")
@@ -239,7 +239,7 @@ def _other_settings(path: Path) -> ValueError:
 
 def lock_study(out_dir: Path, record: dict, fingerprint: str, *,
                stale_after: float = STALE_AFTER, heartbeat: float = HEARTBEAT,
-               wait: float = LOCK_WAIT) -> Optional[Claim]:
+               wait: float = LOCK_WAIT) -> Claim | None:
     """Lock ``out_dir`` for a study of ``fingerprint`` and make its ``study.json`` name
     the study (:func:`claim_study`), or refuse with a ``ValueError``; nothing is written
     before the lock is taken.

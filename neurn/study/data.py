@@ -36,26 +36,29 @@ probe_image_size`) up to 224 px, or ``default_size`` (a pretrained backbone's in
 files, skipped files); :meth:`StudyData.fingerprint` goes into every run's settings
 hash, so a run is never resumed on other data.
 """
+from __future__ import annotations
 import difflib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from .. import data as ndata
-from ..data._cache import PathLike
-from ..data.batches import ArrayBatches, ConcatBatches, FolderBatches
-from ..data.folder import (DEFAULT_IMG_SIZE, BadImageError, FolderDomain, domains_from_root,
-                          is_folder_spec, probe_image_size, shared_classes)
-from ..data.image_cache import (cached_images, check_images, decoded_images, fingerprint,
-                                fits_in_memory)
-from ..data.splits import (DEFAULT_FRACTIONS, DEFAULT_HOLDOUT, check_fractions, check_holdout,
-                           holdout_split, stratified_split)
-from ..results.guards import DIGIT_CLASSES
+from neurn import data as ndata
+from neurn.data._cache import PathLike
+from neurn.data.batches import ArrayBatches, ConcatBatches, FolderBatches
+from neurn.data.folder import (
+    DEFAULT_IMG_SIZE, BadImageError, FolderDomain, domains_from_root, is_folder_spec,
+    probe_image_size, shared_classes)
+from neurn.data.image_cache import (
+    cached_images, check_images, decoded_images, fingerprint, fits_in_memory)
+from neurn.data.splits import (
+    DEFAULT_FRACTIONS, DEFAULT_HOLDOUT, check_fractions, check_holdout, holdout_split,
+    stratified_split)
+from neurn.results.guards import DIGIT_CLASSES
 
 __all__ = ["StudyData", "OFFLINE_TARGETS", "FULLSCALE_TARGETS", "STATS_IMAGES",
            "batch_loader", "leave_out_groups"]
@@ -76,7 +79,7 @@ def batch_loader(dataset, batches: Sequence[torch.Tensor], *, workers: int = 0,
                                        persistent_workers=False)
 
 
-def leave_out_groups(root: PathLike, test_envs: Sequence) -> Dict[str, tuple]:
+def leave_out_groups(root: PathLike, test_envs: Sequence) -> dict[str, tuple]:
     """DomainBed's splits of a dataset ``root``: ``{group name: (training domains,
     held-out domains)}``, each a :class:`~neurn.data.folder.FolderDomain` listed once and
     shared by every group. ``test_envs``: domain names or indices (in sorted order)
@@ -125,35 +128,47 @@ def _is_folder(spec) -> bool:
 class StudyData:
     """Source and targets of a study; see the module docstring.
 
-    Args:
-        source: a registered digit domain (``mnist``) or an image folder.
-        targets: registered digit targets, or image folders (default: the offline
-            digit targets; with ``data_dir`` the paper's).
-        img_size: image side (default 32 for digits, 224 for folders).
-        split: ``{"val": f, "test": f}`` fractions of a folder source (default 0.1 each).
-        skip_bad_images: leave undecodable files out instead of stopping.
-        cache_images: decode folder domains once into a uint8 memmap in ``cache_dir``
-            (default: in memory when they fit, the memmap otherwise).
-        stream_images: decode image files on every access instead.
-        threads: threads that decode while checking or caching images.
-        holdout: the fraction of each training domain that validates, with several
-            sources (or ``force_holdout``, DomainBed's protocol); default 0.2.
-        default_size: the folder image size when ``img_size`` is None (a pretrained
-            backbone's input size); None: the images' own size, at most 224 px.
-        decoded: ``{folder: (dataset, files, bad)}`` shared between the studies' groups,
-            so a domain is decoded once.
+    Parameters
+    ----------
+    source
+        a registered digit domain (``mnist``) or an image folder.
+    targets
+        registered digit targets, or image folders (default: the offline
+        digit targets; with ``data_dir`` the paper's).
+    img_size
+        image side (default 32 for digits, 224 for folders).
+    split
+        ``{"val": f, "test": f}`` fractions of a folder source (default 0.1 each).
+    skip_bad_images
+        leave undecodable files out instead of stopping.
+    cache_images
+        decode folder domains once into a uint8 memmap in ``cache_dir``
+        (default: in memory when they fit, the memmap otherwise).
+    stream_images
+        decode image files on every access instead.
+    threads
+        threads that decode while checking or caching images.
+    holdout
+        the fraction of each training domain that validates, with several
+        sources (or ``force_holdout``, DomainBed's protocol); default 0.2.
+    default_size
+        the folder image size when ``img_size`` is None (a pretrained
+        backbone's input size); None: the images' own size, at most 224 px.
+    decoded
+        ``{folder: (dataset, files, bad)}`` shared between the studies' groups,
+        so a domain is decoded once.
     """
 
-    def __init__(self, source: Union[PathLike, FolderDomain, Sequence] = "mnist",
-                 targets: Optional[Sequence] = None, *,
-                 data_dir: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None,
-                 data_seed: int = 0, eval_limit: Optional[int] = None,
-                 train_limit: Optional[int] = None, img_size: Optional[int] = None,
-                 split: Optional[Dict[str, float]] = None, skip_bad_images: bool = False,
+    def __init__(self, source: PathLike | FolderDomain | Sequence = "mnist",
+                 targets: Sequence | None = None, *,
+                 data_dir: PathLike | None = None, cache_dir: PathLike | None = None,
+                 data_seed: int = 0, eval_limit: int | None = None,
+                 train_limit: int | None = None, img_size: int | None = None,
+                 split: dict[str, float] | None = None, skip_bad_images: bool = False,
                  cache_images: bool = False, stream_images: bool = False,
-                 threads: Optional[int] = None, holdout: Optional[float] = None,
-                 force_holdout: bool = False, default_size: Optional[int] = None,
-                 decoded: Optional[dict] = None) -> None:
+                 threads: int | None = None, holdout: float | None = None,
+                 force_holdout: bool = False, default_size: int | None = None,
+                 decoded: dict | None = None) -> None:
         for label, value in (("eval_limit", eval_limit), ("train_limit", train_limit)):
             if value is not None and (value != int(value) or value < 1):
                 raise ValueError(f"{label} must be an integer >= 1 or None, got {value!r}")
@@ -208,8 +223,8 @@ class StudyData:
                 raise ValueError("several sources are for image folders; the digit study "
                                  "trains on one source (mnist)")
             self._init_digits(sources[0], targets)
-        self._loaded: Optional[dict] = None
-        self._stats: Optional[Dict[str, tuple]] = None
+        self._loaded: dict | None = None
+        self._stats: dict[str, tuple] | None = None
 
     # ------------------------------------------------------------------ checks
     def _init_digits(self, source: str, targets) -> None:
@@ -245,7 +260,7 @@ class StudyData:
         if not targets:
             raise ValueError("an image-folder source needs image-folder targets "
                              "(--targets /data/PACS/sketch ...)")
-        self.domains: Dict[str, FolderDomain] = {}
+        self.domains: dict[str, FolderDomain] = {}
         for spec in [*sources, *targets]:
             if isinstance(spec, FolderDomain):  # listed already (leave_out_groups)
                 folder = spec
@@ -277,20 +292,20 @@ class StudyData:
             self._loaded = self._load_folders() if self.folders else self._load_digits()
         return self._loaded
 
-    def _limit(self, dataset, limit: Optional[int]):
+    def _limit(self, dataset, limit: int | None):
         if limit is None or limit >= len(dataset):
             return dataset
         rng = np.random.default_rng([self.data_seed, 7])
         return dataset.subset(np.sort(rng.permutation(len(dataset))[:limit]))
 
-    def _digits(self, name: str, split: Optional[str] = None) -> ArrayBatches:
+    def _digits(self, name: str, split: str | None = None) -> ArrayBatches:
         info = ndata.domain_info(name)
         real = self.data_dir is not None and not info.generated and name != "optdigits"
         ds = ndata.domain(name, split, seed=self.data_seed, cache_dir=self.cache_dir,
                           data_dir=self.data_dir if real else None)
         images = ds.images
         if self.img_size != DIGITS_SIZE:
-            from ..data._imaging import resize, to_uint8
+            from neurn.data._imaging import resize, to_uint8
 
             images = to_uint8(resize(images.astype(np.float32) / 255.0, self.img_size))
         return ArrayBatches(images, ds.labels)
@@ -302,8 +317,8 @@ class StudyData:
         for name in self.targets:
             evaluation[name] = self._limit(self._digits(name), self.eval_limit)
             generated[name] = ndata.domain_info(name).generated
-        self.skipped: Dict[str, Dict[str, str]] = {}
-        self.splits: Dict[str, List[str]] = {}
+        self.skipped: dict[str, dict[str, str]] = {}
+        self.splits: dict[str, list[str]] = {}
         train = self._limit(self._digits(self.source, "train"), self.train_limit)
         return {"train": train, "train_parts": [len(train)],
                 "val": self._limit(self._digits(self.source, "val"), self.eval_limit),
@@ -373,14 +388,14 @@ class StudyData:
         """True when batches are decoded from files (workers help)."""
         return self.folders and self.stream_images
 
-    def input_stats(self) -> Optional[Dict[str, tuple]]:
+    def input_stats(self) -> dict[str, tuple] | None:
         """The backbone-input constants for a folder study (measured on source-train
         images, see the module docstring); None for digits, whose constants are fixed
         (:data:`neurn.models.INPUT_STATS`)."""
         if not self.folders:
             return None
         if self._stats is None:
-            from ..models import measure_input_stats
+            from neurn.models import measure_input_stats
 
             train = self.load()["train"]
             rng = np.random.default_rng([self.data_seed, 13])

@@ -16,9 +16,10 @@ function takes what it needs and returns an ordered dict of metrics.
   study records it and stops that run) before the optimizer step can spread it into
   the weights.
 """
+from __future__ import annotations
 from collections import OrderedDict
 from contextlib import nullcontext
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ class NonFiniteLossError(FloatingPointError):
         self.loss = loss
 
 
-def amp_dtype_for(device: torch.device) -> Optional[torch.dtype]:
+def amp_dtype_for(device: torch.device) -> torch.dtype | None:
     """The autocast dtype used on ``device`` (None: no mixed precision)."""
     device = torch.device(device)
     if device.type != "cuda":
@@ -57,7 +58,7 @@ def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device,
     return images, labels
 
 
-def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
     if amp_dtype is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=amp_dtype)
@@ -77,12 +78,12 @@ def backward_step(loss, optimizer, scaler=None) -> None:
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
-                    device, scheduler=None, amp_dtype: Optional[torch.dtype] = None,
-                    scaler: Optional["torch.amp.GradScaler"] = None,
+                    device, scheduler=None, amp_dtype: torch.dtype | None = None,
+                    scaler: torch.amp.GradScaler | None = None,
                     channels_last: bool = False, loss_fn: Callable = F.cross_entropy,
-                    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                    start_step: int = 0, on_step: Optional[Callable[[dict], None]] = None
-                    ) -> "OrderedDict[str, float]":
+                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    start_step: int = 0, on_step: Callable[[dict], None] | None = None
+                    ) -> OrderedDict[str, float]:
     """Train over ``loader`` once; return ``loss`` (mean), ``top1`` (%), ``steps``, ``images``.
 
     ``scheduler`` (optional) is stepped after every optimizer step; ``scaler`` is only
@@ -121,8 +122,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, *, device,
-             amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
-             loss_fn: Callable = F.cross_entropy) -> "OrderedDict[str, float]":
+             amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+             loss_fn: Callable = F.cross_entropy) -> OrderedDict[str, float]:
     """Return ``loss`` (mean cross-entropy), ``top1`` (%) and ``n`` over ``loader``."""
     device = torch.device(device)
     model.eval()

@@ -38,33 +38,34 @@ How (one module each):
 * :mod:`.sweep`: ``run(client=...)`` makes each run one task on a Dask cluster.
 * :mod:`neurn.results`: the tables and plots written at the end.
 """
+from __future__ import annotations
 import json
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from archalign._io import atomic_write_text
 
-from ..data.folder import DEFAULT_IMG_SIZE, probe_image_size
-from ..models import check_variant, parse_variant, plan_model
-from ..models.pretrained import (SCRATCH, Init, Pretrained, load_pretrained,
-                                 pretrained_input_size, refuse_tags)
-from ..results import StudyResults, write_outputs
-from .claims import ClaimLost, check_held, claim_run, lock_study
-from .data import StudyData, leave_out_groups
-from .settings import (PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR,
-                       SCRATCH_WEIGHT_DECAY, SETTINGS_VERSION, STREAM_WORKERS, PathLike, Run,
-                       check_budget, check_optimisation, check_out_dir, check_seeds,
-                       check_shard, check_workers, load_models, refuse_duplicates,
-                       resolve_device, run_settings, settings_digest)
-from .torch_settings import TorchSettings, default_threads
-from .train import eval_loader, finish_line, loader, progress_bar, train_run
-from .verify import DamagedRunWarning, Found, check_outputs, find_result, find_run
+from neurn.data.folder import DEFAULT_IMG_SIZE, probe_image_size
+from neurn.models import check_variant, parse_variant, plan_model
+from neurn.models.pretrained import (
+    SCRATCH, Init, Pretrained, load_pretrained, pretrained_input_size, refuse_tags)
+from neurn.results import StudyResults, write_outputs
+from neurn.study.claims import ClaimLost, check_held, claim_run, lock_study
+from neurn.study.data import StudyData, leave_out_groups
+from neurn.study.settings import (
+    PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR, SCRATCH_WEIGHT_DECAY, SETTINGS_VERSION,
+    STREAM_WORKERS, PathLike, Run, check_budget, check_optimisation, check_out_dir, check_seeds,
+    check_shard, check_workers, load_models, refuse_duplicates, resolve_device, run_settings,
+    settings_digest)
+from neurn.study.torch_settings import TorchSettings, default_threads
+from neurn.study.train import eval_loader, finish_line, loader, progress_bar, train_run
+from neurn.study.verify import DamagedRunWarning, Found, check_outputs, find_result, find_run
 
 __all__ = ["Study", "StudyInterrupted"]
 
@@ -77,82 +78,112 @@ class Study:
     """Train ``models`` x ``variants`` x ``seeds`` on source domains, test on targets;
     with ``dataset``, x DomainBed's leave-one-domain-out groups.
 
-    Args:
-        models: a ``shortlist.json`` path (from ``archalign shortlist``), a
-            ``Shortlist`` or timm / built-in (``convnet``) model names.
-        source: source domain (default ``mnist``), or image folders (a path or
-            ``folder:PATH``, DomainBed's ``<domain>/<class>/<image>``; a list trains on
-            several, each split by ``holdout_fraction``); trained on its ``train``
-            split, model selection on its ``val`` split.
-        targets: target domains (default: the offline targets, or the paper's
-            ``mnistm``, ``svhn``, ``usps`` with ``data_dir``); image folders when the
-            source is one. See :mod:`neurn.study.data`.
-        variants: ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ``"randconv"``, ... (see
-            :func:`neurn.models.parse_variant`).
-        seeds: one run per seed.
-        epochs / steps: budget, passes over the train split or optimizer steps
-            (give one; ``evals`` validation points with ``steps``).
-        batch_size, lr, weight_decay, optimizer (``"adamw"`` | ``"sgd"``): training;
-            lr / weight_decay default to 1e-3 / 0.05 from scratch, 5e-5 / 0 pretrained.
-        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-        out_dir: where runs, tables and plots go; rerunning resumes.
-        data_dir: folder of the real datasets (full scale); offline domains otherwise.
-        cache_dir: offline domain cache (default ``$NEURN_CACHE_DIR``).
-        eval_limit: evaluate on at most this many images per domain and split (a
-            fixed subset shared by all runs); None = all.
-        train_limit: train on at most this many source images (fixed subset; per
-            training domain with several).
-        threads: CPU threads (default: every CPU this process may use; the CLI passes
-            :func:`~neurn.study.torch_settings.pick_threads`'s count).
-        num_workers: DataLoader workers. Default: ``STREAM_WORKERS`` (at most the CPU
-            count) when images stream from files, else 0: data in memory make a batch
-            one index operation, and workers would only add inter-process copies.
-            Workers only decode (no random state), so results do not depend on
-            their number. On CUDA batches are pinned and copied ``non_blocking``.
-        img_size: image side (default 32 for digits; for image folders the images' own,
-            at most 224, or the pretrained input size); models are built for it.
-        split: ``{"val": f, "test": f}``, fractions of an image-folder source (0.1 each).
-        skip_bad_images: leave out image files that cannot be decoded (counted in
-            ``data.json`` and ``summary.md``) instead of stopping.
-        cache_images: decode image folders into a uint8 memmap in ``cache_dir`` (default:
-            once per study, in memory when they fit, else that memmap).
-        stream_images: decode image files on every access instead (DataLoader workers).
-        augment: random resized crop + flip of source batches (:mod:`neurn.fronts.augment`);
-            default on for image folders, off for digits.
-        data_seed: seed of the offline data split and generated targets.
-        progress: tqdm bars for runs and steps.
-        keep_weights: keep ``best.pt`` (the selected weights) of each run.
-        deterministic: also call ``torch.use_deterministic_algorithms(True,
-            warn_only=True)`` during the study (slower; CPU runs repeat without it).
-        dataset, test_envs: a DomainBed root and its held-out domains (names or indices,
-            or ``["all"]``: every leave-one-domain-out split as a group of runs); see
-            :func:`neurn.study.data.leave_out_groups`. Excludes ``source`` / ``targets``.
-        holdout_fraction: of each training domain, for validation, with several sources
-            or ``dataset`` (default 0.2).
-        pretrained: start timm backbones from their pretrained weights
-            (:mod:`neurn.models.pretrained`); ``weights``: a local file or folder of
-            them (implies ``pretrained``).
-        shard: ``(i, n)``: this process trains the i-th of n slices of the grid
-            (:meth:`runs`); other processes, on the same ``out_dir``, train the rest.
+    Parameters
+    ----------
+    models
+        a ``shortlist.json`` path (from ``archalign shortlist``), a
+        ``Shortlist`` or timm / built-in (``convnet``) model names.
+    source
+        source domain (default ``mnist``), or image folders (a path or
+        ``folder:PATH``, DomainBed's ``<domain>/<class>/<image>``; a list trains on
+        several, each split by ``holdout_fraction``); trained on its ``train``
+        split, model selection on its ``val`` split.
+    targets
+        target domains (default: the offline targets, or the paper's
+        ``mnistm``, ``svhn``, ``usps`` with ``data_dir``); image folders when the
+        source is one. See :mod:`neurn.study.data`.
+    variants
+        ``"baseline"``, ``"neurn:k=5"``, ``"sobel"``, ``"randconv"``, ... (see
+        :func:`neurn.models.parse_variant`).
+    seeds
+        one run per seed.
+    epochs / steps
+        budget, passes over the train split or optimizer steps
+        (give one; ``evals`` validation points with ``steps``).
+    batch_size, lr, weight_decay, optimizer (``"adamw"`` | ``"sgd"``)
+        training;
+        lr / weight_decay default to 1e-3 / 0.05 from scratch, 5e-5 / 0 pretrained.
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    out_dir
+        where runs, tables and plots go; rerunning resumes.
+    data_dir
+        folder of the real datasets (full scale); offline domains otherwise.
+    cache_dir
+        offline domain cache (default ``$NEURN_CACHE_DIR``).
+    eval_limit
+        evaluate on at most this many images per domain and split (a
+        fixed subset shared by all runs); None = all.
+    train_limit
+        train on at most this many source images (fixed subset; per
+        training domain with several).
+    threads
+        CPU threads (default: every CPU this process may use; the CLI passes
+        :func:`~neurn.study.torch_settings.pick_threads`'s count).
+    num_workers
+        DataLoader workers. Default: ``STREAM_WORKERS`` (at most the CPU
+        count) when images stream from files, else 0: data in memory make a batch
+        one index operation, and workers would only add inter-process copies.
+        Workers only decode (no random state), so results do not depend on
+        their number. On CUDA batches are pinned and copied ``non_blocking``.
+    img_size
+        image side (default 32 for digits; for image folders the images' own,
+        at most 224, or the pretrained input size); models are built for it.
+    split
+        ``{"val": f, "test": f}``, fractions of an image-folder source (0.1 each).
+    skip_bad_images
+        leave out image files that cannot be decoded (counted in
+        ``data.json`` and ``summary.md``) instead of stopping.
+    cache_images
+        decode image folders into a uint8 memmap in ``cache_dir`` (default:
+        once per study, in memory when they fit, else that memmap).
+    stream_images
+        decode image files on every access instead (DataLoader workers).
+    augment
+        random resized crop + flip of source batches (:mod:`neurn.fronts.augment`);
+        default on for image folders, off for digits.
+    data_seed
+        seed of the offline data split and generated targets.
+    progress
+        tqdm bars for runs and steps.
+    keep_weights
+        keep ``best.pt`` (the selected weights) of each run.
+    deterministic
+        also call ``torch.use_deterministic_algorithms(True,
+        warn_only=True)`` during the study (slower; CPU runs repeat without it).
+    dataset, test_envs
+        a DomainBed root and its held-out domains (names or indices,
+        or ``["all"]``: every leave-one-domain-out split as a group of runs); see
+        :func:`neurn.study.data.leave_out_groups`. Excludes ``source`` / ``targets``.
+    holdout_fraction
+        of each training domain, for validation, with several sources
+        or ``dataset`` (default 0.2).
+    pretrained
+        start timm backbones from their pretrained weights
+        (:mod:`neurn.models.pretrained`); ``weights``: a local file or folder of
+        them (implies ``pretrained``).
+    shard
+        ``(i, n)``: this process trains the i-th of n slices of the grid
+        (:meth:`runs`); other processes, on the same ``out_dir``, train the rest.
     """
 
-    def __init__(self, models, *, source=None, targets: Optional[Sequence[str]] = None,
+    def __init__(self, models, *, source=None, targets: Sequence[str] | None = None,
                  variants: Sequence[str] = ("baseline", "neurn"), seeds: Sequence[int] = (0,),
-                 epochs: Optional[int] = None, steps: Optional[int] = None, evals: int = 5,
-                 batch_size: int = 64, lr: Optional[float] = None,
-                 weight_decay: Optional[float] = None,
+                 epochs: int | None = None, steps: int | None = None, evals: int = 5,
+                 batch_size: int = 64, lr: float | None = None,
+                 weight_decay: float | None = None,
                  optimizer: str = "adamw", device: str = "auto",
-                 out_dir: PathLike = "neurn-study", data_dir: Optional[PathLike] = None,
-                 cache_dir: Optional[PathLike] = None, eval_limit: Optional[int] = None,
-                 train_limit: Optional[int] = None, threads: Optional[int] = None,
-                 num_workers: Optional[int] = None, data_seed: int = 0, progress: bool = True,
+                 out_dir: PathLike = "neurn-study", data_dir: PathLike | None = None,
+                 cache_dir: PathLike | None = None, eval_limit: int | None = None,
+                 train_limit: int | None = None, threads: int | None = None,
+                 num_workers: int | None = None, data_seed: int = 0, progress: bool = True,
                  keep_weights: bool = True, deterministic: bool = False,
-                 img_size: Optional[int] = None, split: Optional[Dict[str, float]] = None,
+                 img_size: int | None = None, split: dict[str, float] | None = None,
                  skip_bad_images: bool = False, cache_images: bool = False,
-                 stream_images: bool = False, augment: Optional[bool] = None,
-                 dataset: Optional[PathLike] = None, test_envs: Optional[Sequence] = None,
-                 holdout_fraction: Optional[float] = None, pretrained: bool = False,
-                 weights: Optional[PathLike] = None, shard: Tuple[int, int] = (0, 1)) -> None:
+                 stream_images: bool = False, augment: bool | None = None,
+                 dataset: PathLike | None = None, test_envs: Sequence | None = None,
+                 holdout_fraction: float | None = None, pretrained: bool = False,
+                 weights: PathLike | None = None, shard: tuple[int, int] = (0, 1)) -> None:
         # what a Dask worker needs to build the same study (names and paths, no data)
         self.spec = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.shard = check_shard(shard)
@@ -188,7 +219,7 @@ class Study:
             root = {d.name: d for sources, held in splits.values() for d in (*sources, *held)}
             default_size = min(DEFAULT_IMG_SIZE, probe_image_size(list(root.values()),
                                                                   seed=data_seed))
-        self.groups: Dict[Optional[str], StudyData] = {
+        self.groups: dict[str | None, StudyData] = {
             group: StudyData(sources, group_targets, data_dir=data_dir, cache_dir=cache_dir,
                              data_seed=data_seed, eval_limit=eval_limit,
                              train_limit=train_limit, img_size=img_size, split=split,
@@ -212,7 +243,7 @@ class Study:
         self.keep_weights = keep_weights
         self.deterministic = bool(deterministic)
         # (run key, epoch, epochs) of the newest checkpoint, for the Ctrl-C message
-        self._checkpointed: Optional[tuple] = None
+        self._checkpointed: tuple | None = None
         for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
             check_variant(variant, self.data.img_size)
         domains = max(len(data.sources) for data in self.groups.values())
@@ -226,13 +257,13 @@ class Study:
                                        pretrained_size=size if img_size is None else None)
                       for name, size in zip(self.models, sizes or [None] * len(self.models))}
         # loaded once and shared by the runs; a missing or wrong file fails here
-        self.weights: Dict[str, Pretrained] = {
+        self.weights: dict[str, Pretrained] = {
             name: load_pretrained(name, num_classes=self.data.num_classes, weights=weights,
                                   create_kwargs=self.plans[name].create_kwargs)
             for name in self.models} if self.pretrained else {}
 
     @staticmethod
-    def _splits(source, targets, dataset, test_envs) -> Dict[Optional[str], tuple]:
+    def _splits(source, targets, dataset, test_envs) -> dict[str | None, tuple]:
         """``{group: (sources, targets)}``: one split named None, or DomainBed's
         held-out groups of ``dataset``."""
         if dataset is None:
@@ -258,7 +289,7 @@ class Study:
         return self.weights[model].init if self.pretrained else SCRATCH
 
     # ------------------------------------------------------------------ grid
-    def grid(self) -> List[Run]:
+    def grid(self) -> list[Run]:
         return [Run(m, v, s, g) for g in self.groups for m in self.models
                 for v in self.variants for s in self.seeds]
 
@@ -266,21 +297,21 @@ class Study:
         return run_settings(self, run)
 
     # ------------------------------------------------------------------ data
-    def load_data(self) -> Dict[str, object]:
+    def load_data(self) -> dict[str, object]:
         """Load every group's splits and domains now (missing or bad files fail before
         training); returns the first group's."""
         for data in self.groups.values():
             data.load()
         return self.data.load()
 
-    def _loader(self, dataset, batches: List[torch.Tensor]):
+    def _loader(self, dataset, batches: list[torch.Tensor]):
         return loader(self, dataset, batches)
 
     def _eval_loader(self, dataset):
         return eval_loader(self, dataset)
 
     # ------------------------------------------------------------------ running
-    def runs(self) -> List[Run]:
+    def runs(self) -> list[Run]:
         """The runs this process works on: the grid, or its shard ``i`` of ``n`` (every
         n-th run from the i-th, so each shard gets a mix of models)."""
         index, count = self.shard
@@ -320,9 +351,9 @@ class Study:
             if lock is not None:
                 lock.release()
 
-    def _run_on(self, client, runs: List[Run], finished: Dict[str, Optional[dict]]) -> None:
+    def _run_on(self, client, runs: list[Run], finished: dict[str, dict | None]) -> None:
         """Train the unfinished ``runs`` as tasks on the Dask cluster of ``client``."""
-        from .sweep import run_on_dask
+        from neurn.study.sweep import run_on_dask
 
         pending = [r for r in runs if finished[r.key] is None]
         try:
@@ -334,7 +365,7 @@ class Study:
                                    f"rerun the same command to resume") from None
         self._echo(f"{len(done)} of {len(pending)} runs trained on the cluster")
 
-    def _run_here(self, runs: List[Run], finished: Dict[str, Optional[dict]]) -> None:
+    def _run_here(self, runs: list[Run], finished: dict[str, dict | None]) -> None:
         """Train ``runs`` one after another in this process (those it can claim)."""
         done = 0
         with TorchSettings(self.device, self.threads, self.deterministic):
@@ -349,7 +380,7 @@ class Study:
             finally:
                 bar.close()
 
-    def train_claimed(self, run: Run, result: Optional[dict] = None) -> Optional[dict]:
+    def train_claimed(self, run: Run, result: dict | None = None) -> dict | None:
         """``run``'s result: ``result`` (what the caller verified it holds), or the one
         found or trained here once this process has claimed the run; None when another
         live process holds it (or took it over while it trained)."""
@@ -399,7 +430,7 @@ class Study:
             text += f"; {key} resumes after epoch {epoch} of {epochs}"
         return text + "; rerun the same command to resume"
 
-    def _finished(self, run: Run) -> Optional[dict]:
+    def _finished(self, run: Run) -> dict | None:
         """``run``'s verified result of these settings, or None; reads no checkpoint, and
         damage is left for the process that trains the run to report."""
         with warnings.catch_warnings():
@@ -413,7 +444,7 @@ class Study:
         return find_run(self.out_dir / "runs" / run.key, settings, settings_digest(settings),
                         keep_weights=self.keep_weights)
 
-    def _baseline_name(self) -> Optional[str]:
+    def _baseline_name(self) -> str | None:
         names = [v.name for v in self.variants if v.kind == "baseline"]
         return names[0] if names else None
 
@@ -444,7 +475,7 @@ class Study:
                     for g, d in self.groups.items()}} if self.dataset is not None else {}),
                 "versions": _versions()}
 
-    def run_one(self, run: Run, found: Optional[Found] = None, *,
+    def run_one(self, run: Run, found: Found | None = None, *,
                 on_checkpoint=None) -> dict:
         """Train, select and evaluate one run (or return its finished result), without
         claiming it (:meth:`train_claimed` does). ``found``: what :meth:`run` verified in
@@ -456,7 +487,7 @@ class Study:
             return found.result
         return train_run(self, run, found, on_checkpoint=on_checkpoint or self._mark_checkpoint)
 
-    def _mark_checkpoint(self, mark: Optional[tuple]) -> None:
+    def _mark_checkpoint(self, mark: tuple | None) -> None:
         self._checkpointed = mark
 
 

@@ -5,17 +5,18 @@ Every input of a run is in its settings, so a finished run is trusted only under
 hash. Digit studies at the defaults keep the keys of the first release, so their
 settings hashes (and finished runs) stay valid.
 """
+from __future__ import annotations
 import hashlib
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 
-from ..models import Variant
+from neurn.models import Variant
 
 __all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRATCH_LR",
            "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
@@ -23,7 +24,7 @@ __all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRAT
            "load_models", "refuse_duplicates", "resolve_device", "run_settings",
            "settings_digest"]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 SETTINGS_VERSION = 1
 STREAM_WORKERS = 4  # default DataLoader workers when images are decoded from files
 # optimiser defaults: from scratch, the digit studies' recipe; pretrained, DomainBed's ERM
@@ -31,7 +32,7 @@ SCRATCH_LR, SCRATCH_WEIGHT_DECAY = 1e-3, 0.05
 PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY = 5e-5, 0.0
 
 
-def load_models(models) -> List[str]:
+def load_models(models) -> list[str]:
     """Model names from a ``shortlist.json`` path, a ``Shortlist`` or a list of names."""
     from archalign import Shortlist
 
@@ -39,7 +40,7 @@ def load_models(models) -> List[str]:
         return list(models.names)
     if isinstance(models, (str, os.PathLike)):
         models = [models]
-    names: List[str] = []
+    names: list[str] = []
     for item in models:
         text = str(item)
         if text.endswith(".json") or (os.path.sep in text and Path(text).exists()):
@@ -65,7 +66,7 @@ class Run:
     model: str
     variant: Variant
     seed: int
-    group: Optional[str] = None
+    group: str | None = None
 
     @property
     def key(self) -> str:
@@ -74,9 +75,9 @@ class Run:
 
 
 # ---------------------------------------------------------------------- checks
-def refuse_duplicates(specs: Sequence[str], variants: List[Variant]) -> None:
+def refuse_duplicates(specs: Sequence[str], variants: list[Variant]) -> None:
     """Two spellings of one variant (``neurn``, ``neurn:k=3``) would train one model twice."""
-    seen: Dict[tuple, str] = {}
+    seen: dict[tuple, str] = {}
     for spec, variant in zip(specs, variants):
         if variant.effective in seen:
             raise ValueError(f"variants {seen[variant.effective]!r} and {spec!r} are one "
@@ -85,7 +86,7 @@ def refuse_duplicates(specs: Sequence[str], variants: List[Variant]) -> None:
         seen[variant.effective] = spec
 
 
-def check_seeds(seeds: Sequence[int]) -> List[int]:
+def check_seeds(seeds: Sequence[int]) -> list[int]:
     """The seeds as distinct integers in 0 .. 2**32 - 1."""
     checked = [int(s) for s in seeds]
     if not checked or len(set(checked)) != len(checked):
@@ -96,8 +97,8 @@ def check_seeds(seeds: Sequence[int]) -> List[int]:
     return checked
 
 
-def check_budget(epochs: Optional[int], steps: Optional[int], evals: int,
-                 batch_size: int) -> Optional[int]:
+def check_budget(epochs: int | None, steps: int | None, evals: int,
+                 batch_size: int) -> int | None:
     """Check the budget; return ``epochs`` (10 when neither it nor ``steps`` is given)."""
     if (epochs is None) == (steps is None):
         if epochs is None and steps is None:
@@ -111,7 +112,7 @@ def check_budget(epochs: Optional[int], steps: Optional[int], evals: int,
     return epochs
 
 
-def check_optimisation(lr: float, weight_decay: float, threads: Optional[int],
+def check_optimisation(lr: float, weight_decay: float, threads: int | None,
                        optimizer: str) -> None:
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
@@ -135,7 +136,7 @@ def check_shard(shard) -> tuple:
     return index, count
 
 
-def check_workers(num_workers: Optional[int]) -> None:
+def check_workers(num_workers: int | None) -> None:
     if num_workers is not None and (int(num_workers) != num_workers or num_workers < 0):
         raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
 

@@ -19,16 +19,17 @@ exactly as a process of its own would claim it (:mod:`.claims`).
   algorithms and atomic adds in some backward kernels, the same as between two
   sequential runs).
 """
+from __future__ import annotations
 import hashlib
 import os
 import pickle
 import socket
 import time
-from typing import Callable, Dict, List
+from collections.abc import Callable
 
 __all__ = ["run_on_dask"]
 
-_STUDIES: Dict[str, object] = {}  # per worker process: spec digest -> Study
+_STUDIES: dict[str, object] = {}  # per worker process: spec digest -> Study
 _TOPIC = "neurn-runs"  # workers' start lines, relayed to the client
 
 
@@ -46,7 +47,7 @@ def _train_task(study_class, spec: dict, run) -> dict:
     ``{"result": ... or None, "where", "seconds"}``."""
     from dask.distributed import get_worker
 
-    from .torch_settings import TorchSettings
+    from neurn.study.torch_settings import TorchSettings
 
     study = _study(study_class, spec)
     worker = get_worker()
@@ -58,12 +59,12 @@ def _train_task(study_class, spec: dict, run) -> dict:
     return {"result": result, "where": where, "seconds": time.perf_counter() - started}
 
 
-def run_on_dask(study, client, runs: List, *, echo: Callable[[str], None]) -> List[dict]:
+def run_on_dask(study, client, runs: list, *, echo: Callable[[str], None]) -> list[dict]:
     """Submit each of ``runs`` as a task on ``client``; the finished results (runs
     another process held come back as None and are left out)."""
     from dask.distributed import as_completed
 
-    from .train import finish_line, progress_bar
+    from neurn.study.train import finish_line, progress_bar
 
     info = client.scheduler_info()
     workers = info.get("workers", {})

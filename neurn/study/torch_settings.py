@@ -13,11 +13,11 @@ load. ``deterministic=True`` also turns on ``torch.use_deterministic_algorithms`
 on CUDA it needs ``CUBLAS_WORKSPACE_CONFIG`` and costs more. CUDA: ``cudnn.benchmark``.
 :class:`TorchSettings` restores everything it set when the study returns.
 """
+from __future__ import annotations
 import math
 import os
 import random
 import time
-from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def busy_cpus(load: Optional[float] = None, *, window: float = 0.25) -> float:
+def busy_cpus(load: float | None = None, *, window: float = 0.25) -> float:
     """How many CPUs other work keeps busy now, or ``load`` when given (tests, callers
     that measured earlier).
 
@@ -59,14 +59,14 @@ def busy_cpus(load: Optional[float] = None, *, window: float = 0.25) -> float:
         return 0.0
 
 
-def _cpu_times() -> Tuple[int, int]:
+def _cpu_times() -> tuple[int, int]:
     """(all jiffies, idle + iowait jiffies) of the machine, from /proc/stat's first line."""
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:]]
     return sum(fields[:8]), fields[3] + fields[4]
 
 
-def _cpus(cpus: Optional[int]) -> int:
+def _cpus(cpus: int | None) -> int:
     return default_threads() if cpus is None else max(1, int(cpus))
 
 
@@ -79,8 +79,8 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def oversubscribed(threads: int, *, load: Optional[float] = None,
-                   cpus: Optional[int] = None) -> Optional[str]:
+def oversubscribed(threads: int, *, load: float | None = None,
+                   cpus: int | None = None) -> str | None:
     """A one-line warning when ``threads`` is more than the CPUs other work leaves free,
     else None: ``"warning: oversubscribed (load 1.0 on 2 CPUs); pass --threads 1"``.
 
@@ -95,22 +95,28 @@ def oversubscribed(threads: int, *, load: Optional[float] = None,
             f"pass --threads {fitting}")
 
 
-def pick_threads(requested: Optional[int] = None, *, load: Optional[float] = None,
-                 cpus: Optional[int] = None) -> Tuple[int, str]:
+def pick_threads(requested: int | None = None, *, load: float | None = None,
+                 cpus: int | None = None) -> tuple[int, str]:
     """The thread count for a study and a short note for its run header.
 
     ``requested=None`` gives ``cpus - round(load)`` (half up), at least 1: an idle 2-CPU
     machine uses 2 threads, one with a busy process 1. An explicit ``requested`` is kept,
     but the note ends with :func:`oversubscribed`'s warning when it exceeds that count.
 
-    Args:
-        requested: ``--threads``, or None to choose.
-        load: CPUs other work keeps busy; None reads :func:`busy_cpus` (so call this before
-            training starts).
-        cpus: CPUs this process may use; None reads :func:`default_threads`.
+    Parameters
+    ----------
+    requested
+        ``--threads``, or None to choose.
+    load
+        CPUs other work keeps busy; None reads :func:`busy_cpus` (so call this before
+        training starts).
+    cpus
+        CPUs this process may use; None reads :func:`default_threads`.
 
-    Returns:
-        ``(threads, note)``, e.g. ``(2, "2 threads (2 CPUs, load 0.1)")``,
+    Returns
+    -------
+    (threads, note) : tuple of int and str
+        e.g. ``(2, "2 threads (2 CPUs, load 0.1)")``,
         ``(1, "1 thread (2 CPUs, load 1.0: 1 kept free)")`` or ``(2, "2 threads (requested,
         2 CPUs, load 1.0); warning: oversubscribed (load 1.0 on 2 CPUs); pass --threads 1")``.
     """
@@ -132,7 +138,7 @@ def pick_threads(requested: Optional[int] = None, *, load: Optional[float] = Non
 class TorchSettings:
     """Set threads / determinism / cudnn.benchmark for a study, restore them after."""
 
-    def __init__(self, device: torch.device, threads: Optional[int],
+    def __init__(self, device: torch.device, threads: int | None,
                  deterministic: bool = False) -> None:
         self.device, self.threads, self.deterministic = device, threads, deterministic
 

@@ -20,29 +20,31 @@
   ``status="error"`` and the message in its result.
 * CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading.
 """
+from __future__ import annotations
 import math
 import time
-from typing import Callable, Iterable, List, Optional
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
 from archalign._io import atomic_write_text, seal_json, state_digest
 
-from ..fronts import CropFlip
-from ..models import Variant, build_augmentation, build_model, uses_convolutions
-from .checkpoints import atomic_torch_save, checkpoint_state, first_line, restore_checkpoint
-from .data import batch_loader
-from .engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
-from .settings import Run
-from .torch_settings import seed_everything
-from .verify import Found
+from neurn.fronts import CropFlip
+from neurn.models import Variant, build_augmentation, build_model, uses_convolutions
+from neurn.study.checkpoints import (
+    atomic_torch_save, checkpoint_state, first_line, restore_checkpoint)
+from neurn.study.data import batch_loader
+from neurn.study.engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
+from neurn.study.settings import Run
+from neurn.study.torch_settings import seed_everything
+from neurn.study.verify import Found
 
 __all__ = ["augmentation", "epoch_batches", "eval_loader", "finish_line", "loader",
            "optimizer_for", "progress_bar", "schedule", "train_run"]
 
 
-def progress_bar(iterable: Optional[Iterable] = None, **kwargs):
+def progress_bar(iterable: Iterable | None = None, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, dynamic_ncols=True, **kwargs)
@@ -71,7 +73,7 @@ def optimizer_for(model, name: str, lr: float, weight_decay: float, total_steps:
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def loader(study, dataset, batches: List[torch.Tensor]):
+def loader(study, dataset, batches: list[torch.Tensor]):
     """A loader of ``batches`` (index tensors) of ``dataset`` with the study's workers."""
     return batch_loader(dataset, batches, workers=study.num_workers,
                         pin_memory=study.device.type == "cuda")
@@ -95,7 +97,7 @@ def schedule(study, data: dict):
 
 
 def epoch_batches(study, generator: torch.Generator, per_epoch: int,
-                  parts: List[int]) -> List[torch.Tensor]:
+                  parts: list[int]) -> list[torch.Tensor]:
     """One epoch's batches of train indices, from fresh permutations of ``generator``;
     ``parts``: the sizes of the training domains laid end to end (balanced batches;
     the study checks that a batch holds an image of each)."""
@@ -114,7 +116,7 @@ def epoch_batches(study, generator: torch.Generator, per_epoch: int,
 
 
 def augmentation(study, variant: Variant, generator: torch.Generator,
-                 stats: Optional[dict]) -> Optional[nn.Module]:
+                 stats: dict | None) -> nn.Module | None:
     """The source crop + flip (when on) and the variant's own augmentation, both
     drawing from the run's checkpointed augmentation generator."""
     steps = [CropFlip(generator=generator)] if study.augment else []
@@ -136,7 +138,7 @@ def finish_line(key: str, result: dict, seconds: float, where: str = "") -> str:
 
 
 def train_run(study, run: Run, found: Found,
-              on_checkpoint: Callable[[Optional[tuple]], None] = lambda mark: None) -> dict:
+              on_checkpoint: Callable[[tuple | None], None] = lambda mark: None) -> dict:
     """Train, select and evaluate ``run`` of ``study`` (a :class:`~neurn.Study`) from what
     its folder holds (``found``, verified), write its ``result.json``, return the result.
     ``on_checkpoint`` gets ``(run key, epoch, epochs)`` of each newest checkpoint (None
@@ -166,8 +168,8 @@ def train_run(study, run: Run, found: Found,
     # own stream (sampler seeds are < 2**32): every variant of a seed sees the same batches
     augment_rng = torch.Generator().manual_seed(run.seed + 2**32)
     augment = augmentation(study, run.variant, augment_rng, stats)
-    history: List[dict] = []
-    best: Optional[dict] = None
+    history: list[dict] = []
+    best: dict | None = None
     start_epoch = 0
     checkpoint_path = run_dir / "checkpoint.pt"
     states = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,

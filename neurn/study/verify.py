@@ -12,16 +12,16 @@ no damage: the run was made with ``keep_weights=False``. The settings hash of an
 version's result.json still refuses a run of other settings (:func:`unsealed_member`):
 it is never trusted, only kept from being overwritten by another configuration.
 """
+from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from archalign._io import DIGEST_MEMBER
 
-from ..results import read_run
-from .checkpoints import first_line, read_checkpoint, read_weights
+from neurn.results import read_run
+from neurn.study.checkpoints import first_line, read_checkpoint, read_weights
 
 __all__ = ["DamagedFileWarning", "DamagedRunWarning", "Found", "check_outputs", "find_result",
            "find_run", "unsealed_member", "verified"]
@@ -47,11 +47,11 @@ class Found:
 
     settings: dict
     digest: str
-    result: Optional[dict] = None
-    checkpoint: Optional[dict] = None
+    result: dict | None = None
+    checkpoint: dict | None = None
 
 
-def verified(path: Path, read) -> Optional[object]:
+def verified(path: Path, read) -> object | None:
     """``read(path)``, or None when the file is missing or damaged (then warned). A
     folder in its place, or a file that cannot be opened (an ``OSError``), is refused."""
     if path.is_dir():
@@ -71,7 +71,7 @@ def verified(path: Path, read) -> Optional[object]:
         return None
 
 
-def unsealed_member(path: Path, key: str) -> Optional[str]:
+def unsealed_member(path: Path, key: str) -> str | None:
     """The text ``key`` of the JSON record at ``path`` when an earlier version wrote it
     (no digest member), else None: unverified, so good only to refuse a folder of other
     settings before overwriting it, never to trust."""
@@ -84,7 +84,7 @@ def unsealed_member(path: Path, key: str) -> Optional[str]:
     return record.get(key) if isinstance(record.get(key), str) else None
 
 
-def find_result(run_dir: Path, digest: str) -> Optional[dict]:
+def find_result(run_dir: Path, digest: str) -> dict | None:
     """``run_dir``'s finished result if it is verified and of settings ``digest``, else
     None; reads no checkpoint (for tables of a study other processes work on)."""
     result = verified(run_dir / "result.json", read_run)

@@ -2,6 +2,7 @@
 diff page): Debian's chromium through chromedriver (selenium, in the `test` extra), with
 the network off; where no browser can be had, the tests that ask for one skip and say why.
 """
+from __future__ import annotations
 import shutil
 
 import pytest

@@ -5,6 +5,7 @@ Dask scheduler (a hang), and crafted ONNX files (tracebacks). Each must be one l
 The full-disk cases run in a subprocess, where a SIGBUS shows as exit status -7 instead
 of killing pytest.
 """
+from __future__ import annotations
 import contextlib
 import copy
 import os

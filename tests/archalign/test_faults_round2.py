@@ -3,6 +3,7 @@ JSON, the diff page, .csv labels), no request that leaves the machine unless a h
 was asked for, nothing written or overwritten by a command that refuses, no model
 dropped by a full cache, nonsense scores and matrix files refused in one line, and
 messages (and Python warnings) that say what to do in one line."""
+from __future__ import annotations
 import csv
 import json
 import os

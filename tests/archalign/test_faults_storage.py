@@ -3,6 +3,7 @@
 Every damaged file must end in a verified recompute equal to the undamaged result, or
 in a one-line refusal; nothing damaged may be read as a (different) result.
 """
+from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp

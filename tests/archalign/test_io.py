@@ -1,4 +1,5 @@
 """The atomic writer: whole files or the old version, with the umask's mode."""
+from __future__ import annotations
 import os
 import stat
 

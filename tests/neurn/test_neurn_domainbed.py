@@ -7,6 +7,7 @@ One generated dataset serves the module: three domains (``art``, ``cartoon``,
 counts (so ``round(n * 0.2)`` rounds both ways), and one tiny ``--test-envs all`` study
 (convnet and timm's ``test_resnet``, baseline and neurn, 2 steps) that most tests read.
 """
+from __future__ import annotations
 import contextlib
 import hashlib
 import io

@@ -6,6 +6,7 @@ One tiny run (``tiny_study.py``; fixtures ``finished``, ``study``, ``no_training
 ``conftest.py``) is trained once per module and copied into each test that needs a
 finished study.
 """
+from __future__ import annotations
 import errno
 import hashlib
 import json

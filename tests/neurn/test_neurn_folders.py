@@ -4,6 +4,7 @@ decoded-image cache, source augmentation, and a study through the CLI.
 Every tree is built here: three classes drawn as coloured shapes, in mixed formats
 (JPEG, PNG, greyscale PNG, RGBA PNG, BMP, WebP) and sizes.
 """
+from __future__ import annotations
 import json
 import os
 

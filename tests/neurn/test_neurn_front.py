@@ -1,6 +1,7 @@
 """Tests for the front-end wrappers (`with_neurn`, `with_front`): the front end runs
 first, its map is standardised with the study's constants by default, and timm's data
 pipeline hands NeuRN the raw [0, 1] image."""
+from __future__ import annotations
 import numpy as np
 import pytest
 import torch

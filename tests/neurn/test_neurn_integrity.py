@@ -9,6 +9,7 @@ dozen images) is trained once per module, and once interrupted after its first e
 each test damages a private copy, and the repaired study must give the undamaged one's
 numbers (CPU runs repeat exactly).
 """
+from __future__ import annotations
 import hashlib
 import json
 import os

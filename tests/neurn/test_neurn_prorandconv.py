@@ -1,6 +1,7 @@
 """Pro-RandConv (issue 26) and the ``<front>+<augmentation>`` variants: the augmentation's
 block and its draws, its place in training (raw image, then front end, then
 standardisation), the canonical names and refusals, and a bit-identical resume."""
+from __future__ import annotations
 import math
 
 import pytest

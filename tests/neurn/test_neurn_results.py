@@ -3,6 +3,7 @@
 Run records are built by hand in the shape ``Study.run_one`` writes (one real tiny
 study checks that shape), so every number below can be computed by hand.
 """
+from __future__ import annotations
 import contextlib
 import io
 import json
@@ -25,7 +26,8 @@ def fake_run(model, variant, seed, val_top1, top1, *, source=SOURCE, status="ok"
     """A finished run as ``Study.run_one`` records it; ``top1``: {domain: accuracy}."""
     run = {"model": model, "variant": variant,
            "kernel_size": 3 if variant.startswith("neurn") else None, "seed": seed,
-           "num_classes": 10, "img_size": 32, "skipped": {}, "status": status, "error": None if status == "ok" else "non-finite loss",
+           "num_classes": 10, "img_size": 32, "skipped": {}, "status": status,
+           "error": None if status == "ok" else "non-finite loss",
            "settings_hash": "0" * 16, "settings": {},
            "plan": {"name": model, "img_size": 32, "input_size": 32, "create_kwargs": {},
                     "adaptation": "native, 32 px input"},

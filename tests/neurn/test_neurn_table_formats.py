@@ -6,6 +6,7 @@ suite) so every number is known: three seeds, a generated target (``*``), a targ
 chance (``‡``), an undertrained run (``†``), negative differences and a p-value small
 enough for ``.2g`` to write it with an exponent.
 """
+from __future__ import annotations
 import csv
 import io
 import re

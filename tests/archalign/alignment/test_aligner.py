@@ -1,4 +1,5 @@
 """The compiled aligner against the pure-Python reference, known answers and Biopython."""
+from __future__ import annotations
 import os
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Blocked all-pairs: Dask backend, on-disk resume, corrupted blocks."""
+from __future__ import annotations
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The archalign command line end to end on a few small timm models."""
+from __future__ import annotations
 import json
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Fault injection for the archalign command line and the matrix file: damaged inputs,
 OS errors and nonsense values end in one line on stderr and exit status 2, and leave
 earlier good outputs as they were."""
+from __future__ import annotations
 import os
 
 import numpy as np

@@ -1,6 +1,7 @@
 """archalign.diff: the rolled structure, the edit script and its laws (empty on a model
 and itself, mirrored when swapped, applied to A it gives B), and the header's words on
 pairs whose differences are known and documented."""
+from __future__ import annotations
 import json
 
 import pytest

@@ -1,6 +1,7 @@
 """archalign.diff as HTML: a page that loads nothing, a notebook fragment whose styles
 stay inside it, every text escaped, and, in a real browser (``browser``:
 tests/archalign/conftest.py), changed fields readable on load and blocks that open."""
+from __future__ import annotations
 import html
 import re
 

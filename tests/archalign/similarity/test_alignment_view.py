@@ -1,5 +1,6 @@
 """alignment_view (the PNG of ``archalign align --plot``): every token written whole and
 level, and a substitution names the fields that differ, all inside the figure."""
+from __future__ import annotations
 import matplotlib
 import pytest
 

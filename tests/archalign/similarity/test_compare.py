@@ -1,4 +1,5 @@
 """Model specs to traces: patterns, torchvision builders, modules; failures reported."""
+from __future__ import annotations
 import numpy as np
 import pytest
 from torch import nn

@@ -1,5 +1,6 @@
 """Depth and width beside the similarity: recorded, said when 1.0 hides them, and the
 tie rule that keeps nearest neighbours and medoids independent of the models' order."""
+from __future__ import annotations
 import html
 import json
 import re

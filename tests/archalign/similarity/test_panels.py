@@ -1,4 +1,5 @@
 """Named panels: lookups, and the promises the `cpu` demo panel makes."""
+from __future__ import annotations
 import pytest
 
 import archalign

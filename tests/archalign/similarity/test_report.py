@@ -3,6 +3,7 @@
 The browser tests run Debian's chromium through chromedriver (selenium, in the `test`
 extra); where no browser can be had they skip and say why.
 """
+from __future__ import annotations
 import io
 import re
 

@@ -1,4 +1,5 @@
 """SimilarityMatrix, clustering, shortlisting and plots on sequences with known structure."""
+from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")

@@ -1,4 +1,5 @@
 """Vocabulary: ids, the substitution matrix (flat and family-aware), the Scoring it feeds."""
+from __future__ import annotations
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """The canonical-op table (archalign.tracing.canonical): every alias, on a source that
 produces it, reads as one token; dropout is not recorded."""
+from __future__ import annotations
 import pytest
 import timm.layers.activations as timm_act
 import torch

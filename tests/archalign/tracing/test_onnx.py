@@ -5,6 +5,7 @@ Graphs are built here with ``onnx.helper`` (known token sequences) or exported f
 small timm models with ``torch.onnx.export`` (the export and the torch trace must give
 the same tokens once both are read as exported).
 """
+from __future__ import annotations
 import warnings
 
 import numpy as np

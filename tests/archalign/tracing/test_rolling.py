@@ -1,4 +1,5 @@
 """archalign.roll: the compiled roller against the literal reference, and its laws."""
+from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings

@@ -1,4 +1,5 @@
 """Token files beside cached traces: equal to the trace's tokens, rebuilt unless verified."""
+from __future__ import annotations
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """Tracing: execution order, functional ops, hyper-parameters, routes and errors."""
+from __future__ import annotations
 import json
 
 import pytest

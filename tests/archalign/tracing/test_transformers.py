@@ -3,6 +3,7 @@
 Default configs on the meta device for the quick ones; small local config.json files
 for the rest (the eager fallback, a config path), so the file runs in seconds.
 """
+from __future__ import annotations
 import json
 
 import pytest

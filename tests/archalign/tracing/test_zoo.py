@@ -1,4 +1,5 @@
 """Zoo tracing: cache reuse and repair, worker failures and timeouts, the CLI."""
+from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
