@@ -10,6 +10,8 @@ from here, so they change in one place.
 """
 from __future__ import annotations
 
+from archalign.utils.errors import UsageError
+
 GRANULARITY = "shape"
 ROLLED = True
 MAX_PERIOD = None  # longest repeated block rolled (archalign.roll); None: any
@@ -32,19 +34,19 @@ def resolve_gaps(gap=None, gap_open=None, gap_extend=None) -> tuple[float, float
     """
     if gap is not None:
         if gap_open is not None or gap_extend is not None:
-            raise ValueError("give either gap= (linear gaps) or gap_open= and gap_extend= "
+            raise UsageError("give either gap= (linear gaps) or gap_open= and gap_extend= "
                              "(affine gaps), not both")
         _check_gap("gap", gap, -1.0)
         return float(gap), float(gap)
     if gap_open is None and gap_extend is None:
         return GAP_OPEN, GAP_EXTEND
     if gap_open is None or gap_extend is None:
-        raise ValueError("affine gaps need both gap_open= and gap_extend= (for linear "
+        raise UsageError("affine gaps need both gap_open= and gap_extend= (for linear "
                          "gaps pass gap= alone)")
     _check_gap("gap_open", gap_open, GAP_OPEN)
     _check_gap("gap_extend", gap_extend, GAP_EXTEND)
     if gap_extend < gap_open:
-        raise ValueError(f"gap_extend={gap_extend:g} is below gap_open={gap_open:g}, so "
+        raise UsageError(f"gap_extend={gap_extend:g} is below gap_open={gap_open:g}, so "
                          f"extending a gap would cost more than opening one; give "
                          f"gap_open <= gap_extend <= 0, e.g. gap_open={GAP_OPEN:g}, "
                          f"gap_extend={GAP_EXTEND:g}")
@@ -53,7 +55,7 @@ def resolve_gaps(gap=None, gap_open=None, gap_extend=None) -> tuple[float, float
 
 def _check_gap(name: str, value, example: float) -> None:
     if not float(value) <= 0:  # also refuses nan
-        raise ValueError(f"{name}={float(value):g} is not a score <= 0: scores are added "
+        raise UsageError(f"{name}={float(value):g} is not a score <= 0: scores are added "
                          f"to the total, so a gap must cost (or be free), else aligning "
                          f"everything against gaps wins and the similarity means "
                          f"nothing; give {name} <= 0, e.g. {name}={example:g}")
@@ -64,7 +66,7 @@ def check_match(match, mismatch) -> None:
     ``mismatch`` is not below its ``match``: identical tokens would then score no
     better than different ones, and the similarity could not see a difference."""
     if not float(mismatch) < float(match):
-        raise ValueError(f"mismatch={float(mismatch):g} is not below match={float(match):g}"
+        raise UsageError(f"mismatch={float(mismatch):g} is not below match={float(match):g}"
                          f": identical tokens would score no better than different ones, "
                          f"so the similarity could not see a difference; give mismatch < "
                          f"match, e.g. match={MATCH:g}, mismatch={MISMATCH:g}")

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archalign._dask import close, local_client  # noqa: E402
+from archalign.utils.dask import close, local_client  # noqa: E402
 from neurn import Study, build_model  # noqa: E402
 from neurn import data as ndata  # noqa: E402
 from neurn.study.settings import SCRATCH_LR, SCRATCH_WEIGHT_DECAY  # noqa: E402

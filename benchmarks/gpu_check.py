@@ -27,7 +27,7 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
 7. sweeps on Dask: 8 digit runs (``convnet``, baseline / NeuRN x 4 seeds) with ``--gpus 1
    --runs-per-gpu K`` for K = 1, 2, 4: runs per hour and the GPU's busy share (sampled
    from ``nvidia-smi`` every 0.5 s); ``--tiny`` on CPU uses ``--dask-workers K``;
-8. checkpoint digests (``archalign._io.state_digest``, what ``checkpoint.pt`` and
+8. checkpoint digests (``archalign.utils.io.state_digest``, what ``checkpoint.pt`` and
    ``best.pt`` are verified by): a ResNet-50's state and an AdamW state on the GPU digest
    to the same value as their CPU copies (bfloat16 and channels_last included), and the
    time it takes per checkpoint.
@@ -305,7 +305,7 @@ def check_sweep(device, tiny: bool) -> None:
 def check_digest(device, tiny: bool) -> None:
     import timm
 
-    from archalign._io import state_digest
+    from archalign.utils.io import state_digest
 
     model = timm.create_model("resnet18" if tiny else "resnet50").to(device)
     model = model.to(memory_format=torch.channels_last)

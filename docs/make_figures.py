@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import archalign
-from archalign._io import atomic_path
+from archalign.utils.io import atomic_path
 from archalign.similarity.plotting import alignment_view
 
 DOCS = Path(__file__).resolve().parent

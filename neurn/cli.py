@@ -16,9 +16,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from archalign._args import (OneLineParser, UsageError, one_line_warnings, os_error_line,
-                             process_count)
-from archalign._io import atomic_savefig
+from archalign.utils.args import ArgumentsRefused, OneLineParser, error_boundary, process_count
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_savefig, atomic_write_text
 
 from neurn.results.formats import FORMATS
 from neurn.study import DamagedFileWarning, Study  # the package imports the study anyway
@@ -250,10 +250,10 @@ def _run(args) -> int:
     threads, thread_note = pick_threads(args.threads)
     shard = _shard(args.shard)
     if shard != (0, 1) and (args.scheduler or args.dask_workers or args.gpus):
-        raise ValueError("--shard slices the grid for processes without Dask; with "
+        raise UsageError("--shard slices the grid for processes without Dask; with "
                          "--scheduler / --dask-workers / --gpus the cluster takes every run")
     if args.runs_per_gpu != 1 and not args.gpus:
-        raise ValueError("--runs-per-gpu packs runs on the GPUs of --gpus; add --gpus")
+        raise UsageError("--runs-per-gpu packs runs on the GPUs of --gpus; add --gpus")
     # connect (or start the cluster) first: an unreachable scheduler fails before any work
     client = _client(args)
     if args.scheduler and args.threads is None:  # a remote worker knows its own CPUs
@@ -266,7 +266,7 @@ def _run(args) -> int:
         return _study(args, threads, thread_note, shard, client)
     finally:
         if client is not None:
-            from archalign._dask import close
+            from archalign.utils.dask import close
 
             close(client)
 
@@ -276,13 +276,13 @@ def _shard(text: str | None) -> tuple:
         return 0, 1
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit()) or int(index) >= int(count):
-        raise ValueError(f"--shard {text}: write I/N with 0 <= I < N, e.g. --shard 0/4")
+        raise UsageError(f"--shard {text}: write I/N with 0 <= I < N, e.g. --shard 0/4")
     return int(index), int(count)
 
 
 def _client(args):
     """The Dask client of --scheduler / --dask-workers / --gpus, or None."""
-    from archalign import _dask
+    from archalign.utils import dask as _dask
 
     if args.scheduler:
         return _dask.connect(args.scheduler)
@@ -299,7 +299,7 @@ def _gpus(text: str) -> list[int]:
 
     count = torch.cuda.device_count()
     if count == 0:
-        raise ValueError("--gpus: torch sees no CUDA GPU here; use --dask-workers N for CPU "
+        raise UsageError("--gpus: torch sees no CUDA GPU here; use --dask-workers N for CPU "
                          "workers, or run on a GPU machine")
     if text == "all":
         return list(range(count))
@@ -307,9 +307,9 @@ def _gpus(text: str) -> list[int]:
         devices = ([int(i) for i in text.split(",") if i.strip()] if "," in text else
                    list(range(int(text))))  # a count: the first N
     except ValueError:
-        raise ValueError(f"--gpus {text}: write all, a count (2), or indices (0,2,5)") from None
+        raise UsageError(f"--gpus {text}: write all, a count (2), or indices (0,2,5)") from None
     if not devices or not all(0 <= d < count for d in devices):
-        raise ValueError(f"--gpus {text}: torch sees {count} GPU(s), 0 .. {count - 1}")
+        raise UsageError(f"--gpus {text}: torch sees {count} GPU(s), 0 .. {count - 1}")
     return devices
 
 
@@ -370,7 +370,7 @@ def _domains(args) -> int:
 
     if args.root is not None:
         if args.sheet:
-            raise ValueError("--sheet draws the offline digit domains; drop ROOT or --sheet")
+            raise UsageError("--sheet draws the offline digit domains; drop ROOT or --sheet")
         domains = data.domains_from_root(args.root)
         for name, d in domains.items():
             print(f"{name:15s} {len(d):7d} images  {len(d.classes)} classes  {d.root}")
@@ -390,7 +390,6 @@ def _domains(args) -> int:
 
 def _table(args) -> int:
     from neurn.results import load_results, table_text
-    from neurn.results.compare import save_text
     from neurn.study.claims import in_progress
 
     text = table_text(load_results(args.out), args.format)
@@ -400,7 +399,7 @@ def _table(args) -> int:
     if args.file is None:  # summary.md then a blank line, as `neurn table` always printed
         print(text, end="\n" if args.format == "markdown" else "")
     else:
-        save_text(args.file, text)
+        atomic_write_text(args.file, text)
         print(f"wrote {args.file}", file=sys.stderr)
     running = in_progress(args.out)
     if running:
@@ -411,12 +410,12 @@ def _table(args) -> int:
 
 
 def _compare(args) -> int:
-    from neurn.results.compare import compare, save_text
+    from neurn.results.compare import compare
 
     text = compare(args.folders, fmt=args.format)
     print(text, end="")
     if args.file is not None:
-        save_text(args.file, text)
+        atomic_write_text(args.file, text)
         print(f"wrote {args.file}", file=sys.stderr)
     return 0
 
@@ -424,32 +423,20 @@ def _compare(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-    except UsageError as exc:
+    except ArgumentsRefused as exc:
         return exc.code
     handler = {"run": _run, "domains": _domains, "table": _table,
                "compare": _compare}[args.command]
     prefix = f"neurn {args.command}"
-    try:
-        with warnings.catch_warnings():  # restores showwarning when the command ends
-            one_line_warnings("neurn")
-            warnings.showwarning = _one_line_warnings(prefix, warnings.showwarning)
-            warnings.simplefilter("always", DamagedFileWarning)
-            return handler(args)
-    except KeyboardInterrupt as exc:  # a StudyInterrupted says what was kept
-        print(f"{prefix}: interrupted: {str(exc) or 'rerun the same command to resume'}",
-              file=sys.stderr)
-        return 130
-    except (ValueError, KeyError, OSError, TypeError) as exc:
-        print(f"{prefix}: error: {_message(exc)}", file=sys.stderr)
-        return 2
 
+    def run() -> int:
+        warnings.showwarning = _one_line_warnings(prefix, warnings.showwarning)
+        warnings.simplefilter("always", DamagedFileWarning)
+        return handler(args)
 
-def _message(exc: Exception) -> str:
-    if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])  # str(KeyError) quotes its message
-    if isinstance(exc, OSError):
-        return os_error_line(exc)  # the path and a hint, no "[Errno 13]"
-    return str(exc)
+    # a StudyInterrupted says what was kept
+    return error_boundary("neurn", run, prefix=prefix,
+                          interrupted=lambda exc: str(exc) or "rerun the same command to resume")
 
 
 def _one_line_warnings(prefix: str, show):

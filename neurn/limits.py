@@ -12,14 +12,16 @@ fit still starts.
 from __future__ import annotations
 import os
 
-from archalign._args import PROCESSES_PER_CPU
+from archalign.utils.args import PROCESSES_PER_CPU
+
+from archalign.utils.errors import UsageError
 
 __all__ = ["check_sizes", "physical_memory"]
 
 # Threads or processes per CPU beyond which a count is a typo, not a choice: past one per
 # CPU they only take turns (the run header warns); 8 leaves room for deliberate
 # oversubscription (DataLoader workers waiting on a slow disk, timing experiments). The
-# same bound as --dask-workers and --runs-per-gpu (archalign._args.process_count).
+# same bound as --dask-workers and --runs-per-gpu (archalign.utils.args.process_count).
 PER_CPU = PROCESSES_PER_CPU
 # On a Dask cluster the workers' CPUs are not known here; no machine runs more threads
 # in one process usefully.
@@ -70,7 +72,7 @@ def check_sizes(*, img_size: int | None, batch_size: int | None,
         f"{PER_CPU} per CPU of this machine ({cpus} CPUs)"
     for option, value in (("--threads", threads), ("--workers", workers)):
         if value is not None and value > most:
-            raise ValueError(f"{option} {value}: more than {where}; give at most {most}, "
+            raise UsageError(f"{option} {value}: more than {where}; give at most {most}, "
                              f"or leave it out to let neurn choose")
     memory = physical_memory() if memory is None else memory
     side = SMALLEST_IMG_SIZE if img_size is None else img_size
@@ -79,7 +81,7 @@ def check_sizes(*, img_size: int | None, batch_size: int | None,
     need = batch_size * CHANNELS * side * side * BYTES_PER_VALUE
     if need > memory:
         at = f"{side} px" if img_size else f"{side} px (the smallest default image size)"
-        raise ValueError(f"--batch-size {batch_size} at {at}: one training batch needs "
+        raise UsageError(f"--batch-size {batch_size} at {at}: one training batch needs "
                          f"at least {_bytes(need)} (its float32 input and the first "
                          f"layer's output), more than this machine's {_bytes(memory)} of "
                          f"memory; lower --batch-size or --img-size")

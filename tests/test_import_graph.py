@@ -5,7 +5,7 @@ and relative. ``import a.b`` and ``from a import b`` (b a module) are edges to `
 ``from a.b import name`` is an edge to ``a.b``. The checks: no import cycle in either
 package, and archalign's stages import only downward, in the order of the pipeline::
 
-    root utilities (_io, _args, _dask, _version, defaults) < tracing < tokens < alignment
+    root utilities (utils/, _version, defaults) < tracing < tokens < alignment
     < similarity < diffing < cli and the package's own __init__ (the public API)
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("archalign", "neurn")
 STAGES = {"tracing": 1, "tokens": 2, "alignment": 3, "similarity": 4, "diffing": 5, "cli": 6}
-ROOT_UTILITIES = {"_io", "_args", "_dask", "_version", "defaults"}
+ROOT_UTILITIES = {"utils", "_version", "defaults"}
 MAX_LINES = 400
 
 

@@ -5,6 +5,8 @@ Full (m+1) x (n+1) matrices, float arithmetic, no tricks. The compiled core in
 """
 from __future__ import annotations
 
+from archalign.utils.errors import UsageError
+
 NEG = float("-inf")
 
 
@@ -76,21 +78,21 @@ def path_score(a, b, path, scoring) -> float:
         j = None if j is None or j < 0 else j
         if i is not None:
             if i != next_i:
-                raise ValueError(f"path skips or repeats position {next_i} of a")
+                raise UsageError(f"path skips or repeats position {next_i} of a")
             next_i += 1
         if j is not None:
             if j != next_j:
-                raise ValueError(f"path skips or repeats position {next_j} of b")
+                raise UsageError(f"path skips or repeats position {next_j} of b")
             next_j += 1
         if i is not None and j is not None:
             total += scoring.substitution_score(a[i], b[j])
             prev_gap = None
         elif i is None and j is None:
-            raise ValueError("path holds a (gap, gap) column")
+            raise UsageError("path holds a (gap, gap) column")
         else:
             kind = "a" if i is None else "b"
             total += scoring.gap_extend if prev_gap == kind else scoring.gap_open
             prev_gap = kind
     if next_i != len(a) or next_j != len(b):
-        raise ValueError("path does not cover both sequences")
+        raise UsageError("path does not cover both sequences")
     return total

@@ -31,6 +31,7 @@ from archalign.alignment.blocked import DEFAULT_BLOCK, blocked_pairwise
 from archalign.alignment.core import (_as_tokens, _scalar_args, _scoring, effective_n_jobs,
                                       openmp_enabled, pairwise_threads)
 from archalign.tokens.scoring import Scoring
+from archalign.utils.errors import UsageError
 
 __all__ = ["Alignment", "score", "align", "pairwise", "openmp_enabled", "effective_n_jobs"]
 
@@ -193,7 +194,7 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
     scoring = _scoring(scoring)
     if backend != "threads" or out is not None or block is not None:
         if others is not None:
-            raise ValueError("backend='dask', block= and out= compute the square matrix; "
+            raise UsageError("backend='dask', block= and out= compute the square matrix; "
                              "call them without others=")
         return blocked_pairwise(seqs, scoring, block=DEFAULT_BLOCK if block is None else block,
                                 out=out, backend=backend, client=client, n_jobs=n_jobs,

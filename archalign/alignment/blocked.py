@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archalign._io import atomic_write_text
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_write_text
 from archalign.alignment.core import _as_tokens, _pack, _scoring, pairwise_threads
 
 __all__ = ["blocked_pairwise", "plan_blocks"]
@@ -49,7 +50,7 @@ DEFAULT_BLOCK = 256
 def plan_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
     """(row start, row end, column start, column end) of the upper-triangle blocks."""
     if block < 1:
-        raise ValueError(f"block must be at least 1, got {block}")
+        raise UsageError(f"block must be at least 1, got {block}")
     starts = range(0, n, block)
     return [(i, min(i + block, n), j, min(j + block, n))
             for i in starts for j in starts if j >= i]
@@ -82,7 +83,7 @@ class _BlockStore:
             self.dir.mkdir(parents=True, exist_ok=True)
             state = self._load_state()
             if state is not None and state["fingerprint"] != fingerprint:
-                raise ValueError(f"{self.dir} holds blocks of a different job (other "
+                raise UsageError(f"{self.dir} holds blocks of a different job (other "
                                  f"sequences, scoring or block size); use an empty "
                                  f"directory or delete it")
             # Blocks are trusted only in a matrix file that is intact around them.
@@ -93,7 +94,7 @@ class _BlockStore:
         except OSError as e:  # not a directory, read-only, a file where one goes, ...
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # it names the file; the command line adds what to do
-            raise ValueError(f"cannot keep blocks in {self.dir}: {e.strerror or e} "
+            raise UsageError(f"cannot keep blocks in {self.dir}: {e.strerror or e} "
                              f"({e.filename or self.dir}); use a directory this process "
                              f"can write") from None
 
@@ -131,7 +132,7 @@ class _BlockStore:
             i0, i1, j0, j1 = box
             values = np.array(self.matrix[i0:i1, j0:j1])
             if self.done.get(self.key(box)) != _digest(values):
-                raise ValueError(f"{self.scores_path} changed while this run was using it "
+                raise UsageError(f"{self.scores_path} changed while this run was using it "
                                  f"(block {self.key(box)}); run again to recompute it")
             self.matrix[j0:j1, i0:i1] = values.T
         self.matrix.flush()
@@ -250,10 +251,10 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
     """
     scoring = _scoring(scoring)
     if not scoring.symmetric:
-        raise ValueError("blocked_pairwise computes upper-triangle blocks only and needs a "
+        raise UsageError("blocked_pairwise computes upper-triangle blocks only and needs a "
                          "symmetric scoring; use pairwise() for asymmetric matrices")
     if backend not in ("threads", "dask"):
-        raise ValueError(f"backend must be 'threads' or 'dask', got {backend!r}")
+        raise UsageError(f"backend must be 'threads' or 'dask', got {backend!r}")
     seqs = [_as_tokens(s, f"seqs[{k}]", scoring.vocab_size) for k, s in enumerate(seqs)]
     packed = _pack(seqs)
     n = len(seqs)
@@ -301,7 +302,7 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
         if bar is not None:
             bar.close()
         if own is not None:
-            from archalign._dask import close
+            from archalign.utils.dask import close
 
             close(own)
     if store is not None:
@@ -312,7 +313,7 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
 def _own_client(client):
     """A client made here for ``client`` (a scheduler address, or None: a new local
     cluster), for the caller to close; None when ``client`` is a client already."""
-    from archalign._dask import connect, local_client
+    from archalign.utils.dask import connect, local_client
 
     if isinstance(client, str):
         return connect(client)

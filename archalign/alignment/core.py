@@ -14,6 +14,7 @@ import numpy as np
 
 from archalign.alignment import _nw
 from archalign.tokens.scoring import Scoring
+from archalign.utils.errors import UsageError
 
 __all__ = ["openmp_enabled", "effective_n_jobs", "pairwise_threads"]
 
@@ -45,7 +46,7 @@ def effective_n_jobs(n_jobs: int | None = None) -> int:
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))):
         raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
     if n_jobs == 0:
-        raise ValueError("n_jobs=0 is not valid: use None or -1 for all cores, 1 for serial")
+        raise UsageError("n_jobs=0 is not valid: use None or -1 for all cores, 1 for serial")
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -68,7 +69,7 @@ def _as_tokens(x, name: str, vocab_size: int | None) -> np.ndarray:
     """Validate one sequence of token ids; return it as C-contiguous int32."""
     arr = np.asarray(x)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D sequence of token ids, got an array of "
+        raise UsageError(f"{name} must be a 1-D sequence of token ids, got an array of "
                          f"shape {arr.shape}")
     if arr.size == 0:
         return np.zeros(0, dtype=np.int32)
@@ -78,12 +79,12 @@ def _as_tokens(x, name: str, vocab_size: int | None) -> np.ndarray:
         raise TypeError(f"{name} must hold integer token ids, got dtype {arr.dtype}{hint}")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
-        raise ValueError(f"{name} holds the negative token id {lo}; ids must be >= 0")
+        raise UsageError(f"{name} holds the negative token id {lo}; ids must be >= 0")
     if vocab_size is not None and hi >= vocab_size:
-        raise ValueError(f"{name} holds token id {hi}, but the substitution matrix only "
+        raise UsageError(f"{name} holds token id {hi}, but the substitution matrix only "
                          f"covers ids 0..{vocab_size - 1}; enlarge the matrix or re-encode")
     if hi > _INT32_MAX:
-        raise ValueError(f"{name} holds token id {hi}, above the supported 2**31 - 1")
+        raise UsageError(f"{name} holds token id {hi}, above the supported 2**31 - 1")
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 

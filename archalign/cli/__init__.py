@@ -12,25 +12,25 @@ and listing the first in ``_SUBCOMMANDS``.
 Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``,
 ``diff``, ``report``.
 Errors a user can fix (unknown model, bad option combination, missing or damaged
-file, an OS error, a nonsense value, an output that could not be written) are printed as
-one line and exit with status 2, before anything is computed or written where they can
-be known then; warnings are one line too (``archalign: warning: ...``); Ctrl-C is one
-line and status 130.
+file, an OS error, a nonsense value, an output that could not be written: a
+:class:`~archalign.utils.errors.UserError` or an ``OSError``) are printed as one line and
+exit with status 2, before anything is computed or written where they can be known then;
+warnings are one line too (``archalign: warning: ...``); Ctrl-C is one line and status
+130. Any other exception is a bug: its traceback, a request for a report, status 1
+(:func:`archalign.utils.args.error_boundary`; ``ARCHALIGN_DEBUG=1`` re-raises all).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 
-from archalign._args import OneLineParser, UsageError, one_line_warnings, os_error_line
+from archalign.utils.args import ArgumentsRefused, OneLineParser, error_boundary
 from archalign._version import __version__
 from archalign.cli.align_cmd import _add_align, _add_report
 from archalign.cli.diff_cmd import _add_diff
 from archalign.cli.matrix_cmd import _add_cluster, _add_matrix, _add_plot, _add_shortlist
 from archalign.cli.trace_cmd import _add_trace
-from archalign.tracing.calls import TraceError
 
 __all__ = ["main", "build_parser"]
 
@@ -56,28 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except UsageError as e:
+    except ArgumentsRefused as e:
         return e.code
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    try:
-        with warnings.catch_warnings():  # restores showwarning when the command ends
-            one_line_warnings("archalign")
-            return args.func(args)
-    except (ValueError, KeyError, ImportError, OSError, TraceError) as e:  # ImportError: an extra
-        if isinstance(e, OSError):
-            message = os_error_line(e)
-        else:
-            message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"archalign: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("archalign: interrupted; finished traces stay in the cache (and finished "
-              "blocks in --blocks-dir): run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    return error_boundary("archalign", lambda: args.func(args), interrupted=_interrupted)
 
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    return ("finished traces stay in the cache (and finished blocks in --blocks-dir): run "
+            "the same command again to resume")
 
 if __name__ == "__main__":
     sys.exit(main())

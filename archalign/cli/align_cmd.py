@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from archalign._args import check_output, positive_int
-from archalign._io import atomic_savefig
+from archalign.utils.args import check_output, positive_int
+from archalign.utils.io import atomic_savefig
 from archalign.cli.options import _add_token_args, _check_figures, _token_kwargs
 
 

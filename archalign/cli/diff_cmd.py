@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from archalign._args import check_output, nonnegative_int
-from archalign._io import atomic_write_text
+from archalign.utils.args import check_output, nonnegative_int
+from archalign.utils.io import atomic_write_text
 from archalign.cli.options import _add_token_args, _token_kwargs
 
 

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from archalign._args import check_output, finite_float, positive_int, process_count
-from archalign._io import atomic_savefig
+from archalign.utils.args import check_output, finite_float, positive_int, process_count
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_savefig
 from archalign.cli.options import _add_model_args, _check_figures, _model_specs, _token_kwargs
 from archalign.similarity.matrix_file import SUFFIXES as MATRIX_SUFFIXES
 
@@ -56,7 +57,7 @@ def _run_matrix(args) -> int:
     from archalign.similarity.compare import similarity_matrix
     from archalign.similarity.panels import paper_labels
 
-    from archalign._dask import close, local_client
+    from archalign.utils.dask import close, local_client
 
     # every output and option is checked before a model is traced or a file written
     check_output(args.out, "--out", MATRIX_SUFFIXES)
@@ -68,7 +69,7 @@ def _run_matrix(args) -> int:
         given = [k for k in ("rolled", "family", "match", "mismatch", "gap", "gap_open",
                              "gap_extend") if getattr(args, k) is not None]
         if given:
-            raise ValueError(f"--preset {args.preset} fixes the tokens and the scoring; "
+            raise UsageError(f"--preset {args.preset} fixes the tokens and the scoring; "
                              f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
         kwargs = {}
     specs = _model_specs(args)
@@ -162,7 +163,7 @@ def _run_cluster(args) -> int:
           f"{quality['adjusted_rand_index']:.3f}; cophenetic correlation "
           f"{quality['cophenetic_correlation']:.3f}")
     if args.json:
-        from archalign._io import atomic_write_text
+        from archalign.utils.io import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({str(k): v for k, v in groups.items()},
                                                 indent=1))
@@ -206,7 +207,7 @@ def _run_shortlist(args) -> int:
 
     check_output(args.out, "--out", (".json",))
     if args.streaming and (args.matrix or args.dendrogram):
-        raise ValueError("--streaming builds no matrix: drop --matrix / --dendrogram")
+        raise UsageError("--streaming builds no matrix: drop --matrix / --dendrogram")
     if args.matrix is not None:
         check_output(args.matrix, "--matrix", MATRIX_SUFFIXES)
     _check_figures(dendrogram=args.dendrogram)
@@ -247,7 +248,7 @@ def _run_plot(args) -> int:
     from archalign.similarity.matrix import SimilarityMatrix
 
     if args.dendrogram is None and args.heatmap is None:
-        raise ValueError("nothing to draw: give --dendrogram FILE and/or --heatmap FILE")
+        raise UsageError("nothing to draw: give --dendrogram FILE and/or --heatmap FILE")
     _check_figures(dendrogram=args.dendrogram, heatmap=args.heatmap)
     _draw(SimilarityMatrix.load(args.matrix), args.dendrogram, args.heatmap, args.n_clusters)
     return 0

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from archalign import defaults
-from archalign._args import (check_output, finite_float, nonnegative_int, nonpositive_float,
+from archalign.utils.errors import UsageError
+from archalign.utils.args import (check_output, finite_float, nonnegative_int, nonpositive_float,
                              positive_int)
 
 
@@ -54,7 +55,7 @@ def _model_specs(args) -> list:
             for name, why in PAPER44_UNAVAILABLE.items():
                 print(f"  {name}: {why}", file=sys.stderr)
     if not specs:
-        raise ValueError("give model names / patterns, or --panel NAME")
+        raise UsageError("give model names / patterns, or --panel NAME")
     return specs
 
 
@@ -110,18 +111,18 @@ def _token_kwargs(args) -> dict:
         gap_open, gap_extend = defaults.resolve_gaps(args.gap, args.gap_open,
                                                      args.gap_extend)
     except ValueError as exc:
-        raise ValueError(_option_names(str(exc))) from None
+        raise UsageError(_option_names(str(exc))) from None
     if args.match is None and args.mismatch is None:
         return kwargs
     if args.family:
-        raise ValueError("--family builds its own substitution matrix; drop --match / "
+        raise UsageError("--family builds its own substitution matrix; drop --match / "
                          "--mismatch or --family")
     match = defaults.MATCH if args.match is None else args.match
     mismatch = defaults.MISMATCH if args.mismatch is None else args.mismatch
     try:
         defaults.check_match(match, mismatch)
     except ValueError as exc:
-        raise ValueError(_option_names(str(exc))) from None
+        raise UsageError(_option_names(str(exc))) from None
     kwargs.update(scoring=Scoring(match=match, mismatch=mismatch, gap_open=gap_open,
                                   gap_extend=gap_extend),
                   family=None, gap=None, gap_open=None, gap_extend=None)

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from archalign._args import check_output, positive_float, positive_int
+from archalign.utils.args import check_output, positive_float, positive_int
 from archalign.tracing.zoo import DEFAULT_TIMEOUT
 
 
@@ -95,7 +95,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _run_trace(args: argparse.Namespace) -> int:
-    from archalign._io import atomic_write_text
+    from archalign.utils.io import atomic_write_text
     from archalign.tracing.calls import UnknownModelError
     from archalign.tracing.onnx_trace import is_onnx_spec
     from archalign.tracing.zoo import trace_many

@@ -23,6 +23,7 @@ from archalign.diffing.edits import edit_script, is_empty, mirror
 from archalign.diffing.structure import Block, build_structure, unrolled_length
 from archalign.diffing.summary import summarize, walk
 from archalign.diffing.text import render_text
+from archalign.utils.errors import UsageError
 
 __all__ = ["Diff", "diff", "FORMATS"]
 
@@ -150,7 +151,7 @@ def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | N
     if same:
         labels, traces = labels * 2, traces * 2
     if len(traces) != 2:
-        raise ValueError(f"a diff needs two models; only {', '.join(labels)} could be traced")
+        raise UsageError(f"a diff needs two models; only {', '.join(labels)} could be traced")
     if as_exported is None:
         as_exported = any(t.route == "onnx" for t in traces)
     if hierarchical is None:

@@ -36,6 +36,7 @@ import numpy as np
 from archalign.alignment.aligner import align
 from archalign.diffing.structure import Block, Item, Layer, item_from_dict
 from archalign.tokens.scoring import Scoring
+from archalign.utils.errors import UsageError
 
 __all__ = ["edit_script", "mirror", "apply_edits", "is_empty", "entries", "near_changes"]
 
@@ -154,16 +155,16 @@ def _apply(items: tuple, edits: list[dict]) -> tuple:
             out.append(item_from_dict(e["b"]))
             continue
         if i >= len(items):
-            raise ValueError("the edit script is longer than the structure it is applied to")
+            raise UsageError("the edit script is longer than the structure it is applied to")
         x, i = items[i], i + 1
         if e["op"] == "keep":
             out.append(x)
         elif e["op"] == "change":
             out.append(_changed(x, e))
         elif e["op"] != "delete":
-            raise ValueError(f"unknown edit {e['op']!r}")
+            raise UsageError(f"unknown edit {e['op']!r}")
     if i != len(items):
-        raise ValueError("the edit script does not cover the structure it is applied to")
+        raise UsageError("the edit script does not cover the structure it is applied to")
     return tuple(out)
 
 

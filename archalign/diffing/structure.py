@@ -27,6 +27,7 @@ from functools import cached_property
 
 from archalign.tokens.folding import exported_reading
 from archalign.tracing.token_format import format_token
+from archalign.utils.errors import UsageError
 
 __all__ = ["Layer", "Block", "Item", "build_structure", "roll_items", "item_from_dict",
            "path_range", "unrolled_length", "block_count"]
@@ -100,7 +101,7 @@ def item_from_dict(d: dict) -> Item:
     if d.get("type") == "block":
         return Block(d.get("name", ""), d.get("path", ""),
                      tuple(item_from_dict(c) for c in d["children"]), int(d.get("count", 1)))
-    raise ValueError(f"not a structure item: {str(d)[:80]}")
+    raise UsageError(f"not a structure item: {str(d)[:80]}")
 
 
 def _frozen(params: dict) -> str:

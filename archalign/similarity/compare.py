@@ -18,6 +18,7 @@ from archalign.similarity.measures import SIMILARITIES
 from archalign.tokens.encode import encode_traces
 from archalign.tokens.scoring import Scoring, check_scores
 from archalign.tracing.specs import resolve_traces
+from archalign.utils.errors import UsageError
 
 __all__ = ["similarity_matrix", "align_models", "PRESETS"]
 
@@ -75,10 +76,10 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
     """
     if preset is not None:
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
+            raise UsageError(f"unknown preset {preset!r}; choose from {PRESETS}")
         granularity, scoring, similarity, rolled = "type", Scoring.paper(), "correlation", False
     if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        raise UsageError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     check_scores(scoring, gap, gap_open, gap_extend)
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
@@ -126,7 +127,7 @@ def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
     labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False,
                                     tokens_only=True)
     if len(traces) != 2:
-        raise ValueError(f"align_models needs two distinct models, got {labels}")
+        raise UsageError(f"align_models needs two distinct models, got {labels}")
     enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
                         max_period=max_period, gap=gap, gap_open=gap_open,
                         gap_extend=gap_extend, as_exported=as_exported)

@@ -27,6 +27,7 @@ from archalign.similarity.matrix_file import MatrixFileError, read_npz, write_ma
 from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
                                           correlation_similarity, normalized_similarity)
 from archalign.similarity.ties import SAME, change_note, tie_order
+from archalign.utils.errors import MissingExtraError, UnknownNameError, UsageError
 
 __all__ = ["SimilarityMatrix", "MatrixFileError"]
 
@@ -61,13 +62,13 @@ class SimilarityMatrix:
         self.values = np.asarray(self.values, dtype=np.float64)
         n = len(self.labels)
         if self.scores.shape != (n, n) or self.values.shape != (n, n):
-            raise ValueError(f"SimilarityMatrix: {n} labels need (n, n) scores and values, "
+            raise UsageError(f"SimilarityMatrix: {n} labels need (n, n) scores and values, "
                              f"got {self.scores.shape} and {self.values.shape}")
         if len(set(self.labels)) != n:
             dup = sorted({x for x in self.labels if self.labels.count(x) > 1})
-            raise ValueError(f"SimilarityMatrix: labels must be unique; repeated: {dup}")
+            raise UsageError(f"SimilarityMatrix: labels must be unique; repeated: {dup}")
         if self.similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+            raise UsageError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
         self.settings = dict(self.settings or {})
 
     @classmethod
@@ -80,7 +81,7 @@ class SimilarityMatrix:
             scoring.for_similarity()
         if similarity == "normalized":
             if lengths is None or scoring is None:
-                raise ValueError("similarity='normalized' needs lengths= and scoring=")
+                raise UsageError("similarity='normalized' needs lengths= and scoring=")
             gaps = all_gap_score(lengths, scoring.gap_open, scoring.gap_extend)
             self_scores = np.diag(scores)
             values = normalized_similarity(scores, self_scores, self_scores, gaps, gaps)
@@ -90,7 +91,7 @@ class SimilarityMatrix:
         elif similarity == "correlation":
             values = correlation_similarity(scores)
         else:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+            raise UsageError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         return cls(list(labels), scores, values, similarity, settings)
 
     # -- views -------------------------------------------------------------
@@ -119,7 +120,7 @@ class SimilarityMatrix:
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover - pandas is optional
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+            raise MissingExtraError("to_pandas() needs pandas: pip install pandas") from None
         data = {"values": self.values, "scores": self.scores, "distance": self.distance}[what]
         return pd.DataFrame(data, index=self.labels, columns=self.labels)
 
@@ -131,7 +132,7 @@ class SimilarityMatrix:
 
             close = difflib.get_close_matches(label, self.labels, n=5)
             hint = f"; closest: {', '.join(close)}" if close else ""
-            raise KeyError(f"{label!r} is not in this matrix{hint}") from None
+            raise UnknownNameError(f"{label!r} is not in this matrix{hint}") from None
 
     def _per_model(self, key: str) -> list:
         # Matrices saved before a record existed (or built in memory out of step with
@@ -236,13 +237,13 @@ class SimilarityMatrix:
         from scipy.cluster.hierarchy import linkage
 
         if method in ("ward", "centroid", "median"):
-            raise ValueError(f"method={method!r} assumes Euclidean distances; use "
+            raise UsageError(f"method={method!r} assumes Euclidean distances; use "
                              f"'average' (default), 'complete', 'single' or 'weighted'")
         if len(self) < 2:
-            raise ValueError("clustering needs at least two models")
+            raise UsageError("clustering needs at least two models")
         if not np.isfinite(self.values).all():
             i, j = np.argwhere(~np.isfinite(self.values))[0]
-            raise ValueError(f"the similarity of {self.labels[i]} and {self.labels[j]} is "
+            raise UsageError(f"the similarity of {self.labels[i]} and {self.labels[j]} is "
                              f"{self.values[i, j]}: a matrix with NaN or infinite "
                              f"similarities cannot be clustered; compute it again "
                              f"(archalign.similarity_matrix / archalign matrix)")
@@ -255,12 +256,12 @@ class SimilarityMatrix:
         from scipy.cluster.hierarchy import fcluster
 
         if (n is None) == (threshold is None):
-            raise ValueError("give exactly one of n= (number of clusters) or threshold= "
+            raise UsageError("give exactly one of n= (number of clusters) or threshold= "
                              "(distance at which to cut the dendrogram)")
         Z = self.linkage(method)
         if n is not None:
             if not 1 <= n <= len(self):
-                raise ValueError(f"n must be between 1 and {len(self)}, got {n}")
+                raise UsageError(f"n must be between 1 and {len(self)}, got {n}")
             return fcluster(Z, n, criterion="maxclust")
         return fcluster(Z, threshold, criterion="distance")
 
@@ -283,7 +284,7 @@ class SimilarityMatrix:
 
         groups = [grouping(x) for x in self.labels] if callable(grouping) else list(grouping)
         if len(groups) != len(self):
-            raise ValueError(f"grouping has {len(groups)} entries for {len(self)} models")
+            raise UsageError(f"grouping has {len(groups)} entries for {len(self)} models")
         n = n or len(set(groups))
         Z = self.linkage(method)
         coph, _ = cophenet(Z, self.to_condensed())
@@ -340,6 +341,6 @@ class SimilarityMatrix:
             raise FileNotFoundError(f"{path}: no such file (write one with "
                                     f"`archalign matrix ... --out {path.name}`)")
         if path.suffix.lower() != ".npz":
-            raise ValueError(f"{path}: load() reads the .npz files save() writes; a .csv "
+            raise UsageError(f"{path}: load() reads the .npz files save() writes; a .csv "
                              f"holds only the similarity, read it with pandas")
         return cls(**read_npz(path))

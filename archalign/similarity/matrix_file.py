@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archalign._io import arrays_digest, atomic_write_bytes
+from archalign.utils.errors import DataError, UsageError
+from archalign.utils.io import arrays_digest, atomic_write_bytes
 from archalign.similarity.measures import SIMILARITIES
 
 __all__ = ["MatrixFileError", "problem", "read_npz", "write_matrix", "SUFFIXES"]
@@ -33,7 +34,7 @@ _MEMBERS = ("labels", "scores", "values", "similarity", "settings")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-class MatrixFileError(ValueError):
+class MatrixFileError(DataError):
     """A file that is not a (sound) archalign similarity matrix."""
 
 
@@ -164,11 +165,11 @@ def write_matrix(sm, path) -> Path:
     if path.is_dir() or suffix not in SUFFIXES:
         what = "is a folder" if path.is_dir() else (
             f"unknown file type {path.suffix!r}" if path.suffix else "no file type")
-        raise ValueError(f"{path}: {what}; name a file ending in .npz (everything, "
+        raise UsageError(f"{path}: {what}; name a file ending in .npz (everything, "
                          f"reloadable) or .csv (the similarity, for spreadsheets)")
     why = problem(sm.labels, sm.scores, sm.values, sm.similarity, sm.settings)
     if why is not None:
-        raise ValueError(f"{path}: not written: {why} (load() would refuse the file)")
+        raise UsageError(f"{path}: not written: {why} (load() would refuse the file)")
     if suffix == ".npz":
         members = {"labels": np.array(sm.labels), "scores": sm.scores,
                    "values": sm.values, "similarity": np.array(sm.similarity),

@@ -10,6 +10,8 @@ never dropped silently.
 """
 from __future__ import annotations
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["PANELS", "PAPER44_UNAVAILABLE", "panel", "list_panels", "paper_labels"]
 
 # ~24 architectures across families, each fast to trace on the meta device.
@@ -99,7 +101,7 @@ def panel(name: str) -> list[str]:
     try:
         return list(PANELS[name])
     except KeyError:
-        raise ValueError(f"unknown panel {name!r}; choose from {list_panels()}") from None
+        raise UsageError(f"unknown panel {name!r}; choose from {list_panels()}") from None
 
 
 def paper_labels() -> dict[str, str]:

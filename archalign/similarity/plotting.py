@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["dendrogram", "heatmap", "alignment_view"]
 
 _MAX_INCHES = 40
@@ -47,7 +49,7 @@ def dendrogram(sm, n_clusters: int | None = None, method: str = "average", ax=No
     threshold = None
     if n_clusters is not None:
         if not 1 <= n_clusters <= n:
-            raise ValueError(f"n_clusters must be between 1 and {n}, got {n_clusters}")
+            raise UsageError(f"n_clusters must be between 1 and {n}, got {n_clusters}")
         heights = np.sort(Z[:, 2])
         # cut between the merges that leave n_clusters and n_clusters - 1 groups
         lo = heights[n - n_clusters - 1] if n_clusters < n else 0.0

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archalign._io import atomic_write_text
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_write_text
 from archalign.similarity.ties import SAME, TIE_RULE
 
 __all__ = ["write_report", "build_report"]
@@ -72,7 +73,7 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
 
     n = len(sm)
     if n < 2:
-        raise ValueError("a report needs at least two models (it clusters them)")
+        raise UsageError("a report needs at least two models (it clusters them)")
     Z = sm.linkage(method)
     order = leaves_list(Z)
     position = np.empty(n, dtype=np.int64)
@@ -80,7 +81,7 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
     names = list(getattr(shortlist, "names", shortlist) or [])
     missing = [x for x in names if x not in set(sm.labels)]
     if missing:
-        raise ValueError(f"the shortlist names {len(missing)} model(s) that are not in the "
+        raise UsageError(f"the shortlist names {len(missing)} model(s) that are not in the "
                          f"matrix: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
                          f"; make the report from the matrix the shortlist was picked from")
     lo = -1.0 if sm.similarity == "correlation" else 0.0
@@ -128,7 +129,7 @@ def _encoded(sm, traces, cache_dir):
     needed = [k for k in ("granularity", "rolled", "scoring", "lengths", "vocabulary",
                           "gap_open", "gap_extend") if k not in s]
     if needed:
-        raise ValueError(f"this matrix does not record {', '.join(needed)}, so its alignments "
+        raise UsageError(f"this matrix does not record {', '.join(needed)}, so its alignments "
                          f"cannot be rebuilt; make the report with alignments=False "
                          f"(--no-alignments)")
     if traces is None:
@@ -136,12 +137,12 @@ def _encoded(sm, traces, cache_dir):
             labels, traces = resolve_traces(sm.labels, cache_dir=cache_dir, progress=False,
                                             tokens_only=True)
         except (ValueError, KeyError) as exc:
-            raise ValueError(f"cannot get the matrix's token sequences from traces ({exc}); "
+            raise UsageError(f"cannot get the matrix's token sequences from traces ({exc}); "
                              f"give the trace cache with --cache-dir, or --no-alignments"
                              ) from None
         if labels != sm.labels:
             lost = sorted(set(sm.labels) - set(labels))
-            raise ValueError(f"no traces for {len(lost)} of the matrix's models "
+            raise UsageError(f"no traces for {len(lost)} of the matrix's models "
                              f"({', '.join(lost[:5])}); give the trace cache with "
                              f"--cache-dir, or --no-alignments")
     family = s.get("family") or False
@@ -151,7 +152,7 @@ def _encoded(sm, traces, cache_dir):
         # a flat scoring is recorded as its repr; match and mismatch are read back from it
         flat = re.match(r"Scoring\(match=([^,]+), mismatch=([^,]+),", s["scoring"])
         if not flat:
-            raise ValueError(f"cannot read the scoring {s['scoring']!r} back from the matrix "
+            raise UsageError(f"cannot read the scoring {s['scoring']!r} back from the matrix "
                              f"file; make the report with --no-alignments")
         kwargs = {"scoring": Scoring(match=float(flat[1]), mismatch=float(flat[2]),
                                      gap_open=s["gap_open"], gap_extend=s["gap_extend"])}
@@ -160,7 +161,7 @@ def _encoded(sm, traces, cache_dir):
                         **kwargs)
     if (repr(enc.scoring) != s["scoring"] or [len(x) for x in enc.seqs] != list(s["lengths"])
             or enc.vocab.tokens != list(s["vocabulary"])):
-        raise ValueError("the traces found no longer give the sequences this matrix was made "
+        raise UsageError("the traces found no longer give the sequences this matrix was made "
                          "from (other tokens, lengths or scoring); make the matrix again, or "
                          "the report with --no-alignments")
     return enc

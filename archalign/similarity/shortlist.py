@@ -31,6 +31,7 @@ import numpy as np
 
 from archalign import defaults
 from archalign.similarity.ties import tie_order
+from archalign.utils.errors import DataError, UsageError
 
 __all__ = ["Shortlist", "shortlist", "shortlist_from_matrix"]
 
@@ -52,7 +53,7 @@ class Shortlist:
 
     def save(self, path) -> Path:
         """Write JSON atomically (the file ``neurn run --models`` reads)."""
-        from archalign._io import atomic_write_bytes
+        from archalign.utils.io import atomic_write_bytes
 
         path = Path(path)
         atomic_write_bytes(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
@@ -65,7 +66,7 @@ class Shortlist:
         path = Path(path)
 
         def refuse(why: str) -> ValueError:
-            return ValueError(f"{path} is not a shortlist file written by archalign ({why}); "
+            return DataError(f"{path} is not a shortlist file written by archalign ({why}); "
                               f"make one with `archalign shortlist MODELS... -k K --out "
                               f"{path.name}`")
 
@@ -98,20 +99,20 @@ class Shortlist:
 
 def _check_selection(labels, k, method, must_include, exclude):
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise UsageError(f"method must be one of {METHODS}, got {method!r}")
     index = {x: i for i, x in enumerate(labels)}
     for name, group in (("must_include", must_include), ("exclude", exclude)):
         missing = [x for x in group if x not in index]
         if missing:
-            raise ValueError(f"{name} names models that are not in the panel: {missing}")
+            raise UsageError(f"{name} names models that are not in the panel: {missing}")
     clash = sorted(set(must_include) & set(exclude))
     if clash:
-        raise ValueError(f"models both in must_include and exclude: {clash}")
+        raise UsageError(f"models both in must_include and exclude: {clash}")
     available = len(labels) - len(set(exclude))
     if not 1 <= k <= available:
-        raise ValueError(f"k must be between 1 and the {available} models not excluded, got {k}")
+        raise UsageError(f"k must be between 1 and the {available} models not excluded, got {k}")
     if len(set(must_include)) > k:
-        raise ValueError(f"must_include has {len(set(must_include))} models, more than k={k}")
+        raise UsageError(f"must_include has {len(set(must_include))} models, more than k={k}")
     must = [index[x] for x in dict.fromkeys(must_include)]
     candidates = np.array([i for i in range(len(labels)) if labels[i] not in set(exclude)])
     return must, candidates

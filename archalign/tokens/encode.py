@@ -16,6 +16,7 @@ from archalign.tokens.folding import as_exported as export_reading
 from archalign.tokens.scoring import Scoring
 from archalign.tokens.vocabulary import Vocabulary
 from archalign.tracing.rolling import roll
+from archalign.utils.errors import UsageError
 
 __all__ = ["encode_traces", "Encoded"]
 
@@ -72,11 +73,11 @@ def encode_traces(traces, granularity: str = defaults.GRANULARITY, scoring=None,
             scoring = Scoring(match=defaults.MATCH, mismatch=defaults.MISMATCH,
                               gap_open=gap_open, gap_extend=gap_extend)
     elif family is not None or any(g is not None for g in (gap, gap_open, gap_extend)):
-        raise ValueError("a given scoring= already fixes the substitution scores and "
+        raise UsageError("a given scoring= already fixes the substitution scores and "
                          "gaps; drop family= / gap= / gap_open= / gap_extend=, or build "
                          "the scoring with Vocabulary.scoring(...)")
     elif scoring.vocab_size is not None and scoring.vocab_size != len(vocab):
-        raise ValueError(f"the scoring's substitution matrix is {scoring.vocab_size} x "
+        raise UsageError(f"the scoring's substitution matrix is {scoring.vocab_size} x "
                          f"{scoring.vocab_size} but these traces have {len(vocab)} distinct "
                          f"{granularity!r} tokens; build it with Vocabulary.from_traces("
                          f"traces, {granularity!r}).scoring(...)")

@@ -22,6 +22,7 @@ from numbers import Real
 import numpy as np
 
 from archalign import defaults
+from archalign.utils.errors import UsageError
 
 __all__ = ["Scoring"]
 
@@ -51,9 +52,9 @@ def _check_number(name: str, value) -> float:
         raise TypeError(f"Scoring: {name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"Scoring: {name} must be finite, got {value}")
+        raise UsageError(f"Scoring: {name} must be finite, got {value}")
     if abs(value) > _MAX_ABS:
-        raise ValueError(f"Scoring: {name}={value:g} is too large (|score| <= {_MAX_ABS:g}: "
+        raise UsageError(f"Scoring: {name}={value:g} is too large (|score| <= {_MAX_ABS:g}: "
                          f"totals would lose precision or overflow); scale all scores down, "
                          f"similarities do not change")
     return value
@@ -77,7 +78,7 @@ def _check_diagonal(S: np.ndarray) -> None:
         row, col = S[i].copy(), S[:, i].copy()
         row[i] = col[i] = -np.inf
         at = (i, int(row.argmax())) if row_max[i] >= diag[i] else (int(col.argmax()), i)
-        raise ValueError(f"Scoring: substitution[{at[0]}, {at[1]}]={S[at]:g} is not below "
+        raise UsageError(f"Scoring: substitution[{at[0]}, {at[1]}]={S[at]:g} is not below "
                          f"substitution[{i}, {i}]={diag[i]:g}: token {i} would score no "
                          f"better against itself than against another, so the similarity "
                          f"could not see a difference; give every entry off the diagonal a "
@@ -113,17 +114,17 @@ class Scoring:
     def __init__(self, match=None, mismatch=None, gap=None, *, gap_open=None,
                  gap_extend=None, substitution=None):
         if substitution is not None and (match is not None or mismatch is not None):
-            raise ValueError(
+            raise UsageError(
                 "Scoring: give either match/mismatch or a substitution matrix, not "
                 "both (the matrix already holds the match scores on its diagonal)"
             )
         if gap is not None and (gap_open is not None or gap_extend is not None):
-            raise ValueError(
+            raise UsageError(
                 "Scoring: give either gap= (linear gaps) or gap_open= and "
                 "gap_extend= (affine gaps), not both"
             )
         if (gap_open is None) != (gap_extend is None):
-            raise ValueError(
+            raise UsageError(
                 "Scoring: affine gaps need both gap_open= and gap_extend= "
                 "(for linear gaps pass gap= alone)"
             )
@@ -137,7 +138,7 @@ class Scoring:
         if self.gap_extend < self.gap_open:
             # Gotoh's recursion would then score one long gap as several
             # adjacent short ones, and the traceback would not re-score.
-            raise ValueError(
+            raise UsageError(
                 f"Scoring: gap_extend={gap_extend} is below gap_open={gap_open}, so "
                 f"extending a gap would cost more than opening one; use "
                 f"gap_extend >= gap_open (scores are added: gaps are negative)"
@@ -161,7 +162,7 @@ class Scoring:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"Scoring: substitution must be a numeric matrix ({exc})") from None
         if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
-            raise ValueError(
+            raise UsageError(
                 f"Scoring: substitution must be a non-empty square (V, V) matrix over "
                 f"token ids 0..V-1, got shape {arr.shape}"
             )
@@ -172,7 +173,7 @@ class Scoring:
         bad = ~np.isfinite(arr)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise ValueError(
+            raise UsageError(
                 f"Scoring: substitution[{i}, {j}] is {arr[i, j]}; every score must be "
                 f"finite (use a large negative number to forbid a substitution)"
             )

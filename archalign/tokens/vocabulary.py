@@ -55,6 +55,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from archalign.tokens.scoring import Scoring
+from archalign.utils.errors import UnknownNameError, UsageError
 
 if TYPE_CHECKING:
     from archalign.tracing.calls import Trace
@@ -185,7 +186,7 @@ class Vocabulary:
         ``add=True``."""
         if hasattr(trace_or_tokens, "tokens") and callable(trace_or_tokens.tokens):
             if self.granularity is None:
-                raise ValueError("this Vocabulary has no granularity to read a Trace at; "
+                raise UsageError("this Vocabulary has no granularity to read a Trace at; "
                                  "build it with Vocabulary.from_traces(..., granularity=...) "
                                  "or pass trace.tokens(granularity) instead")
             tokens = trace_or_tokens.tokens(self.granularity)
@@ -198,7 +199,7 @@ class Vocabulary:
         try:
             return np.fromiter((self._ids[t] for t in tokens), dtype=np.int32)
         except KeyError as e:
-            raise KeyError(f"token {e.args[0]!r} is not in this vocabulary; build it from "
+            raise UnknownNameError(f"token {e.args[0]!r} is not in this vocabulary; build it from "
                            f"all the traces you compare (Vocabulary.from_traces) or encode "
                            f"with add=True") from None
 
@@ -219,15 +220,15 @@ class Vocabulary:
         in between (see the module docstring for the table and the formula).
         """
         if len(self) == 0:
-            raise ValueError("the vocabulary is empty; build it from traces first")
+            raise UsageError("the vocabulary is empty; build it from traces first")
         if match <= mismatch:
-            raise ValueError(f"match ({match}) must be larger than mismatch ({mismatch})")
+            raise UsageError(f"match ({match}) must be larger than mismatch ({mismatch})")
         n = len(self)
         S = np.full((n, n), float(mismatch))
         if family is not False:
             w = 0.5 if family is True else float(family)
             if not 0 < w < 1:
-                raise ValueError(f"family weight must be in (0, 1), got {family!r}")
+                raise UsageError(f"family weight must be in (0, 1), got {family!r}")
             span = match - mismatch
             ops = [op_type(t) for t in self._ids]
             fams = [family_of(t) or f"op:{op}" for t, op in zip(self._ids, ops)]

@@ -51,6 +51,7 @@ from collections.abc import Iterable, Sequence
 from archalign.tracing.calls import ROUTES, Trace
 from archalign.tracing.onnx_trace import is_onnx_spec, trace_onnx
 from archalign.tracing.transformers_trace import is_transformers_spec, trace_transformers
+from archalign.utils.errors import UsageError
 
 __all__ = ["trace"]
 
@@ -89,11 +90,11 @@ def trace(model: Any, input_size: Sequence[int] | None = None, *, fused_attn: bo
     routes = tuple(routes)
     unknown = [r for r in routes if r not in ROUTES]
     if unknown or not routes:
-        raise ValueError(f"unknown tracing route(s) {unknown!r}; choose from {ROUTES!r}")
+        raise UsageError(f"unknown tracing route(s) {unknown!r}; choose from {ROUTES!r}")
     if input_size is not None:
         input_size = tuple(int(s) for s in input_size)
         if not input_size or any(s <= 0 for s in input_size):
-            raise ValueError(f"input_size must be positive sizes without the batch "
+            raise UsageError(f"input_size must be positive sizes without the batch "
                              f"dimension, e.g. (3, 224, 224); got {input_size!r}")
     if is_onnx_spec(model):
         return trace_onnx(model)

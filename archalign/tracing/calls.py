@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterator, Sequence
 
-from archalign._io import atomic_write_text
+from archalign.utils.errors import UnknownNameError, UsageError, UserError
+from archalign.utils.io import atomic_write_text
 from archalign.tracing.rolling import roll
 from archalign.tracing.token_format import GRANULARITIES, format_token
 
@@ -39,7 +40,7 @@ _DIGEST_HEAD, _DIGEST_TAIL = ',"sha256":"', '"}'
 _DIGEST_LEN = len(_DIGEST_HEAD) + 64 + len(_DIGEST_TAIL)
 
 
-class TraceError(RuntimeError):
+class TraceError(UserError, RuntimeError):
     """A model could not be traced by any route; the message lists each route's error."""
 
 
@@ -47,7 +48,7 @@ class TraceFallbackWarning(UserWarning):
     """The primary (meta) route failed and a fallback route produced the trace."""
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(UnknownNameError):
     """A name that timm does not know; the message suggests the closest names."""
 
 
@@ -134,7 +135,7 @@ class Trace:
         which also returns the repeat counts).
         """
         if granularity not in GRANULARITIES:
-            raise ValueError(f"unknown granularity {granularity!r}; choose one of "
+            raise UsageError(f"unknown granularity {granularity!r}; choose one of "
                              f"{', '.join(map(repr, GRANULARITIES))}")
         tokens = [c.token(granularity) for c in self.calls]
         if rolled:
@@ -233,10 +234,10 @@ def verified_dict(text: str) -> dict[str, Any]:
     body = text[:-_DIGEST_LEN] + "}"
     tail = text[-_DIGEST_LEN:]
     if not (tail.startswith(_DIGEST_HEAD) and tail.endswith(_DIGEST_TAIL)):
-        raise ValueError("trace file has no digest (damaged, or written before schema "
+        raise UsageError("trace file has no digest (damaged, or written before schema "
                          f"version {SCHEMA_VERSION}); re-trace the model to refresh it")
     if tail[len(_DIGEST_HEAD):-len(_DIGEST_TAIL)] != _sha256(body):
-        raise ValueError("trace file does not match its digest (altered or damaged); "
+        raise UsageError("trace file does not match its digest (altered or damaged); "
                          "re-trace the model to refresh it")
     d = json.loads(body)
     _check_fields(d)
@@ -247,10 +248,10 @@ def _check_fields(d: Any) -> None:
     """``ValueError`` unless ``d`` has this schema's fields, each of the right type."""
     if not isinstance(d, dict) or d.get("schema") != SCHEMA_VERSION:
         found = d.get("schema") if isinstance(d, dict) else type(d).__name__
-        raise ValueError(f"not an archalign trace of schema version {SCHEMA_VERSION} "
+        raise UsageError(f"not an archalign trace of schema version {SCHEMA_VERSION} "
                          f"(found {found!r}); re-trace the model to refresh it")
     if d.get("call_fields") != list(_CALL_FIELDS):
-        raise ValueError(f"trace call_fields {d.get('call_fields')!r} do not match "
+        raise UsageError(f"trace call_fields {d.get('call_fields')!r} do not match "
                          f"{list(_CALL_FIELDS)!r}; re-trace the model to refresh it")
     calls, versions, modules = d.get("calls"), d.get("versions", {}), d.get("modules")
     header = (type(d.get("model")) is str and type(d.get("route")) is str
@@ -262,7 +263,7 @@ def _check_fields(d: Any) -> None:
               and type(modules) is dict and _strings(list(modules.values()))
               and type(calls) is list)
     if not header:
-        raise ValueError("trace header fields have the wrong types; re-trace the model")
+        raise UsageError("trace header fields have the wrong types; re-trace the model")
     n = len(calls)
     for i, c in enumerate(calls):
         if not (type(c) is list and len(c) == len(_CALL_FIELDS)
@@ -270,7 +271,7 @@ def _check_fields(d: Any) -> None:
                 and type(c[3]) is dict and type(c[4]) is list
                 and all(type(j) is int and 0 <= j < n for j in c[4])
                 and _optional_ints(c[5])):
-            raise ValueError(f"trace call {i} is malformed ({str(c)[:80]}); "
+            raise UsageError(f"trace call {i} is malformed ({str(c)[:80]}); "
                              "re-trace the model")
 
 

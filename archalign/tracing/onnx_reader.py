@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from archalign.tracing.calls import Call, TraceError
 from archalign.tracing.function_ops import _plain
+from archalign.utils.errors import DataError, MissingExtraError
 
 
 # Data movement that the torch tracer looks through (its indexing, dropout in eval,
@@ -39,7 +40,7 @@ ATTRIBUTE_TYPES = {
 ARITY = {"Gemm": (2, 3), "MatMul": (2, 2), **dict.fromkeys(("Add", "Sub", "Mul", "Div"), (2, 2))}
 
 
-class OnnxFileError(TraceError, ValueError):
+class OnnxFileError(TraceError, DataError):
     """An ONNX file that cannot be read as a graph: missing parts, damaged, or not ONNX.
 
     A ``TraceError`` as any failed trace is, and a ``ValueError`` so that the command
@@ -50,7 +51,7 @@ def _load(path: str):
     try:
         import onnx
     except ImportError:
-        raise ImportError("reading ONNX files needs the onnx package: pip install "
+        raise MissingExtraError("reading ONNX files needs the onnx package: pip install "
                           "'archalign[onnx]'") from None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such ONNX file")

@@ -37,6 +37,7 @@ import numpy as np
 
 from archalign import defaults
 from archalign.tracing import _roll
+from archalign.utils.errors import UsageError
 
 __all__ = ["roll"]
 
@@ -69,7 +70,7 @@ def roll(tokens: Sequence, counts=None, *, max_period: int | None = defaults.MAX
         max_period = len(tokens)
     elif isinstance(max_period, bool) or not isinstance(max_period, (int, np.integer)) \
             or max_period < 1:
-        raise ValueError(f"max_period must be a positive int or None, got {max_period!r}")
+        raise UsageError(f"max_period must be a positive int or None, got {max_period!r}")
     if isinstance(tokens, np.ndarray):
         if tokens.ndim != 1 or (tokens.size and tokens.dtype.kind not in "iu"):
             raise TypeError(f"roll() takes a 1-D array of integer ids, got dtype "
@@ -93,8 +94,8 @@ def roll(tokens: Sequence, counts=None, *, max_period: int | None = defaults.MAX
 def _check_counts(counts, n: int) -> np.ndarray:
     arr = np.asarray(counts)
     if arr.shape != (n,) or (n and arr.dtype.kind not in "iu"):
-        raise ValueError(f"counts must be {n} positive integers, one per token, got "
+        raise UsageError(f"counts must be {n} positive integers, one per token, got "
                          f"dtype {arr.dtype} and shape {arr.shape}")
     if n and arr.min() < 1:
-        raise ValueError(f"counts must be positive, got {int(arr.min())}")
+        raise UsageError(f"counts must be positive, got {int(arr.min())}")
     return np.ascontiguousarray(arr, dtype=np.int64)

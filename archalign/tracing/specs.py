@@ -26,6 +26,8 @@ import glob
 import inspect
 import warnings
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["expand_specs", "resolve_traces", "TORCHVISION_PREFIX"]
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -44,12 +46,12 @@ def expand_specs(specs, cache_dir=None) -> list:
         if isinstance(spec, str) and is_onnx_spec(spec) and any(c in spec for c in "*?["):
             items = [ONNX_PREFIX + p for p in sorted(glob.glob(onnx_path(spec)))]
             if not items:
-                raise ValueError(f"pattern {spec!r} matches no file")
+                raise UsageError(f"pattern {spec!r} matches no file")
         elif isinstance(spec, str) and any(c in spec for c in "*?["):
             # The model list cached per timm version: a pattern costs no timm import.
             names = fnmatch.filter(list_timm_models(cache_dir), spec)
             if not names:
-                raise ValueError(f"pattern {spec!r} matches no timm model "
+                raise UsageError(f"pattern {spec!r} matches no timm model "
                                  f"(see timm.list_models() for the names)")
             items = names
         else:
@@ -60,7 +62,7 @@ def expand_specs(specs, cache_dir=None) -> list:
                 seen.add(key)
                 out.append(item)
     if not out:
-        raise ValueError("no models given")
+        raise UsageError("no models given")
     return out
 
 
@@ -74,7 +76,7 @@ def _torchvision_module(name: str):
         import difflib
 
         close = difflib.get_close_matches(name, torchvision.models.list_models(), n=5)
-        raise ValueError(f"unknown torchvision model {name!r}; closest: {close}") from None
+        raise UsageError(f"unknown torchvision model {name!r}; closest: {close}") from None
     # Segmentation/detection builders fetch backbone weights unless told not to.
     kwargs = {"weights": None}
     if "weights_backbone" in inspect.signature(builder).parameters:
@@ -147,7 +149,7 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
         warnings.warn(f"{len(failures)} model(s) could not be traced and are left out: {listed}",
                       RuntimeWarning, stacklevel=2)
     if not traces:
-        raise ValueError("none of the given models could be traced")
+        raise UsageError("none of the given models could be traced")
     return labels, traces
 
 

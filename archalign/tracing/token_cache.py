@@ -20,7 +20,8 @@ import json
 import os
 from pathlib import Path
 
-from archalign._io import atomic_write_text
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_write_text
 from archalign.tracing.token_format import GRANULARITIES
 
 __all__ = ["TokenRecord", "load_token_records", "token_path"]
@@ -46,7 +47,7 @@ class TokenRecord:
 
     def tokens(self, granularity: str = "type", rolled: bool = False) -> list[str]:
         if granularity not in GRANULARITIES:
-            raise ValueError(f"unknown granularity {granularity!r}; choose one of "
+            raise UsageError(f"unknown granularity {granularity!r}; choose one of "
                              f"{', '.join(map(repr, GRANULARITIES))}")
         tokens = list(self._tokens[granularity])
         if rolled:

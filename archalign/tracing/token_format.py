@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["GRANULARITIES", "SHAPE_KEYS", "format_token"]
 
 GRANULARITIES = ("type", "shape", "full")
@@ -36,7 +38,7 @@ def format_token(op: str, params: dict, granularity: str) -> str:
     elif granularity == "full":
         items = list(params.items())
     else:
-        raise ValueError(f"unknown granularity {granularity!r}; choose one of "
+        raise UsageError(f"unknown granularity {granularity!r}; choose one of "
                          f"{', '.join(map(repr, GRANULARITIES))}")
     if not items:
         return op

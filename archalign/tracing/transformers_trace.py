@@ -43,6 +43,7 @@ from typing import Any
 
 from archalign.tracing.calls import Trace, TraceError, UnknownModelError
 from archalign.tracing.transformers_inputs import dummy_inputs
+from archalign.utils.errors import MissingExtraError
 
 __all__ = ["TRANSFORMERS_PREFIX", "HUB_PREFIX", "EAGER_MAX_PARAMS", "BuildError",
            "is_transformers_spec", "list_model_types", "trace_transformers", "check_reference"]
@@ -66,7 +67,7 @@ def _import():
     try:
         import transformers
     except ImportError:
-        raise ImportError("transformers: specs need the transformers package: pip install "
+        raise MissingExtraError("transformers: specs need the transformers package: pip install "
                           "'archalign[transformers]'") from None
     return transformers
 

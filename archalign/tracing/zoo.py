@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
 
-from archalign._args import os_error_line
-from archalign._io import atomic_write_text
+from archalign.utils.args import os_error_line
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_write_text
 from archalign.tracing.calls import Trace
 from archalign.tracing.zoo_cache import _gc_paused, _read_cached, cache_path, expand_names
 
@@ -253,9 +254,9 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
         jobs = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else os.cpu_count() or 1)
     if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
+        raise UsageError(f"jobs must be at least 1, got {jobs}")
     if not timeout > 0:  # also refuses nan
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout}")
+        raise UsageError(f"timeout must be a number of seconds > 0, got {timeout}")
     result = ZooResult()
     paths = {n: cache_path(n, input_size=input_size, fused_attn=fused_attn, cache_dir=cache_dir)
              for n in names}

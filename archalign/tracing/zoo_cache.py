@@ -26,7 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Sequence
 
-from archalign._io import atomic_write_text
+from archalign.utils.errors import MissingExtraError, UsageError
+from archalign.utils.io import atomic_write_text
 from archalign.tracing.calls import SCHEMA_VERSION, unknown_model_error, verified_dict
 
 __all__ = ["expand_names", "default_cache_dir", "cache_path", "list_timm_models",
@@ -130,12 +131,12 @@ def _expand_transformers(item: str, cache_dir) -> list[str]:
     try:
         known = list_transformers_types(cache_dir)
     except metadata.PackageNotFoundError:
-        raise ImportError("transformers: specs need the transformers package: pip install "
+        raise MissingExtraError("transformers: specs need the transformers package: pip install "
                           "'archalign[transformers]'") from None
     if any(c in item for c in "*?["):
         matched = fnmatch.filter(known, item)
         if not matched:
-            raise ValueError(f"pattern {item!r} matches no transformers model type")
+            raise UsageError(f"pattern {item!r} matches no transformers model type")
         return matched
     if item not in known:
         from archalign.tracing.transformers_trace import check_reference
@@ -160,7 +161,7 @@ def expand_names(names_or_patterns: str | Iterable[str], *,
         names_or_patterns = [names_or_patterns]
     items = list(names_or_patterns)
     if not items:
-        raise ValueError("no model names or patterns given (use '*' for the whole timm zoo)")
+        raise UsageError("no model names or patterns given (use '*' for the whole timm zoo)")
     timm_items = [i for i in items if not i.startswith(TRANSFORMERS_PREFIX)]
     all_names = list_timm_models(cache_dir) if timm_items else []
     known = set(all_names)
@@ -171,7 +172,7 @@ def expand_names(names_or_patterns: str | Iterable[str], *,
         elif any(c in item for c in "*?["):
             matched = fnmatch.filter(all_names, item)
             if not matched:
-                raise ValueError(f"pattern {item!r} matches no timm model; patterns are "
+                raise UsageError(f"pattern {item!r} matches no timm model; patterns are "
                                  f"fnmatch wildcards over timm.list_models(), e.g. 'resnet*'")
             out.update(dict.fromkeys(matched))
         elif item in known or _timm_knows(item):

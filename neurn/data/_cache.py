@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from archalign._io import arrays_digest, atomic_path
+from archalign.utils.io import arrays_digest, atomic_path
 
 __all__ = ["default_cache_dir", "cached_arrays"]
 

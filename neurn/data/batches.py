@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from archalign.utils.errors import UsageError
 from neurn.data.folder import decode
 
 __all__ = ["ArrayBatches", "ConcatBatches", "FolderBatches"]
@@ -39,7 +40,7 @@ class ArrayBatches(Dataset):
         self.rows = np.arange(len(images)) if rows is None else _index(rows)
         self.labels = np.asarray(labels, dtype=np.int64)
         if len(self.rows) != len(self.labels):
-            raise ValueError(f"{len(self.rows)} images but {len(self.labels)} labels")
+            raise UsageError(f"{len(self.rows)} images but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,7 +61,7 @@ class FolderBatches(Dataset):
 
     def __init__(self, root: Path, files: Sequence[str], labels: np.ndarray, size: int) -> None:
         if len(files) != len(labels):
-            raise ValueError(f"{len(files)} files but {len(labels)} labels")
+            raise UsageError(f"{len(files)} files but {len(labels)} labels")
         self.root, self.files, self.size = Path(root), list(files), int(size)
         self.labels = np.asarray(labels, dtype=np.int64)
 
@@ -84,7 +85,7 @@ class ConcatBatches(Dataset):
 
     def __init__(self, parts: Sequence[Dataset]) -> None:
         if not parts:
-            raise ValueError("ConcatBatches needs at least one dataset")
+            raise UsageError("ConcatBatches needs at least one dataset")
         self.parts = list(parts)
         self.lengths = [len(p) for p in self.parts]
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from archalign.utils.errors import UsageError
 from neurn.data.domain import DigitDomain
 
 __all__ = ["contact_sheet"]
@@ -25,7 +26,7 @@ def contact_sheet(domains: Iterable[str | DigitDomain], per_domain: int = 10, *,
 
     datasets = [load(d, **domain_kwargs) if isinstance(d, str) else d for d in domains]
     if not datasets:
-        raise ValueError("contact_sheet needs at least one domain")
+        raise UsageError("contact_sheet needs at least one domain")
     fig = Figure(figsize=(figsize_scale * per_domain + 1.8, figsize_scale * len(datasets)))
     axes = fig.subplots(len(datasets), per_domain, squeeze=False)
     rng = np.random.default_rng(seed)

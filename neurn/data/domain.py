@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["DigitDomain", "DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE"]
 
 IMAGE_SHAPE = (3, 32, 32)
@@ -46,10 +48,10 @@ class DigitDomain(Dataset):
                  origins: np.ndarray, *, source: bool, generated: bool,
                  description: str = "") -> None:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-            raise ValueError(f"{name}: images must be uint8 (N, 3, 32, 32), "
+            raise UsageError(f"{name}: images must be uint8 (N, 3, 32, 32), "
                              f"got {images.dtype} {images.shape}")
         if not len(images) == len(labels) == len(origins):
-            raise ValueError(f"{name}: {len(images)} images, {len(labels)} labels and "
+            raise UsageError(f"{name}: {len(images)} images, {len(labels)} labels and "
                              f"{len(origins)} origins; they must match")
         self.name = name
         self.split = split

@@ -49,6 +49,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from archalign.utils.errors import DataError, UsageError
+
 __all__ = ["BadImageError", "FOLDER_PREFIX", "FolderDomain", "IMAGE_EXTENSIONS", "decode",
            "domains_from_root", "folder_path", "is_folder_spec", "path_text",
            "probe_image_size", "shared_classes"]
@@ -87,7 +89,7 @@ def _path_from_text(text: str) -> str:
     return text
 
 
-class BadImageError(ValueError):
+class BadImageError(DataError):
     """An image file that cannot be decoded: ``path`` names it, ``reason`` says why.
 
     Built from one argument, its own message, it recovers both: that is how pickle
@@ -196,7 +198,7 @@ def _link_error(exc: OSError, path: PathLike) -> Exception:
     said as such (the OSError alone names no path), anything else as an OSError about
     ``path``."""
     if exc.errno == errno.ELOOP:
-        return ValueError(f"{path_text(path)}: a symbolic link loop (following its links "
+        return DataError(f"{path_text(path)}: a symbolic link loop (following its links "
                           f"never reaches a file or folder); remove the link or point it at "
                           f"a real file or folder")
     return type(exc)(exc.errno, exc.strerror or str(exc), os.fsdecode(path))
@@ -236,7 +238,7 @@ def _root_as_domain_error(root: Path, class_dirs: Sequence[str], empty: str
         subfolders = [e.path for e in it if _visible(e) and _is_dir(e)]
     if not any(_holds_images(folder) for folder in subfolders):
         return None
-    return ValueError(f"{root} looks like a dataset root (its subfolders {_shown(class_dirs)} "
+    return UsageError(f"{root} looks like a dataset root (its subfolders {_shown(class_dirs)} "
                       f"are domains, each with class folders); pass one domain "
                       f"({root / class_dirs[0]}) or use it as the dataset root (--dataset)")
 
@@ -251,12 +253,12 @@ def _subfolders(root: Path, layout: str, what: str) -> list[str]:
     except OSError as exc:
         raise _link_error(exc, root) from None
     if not root.is_dir():
-        raise ValueError(f"{root}: not a folder; expected {layout}")
+        raise DataError(f"{root}: not a folder; expected {layout}")
     with os.scandir(root) as it:
         names = sorted(e.name for e in it if _visible(e) and _is_dir(e))
     if not names:
-        raise ValueError(f"{root}: no {what} folders in it; expected {layout} "
-                         f"(DomainBed's layout)")
+        raise DataError(f"{root}: no {what} folders in it; expected {layout} "
+                        f"(DomainBed's layout)")
     return names
 
 
@@ -278,8 +280,8 @@ def _list(root: Path) -> _Listing:
             error = _root_as_domain_error(root, class_dirs, name)
             if error is not None:
                 raise error
-            raise ValueError(f"{root / name}: class folder without images (looked for "
-                             f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
+            raise DataError(f"{root / name}: class folder without images (looked for "
+                            f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove it")
         files.extend(f"{name}/{image}" for image in images)
         labels.extend([index] * len(images))
     return _Listing(tuple(class_dirs), tuple(files), np.asarray(labels, dtype=np.int64))
@@ -310,7 +312,7 @@ class FolderDomain(Dataset):
 
     def __init__(self, root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE) -> None:
         if int(img_size) != img_size or img_size < 8:
-            raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
+            raise UsageError(f"img_size must be an integer >= 8, got {img_size!r}")
         self.root = folder_path(root)
         listing = _list(self.root)
         self.name = self.root.resolve().name or str(self.root)
@@ -341,8 +343,8 @@ def shared_classes(domains: Sequence[FolderDomain]) -> tuple[str, ...]:
     problems = [f"{d.root} lacks {', '.join(sorted(set(reference) - set(d.classes)))}"
                 for d in domains if set(d.classes) != set(reference)]
     if problems:
-        raise ValueError(f"the domains' class folders differ: {'; '.join(problems)}; every "
-                         f"domain needs the same class folders")
+        raise DataError(f"the domains' class folders differ: {'; '.join(problems)}; every "
+                        f"domain needs the same class folders")
     return tuple(reference)
 
 
@@ -358,10 +360,10 @@ def domains_from_root(root: PathLike, *, img_size: int = DEFAULT_IMG_SIZE
             domains[name] = FolderDomain(root / name, img_size=img_size)
         except ValueError:
             if _holds_images(root / name):  # root/<class>/<image>: one domain, not a root
-                raise ValueError(
-                    f"{root} looks like a single domain (its subfolders are classes holding "
-                    f"images); pass it as a domain (--source/--targets), not as a dataset "
-                    f"root (--dataset)") from None
+                raise DataError(
+                   f"{root} looks like a single domain (its subfolders are classes holding "
+                   f"images); pass it as a domain (--source/--targets), not as a dataset "
+                   f"root (--dataset)") from None
             raise
     shared_classes(list(domains.values()))
     return domains
@@ -392,7 +394,7 @@ def probe_image_size(domains: Iterable[FolderDomain | PathLike], *, sample: int 
         message names the folders).
     """
     if int(sample) != sample or sample < 1:
-        raise ValueError(f"sample must be an integer >= 1, got {sample!r}")
+        raise UsageError(f"sample must be an integer >= 1, got {sample!r}")
     rng = np.random.default_rng(seed)
     sides: list[int] = []
     folders: list[str] = []
@@ -410,8 +412,8 @@ def probe_image_size(domains: Iterable[FolderDomain | PathLike], *, sample: int 
             except _PIL_ERRORS:
                 pass
     if not folders:
-        raise ValueError("probe_image_size needs at least one domain")
+        raise UsageError("probe_image_size needs at least one domain")
     if not sides:
-        raise ValueError(f"{', '.join(folders)}: none of the sampled images has a readable "
-                         f"header; cannot tell the image size")
+        raise DataError(f"{', '.join(folders)}: none of the sampled images has a readable "
+                        f"header; cannot tell the image size")
     return int(np.rint(np.median(sides)))

@@ -35,7 +35,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from archalign._io import atomic_path, atomic_write_text, file_sha256
+from archalign.utils.errors import DataError
+from archalign.utils.io import atomic_path, atomic_write_text, file_sha256
 
 from neurn.data._cache import PathLike, default_cache_dir
 from neurn.data.folder import BadImageError, FolderDomain, decode, path_text
@@ -124,10 +125,10 @@ def _refuse_unreadable_classes(domain: FolderDomain, bad: dict[str, str]) -> dic
     for index in np.flatnonzero(unreadable == total):
         name = domain.classes[index]
         first = next(f for f in bad if f.startswith(f"{name}/"))
-        raise ValueError(f"{path_text(domain.root / name)}: none of its {total[index]} "
-                         f"image(s) can be decoded ({path_text(first.split('/', 1)[1])}: "
-                         f"{bad[first]}), so no example of this class would train; replace "
-                         f"them, or remove this class folder from every domain")
+        raise DataError(f"{path_text(domain.root / name)}: none of its {total[index]} "
+                        f"image(s) can be decoded ({path_text(first.split('/', 1)[1])}: "
+                        f"{bad[first]}), so no example of this class would train; replace "
+                        f"them, or remove this class folder from every domain")
     return bad
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archalign.utils.errors import UnknownNameError, UsageError
 from neurn.data import fullscale, generated, offline
 from neurn.data._cache import PathLike, cached_arrays
 from neurn.data._imaging import PHOTOS, to_uint8
@@ -70,7 +71,7 @@ def domain_info(name: str) -> DomainInfo:
     if name not in _DOMAINS:
         close = difflib.get_close_matches(name, _DOMAINS, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"unknown digit domain {name!r}{hint} Known domains: "
+        raise UnknownNameError(f"unknown digit domain {name!r}{hint} Known domains: "
                        f"{', '.join(_DOMAINS)}")
     return _DOMAINS[name]
 
@@ -91,13 +92,13 @@ def not_a_folder_error(spec) -> ValueError:
     """
     text = str(spec)
     if text in _DOMAINS:
-        return ValueError(f"{text!r} is a registered digit domain but the source is an "
+        return UsageError(f"{text!r} is a registered digit domain but the source is an "
                           f"image folder; use folders for every domain")
     path = folder_path(text)
     if path.exists():
-        return ValueError(f"{path_text(path)} is a file, not an image folder; give the "
+        return UsageError(f"{path_text(path)} is a file, not an image folder; give the "
                           f"domain's folder (holding <class>/<image>)")
-    return ValueError(f"{text!r} is neither an image folder (there is no "
+    return UsageError(f"{text!r} is neither an image folder (there is no "
                       f"{path_text(path.absolute())}) nor a registered digit domain; give "
                       f"the domain's folder (holding <class>/<image>)")
 
@@ -127,7 +128,7 @@ def domain(name: str, split: str | None = None, *, seed: int = 0,
     """
     if name.startswith(FOLDER_PREFIX):
         if split is not None:
-            raise ValueError(f"{name!r} is an image folder, read whole; the study splits "
+            raise UsageError(f"{name!r} is an image folder, read whole; the study splits "
                              f"a folder source itself (neurn.data.splits)")
         return FolderDomain(name, img_size=img_size)
     info = domain_info(name)
@@ -136,19 +137,19 @@ def domain(name: str, split: str | None = None, *, seed: int = 0,
     if split not in allowed:
         why = "" if info.source else (" (targets are for evaluation only; select models "
                                       "on the source's 'val' split)")
-        raise ValueError(f"{name!r} has splits {allowed}, got {split!r}{why}")
+        raise UsageError(f"{name!r} has splits {allowed}, got {split!r}{why}")
     if data_dir is not None:
         if info.generated:
-            raise ValueError(f"{name!r} is generated offline and reads no files; drop "
+            raise UsageError(f"{name!r} is generated offline and reads no files; drop "
                              f"data_dir, or use the real dataset "
                              f"{name[:-len('-gen')].replace('syndigits', 'syn')!r}")
         if name == "optdigits":
-            raise ValueError("'optdigits' ships with scikit-learn; drop data_dir")
+            raise UsageError("'optdigits' ships with scikit-learn; drop data_dir")
         images, labels, origins = fullscale.READERS[name].read(data_dir, split)
         return DigitDomain(name, split, images, labels, origins, source=info.source,
                            generated=False, description=info.description)
     if not info.offline:
-        raise ValueError(f"{name!r} is the real dataset and needs data_dir= pointing at "
+        raise UsageError(f"{name!r} is the real dataset and needs data_dir= pointing at "
                          f"its files; the offline stand-in is {_offline_stand_in(name)!r}")
     arrays = _offline_arrays(name, seed, cache_dir)
     keep = slice(None)

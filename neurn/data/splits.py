@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["DEFAULT_FRACTIONS", "DEFAULT_HOLDOUT", "check_fractions", "check_holdout",
            "holdout_split", "stratified_split"]
 
@@ -27,17 +29,17 @@ def check_fractions(val: float, test: float) -> None:
     """``ValueError`` unless both fractions lie in (0, 1) and leave some to train."""
     for label, value in (("val", val), ("test", test)):
         if not 0 < value < 1:
-            raise ValueError(f"the {label} fraction must lie strictly between 0 and 1, "
+            raise UsageError(f"the {label} fraction must lie strictly between 0 and 1, "
                              f"got {value!r}")
     if val + test >= 1:
-        raise ValueError(f"val + test fractions ({val:g} + {test:g}) leave nothing to "
+        raise UsageError(f"val + test fractions ({val:g} + {test:g}) leave nothing to "
                          f"train on; keep their sum below 1")
 
 
 def check_holdout(fraction: float) -> None:
     """``ValueError`` unless the holdout fraction lies in (0, 1)."""
     if not 0 < fraction < 1:
-        raise ValueError(f"the holdout fraction must lie strictly between 0 and 1, got "
+        raise UsageError(f"the holdout fraction must lie strictly between 0 and 1, got "
                          f"{fraction!r}")
 
 
@@ -58,7 +60,7 @@ def _split(labels, fractions: dict[str, float], rng, name: str) -> dict[str, np.
     empty = [k for k, v in split.items() if len(v) == 0]
     if empty:
         shown = ", ".join(f"{k}={v:g}" for k, v in fractions.items())
-        raise ValueError(f"{name}: {len(labels)} images give an empty {' and '.join(empty)} "
+        raise UsageError(f"{name}: {len(labels)} images give an empty {' and '.join(empty)} "
                          f"split with fractions {shown}; add images or change those "
                          f"fractions")
     return split

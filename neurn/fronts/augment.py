@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["CropFlip"]
 
 
@@ -39,9 +41,9 @@ class CropFlip(nn.Module):
         super().__init__()
         low, high = float(scale[0]), float(scale[1])
         if not 0 < low <= high <= 1:
-            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}")
+            raise UsageError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}")
         if not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"ratio must satisfy 0 < low <= high, got {ratio!r}")
+            raise UsageError(f"ratio must satisfy 0 < low <= high, got {ratio!r}")
         self.scale, self.flip = (low, high), bool(flip)
         self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
         self.generator = generator if generator is not None else torch.Generator()

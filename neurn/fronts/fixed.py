@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["Gray", "LCN", "SOBEL_MAX", "Sobel", "lcn", "luminance", "sobel_magnitude"]
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
@@ -46,16 +48,16 @@ SOBEL_MAX = math.sqrt(20.0)
 
 def _check_batch(x: torch.Tensor, name: str, rgb: bool, half: int) -> None:
     if x.dim() != 4:
-        raise ValueError(f"{name} expects an (N, C, H, W) batch, got shape {list(x.shape)}; "
+        raise UsageError(f"{name} expects an (N, C, H, W) batch, got shape {list(x.shape)}; "
                          f"for a single image use x.unsqueeze(0)")
     if not x.is_floating_point():
         raise TypeError(f"{name} expects a floating-point tensor in [0, 1], got {x.dtype}; "
                         f"convert images with x.float() / 255")
     if rgb and x.shape[1] != 3:
-        raise ValueError(f"{name} expects RGB input (3 channels), got {x.shape[1]}; copy a "
+        raise UsageError(f"{name} expects RGB input (3 channels), got {x.shape[1]}; copy a "
                          f"grey image to 3 channels with x.expand(-1, 3, -1, -1)")
     if x.shape[2] <= half or x.shape[3] <= half:
-        raise ValueError(f"{name}: reflect padding needs H and W > {half}, got "
+        raise UsageError(f"{name}: reflect padding needs H and W > {half}, got "
                          f"{x.shape[2]} x {x.shape[3]}")
 
 
@@ -137,10 +139,10 @@ class LCN(nn.Module):
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
             raise TypeError(f"LCN kernel_size must be an int, got {kernel_size!r}")
         if kernel_size < 3 or kernel_size % 2 == 0:
-            raise ValueError(f"LCN kernel_size must be odd and >= 3 (the window is centred "
+            raise UsageError(f"LCN kernel_size must be odd and >= 3 (the window is centred "
                              f"on the pixel), got {kernel_size}; use 3, 5, 7, 9, ...")
         if not eps > 0:
-            raise ValueError(f"LCN eps must be > 0 (it keeps flat images at 0, not NaN), "
+            raise UsageError(f"LCN eps must be > 0 (it keeps flat images at 0, not NaN), "
                              f"got {eps!r}")
         self.kernel_size = kernel_size
         self.eps = float(eps)

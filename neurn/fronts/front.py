@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from archalign.utils.errors import UsageError
 from neurn.fronts.fixed import LCN, Gray, Sobel
 from neurn.fronts.layer import NeuRN
 from neurn.fronts.standardize import FRONT_STATS, Standardize
@@ -44,9 +45,9 @@ _AUTO_STATS = {NeuRN: FRONT_STATS["neurn"], Sobel: FRONT_STATS["sobel"],
 def _standardize(front: nn.Module, stats: Stats) -> nn.Module:
     if isinstance(stats, str):
         if stats != "auto":
-            raise ValueError(f"stats must be 'auto', None or (mean, std), got {stats!r}")
+            raise UsageError(f"stats must be 'auto', None or (mean, std), got {stats!r}")
         if type(front) not in _AUTO_STATS:
-            raise ValueError(f"no standardisation constants are known for a "
+            raise UsageError(f"no standardisation constants are known for a "
                              f"{type(front).__name__} front end: pass stats=(mean, std) of "
                              f"its output over training images, or stats=None to feed it raw")
         stats = _AUTO_STATS[type(front)]
@@ -55,7 +56,7 @@ def _standardize(front: nn.Module, stats: Stats) -> nn.Module:
     try:
         mean, std = stats
     except (TypeError, ValueError):
-        raise ValueError(f"stats must be 'auto', None or (mean, std), got {stats!r}") from None
+        raise UsageError(f"stats must be 'auto', None or (mean, std), got {stats!r}") from None
     return Standardize(mean, std)
 
 
@@ -94,7 +95,7 @@ class FrontEnd(nn.Module):
     def __init__(self, model: nn.Module, front: nn.Module, stats: Stats = "auto") -> None:
         super().__init__()
         if isinstance(model, FrontEnd):
-            raise ValueError(f"this model already has a {type(model.front).__name__} front "
+            raise UsageError(f"this model already has a {type(model.front).__name__} front "
                              f"end; wrapping it again would stack two front ends (use "
                              f"model.model to unwrap)")
         self.front = front
@@ -126,7 +127,7 @@ class NeuRNFront(FrontEnd):
     def __init__(self, model: nn.Module, neurn: NeuRN | None = None, *,
                  stats: Stats = "auto", **neurn_kwargs) -> None:
         if neurn is not None and neurn_kwargs:
-            raise ValueError("pass either a NeuRN layer or its keyword arguments, not both")
+            raise UsageError("pass either a NeuRN layer or its keyword arguments, not both")
         super().__init__(model, neurn if neurn is not None else NeuRN(**neurn_kwargs), stats)
 
     @property

@@ -49,20 +49,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["NeuRN", "neurn_response", "neurn_reference"]
 
 def _check_args(x: torch.Tensor, kernel_size: int, per: str, padding: str) -> None:
     if kernel_size < 3 or kernel_size % 2 == 0:
-        raise ValueError(
+        raise UsageError(
             "kernel_size must be an odd integer >= 3 (the patch is centred on the "
             "pixel), got " + str(kernel_size) + "; use 3, 5, 7, ...")
     if per != "image" and per != "channel":
-        raise ValueError("per must be 'image' or 'channel', got '" + per + "'")
+        raise UsageError("per must be 'image' or 'channel', got '" + per + "'")
     if padding != "reflect" and padding != "replicate" and padding != "zeros":
-        raise ValueError(
+        raise UsageError(
             "padding must be 'reflect', 'replicate' or 'zeros', got '" + padding + "'")
     if x.dim() != 4:
-        raise ValueError(
+        raise UsageError(
             "NeuRN expects an (N, C, H, W) batch, got a tensor of shape "
             + str(list(x.shape)) + "; for a single image use x.unsqueeze(0)")
     if not x.is_floating_point():
@@ -71,7 +73,7 @@ def _check_args(x: torch.Tensor, kernel_size: int, per: str, padding: str) -> No
             + "; convert images with x.float() / 255")
     half = kernel_size // 2
     if padding == "reflect" and (x.shape[2] <= half or x.shape[3] <= half):
-        raise ValueError(
+        raise UsageError(
             "reflect padding needs H and W > kernel_size // 2 = " + str(half)
             + ", got H x W = " + str(x.shape[2]) + " x " + str(x.shape[3])
             + "; use a smaller kernel_size or padding='replicate'")
@@ -190,7 +192,7 @@ class NeuRN(nn.Module):
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
             raise TypeError(f"kernel_size must be an int, got {kernel_size!r}")
         if not eps > 0:
-            raise ValueError(f"eps must be > 0 (it keeps flat images at 0, not NaN), got {eps!r}")
+            raise UsageError(f"eps must be > 0 (it keeps flat images at 0, not NaN), got {eps!r}")
         # Validate the scalar arguments now, on a dummy batch, so a bad layer fails
         # where it is built rather than at its first forward.
         _check_args(torch.zeros(1, 1, kernel_size, kernel_size), kernel_size, per, padding)

@@ -62,6 +62,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from archalign.utils.errors import UsageError
 from neurn.data import DIGITS_MEAN, DIGITS_STD
 from neurn.fronts.randconv import BatchAugmentation
 
@@ -104,11 +105,11 @@ class ProRandConv(BatchAugmentation):
         super().__init__(p, mean, std, generator)
         if (isinstance(max_repeats, bool) or not isinstance(max_repeats, int)
                 or max_repeats < 1):
-            raise ValueError(f"ProRandConv's L is the most times the block repeats and must "
+            raise UsageError(f"ProRandConv's L is the most times the block repeats and must "
                              f"be an integer >= 1, got {max_repeats!r}; e.g. prorandconv:L=10")
         if (isinstance(kernel_size, bool) or not isinstance(kernel_size, int)
                 or kernel_size < 1 or not kernel_size % 2):
-            raise ValueError(f"ProRandConv's kernel size must be an odd positive integer (the "
+            raise UsageError(f"ProRandConv's kernel size must be an odd positive integer (the "
                              f"kernel is centred on the pixel), got {kernel_size!r}; e.g. "
                              f"prorandconv:k=3")
         self.max_repeats = max_repeats

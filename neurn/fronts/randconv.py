@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archalign.utils.errors import UsageError
 from neurn.data import DIGITS_MEAN, DIGITS_STD
 
 __all__ = ["BatchAugmentation", "RandConv"]
@@ -56,7 +57,7 @@ class BatchAugmentation(nn.Module):
                  generator: torch.Generator | None) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{type(self).__name__}'s p is the probability that a batch is "
+            raise UsageError(f"{type(self).__name__}'s p is the probability that a batch is "
                              f"augmented and must lie in [0, 1], got {p!r}; e.g. "
                              f"{self.example}")
         self.p = float(p)
@@ -68,7 +69,7 @@ class BatchAugmentation(nn.Module):
         if not self.training:
             return x
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"{type(self).__name__} expects an (N, {self.mean.shape[1]}, H, "
+            raise UsageError(f"{type(self).__name__} expects an (N, {self.mean.shape[1]}, H, "
                              f"W) batch, got shape {list(x.shape)}")
         if torch.rand((), generator=self.generator).item() >= self.p:
             return x
@@ -107,7 +108,7 @@ class RandConv(BatchAugmentation):
         sizes = tuple(kernel_sizes)
         if not sizes or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
                                 and k % 2 for k in sizes):
-            raise ValueError(f"RandConv kernel sizes must be odd positive integers (the "
+            raise UsageError(f"RandConv kernel sizes must be odd positive integers (the "
                              f"kernel is centred on the pixel), got {list(sizes)}; e.g. "
                              f"randconv:k=1/3/5/7")
         self.kernel_sizes = sizes

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from archalign.utils.errors import UsageError
 from neurn.data import DIGITS_MEAN, DIGITS_STD
 
 __all__ = ["FRONT_STATS", "Standardize"]
@@ -27,10 +28,10 @@ Stat = float | Sequence[float]
 def _values(name: str, value: Stat) -> tuple[float, ...]:
     values = tuple(torch.as_tensor(value, dtype=torch.float64).flatten().tolist())
     if not values:
-        raise ValueError(f"Standardize {name} must be a number or one number per channel, "
+        raise UsageError(f"Standardize {name} must be a number or one number per channel, "
                          f"got {value!r}")
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"Standardize {name} must be finite, got {value!r}")
+        raise UsageError(f"Standardize {name} must be finite, got {value!r}")
     return values
 
 
@@ -51,9 +52,9 @@ class Standardize(nn.Module):
         super().__init__()
         means, stds = _values("mean", mean), _values("std", std)
         if not all(s > 0 for s in stds):
-            raise ValueError(f"Standardize std must be > 0 (it divides), got {std!r}")
+            raise UsageError(f"Standardize std must be > 0 (it divides), got {std!r}")
         if len(means) > 1 and len(stds) > 1 and len(means) != len(stds):
-            raise ValueError(f"Standardize mean and std have {len(means)} and {len(stds)} "
+            raise UsageError(f"Standardize mean and std have {len(means)} and {len(stds)} "
                              f"channels; give one number or the same channel count for both")
         self._shown = (means, stds)  # for extra_repr, which must not read meta buffers
         for name, values in (("mean", means), ("std", stds)):
@@ -64,7 +65,7 @@ class Standardize(nn.Module):
         channels = max(self.mean.shape[1], self.std.shape[1])
         # broadcasting would silently turn a 1-channel batch into a C-channel one
         if channels > 1 and (x.dim() != 4 or x.shape[1] != channels):
-            raise ValueError(f"Standardize has {channels} channels and expects an (N, "
+            raise UsageError(f"Standardize has {channels} channels and expects an (N, "
                              f"{channels}, H, W) batch, got shape {list(x.shape)}")
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archalign.utils.errors import UsageError
 from neurn.fronts import NeuRN, Standardize
 from neurn.models.plan import ModelPlan, create_backbone, plan_model
 from neurn.models.pretrained import Pretrained
@@ -113,7 +114,7 @@ def _load_backbone(backbone: nn.Module, pretrained: Pretrained) -> None:
     missing, unexpected = backbone.load_state_dict(pretrained.state, strict=False)
     head = set(backbone.state_dict()) - set(pretrained.state)
     if unexpected or set(missing) != head:
-        raise ValueError(f"{pretrained.name}: the pretrained weights do not fit this "
+        raise UsageError(f"{pretrained.name}: the pretrained weights do not fit this "
                          f"backbone (missing {sorted(set(missing) - head)[:3]}, unexpected "
                          f"{sorted(unexpected)[:3]}); build it with the plan the weights "
                          f"were loaded for")

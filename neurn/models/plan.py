@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from archalign.utils.errors import UsageError
 from neurn.models.convnet import ConvNet
 
 __all__ = ["BUILTIN_MODELS", "ModelPlan", "RESIZE_CANDIDATES", "check_model_name",
@@ -61,7 +62,7 @@ def check_model_name(name: str) -> None:
     close = difflib.get_close_matches(name, [*BUILTIN_MODELS, *timm.list_models()], n=3,
                                       cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown timm model {name!r}{hint} (see timm.list_models(); built-in "
+    raise UsageError(f"unknown timm model {name!r}{hint} (see timm.list_models(); built-in "
                      f"models: {', '.join(BUILTIN_MODELS)})")
 
 
@@ -141,7 +142,7 @@ def plan_model(name: str, *, img_size: int = 32, num_classes: int = 10,
                                 else "")
     hint = (f"it runs at {smaller[-1]} px: pass --img-size {smaller[-1]} (img_size="
             f"{smaller[-1]})" if smaller else "pick another architecture")
-    raise ValueError(f"{name!r} cannot run on {tried}; {hint}")
+    raise UsageError(f"{name!r} cannot run on {tried}; {hint}")
 
 
 def _default_size(name: str) -> int:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from archalign._io import file_sha256
+from archalign.utils.errors import UsageError
+from archalign.utils.io import file_sha256
 
 from neurn.models.plan import BUILTIN_MODELS
 
@@ -93,7 +94,7 @@ def refuse_tags(names) -> None:
     for name in names:
         tag = pretrained_tag(name)
         if tag is not None:
-            raise ValueError(f"model {name!r} names pretrained weights ({tag}) but the study "
+            raise UsageError(f"model {name!r} names pretrained weights ({tag}) but the study "
                              f"trains from scratch; pass --pretrained (pretrained=True) to "
                              f"load them, or drop the tag ({name.partition('.')[0]!r})")
 
@@ -159,7 +160,7 @@ def load_pretrained(name: str, *, num_classes: int, weights: PathLike | None = N
     import timm
 
     if name in BUILTIN_MODELS:
-        raise ValueError(f"{name!r} is a built-in model without published weights; "
+        raise UsageError(f"{name!r} is a built-in model without published weights; "
                          f"--pretrained / --weights apply to timm models, drop them for "
                          f"{name}")
     path = weights_file(name, weights) if weights is not None else None
@@ -171,9 +172,9 @@ def load_pretrained(name: str, *, num_classes: int, weights: PathLike | None = N
         if path is not None:
             fix = (f"is it a complete .safetensors / .pth of {name.partition('.')[0]} "
                    f"(not another architecture's)?")
-            raise ValueError(f"{name}: cannot load the weights file {path}: "
+            raise UsageError(f"{name}: cannot load the weights file {path}: "
                              f"{_first_line(exc)}; {fix}") from None
-        raise ValueError(f"{name}: cannot load timm's pretrained weights "
+        raise UsageError(f"{name}: cannot load timm's pretrained weights "
                          f"({_first_line(exc)}); go online once so timm can download them "
                          f"into the Hugging Face cache, or pass --weights FILE") from None
     prefixes = _classifier_prefixes(model)

@@ -58,6 +58,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from archalign.utils.errors import UsageError
 from neurn.fronts import FRONT_STATS, LCN, Gray, NeuRN, ProRandConv, RandConv, Sobel
 
 __all__ = ["INPUT_STATS", "KINDS", "Variant", "as_variant", "check_variant",
@@ -80,7 +81,7 @@ def _flag(text: str) -> bool:
         return True
     if text.lower() in ("0", "false"):
         return False
-    raise ValueError(text)
+    raise UsageError(text)
 
 
 def _flag_option(keyword: str) -> _Option:
@@ -90,7 +91,7 @@ def _flag_option(keyword: str) -> _Option:
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(text)
+        raise UsageError(text)
     return value
 
 
@@ -206,19 +207,19 @@ def parse_variant(spec: str) -> Variant:
     names = [part.partition(":")[0].strip().lower() for part in parts]
     for name in names:
         if name not in KINDS:
-            raise ValueError(f"unknown variant {name!r} in {spec!r}; {_variant_help()}")
+            raise UsageError(f"unknown variant {name!r} in {spec!r}; {_variant_help()}")
     if "baseline" in names and len(parts) == 2:
         base, other = (parts if names[0] == "baseline" else parts[::-1])
         std = base.partition(":")[2].strip()
         fix = other + ("," if ":" in other else ":") + std if std else other
-        raise ValueError(f"variant {spec!r}: the baseline is the plain image and combines "
+        raise UsageError(f"variant {spec!r}: the baseline is the plain image and combines "
                          f"with nothing; write {fix!r}")
     fronts = [part for part, name in zip(parts, names) if name in _FRONTS]
     augments = [part for part, name in zip(parts, names) if name in _AUGMENTS]
     if len(fronts) != 1 or len(augments) != 1 or len(parts) != 2:
         what = (f"{len(parts)} parts" if len(parts) != 2 else
                 "two front ends" if len(fronts) == 2 else "two augmentations")
-        raise ValueError(f"variant {spec!r} has {what}; combine one front end "
+        raise UsageError(f"variant {spec!r} has {what}; combine one front end "
                          f"({', '.join(_FRONTS)}) with one augmentation "
                          f"({', '.join(_AUGMENTS)}), e.g. 'neurn+randconv'")
     front = _parse_part(spec, fronts[0])
@@ -232,27 +233,27 @@ def _parse_part(spec: str, text: str, combined: bool = False) -> Variant:
     name, _, options = text.partition(":")
     name = name.strip().lower()
     if name not in KINDS:
-        raise ValueError(f"unknown variant {spec!r}; {_variant_help()}")
+        raise UsageError(f"unknown variant {spec!r}; {_variant_help()}")
     kind = KINDS[name]
     table = dict(kind.options) if combined else _option_table(kind)
     if options.strip() and not table:
-        raise ValueError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
+        raise UsageError(f"variant {spec!r}: {name!r} takes no options; write {name!r}")
     kwargs: dict[str, object] = {}
     shown: dict[str, str] = {}
     for item in filter(None, (o.strip() for o in options.split(","))):
         key, eq, value = item.partition("=")
         key = _ALIASES.get(key.strip(), key.strip())
         if combined and key == "std":
-            raise ValueError(f"variant {spec!r}: std sets the front end's standardisation; "
+            raise UsageError(f"variant {spec!r}: std sets the front end's standardisation; "
                              f"write it on the front end, e.g. 'neurn:std=0+{name}'")
         if not eq or key not in table:
-            raise ValueError(f"variant {spec!r}: bad option {item!r}; write key=value with "
+            raise UsageError(f"variant {spec!r}: bad option {item!r}; write key=value with "
                              f"key in {list(table)}")
         option = table[key]
         try:
             kwargs[option.keyword] = option.parse(value.strip())
         except ValueError:
-            raise ValueError(f"variant {spec!r}: {key}={value.strip()!r} is not "
+            raise UsageError(f"variant {spec!r}: {key}={value.strip()!r} is not "
                              f"{option.what}") from None
         shown[key] = option.show(kwargs[option.keyword])
     standardise = kwargs.pop(_STD.keyword, True)
@@ -261,7 +262,7 @@ def _parse_part(spec: str, text: str, combined: bool = False) -> Variant:
         try:
             build(**kwargs)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"variant {spec!r}: {exc}") from None
+            raise UsageError(f"variant {spec!r}: {exc}") from None
     canonical = name + ":" + ",".join(f"{k}={v}" for k, v in shown.items()) if shown else name
     return Variant(canonical, name, kwargs, standardise)
 
@@ -278,7 +279,7 @@ def check_variant(variant, img_size: int) -> None:
         with torch.no_grad():
             front(**variant.options)(torch.zeros(1, 3, img_size, img_size))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"variant {variant.name!r} cannot run on {img_size} px images: "
+        raise UsageError(f"variant {variant.name!r} cannot run on {img_size} px images: "
                          f"{exc}") from None
 
 

@@ -14,17 +14,18 @@ from numbers import Real
 from pathlib import Path
 from collections.abc import Sequence
 
-from archalign._io import atomic_write_text, unseal_json
+from archalign.utils.errors import DataError
+from archalign.utils.io import unseal_json
 
 from neurn.results.formats import build_table, render_table
 from neurn.results.guards import DIGIT_CLASSES, guard_rails
 from neurn.results.markdown import failed_lines, legend_lines
 from neurn.results.tables import ROW_FIELDS, TARGETS_MEAN, summarize
 
-__all__ = ["StudyFolderError", "compare", "load_rows", "save_text"]
+__all__ = ["StudyFolderError", "compare", "load_rows"]
 
 
-class StudyFolderError(ValueError):
+class StudyFolderError(DataError):
     """A study folder that cannot be used; the message names it and the fix."""
 
 
@@ -133,10 +134,3 @@ def compare(folders: Sequence, *, baseline: str | None = "baseline",
                                                   for label, t in targets.items()) + ").")
     return render_table(build_table(rows, summary, flags), fmt, notes + failed_lines(rows))
 
-
-def save_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically; an unwritable path is a ``ValueError``."""
-    try:
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from collections.abc import Sequence
 
+from archalign.utils.errors import UsageError
 from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags
 from neurn.results.tables import TARGETS_MEAN, domain_columns
 
@@ -242,4 +243,4 @@ def render_table(table: Table, fmt: str, notes: Sequence[str] = ()) -> str:
         return "\n".join(latex_lines(table, notes)) + "\n"
     if fmt == "csv":
         return csv_text(table)
-    raise ValueError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    raise UsageError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")

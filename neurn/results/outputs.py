@@ -1,7 +1,7 @@
 """A study folder's files: ``results.csv`` / ``results.json`` / ``summary.md`` (+ plots)
 written from the runs, and each run's ``result.json`` read back, checked.
 
-``result.json`` and ``results.json`` are sealed (:func:`archalign._io.seal_json`: a
+``result.json`` and ``results.json`` are sealed (:func:`archalign.utils.io.seal_json`: a
 SHA-256 member over the canonical record), since a flipped digit still parses: a read
 checks the digest first, then the type and range of every value the tables use. A file
 without a digest (an earlier version's) is not trusted either: the study retrains such a
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archalign._io import atomic_savefig, atomic_write_text, read_sealed_json, seal_json
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_savefig, atomic_write_text, read_sealed_json, seal_json
 
 from neurn.results.formats import build_table, render_table
 from neurn.results.guards import guard_rails
@@ -175,10 +176,10 @@ def read_run(path) -> dict:
     run = read_sealed_json(path)
     missing = [k for k in _RUN_KEYS if k not in run]
     if missing:
-        raise ValueError(f"not a run's result: no {', '.join(missing)}")
+        raise UsageError(f"not a run's result: no {', '.join(missing)}")
     problem = _run_problem(run)
     if problem:
-        raise ValueError(problem)
+        raise UsageError(problem)
     return run
 
 
@@ -195,9 +196,9 @@ def load_results(out_dir, *, baseline: str | None = "baseline"):
         try:
             runs.append(read_run(path))
         except IsADirectoryError:
-            raise ValueError(f"{path} is a folder, not a run's result; move it away") from None
+            raise UsageError(f"{path} is a folder, not a run's result; move it away") from None
         except ValueError as exc:  # bad JSON or UTF-8, no or another digest, bad values
-            raise ValueError(f"{path} is damaged ({exc}); rerun the study (`neurn run ... "
+            raise UsageError(f"{path} is damaged ({exc}); rerun the study (`neurn run ... "
                              f"--out {out_dir}`) to retrain that run") from None
     return write_outputs(runs, out_dir, plots=False, baseline=baseline, echo=False)
 
@@ -216,7 +217,7 @@ def table_text(results: StudyResults, fmt: str = "markdown") -> str:
     if fmt == "markdown":
         return results.markdown
     if not domain_columns(results.rows):
-        raise ValueError(f"{results.out_dir}: no finished run, no table; its summary.md "
+        raise UsageError(f"{results.out_dir}: no finished run, no table; its summary.md "
                          f"lists the errors")
     flags = guard_rails(results.rows, results.summary)
     runs = results.runs

@@ -7,7 +7,7 @@ temp file and ``os.replace``\\ d; a failed write (a full disk) is an ``OSError``
 file, which stops the study instead of failing the run.
 
 Both files are verified before use by a SHA-256 over their tensors and values
-(:func:`archalign._io.state_digest`): a checkpoint carries its own (member ``sha256``);
+(:func:`archalign.utils.io.state_digest`): a checkpoint carries its own (member ``sha256``);
 ``best.pt`` stays a plain ``state_dict`` that ``model.load_state_dict`` takes, and its
 digest is recorded in the run's sealed ``result.json`` (``weights_sha256``). torch reads
 a flipped bit in a tensor without complaint, so without the digest a damaged checkpoint
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from archalign._io import DIGEST_MEMBER, atomic_path, state_digest
+from archalign.utils.errors import DataError
+from archalign.utils.io import DIGEST_MEMBER, atomic_path, state_digest
 
 __all__ = ["CHECKPOINT_KEYS", "atomic_torch_save", "checkpoint_state", "first_line",
            "read_checkpoint", "read_weights", "restore_checkpoint"]
@@ -49,12 +50,12 @@ def read_checkpoint(path: Path) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=True)
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
-        raise ValueError(f"not a checkpoint of a run: no {', '.join(missing)}")
+        raise DataError(f"not a checkpoint of a run: no {', '.join(missing)}")
     stored = state.pop(DIGEST_MEMBER, None)
     if stored is None:
-        raise ValueError("no digest: written by an earlier version, or damaged")
+        raise DataError("no digest: written by an earlier version, or damaged")
     if stored != state_digest(state):
-        raise ValueError("its tensors do not match its digest: damaged or altered")
+        raise DataError("its tensors do not match its digest: damaged or altered")
     return state
 
 
@@ -64,12 +65,12 @@ def read_weights(path: Path, digest: str | None) -> dict:
     weights = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not (isinstance(weights, dict) and weights and
             all(isinstance(t, torch.Tensor) for t in weights.values())):
-        raise ValueError("not a model's weights (a dict of tensors)")
+        raise DataError("not a model's weights (a dict of tensors)")
     if digest is None:
-        raise ValueError("its run's result records no digest of them")
+        raise DataError("its run's result records no digest of them")
     if state_digest(weights) != digest:
-        raise ValueError("its tensors do not match the digest its result records: damaged "
-                         "or altered")
+        raise DataError("its tensors do not match the digest its result records: damaged "
+                        "or altered")
     return weights
 
 
@@ -112,5 +113,5 @@ def restore_checkpoint(state: dict, path: Path, *, model, optimizer, scheduler, 
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         # the settings hash matched, so the file is damaged inside; the model is
         # half restored by now, so refuse rather than train on from it
-        raise ValueError(f"{path} does not restore this run ("
-                         f"{first_line(exc)}); delete it to retrain the run") from None
+        raise DataError(f"{path} does not restore this run ("
+                        f"{first_line(exc)}); delete it to retrain the run") from None

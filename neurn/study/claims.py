@@ -3,7 +3,7 @@
 Several ``neurn run`` processes (shards of a Slurm array, Dask workers, a second
 terminal) may work on one ``--out``. Each run is *claimed* before it trains, with a lock
 file ``runs/<run>/claim.json`` created exclusively and whole
-(:func:`archalign._io.create_text`: a hard link, atomic on local and NFS filesystems)
+(:func:`archalign.utils.io.create_text`: a hard link, atomic on local and NFS filesystems)
 that names the host, the process and when it started. While the run trains, a daemon
 thread touches the file every ``HEARTBEAT`` seconds, so a claim whose file has not been
 touched for ``STALE_AFTER`` seconds belongs to a process that is gone (killed, its
@@ -13,7 +13,7 @@ aside first: a rename is atomic, so of two processes that find it stale only one
 succeeds, and the other moves on. A live claim is respected: the run is left to its
 owner.
 
-Runs write only inside their own folder, every file atomically (:mod:`archalign._io`),
+Runs write only inside their own folder, every file atomically (:mod:`archalign.utils.io`),
 so cooperating processes never see a half-written file of each other's. The study's own
 ``study.json`` carries a fingerprint of the settings every run shares
 (:func:`claim_study`): a process with other settings is refused before it writes, so a
@@ -34,7 +34,8 @@ import uuid
 import warnings
 from pathlib import Path
 
-from archalign._io import atomic_write_text, create_text, read_sealed_json, seal_json
+from archalign.utils.errors import UsageError, UserError
+from archalign.utils.io import atomic_write_text, create_text, read_sealed_json, seal_json
 
 from neurn.study.checkpoints import first_line
 from neurn.study.verify import DamagedFileWarning, unsealed_member
@@ -213,12 +214,12 @@ def claim_study(path: Path, record: dict, fingerprint: str) -> None:
     try:
         theirs = read_sealed_json(path).get("fingerprint")
     except ValueError as exc:  # damaged, or an earlier version's
-        reason = str(exc) if type(exc) is ValueError else first_line(exc)
+        reason = str(exc) if isinstance(exc, UserError) else first_line(exc)
         if unsealed_member(path, "fingerprint") not in (None, fingerprint):
             raise _other_settings(path) from None
         live = [c for c in sorted(path.parent.glob(f"runs/*/{CLAIM_FILE}")) if not is_stale(c)]
         if live:
-            raise ValueError(
+            raise UsageError(
                 f"{path} is damaged ({reason}) and {_who(claimant(live[0]) or {})} is "
                 f"training {live[0].parent.name} in {path.parent}; rerun this command once "
                 f"it has finished") from None
@@ -232,7 +233,7 @@ def claim_study(path: Path, record: dict, fingerprint: str) -> None:
 
 
 def _other_settings(path: Path) -> ValueError:
-    return ValueError(f"{path.parent} holds a study with other settings (study.json); give "
+    return UsageError(f"{path.parent} holds a study with other settings (study.json); give "
                       f"this one another --out, or rerun that study's command to add runs "
                       f"to it")
 
@@ -264,13 +265,13 @@ def lock_study(out_dir: Path, record: dict, fingerprint: str, *,
             return lock
         holder = claimant(path)
         if holder is not None and holder.get("fingerprint") != fingerprint:
-            raise ValueError(f"{out_dir} is locked by a neurn run of other settings "
+            raise UsageError(f"{out_dir} is locked by a neurn run of other settings "
                              f"({_who(holder)}); wait for it to finish, or give this one "
                              f"another --out")
         if holder is not None and _fingerprint(out_dir / "study.json") == fingerprint:
             return None
         if time.monotonic() > deadline:
-            raise ValueError(
+            raise UsageError(
                 f"{out_dir} is locked ({_who(holder)}) but its study.json does not name "
                 f"this study's settings; rerun this command once that process has finished"
                 if holder is not None else

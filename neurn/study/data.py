@@ -47,6 +47,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from archalign.utils.errors import UsageError
 from neurn import data as ndata
 from neurn.data._cache import PathLike
 from neurn.data.batches import ArrayBatches, ConcatBatches, FolderBatches
@@ -88,11 +89,11 @@ def leave_out_groups(root: PathLike, test_envs: Sequence) -> dict[str, tuple]:
     domains = domains_from_root(root, img_size=DEFAULT_IMG_SIZE)
     names = list(domains)
     if len(names) < 2:
-        raise ValueError(f"{root}: one domain ({names[0]}); leave-one-domain-out needs at "
+        raise UsageError(f"{root}: one domain ({names[0]}); leave-one-domain-out needs at "
                          f"least two domain folders")
     envs = [str(e) for e in test_envs]
     if not envs:
-        raise ValueError("give the held-out domains (--test-envs NAME|INDEX ... or all)")
+        raise UsageError("give the held-out domains (--test-envs NAME|INDEX ... or all)")
     if envs == ["all"]:
         groups = [[n] for n in names]
     else:
@@ -100,19 +101,19 @@ def leave_out_groups(root: PathLike, test_envs: Sequence) -> dict[str, tuple]:
         for env in envs:
             if env.isdigit() and env not in names:
                 if int(env) >= len(names):
-                    raise ValueError(f"test env {env} is out of range: {root} has "
+                    raise UsageError(f"test env {env} is out of range: {root} has "
                                      f"{len(names)} domains, 0 .. {len(names) - 1} "
                                      f"({', '.join(names)})")
                 env = names[int(env)]
             if env not in names:
                 close = difflib.get_close_matches(env, names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"test env {env!r} is not a domain of {root} "
+                raise UsageError(f"test env {env!r} is not a domain of {root} "
                                  f"({', '.join(names)}){hint}")
             held.append(env)
         held = list(dict.fromkeys(held))
         if len(held) == len(names):
-            raise ValueError(f"every domain of {root} is held out; leave at least one to "
+            raise UsageError(f"every domain of {root} is held out; leave at least one to "
                              f"train on")
         groups = [held]
     return {"+".join(g): ([domains[n] for n in names if n not in g], [domains[n] for n in g])
@@ -171,14 +172,14 @@ class StudyData:
                  decoded: dict | None = None) -> None:
         for label, value in (("eval_limit", eval_limit), ("train_limit", train_limit)):
             if value is not None and (value != int(value) or value < 1):
-                raise ValueError(f"{label} must be an integer >= 1 or None, got {value!r}")
+                raise UsageError(f"{label} must be an integer >= 1 or None, got {value!r}")
         if data_seed != int(data_seed) or data_seed < 0:  # numpy seeds are >= 0
-            raise ValueError(f"data_seed must be an integer >= 0, got {data_seed!r}")
+            raise UsageError(f"data_seed must be an integer >= 0, got {data_seed!r}")
         self.eval_limit, self.train_limit = eval_limit, train_limit
         self.cache_dir, self.data_seed = cache_dir, int(data_seed)
         self.skip_bad_images, self.cache_images = bool(skip_bad_images), bool(cache_images)
         if cache_images and stream_images:
-            raise ValueError("cache_images and stream_images exclude each other (--cache-"
+            raise UsageError("cache_images and stream_images exclude each other (--cache-"
                              "images keeps decoded pixels, --stream-images none); pick one")
         self.stream_images = bool(stream_images)
         self.threads = threads
@@ -186,23 +187,23 @@ class StudyData:
         sources = ([source] if isinstance(source, (str, os.PathLike, FolderDomain))
                    else list(source))
         if not sources:
-            raise ValueError("give a source domain")
+            raise UsageError("give a source domain")
         self.folders = isinstance(sources[0], FolderDomain) or _is_folder(sources[0])
         self.holdout_mode = len(sources) > 1 or bool(force_holdout)
         if holdout is not None and not self.holdout_mode:
-            raise ValueError("the holdout fraction applies to several source domains or "
+            raise UsageError("the holdout fraction applies to several source domains or "
                              "--dataset; one source is split by --val-fraction / "
                              "--test-fraction")
         self.holdout = float(DEFAULT_HOLDOUT if holdout is None else holdout)
         check_holdout(self.holdout)
         if img_size is not None and (int(img_size) != img_size or img_size < 8):
-            raise ValueError(f"img_size must be an integer >= 8, got {img_size!r}")
+            raise UsageError(f"img_size must be an integer >= 8, got {img_size!r}")
         unknown = set(split or {}) - set(DEFAULT_FRACTIONS)
         if unknown:
-            raise ValueError(f"split takes the fractions {list(DEFAULT_FRACTIONS)}, got "
+            raise UsageError(f"split takes the fractions {list(DEFAULT_FRACTIONS)}, got "
                              f"{sorted(unknown)}")
         if split and self.holdout_mode:
-            raise ValueError("val / test fractions split one source; with several source "
+            raise UsageError("val / test fractions split one source; with several source "
                              "domains each is split by the holdout fraction "
                              "(--holdout-fraction)")
         self.split = {**DEFAULT_FRACTIONS, **(split or {})}
@@ -217,10 +218,10 @@ class StudyData:
         else:
             self.img_size = int(img_size) if img_size is not None else DIGITS_SIZE
             if split:
-                raise ValueError("split fractions apply to image-folder sources; the digit "
+                raise UsageError("split fractions apply to image-folder sources; the digit "
                                  "source has a fixed 4,000 / 500 / 500 split")
             if len(sources) > 1:
-                raise ValueError("several sources are for image folders; the digit study "
+                raise UsageError("several sources are for image folders; the digit study "
                                  "trains on one source (mnist)")
             self._init_digits(sources[0], targets)
         self._loaded: dict | None = None
@@ -234,7 +235,7 @@ class StudyData:
                                     f"test_32x32.mat, usps.t.bz2, mnist_m/, ...)")
         info = ndata.domain_info(source)  # KeyError with suggestions
         if not info.source:
-            raise ValueError(f"{source!r} is a target domain (evaluation only); sources: "
+            raise UsageError(f"{source!r} is a target domain (evaluation only); sources: "
                              f"{ndata.list_domains(source=True)}")
         if targets is None:
             targets = FULLSCALE_TARGETS if self.data_dir is not None else OFFLINE_TARGETS
@@ -242,23 +243,23 @@ class StudyData:
         self.targets = list(dict.fromkeys(str(t) for t in targets))
         for name in self.targets:
             if _is_folder(name):
-                raise ValueError(f"target {name!r} is an image folder but the source "
+                raise UsageError(f"target {name!r} is an image folder but the source "
                                  f"{source!r} is a digit domain; use folders for both")
             t = ndata.domain_info(name)
             if t.source:
-                raise ValueError(f"{name!r} is the source-type domain; its held-out test "
+                raise UsageError(f"{name!r} is the source-type domain; its held-out test "
                                  f"split is always reported, drop it from the targets")
             if not t.offline and self.data_dir is None:
-                raise ValueError(f"target {name!r} is a real dataset and needs data_dir "
+                raise UsageError(f"target {name!r} is a real dataset and needs data_dir "
                                  f"(--data-dir); offline stand-ins: {list(OFFLINE_TARGETS)}")
         self.classes = tuple(str(d) for d in range(DIGIT_CLASSES))
 
     def _init_folders(self, sources, targets) -> None:
         if self.data_dir is not None:
-            raise ValueError("data_dir (--data-dir) holds the real digit datasets; image-"
+            raise UsageError("data_dir (--data-dir) holds the real digit datasets; image-"
                              "folder domains are given by their paths, drop it")
         if not targets:
-            raise ValueError("an image-folder source needs image-folder targets "
+            raise UsageError("an image-folder source needs image-folder targets "
                              "(--targets /data/PACS/sketch ...)")
         self.domains: dict[str, FolderDomain] = {}
         for spec in [*sources, *targets]:
@@ -270,7 +271,7 @@ class StudyData:
                 # the listing does not depend on the size; pixels are decoded at img_size
                 folder = FolderDomain(spec, img_size=DEFAULT_IMG_SIZE)
             if folder.name in self.domains:
-                raise ValueError(f"two domains are named {folder.name!r} "
+                raise UsageError(f"two domains are named {folder.name!r} "
                                  f"({self.domains[folder.name].root} and {folder.root}); "
                                  f"results are keyed by folder name, rename one (or drop "
                                  f"a domain given twice)")
@@ -354,7 +355,7 @@ class StudyData:
             raise BadImageError(domain.root / first, f"{bad[first]}{more}")
         keep = np.asarray([i for i, f in enumerate(domain.files) if f not in bad], dtype=np.int64)
         if len(keep) == 0:
-            raise ValueError(f"{domain.root}: no image in it can be decoded")
+            raise UsageError(f"{domain.root}: no image in it can be decoded")
         self.skipped[domain.name] = bad
         return dataset.subset(keep), [domain.files[i] for i in keep]
 

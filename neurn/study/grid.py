@@ -49,7 +49,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from archalign._io import atomic_write_text
+from archalign.utils.errors import UsageError
+from archalign.utils.io import atomic_write_text
 
 from neurn.data.folder import DEFAULT_IMG_SIZE, probe_image_size
 from neurn.models import check_variant, parse_variant, plan_model
@@ -193,7 +194,7 @@ class Study:
             refuse_tags(self.models)
         self.variants = [parse_variant(v) for v in variants]
         if not self.variants:
-            raise ValueError("give at least one variant ('baseline', 'neurn')")
+            raise UsageError("give at least one variant ('baseline', 'neurn')")
         refuse_duplicates(variants, self.variants)
         self.seeds = check_seeds(seeds)
         epochs = check_budget(epochs, steps, evals, batch_size)
@@ -248,7 +249,7 @@ class Study:
             check_variant(variant, self.data.img_size)
         domains = max(len(data.sources) for data in self.groups.values())
         if self.batch_size < domains:  # a balanced batch takes an image of each
-            raise ValueError(f"batch size {self.batch_size} cannot hold an image of each of "
+            raise UsageError(f"batch size {self.batch_size} cannot hold an image of each of "
                              f"the {domains} training domains; raise --batch-size")
         # cheap (meta device) and fails fast on unknown names / unusable architectures; a
         # pretrained backbone runs at its pretrained input size unless img_size is given
@@ -268,14 +269,14 @@ class Study:
         held-out groups of ``dataset``."""
         if dataset is None:
             if test_envs is not None:
-                raise ValueError("test envs name domains of a dataset root; give it "
+                raise UsageError("test envs name domains of a dataset root; give it "
                                  "(--dataset ROOT) or use --source / --targets")
             return {None: ("mnist" if source is None else source, targets)}
         if targets is not None or source is not None:
-            raise ValueError("--dataset takes its domains from ROOT (held out with "
+            raise UsageError("--dataset takes its domains from ROOT (held out with "
                              "--test-envs); drop --source / --targets")
         if test_envs is None:
-            raise ValueError("--dataset needs the held-out domains: --test-envs NAME or "
+            raise UsageError("--dataset needs the held-out domains: --test-envs NAME or "
                              "INDEX ..., or --test-envs all for every leave-one-domain-out "
                              "split")
         return leave_out_groups(dataset, test_envs)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
+from archalign.utils.errors import UsageError
 from neurn.models import Variant
 
 __all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRATCH_LR",
@@ -48,7 +49,7 @@ def load_models(models) -> list[str]:
         else:
             names.append(text)
     if not names:
-        raise ValueError("no models given: pass a shortlist.json or timm model names")
+        raise UsageError("no models given: pass a shortlist.json or timm model names")
     return list(dict.fromkeys(names))
 
 
@@ -80,7 +81,7 @@ def refuse_duplicates(specs: Sequence[str], variants: list[Variant]) -> None:
     seen: dict[tuple, str] = {}
     for spec, variant in zip(specs, variants):
         if variant.effective in seen:
-            raise ValueError(f"variants {seen[variant.effective]!r} and {spec!r} are one "
+            raise UsageError(f"variants {seen[variant.effective]!r} and {spec!r} are one "
                              f"variant (the same options once the defaults are filled in); "
                              f"give it once")
         seen[variant.effective] = spec
@@ -90,10 +91,10 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     """The seeds as distinct integers in 0 .. 2**32 - 1."""
     checked = [int(s) for s in seeds]
     if not checked or len(set(checked)) != len(checked):
-        raise ValueError(f"seeds must be distinct integers, got {list(seeds)}")
+        raise UsageError(f"seeds must be distinct integers, got {list(seeds)}")
     if not all(0 <= s < 2**32 for s in checked):
         # a run's augmentation stream is seeded with seed + 2**32: no sampler seed
-        raise ValueError(f"seeds must lie in 0 .. 2**32 - 1, got {checked}")
+        raise UsageError(f"seeds must lie in 0 .. 2**32 - 1, got {checked}")
     return checked
 
 
@@ -104,24 +105,24 @@ def check_budget(epochs: int | None, steps: int | None, evals: int,
         if epochs is None and steps is None:
             epochs = 10
         else:
-            raise ValueError("give epochs or steps, not both")
+            raise UsageError("give epochs or steps, not both")
     for label, value in (("epochs", epochs), ("steps", steps), ("evals", evals),
                          ("batch_size", batch_size)):
         if value is not None and (int(value) != value or value < 1):
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+            raise UsageError(f"{label} must be a positive integer, got {value!r}")
     return epochs
 
 
 def check_optimisation(lr: float, weight_decay: float, threads: int | None,
                        optimizer: str) -> None:
     if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+        raise UsageError(f"lr must be a positive number, got {lr!r}")
     if not (weight_decay >= 0 and math.isfinite(weight_decay)):
-        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+        raise UsageError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
     if threads is not None and (int(threads) != threads or threads < 1):
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        raise UsageError(f"threads must be a positive integer, got {threads!r}")
     if optimizer not in ("adamw", "sgd"):
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+        raise UsageError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
 
 
 def check_shard(shard) -> tuple:
@@ -129,16 +130,16 @@ def check_shard(shard) -> tuple:
     try:
         index, count = (int(v) for v in shard)
     except (TypeError, ValueError):
-        raise ValueError(f"shard must be (i, n), e.g. (0, 4), got {shard!r}") from None
+        raise UsageError(f"shard must be (i, n), e.g. (0, 4), got {shard!r}") from None
     if not 0 <= index < count:
-        raise ValueError(f"shard {index}/{count}: need 0 <= i < n (the i-th of n slices, "
+        raise UsageError(f"shard {index}/{count}: need 0 <= i < n (the i-th of n slices, "
                          f"counted from 0)")
     return index, count
 
 
 def check_workers(num_workers: int | None) -> None:
     if num_workers is not None and (int(num_workers) != num_workers or num_workers < 0):
-        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        raise UsageError(f"num_workers must be an integer >= 0, got {num_workers!r}")
 
 
 def resolve_device(device) -> torch.device:
@@ -150,15 +151,15 @@ def resolve_device(device) -> torch.device:
     except RuntimeError:  # torch's own message lists two dozen device types
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+        raise UsageError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU; use "
+        raise UsageError("device 'cuda' asked for, but torch sees no CUDA GPU; use "
                          "device='cpu' or 'auto'")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {str(device)!r} asked for, but torch sees "
+        raise UsageError(f"device {str(device)!r} asked for, but torch sees "
                          f"{torch.cuda.device_count()} CUDA GPU(s), cuda:0 and up")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' asked for, but torch sees no Apple GPU; use "
+        raise UsageError("device 'mps' asked for, but torch sees no Apple GPU; use "
                          "device='cpu' or 'auto'")
     return device
 
@@ -166,13 +167,13 @@ def resolve_device(device) -> torch.device:
 def check_out_dir(out_dir: Path) -> None:
     """Refuse an ``out_dir`` that cannot become a folder to write in, before any work."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out_dir {out_dir} is a file; give a folder (--out)")
+        raise UsageError(f"out_dir {out_dir} is a file; give a folder (--out)")
     # Path("a/b").exists() is False when "a" is a file: the first existing ancestor decides
     existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
     if not existing.is_dir():
-        raise ValueError(f"out_dir {out_dir}: {existing} is a file, not a folder")
+        raise UsageError(f"out_dir {out_dir}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"out_dir {out_dir}: cannot write in {existing} (read-only or "
+        raise UsageError(f"out_dir {out_dir}: cannot write in {existing} (read-only or "
                          f"no permission)")
 
 

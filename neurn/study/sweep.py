@@ -1,6 +1,6 @@
 """A study's runs as Dask tasks: one task per run, on any ``dask.distributed`` cluster.
 
-The engine is the one ``archalign matrix --scheduler`` uses (:mod:`archalign._dask`);
+The engine is the one ``archalign matrix --scheduler`` uses (:mod:`archalign.utils.dask`);
 nothing here schedules. Each task carries only the study's arguments (names and paths,
 :attr:`Study.spec`) and the run; the worker builds the study once per process (its data
 read from the same paths and the verified caches, a shared filesystem on a real

@@ -22,6 +22,8 @@ import time
 import numpy as np
 import torch
 
+from archalign.utils.errors import UsageError
+
 __all__ = ["TorchSettings", "busy_cpus", "default_threads", "oversubscribed", "pick_threads",
            "seed_everything"]
 
@@ -128,7 +130,7 @@ def pick_threads(requested: int | None = None, *, load: float | None = None,
         return threads, (f"{_plural(threads, 'thread')} ({machine}"
                          f"{f': {free} kept free' if free else ''})")
     if int(requested) != requested or requested < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {requested!r}")
+        raise UsageError(f"threads must be an integer >= 1, got {requested!r}")
     threads = int(requested)
     note = f"{_plural(threads, 'thread')} (requested, {machine})"
     warning = oversubscribed(threads, load=load, cpus=cpus)

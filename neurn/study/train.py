@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from archalign._io import atomic_write_text, seal_json, state_digest
+from archalign.utils.io import atomic_write_text, seal_json, state_digest
 
 from neurn.fronts import CropFlip
 from neurn.models import Variant, build_augmentation, build_model, uses_convolutions
@@ -137,6 +137,14 @@ def finish_line(key: str, result: dict, seconds: float, where: str = "") -> str:
             f"{outcome}")
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """``exc`` says the device (or the host) ran out of memory."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return "out of memory" in text or "can't allocate memory" in text
+
+
 def train_run(study, run: Run, found: Found,
               on_checkpoint: Callable[[tuple | None], None] = lambda mark: None) -> dict:
     """Train, select and evaluate ``run`` of ``study`` (a :class:`~neurn.Study`) from what
@@ -215,8 +223,10 @@ def train_run(study, run: Run, found: Found,
             on_checkpoint((run.key, epoch + 1, epochs))
     except NonFiniteLossError as exc:
         error = str(exc)
-    except RuntimeError as exc:  # e.g. CUDA out of memory: record it, go on
-        error = first_line(exc)
+    except (RuntimeError, MemoryError) as exc:
+        if not out_of_memory(exc):
+            raise  # a bug, not a run that failed: the study stops with its traceback
+        error = first_line(exc)  # this run does not fit; the others may
     finally:
         bar.close()
     result = {"model": run.model, "variant": run.variant.name,

@@ -18,7 +18,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from archalign._io import DIGEST_MEMBER
+from archalign.utils.errors import DataError, UserError
+from archalign.utils.io import DIGEST_MEMBER
 
 from neurn.results import read_run
 from neurn.study.checkpoints import first_line, read_checkpoint, read_weights
@@ -55,7 +56,7 @@ def verified(path: Path, read) -> object | None:
     """``read(path)``, or None when the file is missing or damaged (then warned). A
     folder in its place, or a file that cannot be opened (an ``OSError``), is refused."""
     if path.is_dir():
-        raise ValueError(f"{path} is a folder where the study keeps a file; move it away")
+        raise DataError(f"{path} is a folder where the study keeps a file; move it away")
     if not path.exists():
         return None
     try:
@@ -64,7 +65,7 @@ def verified(path: Path, read) -> object | None:
         raise
     except Exception as exc:  # noqa: BLE001 - damaged JSON / zip / pickle fail in many ways
         # a plain ValueError is one of our checks, worded for the user; others name their type
-        reason = str(exc) if type(exc) is ValueError else first_line(exc)
+        reason = str(exc) if isinstance(exc, UserError) else first_line(exc)
         # stacklevel: verified <- find_run <- Study._found <- Study.run / run_one
         warnings.warn(f"{path} is damaged ({reason}); retraining that run",
                       DamagedRunWarning, stacklevel=4)
@@ -97,11 +98,11 @@ def find_run(run_dir: Path, settings: dict, digest: str, *, keep_weights: bool) 
     other = (f"{run_dir} holds a run made with other settings; use another out_dir "
              f"(--out) or delete that folder")
     if unsealed_member(run_dir / "result.json", "settings_hash") not in (None, digest):
-        raise ValueError(other)
+        raise DataError(other)
     result = verified(run_dir / "result.json", read_run)
     if result is not None:
         if result["settings_hash"] != digest:
-            raise ValueError(other)
+            raise DataError(other)
         weights = run_dir / "best.pt"
         if (result["status"] != "ok" or not keep_weights or not weights.exists()
                 or verified(weights, lambda path: read_weights(
@@ -110,7 +111,7 @@ def find_run(run_dir: Path, settings: dict, digest: str, *, keep_weights: bool) 
             return found
     found.checkpoint = verified(run_dir / "checkpoint.pt", read_checkpoint)
     if found.checkpoint is not None and found.checkpoint["settings_hash"] != digest:
-        raise ValueError(other)
+        raise DataError(other)
     return found
 
 
@@ -124,7 +125,7 @@ def check_outputs(out_dir: Path, keys) -> None:
              *(runs / key / name for key in keys for name in RUN_FILES)]
     for path in folders:
         if path.exists() and not path.is_dir():
-            raise ValueError(f"{path} is a file where the study keeps a folder; move it away")
+            raise DataError(f"{path} is a file where the study keeps a folder; move it away")
     for path in files:
         if path.is_dir():
-            raise ValueError(f"{path} is a folder where the study keeps a file; move it away")
+            raise DataError(f"{path} is a folder where the study keeps a file; move it away")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import archalign
-from archalign import _dask
+from archalign.utils import dask as _dask
 from archalign.cli import main
 from archalign.tracing.calls import TraceError
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from archalign import Scoring, Trace, score
-from archalign._io import arrays_digest
+from archalign.utils.io import arrays_digest
 from archalign.cli import main
 from archalign.defaults import resolve_gaps
 from archalign.similarity.matrix import MatrixFileError, SimilarityMatrix

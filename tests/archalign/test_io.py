@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from archalign._io import atomic_savefig, atomic_write_bytes, atomic_write_text
+from archalign.utils.io import atomic_savefig, atomic_write_bytes, atomic_write_text
 
 
 @pytest.mark.skipif(not hasattr(os, "fchmod"), reason="file modes are POSIX")

@@ -15,7 +15,7 @@ import os
 import pytest
 import torch
 
-from archalign._io import read_sealed_json, seal_json
+from archalign.utils.io import read_sealed_json, seal_json
 from neurn.cli import main
 from neurn.study import train as train_module
 from tiny_study import ctrl_c_at_epoch, run_args

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from archalign._args import os_error_line
+from archalign.utils.args import os_error_line
 from neurn import data
 from neurn.data.batches import FolderBatches
 from neurn.data.folder import BadImageError, FolderDomain, _pixels, decode, domains_from_root

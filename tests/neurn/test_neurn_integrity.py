@@ -21,7 +21,7 @@ import sys
 import pytest
 import torch
 
-from archalign._io import read_sealed_json, seal_json, state_digest, unseal_json
+from archalign.utils.io import read_sealed_json, seal_json, state_digest, unseal_json
 from neurn.cli import main
 from neurn.results import read_run
 from neurn.study import Study

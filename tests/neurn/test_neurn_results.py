@@ -13,7 +13,7 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
-from archalign._io import seal_json
+from archalign.utils.io import seal_json
 from neurn.cli import main
 from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, guard_rails
 from neurn.results import (lead_lines, plot_bars, read_run, result_rows, summarize,

@@ -176,7 +176,7 @@ def test_a_local_cluster_gives_the_sequential_numbers(sequential, cache, tmp_pat
 
 def test_a_worker_killed_mid_run_costs_at_most_an_epoch(sequential, cache, tmp_path):
     pytest.importorskip("dask.distributed")
-    from archalign._dask import close, local_client
+    from archalign.utils.dask import close, local_client
     from neurn.study import Study
 
     out = tmp_path / "study"

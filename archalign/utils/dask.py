@@ -13,6 +13,8 @@ import contextlib
 import os
 from collections.abc import Sequence
 
+from archalign.utils.errors import MissingExtraError, UsageError
+
 __all__ = ["CONNECT_TIMEOUT", "close", "connect", "gpu_client", "local_client"]
 
 # Seconds to reach a scheduler given by address. Dask's default (30 s) is what a
@@ -24,7 +26,7 @@ def _distributed():
     try:
         import dask.distributed as distributed
     except ImportError:
-        raise ImportError("Dask is an optional extra: pip install 'archalign[dask]'") from None
+        raise MissingExtraError("Dask is an optional extra: pip install 'archalign[dask]'") from None
     return distributed
 
 
@@ -49,10 +51,10 @@ def connect(address: str, timeout: float | None = None):
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     info = _identity(distributed, address, timeout)
     if info is None:
-        raise ValueError(f"no Dask scheduler answered at {address} within {timeout:g} s; "
+        raise UsageError(f"no Dask scheduler answered at {address} within {timeout:g} s; "
                          f"check the address and that the scheduler is running")
     if info.get("type") in ("Worker", "Nanny"):
-        raise ValueError(f"{address} is a Dask {info['type'].lower()}, not the scheduler; "
+        raise UsageError(f"{address} is a Dask {info['type'].lower()}, not the scheduler; "
                          f"give the address `dask scheduler` printed (port 8786 by default)")
     try:
         return distributed.Client(address, timeout=timeout)
@@ -60,7 +62,7 @@ def connect(address: str, timeout: float | None = None):
     # refused, unreachable or silent. MemoryError: another kind of server answered, and
     # Dask read its first bytes as the length of a huge message.
     except (OSError, MemoryError):
-        raise ValueError(f"the Dask scheduler at {address} stopped answering; check that "
+        raise UsageError(f"the Dask scheduler at {address} stopped answering; check that "
                          f"it is still running") from None
 
 

@@ -1,7 +1,8 @@
 """argparse pieces both command lines (``archalign``, ``neurn``) share: value types
 that refuse nonsense at parse time, a parser whose errors are one line, the one line an
-OSError or an interruption becomes, output paths checked before any work, and Python
-warnings as one line."""
+OSError or an interruption becomes, output paths checked before any work, Python
+warnings as one line, and the one error boundary each CLI's ``main`` runs its command in
+(:func:`error_boundary`)."""
 from __future__ import annotations
 
 import argparse
@@ -9,27 +10,29 @@ import errno
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["OneLineParser", "UsageError", "positive_int", "process_count", "positive_float",
-           "nonnegative_int",
-           "finite_float", "nonpositive_float", "os_error_line", "check_output",
-           "one_line_warnings"]
+from archalign.utils.errors import UsageError
+
+__all__ = ["ArgumentsRefused", "OneLineParser", "check_output", "debugging", "error_boundary",
+           "finite_float", "nonnegative_int", "nonpositive_float", "one_line_warnings",
+           "os_error_line", "positive_float", "positive_int", "process_count"]
 
 
-class UsageError(SystemExit):
+class ArgumentsRefused(SystemExit):
     """A command line argparse refused (already reported); ``main`` returns 2."""
 
 
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (``prog: error: ...; see prog --help``), exit status 2,
-    raised as :class:`UsageError` so that ``main()`` can return the status."""
+    raised as :class:`ArgumentsRefused` so that ``main()`` can return the status."""
 
     def error(self, message):
         import sys
 
         print(f"{self.prog}: error: {message}; see {self.prog} --help", file=sys.stderr)
-        raise UsageError(2)
+        raise ArgumentsRefused(2)
 
 
 def _number(kind, text: str, test, wanted: str):
@@ -130,24 +133,24 @@ def check_output(path, option: str, suffixes=(), *, folder: bool = False) -> Pat
     wanted = " or ".join(suffixes) if len(suffixes) <= 3 else f"one of {', '.join(suffixes)}"
     if folder:
         if path.exists() and not path.is_dir():
-            raise ValueError(f"{option} {path}: is a file; {option} takes a folder")
+            raise UsageError(f"{option} {path}: is a file; {option} takes a folder")
     elif path.is_dir():
         example = path / ("out" + (suffixes[0] if suffixes else ".txt"))
-        raise ValueError(f"{option} {path}: is a folder; name a file in it"
+        raise UsageError(f"{option} {path}: is a folder; name a file in it"
                          f"{' ending in ' + wanted if wanted else ''}, e.g. {example}")
     elif suffixes and path.suffix.lower() not in suffixes:
         kind = f"unknown file type {path.suffix!r}" if path.suffix else "no file type"
-        raise ValueError(f"{option} {path}: {kind}; name a file ending in {wanted}")
+        raise UsageError(f"{option} {path}: {kind}; name a file ending in {wanted}")
     parent = path if folder and path.is_dir() else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"{option} {path}: {parent} is a file, not a folder; write "
+        raise UsageError(f"{option} {path}: {parent} is a file, not a folder; write "
                          f"elsewhere")
     if not os.access(parent, os.W_OK | os.X_OK):
         read_only = hasattr(os, "statvfs") and os.statvfs(parent).f_flag & os.ST_RDONLY
         why = "is on a read-only file system" if read_only else "is not writable"
-        raise ValueError(f"{option} {path}: {parent} {why}; write elsewhere")
+        raise UsageError(f"{option} {path}: {parent} {why}; write elsewhere")
     return path
 
 
@@ -165,3 +168,53 @@ def one_line_warnings(prog: str) -> None:
             pass
 
     warnings.showwarning = showwarning
+
+
+def debugging(prog: str) -> bool:
+    """``<PROG>_DEBUG`` is set (and not ``0``): let every exception through with its
+    traceback, the user's errors and Ctrl-C included."""
+    return os.environ.get(f"{prog.upper()}_DEBUG", "0") not in ("", "0")
+
+
+def error_boundary(prog: str, run: Callable[[], int], *, prefix: str | None = None,
+                   interrupted: Callable[[KeyboardInterrupt], str]) -> int:
+    """Run a command (``run()`` returns its exit status) the way both CLIs do.
+
+    A :class:`~archalign.utils.errors.UserError` or an ``OSError`` is the user's to fix:
+    one line, ``<prefix>: error: <message>``, status 2. Ctrl-C: one line saying what was
+    kept (``interrupted(exc)``), status 130. Anything else is a bug in our code, not in
+    the input: its traceback and a line asking for a report, status 1.
+    ``<PROG>_DEBUG=1`` re-raises all of them. Warnings are one line while it runs.
+    """
+    import traceback
+    import warnings
+
+    from archalign._version import __version__
+    from archalign.utils.errors import UserError
+
+    prefix = prefix or prog
+    debug = debugging(prog)
+    try:
+        with warnings.catch_warnings():  # restores showwarning when the command ends
+            one_line_warnings(prog)
+            return run()
+    except (UserError, OSError) as exc:
+        if debug:
+            raise
+        message = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        print(f"{prefix}: interrupted: {interrupted(exc)}", file=sys.stderr)
+        return 130
+    except Exception:
+        if debug:
+            raise
+        traceback.print_exc()
+        print(f"{prefix}: internal error: this is a bug in {prog} {__version__}, not in "
+              f"your input; please report it with the traceback above and the command you "
+              f"ran ({prog.upper()}_DEBUG=1 shows the traceback of every error)",
+              file=sys.stderr)
+        return 1

@@ -14,6 +14,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from archalign.utils.errors import DataError, UsageError
+
 __all__ = ["DIGEST_MEMBER", "atomic_path", "atomic_write_bytes", "atomic_write_text",
            "atomic_savefig", "arrays_digest", "create_text", "file_sha256", "json_digest",
            "read_sealed_json", "seal_json", "state_digest", "unseal_json"]
@@ -159,7 +161,7 @@ def seal_json(record: dict, **dumps_kwargs) -> str:
 
     plain = json.loads(json.dumps(record, **dumps_kwargs))
     if not isinstance(plain, dict) or DIGEST_MEMBER in plain:
-        raise ValueError(f"only a dict without a {DIGEST_MEMBER!r} member can be sealed")
+        raise UsageError(f"only a dict without a {DIGEST_MEMBER!r} member can be sealed")
     plain[DIGEST_MEMBER] = json_digest(plain)
     return json.dumps(plain, **{k: v for k, v in dumps_kwargs.items() if k != "default"})
 
@@ -172,9 +174,9 @@ def unseal_json(text: str) -> dict:
 
     record = json.loads(text)
     if not isinstance(record, dict) or not isinstance(record.get(DIGEST_MEMBER), str):
-        raise ValueError("no digest: written by an earlier version, or damaged")
+        raise DataError("no digest: written by an earlier version, or damaged")
     if record.pop(DIGEST_MEMBER) != json_digest(record):
-        raise ValueError("its values do not match its digest: damaged or altered")
+        raise DataError("its values do not match its digest: damaged or altered")
     return record
 
 
