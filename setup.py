@@ -4,11 +4,26 @@ OpenMP is probed by compiling and running a tiny program (as scikit-learn's
 setuptools build did). Without it the extension is built serially and a loud
 warning is printed; ``ARCHALIGN_FAIL_NO_OPENMP=1`` turns that into an error and
 ``archalign.openmp_enabled()`` reports the outcome at run time.
-``ARCHALIGN_CYTHON_DEBUG=1`` turns bounds checking back on for debugging.
+
+``ARCHALIGN_CYTHON_DEBUG=1`` (any value but empty or 0) makes the debug build:
+Cython's ``boundscheck`` and ``initializedcheck`` are on (``wraparound`` stays
+off, so a negative index is out of bounds too), and the C macro
+``ARCHALIGN_DEBUG`` is defined, which also checks that every sequence's
+offsets lie inside its token buffer (the kernels read tokens through
+pointers, where ``boundscheck`` cannot see). An index out of bounds then
+raises IndexError instead of reading or writing past an array.
+``archalign.alignment._nw.DEBUG_BUILD`` and ``archalign.tracing._roll.DEBUG_BUILD``
+say which build is installed. The release build (the default) has all these
+checks off and ``cdivision`` on. The compiler directives live here only: the
+.pyx headers set nothing but ``language_level``. Switching between the two
+builds regenerates and recompiles the C files (see ``_other_build``).
+
 ``ARCHALIGN_MARCH=native`` (optional) compiles everything for the build CPU;
 the default binary is portable and picks AVX-512/AVX2 clones of the SIMD
 kernels at run time where GCC supports function multi-versioning.
 """
+from __future__ import annotations
+import json
 import os
 import subprocess
 import sys
@@ -83,26 +98,52 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-_debug = bool(os.environ.get("ARCHALIGN_CYTHON_DEBUG"))
+def _other_build(ext):
+    """Whether ext's generated C file is missing or was made for the other build.
+
+    cythonize regenerates a C file only when it is older than its sources, and
+    build_ext recompiles only when the module is older than the C file: neither
+    notices changed directives or macros. Cython records the Extension's
+    define_macros at the top of the C file, so a switch between the debug and
+    release builds is seen there, and forces both steps (a regenerated C file
+    is newer than the module built from the old one).
+    """
+    c_file = os.path.splitext(ext.sources[0])[0] + ".c"
+    try:
+        with open(c_file, encoding="utf-8") as f:
+            head = "".join(line for _, line in zip(range(200), f))
+        start = head.index("BEGIN: Cython Metadata") + len("BEGIN: Cython Metadata")
+        meta = json.loads(head[start:head.index("END: Cython Metadata")])
+    except (OSError, ValueError):
+        return True
+    macros = meta.get("distutils", {}).get("define_macros", [])
+    return (["ARCHALIGN_DEBUG", "1"] in macros) != _debug
+
+
+_debug = os.environ.get("ARCHALIGN_CYTHON_DEBUG", "") not in ("", "0")
+_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if _debug:
+    _macros.append(("ARCHALIGN_DEBUG", "1"))
 extensions = [
     Extension(
         "archalign.alignment._nw",
         ["archalign/alignment/_nw.pyx"],
         include_dirs=[np.get_include(), "archalign/alignment"],
         depends=["archalign/alignment/_nw_kernels.h"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=list(_macros),
     ),
     Extension(
         "archalign.tracing._roll",
         ["archalign/tracing/_roll.pyx"],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=list(_macros),
     ),
 ]
 
 setup(
     ext_modules=cythonize(
         extensions,
+        force=any(_other_build(ext) for ext in extensions),
         compiler_directives={
             "language_level": 3,
             "boundscheck": _debug,

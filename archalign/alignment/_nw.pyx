@@ -1,14 +1,13 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3
 """Compiled Needleman-Wunsch core. Private: use archalign.score/align/pairwise.
 
 Inputs arrive validated and C-contiguous from archalign.alignment.core, which also
 decides the integer width; this module only runs loops. Scores on the
 integer paths are exact; the caller divides by its scale factor.
 """
-cimport cython
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 
 import numpy as np
 
@@ -61,7 +60,18 @@ cdef extern from *:
     int ARCHALIGN_OPENMP
     int omp_get_max_threads() nogil
 
+# setup.py defines ARCHALIGN_DEBUG in the debug build (ARCHALIGN_CYTHON_DEBUG=1),
+# which also turns Cython's boundscheck and initializedcheck on.
+cdef extern from *:
+    """
+    #ifndef ARCHALIGN_DEBUG
+    #define ARCHALIGN_DEBUG 0
+    #endif
+    """
+    int ARCHALIGN_DEBUG
+
 LANES = NW_LANES
+DEBUG_BUILD = bool(ARCHALIGN_DEBUG)  # built with bounds checks (see setup.py)
 I16_BOUND = NW_I16_BOUND
 I32_BOUND = NW_I32_BOUND
 
@@ -151,8 +161,10 @@ def score_scalar(const int32_t[::1] a, const int32_t[::1] b, const score_t[:, ::
         free(H)
         free(E)
         raise MemoryError()
+    # An empty sequence has no element 0; its pointer is never read.
     with nogil:
-        result = _score_rows(&a[0], a.shape[0], &b[0], n, S, match, mismatch,
+        result = _score_rows(&a[0] if a.shape[0] else NULL, a.shape[0],
+                             &b[0] if n else NULL, n, S, match, mismatch,
                              open_, extend, flat, neg, H, E)
     free(H)
     free(E)
@@ -284,8 +296,248 @@ cdef _traceback(const uint8_t[:, ::1] tr, Py_ssize_t i, Py_ssize_t j):
     return path[:k][::-1].copy()
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
+# pairwise_lanes runs the lane kernels over many (query, target block) items on
+# threads. The helpers below each do one step of an item; the ones that index
+# memoryviews propagate the IndexError of a debug build (except -1).
+
+cdef struct LaneArgs:
+    # What every item of one pairwise_lanes call shares, read-only.
+    long match
+    long mismatch
+    long open_
+    long extend
+    long maxabs
+    bint affine
+    bint flat
+    bint small_ids
+    bint symmetric
+    double scale
+    Py_ssize_t V            # rows and columns of S
+    const int32_t *S        # NULL with flat scoring
+    int64_t profile_size    # bytes of one thread's profile
+
+
+cdef struct Work:
+    # One thread's buffers, and the item and run of queries it has in hand.
+    int32_t *block          # the item's targets interleaved by lane (int16 or int32)
+    int32_t *H              # DP rows of all lanes (int16 or int32)
+    int32_t *E
+    int32_t *sc
+    int32_t *profile        # the run's scores: a row per distinct query token
+    int32_t *slot           # slot[c]: token c's profile row, -1 for none
+    int32_t *ids            # ids[row]: the token of a profile row
+    int32_t *rq             # a query rewritten as profile rows
+    int32_t *cols           # the block as column indices into rows of S (nw_gather_row)
+    # The item: targets first .. first + count - 1 against queries q_start .. q_end - 1.
+    Py_ssize_t first
+    Py_ssize_t count
+    Py_ssize_t q_start
+    Py_ssize_t q_end
+    int64_t ncols           # the longest target's length
+    bint wide               # int32 lanes, else int16
+    int64_t cap             # profile rows that fit profile_size at this width
+    # The run: queries that share one profile.
+    int64_t nrows           # profile rows in use
+    bint gather             # a query with too many tokens for a profile gathers S's rows
+
+
+cdef int _check_span(const int64_t[::1] off, Py_ssize_t k, Py_ssize_t n) except -1 nogil:
+    """Debug builds: sequence k, tokens off[k]:off[k + 1], lies in a buffer of n.
+
+    The kernels read sequences through pointers, which boundscheck does not
+    see; in a release build this compiles to nothing.
+    """
+    if ARCHALIGN_DEBUG:
+        if not 0 <= off[k] <= off[k + 1] <= n:
+            with gil:
+                raise IndexError(f"sequence {k} spans tokens {off[k]}..{off[k + 1]} "
+                                 f"of a buffer of {n}")
+    return 0
+
+
+cdef int64_t _longest(const int64_t[::1] off, Py_ssize_t lo, Py_ssize_t hi) except -1 nogil:
+    """Length of the longest of sequences lo .. hi - 1; 0 when there are none."""
+    cdef int64_t best = 0
+    cdef Py_ssize_t k
+    for k in range(lo, hi):
+        if off[k + 1] - off[k] > best:
+            best = off[k + 1] - off[k]
+    return best
+
+
+cdef bint _needs_int32(int64_t qmax, int64_t ncols, const LaneArgs *a) noexcept nogil:
+    """Whether an item needs int32 lanes: with queries up to qmax and targets up
+    to ncols long a score could overflow int16, or token ids do not fit int16."""
+    return (qmax + ncols + 2) * a.maxabs > NW_I16_BOUND or not a.small_ids
+
+
+cdef Work *_work_new(const LaneArgs *a, int64_t max_tlen, int64_t max_qlen) noexcept nogil:
+    """One thread's buffers; NULL when an allocation fails."""
+    cdef size_t lane_bytes = (max_tlen + 1) * NW_LANES * sizeof(int32_t)
+    cdef Py_ssize_t c
+    cdef Work *w = <Work *> calloc(1, sizeof(Work))
+    if w == NULL:
+        return NULL
+    w.block = <int32_t *> malloc(lane_bytes)
+    w.H = <int32_t *> malloc(lane_bytes)
+    w.E = <int32_t *> malloc(lane_bytes)
+    w.sc = <int32_t *> malloc(lane_bytes)
+    if not a.flat:
+        w.profile = <int32_t *> malloc(a.profile_size)
+        w.slot = <int32_t *> malloc(a.V * sizeof(int32_t))
+        w.ids = <int32_t *> malloc(a.V * sizeof(int32_t))
+        w.rq = <int32_t *> malloc((max_qlen + 1) * sizeof(int32_t))
+        w.cols = <int32_t *> malloc(lane_bytes)
+        if w.slot != NULL:
+            for c in range(a.V):
+                w.slot[c] = -1
+    if (w.block == NULL or w.H == NULL or w.E == NULL or w.sc == NULL or
+            (not a.flat and (w.profile == NULL or w.slot == NULL or w.ids == NULL or
+                             w.rq == NULL or w.cols == NULL))):
+        _work_free(w)
+        return NULL
+    return w
+
+
+cdef void _work_free(Work *w) noexcept nogil:
+    if w == NULL:
+        return
+    free(w.block)
+    free(w.H)
+    free(w.E)
+    free(w.sc)
+    free(w.profile)
+    free(w.slot)
+    free(w.ids)
+    free(w.rq)
+    free(w.cols)
+    free(w)
+
+
+cdef int _start_item(Work *w, Py_ssize_t it, const int64_t[:, ::1] items,
+                     const int32_t[::1] ttok, const int64_t[::1] toff,
+                     const int64_t[::1] qoff, const LaneArgs *a) except -1 nogil:
+    """Take item `it`: its targets and queries, its lane width, its target block."""
+    cdef Py_ssize_t l
+    w.first = items[it, 0] * NW_LANES
+    w.count = min(toff.shape[0] - 1 - w.first, NW_LANES)
+    w.q_start = items[it, 1]
+    w.q_end = items[it, 2]
+    for l in range(w.count):
+        _check_span(toff, w.first + l, ttok.shape[0])
+    w.ncols = _longest(toff, w.first, w.first + w.count)
+    w.wide = _needs_int32(_longest(qoff, w.q_start, w.q_end), w.ncols, a)
+    _fill_block(w, &ttok[0], &toff[0], a)
+    return 0
+
+
+cdef void _fill_block(Work *w, const int32_t *ttok, const int64_t *toff,
+                      const LaneArgs *a) noexcept nogil:
+    """Interleave the item's targets into w.block at its width (and, with a
+    substitution matrix, into w.cols as int32 ids), and size its profile."""
+    if w.wide:
+        nw_fill_block_i32(ttok, toff, w.first, w.count, w.ncols, -1, w.block)
+    else:
+        nw_fill_block_i16(ttok, toff, w.first, w.count, w.ncols, -1, <int16_t *> w.block)
+    if not a.flat:
+        nw_fill_block_i32(ttok, toff, w.first, w.count, w.ncols, 0, w.cols)
+    # Profile rows that fit the budget at this block's length and width.
+    if w.ncols == 0:
+        w.cap = a.V
+    else:
+        w.cap = a.profile_size // (w.ncols * NW_LANES * (4 if w.wide else 2))
+
+
+cdef Py_ssize_t _start_run(Work *w, Py_ssize_t q, const int32_t[::1] qtok,
+                           const int64_t[::1] qoff, const LaneArgs *a) except -1 nogil:
+    """Queries q .. g - 1 are aligned next, sharing one profile; returns g.
+
+    With flat scoring that is all the item's queries. With a substitution
+    matrix, queries join while their distinct tokens fit w.cap profile rows,
+    and the profile is built for them; a query that alone needs more rows
+    runs by itself and gathers rows of S instead (w.gather).
+    """
+    cdef Py_ssize_t g = q
+    cdef int64_t r
+    w.gather = False
+    w.nrows = 0
+    if a.flat:
+        return w.q_end
+    while g < w.q_end:
+        _check_span(qoff, g, qtok.shape[0])
+        r = nw_assign_rows(&qtok[0] + qoff[g], qoff[g + 1] - qoff[g],
+                           w.slot, w.ids, w.nrows, w.cap)
+        if r < 0:
+            break
+        w.nrows = r
+        g += 1
+    if g == q:
+        w.gather = True
+        return q + 1
+    if w.wide:
+        nw_build_profile_i32(w.cols, w.ncols, a.S, a.V, w.ids, w.nrows, w.profile)
+    else:
+        nw_build_profile_i16(w.cols, w.ncols, a.S, a.V, w.ids, w.nrows,
+                             <int16_t *> w.profile)
+    return g
+
+
+cdef void _end_run(Work *w) noexcept nogil:
+    """Forget the run's profile rows, so that the next run starts empty."""
+    cdef int64_t r
+    for r in range(w.nrows):
+        w.slot[w.ids[r]] = -1
+
+
+cdef int _align_query(Work *w, Py_ssize_t k, const int32_t[::1] qtok,
+                      const int64_t[::1] qoff, const LaneArgs *a) except -1 nogil:
+    """Query k against every lane of the item's block; the last DP row ends in w.H."""
+    cdef Py_ssize_t i, m
+    cdef const int32_t *qp
+    cdef int32_t *profile = NULL
+    _check_span(qoff, k, qtok.shape[0])
+    m = qoff[k + 1] - qoff[k]
+    qp = &qtok[0] + qoff[k]
+    if not a.flat and not w.gather:
+        for i in range(m):
+            w.rq[i] = w.slot[qp[i]]
+        qp = w.rq
+        profile = w.profile
+    if w.wide:
+        nw_lanes_i32(qp, m, w.block, w.ncols, profile, a.S, w.cols, a.V,
+                     a.match, a.mismatch, a.open_, a.extend, a.affine, w.H, w.E, w.sc)
+    else:
+        nw_lanes_i16(qp, m, <int16_t *> w.block, w.ncols, <int16_t *> profile, a.S,
+                     w.cols, a.V, <int16_t> a.match, <int16_t> a.mismatch,
+                     <int16_t> a.open_, <int16_t> a.extend, a.affine,
+                     <int16_t *> w.H, <int16_t *> w.E, <int16_t *> w.sc)
+    return 0
+
+
+cdef int _store_scores(Work *w, Py_ssize_t k, const int64_t[::1] toff,
+                       const int64_t[::1] qrow, const int64_t[::1] tcol,
+                       double[:, ::1] out, const LaneArgs *a) except -1 nogil:
+    """Query k's scores against the item's targets, each read off the last DP
+    row at its own length, into out (and the transpose when symmetric)."""
+    cdef Py_ssize_t l, t
+    cdef int64_t tlen, raw
+    cdef double value
+    for l in range(w.count):
+        t = w.first + l
+        if a.symmetric and k > t:
+            continue
+        tlen = toff[t + 1] - toff[t]
+        if w.wide:
+            raw = w.H[tlen * NW_LANES + l]
+        else:
+            raw = (<int16_t *> w.H)[tlen * NW_LANES + l]
+        value = raw / a.scale
+        out[qrow[k], tcol[t]] = value
+        if a.symmetric:
+            out[tcol[t], qrow[k]] = value
+    return 0
+
+
 def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
                    const int64_t[::1] qrow,
                    const int32_t[::1] ttok, const int64_t[::1] toff,
@@ -316,161 +568,42 @@ def pairwise_lanes(const int32_t[::1] qtok, const int64_t[::1] qoff,
     alignments it serves) and the run's queries are rewritten as profile row
     numbers. A query that alone needs more rows gathers S[a][block] per row.
     """
-    cdef Py_ssize_t n_items = items.shape[0], nt = toff.shape[0] - 1
-    cdef Py_ssize_t nq = qoff.shape[0] - 1
-    cdef Py_ssize_t V = S.shape[0]
-    cdef int64_t max_tlen = 0, max_qlen = 0, t
-    cdef Py_ssize_t it, q, g, k, i, j, l, first, count, ncols, m, qmax
-    cdef int64_t tlen, bound, cap, nrows, r, profile_size
-    cdef int32_t *block
-    cdef int32_t *H
-    cdef int32_t *E
-    cdef int32_t *sc
-    cdef int32_t *profile
-    cdef int32_t *slot
-    cdef int32_t *ids
-    cdef int32_t *rq
-    cdef int32_t *cols
-    cdef const int32_t *qp
-    cdef const int32_t *Sp = NULL
-    cdef bint wide, gather
-    cdef double value
-    cdef int64_t raw
+    cdef int64_t max_tlen = _longest(toff, 0, toff.shape[0] - 1)
+    cdef int64_t max_qlen = _longest(qoff, 0, qoff.shape[0] - 1)
+    cdef Py_ssize_t V = S.shape[0], it, q, g, k
+    cdef LaneArgs a = LaneArgs(
+        match=match, mismatch=mismatch, open_=open_, extend=extend, maxabs=maxabs,
+        affine=affine, flat=flat, small_ids=small_ids, symmetric=symmetric, scale=scale,
+        V=V, S=NULL,
+        # More than every id's row at the longest block is never needed; at
+        # least one byte so that malloc has something to allocate.
+        profile_size=max(1, min(profile_bytes, V * max_tlen * NW_LANES * 4)))
+    cdef Work *w = NULL
     # Shared through a pointer: a plain variable assigned inside a parallel
     # block would be thread-private.
     cdef int fail[1]
     fail[0] = 0
-    for t in range(nt):
-        if toff[t + 1] - toff[t] > max_tlen:
-            max_tlen = toff[t + 1] - toff[t]
-    for q in range(nq):
-        if qoff[q + 1] - qoff[q] > max_qlen:
-            max_qlen = qoff[q + 1] - qoff[q]
-    # More than every id's row at the longest block is never needed; at least
-    # one byte so that malloc has something to allocate.
-    profile_size = max(1, min(profile_bytes, V * max_tlen * NW_LANES * 4))
     if not flat:
-        Sp = &S[0, 0]
-
+        a.S = &S[0, 0]
     with nogil, parallel(num_threads=n_threads):
-        # Per-thread buffers, allocated inside the parallel region so each
-        # thread first-touches its own memory.
-        block = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
-        H = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
-        E = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
-        sc = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
-        # Profile state: slot[c] is token c's profile row (-1: none), ids[row]
-        # its token, rq a query rewritten as rows, cols the block as indices
-        # into rows of S (see nw_gather_row).
-        profile = slot = ids = rq = cols = NULL
-        if not flat:
-            profile = <int32_t *> malloc(profile_size)
-            slot = <int32_t *> malloc(V * sizeof(int32_t))
-            ids = <int32_t *> malloc(V * sizeof(int32_t))
-            rq = <int32_t *> malloc((max_qlen + 1) * sizeof(int32_t))
-            cols = <int32_t *> malloc((max_tlen + 1) * NW_LANES * sizeof(int32_t))
-            if slot != NULL:
-                for j in range(V):
-                    slot[j] = -1
-        if (block == NULL or H == NULL or E == NULL or sc == NULL or
-                (not flat and (profile == NULL or slot == NULL or ids == NULL or
-                               rq == NULL or cols == NULL))):
+        # Allocated inside the parallel region so each thread first-touches its own.
+        w = _work_new(&a, max_tlen, max_qlen)
+        if w == NULL:
             fail[0] = 1
         # Every thread must reach the worksharing loop; a failed one skips work.
-        for it in prange(n_items, schedule="dynamic"):
+        for it in prange(items.shape[0], schedule="dynamic"):
             if fail[0]:
                 continue
-            first = items[it, 0] * NW_LANES
-            count = nt - first
-            if count > NW_LANES:
-                count = NW_LANES
-            ncols = toff[first + 1] - toff[first]
-            for l in range(1, count):
-                if toff[first + l + 1] - toff[first + l] > ncols:
-                    ncols = toff[first + l + 1] - toff[first + l]
-            qmax = 0
-            for q in range(items[it, 1], items[it, 2]):
-                if qoff[q + 1] - qoff[q] > qmax:
-                    qmax = qoff[q + 1] - qoff[q]
-            bound = (qmax + ncols + 2) * maxabs
-            wide = bound > NW_I16_BOUND or not small_ids
-            if wide:
-                nw_fill_block_i32(&ttok[0], &toff[0], first, count, ncols, -1, block)
-            else:
-                nw_fill_block_i16(&ttok[0], &toff[0], first, count, ncols, -1,
-                                  <int16_t *> block)
-            if not flat:
-                nw_fill_block_i32(&ttok[0], &toff[0], first, count, ncols, 0, cols)
-            # Profile rows that fit the budget at this block's length and width.
-            cap = V if ncols == 0 else profile_size // (ncols * NW_LANES * (4 if wide else 2))
-            q = items[it, 1]
-            while q < items[it, 2]:
-                # Queries q..g-1 are aligned next, sharing one profile.
-                gather = False
-                nrows = 0
-                if flat:
-                    g = items[it, 2]
-                else:
-                    g = q
-                    while g < items[it, 2]:
-                        r = nw_assign_rows(&qtok[0] + qoff[g], qoff[g + 1] - qoff[g],
-                                           slot, ids, nrows, cap)
-                        if r < 0:
-                            break
-                        nrows = r
-                        g = g + 1
-                    if g == q:
-                        gather = True
-                        g = q + 1
-                    elif wide:
-                        nw_build_profile_i32(cols, ncols, Sp, V, ids, nrows, profile)
-                    else:
-                        nw_build_profile_i16(cols, ncols, Sp, V, ids, nrows,
-                                             <int16_t *> profile)
+            _start_item(w, it, items, ttok, toff, qoff, &a)
+            q = w.q_start
+            while q < w.q_end:
+                g = _start_run(w, q, qtok, qoff, &a)
                 for k in range(q, g):
-                    m = qoff[k + 1] - qoff[k]
-                    qp = &qtok[0] + qoff[k]
-                    if not flat and not gather:
-                        for i in range(m):
-                            rq[i] = slot[qp[i]]
-                        qp = rq
-                    if wide:
-                        nw_lanes_i32(qp, m, block, ncols,
-                                     NULL if flat or gather else profile,
-                                     Sp, cols, V, match, mismatch, open_, extend,
-                                     affine, H, E, sc)
-                    else:
-                        nw_lanes_i16(qp, m, <int16_t *> block, ncols,
-                                     NULL if flat or gather else <int16_t *> profile,
-                                     Sp, cols, V, <int16_t> match, <int16_t> mismatch,
-                                     <int16_t> open_, <int16_t> extend, affine,
-                                     <int16_t *> H, <int16_t *> E, <int16_t *> sc)
-                    for l in range(count):
-                        t = first + l
-                        if symmetric and k > t:
-                            continue
-                        tlen = toff[t + 1] - toff[t]
-                        if wide:
-                            raw = H[tlen * NW_LANES + l]
-                        else:
-                            raw = (<int16_t *> H)[tlen * NW_LANES + l]
-                        value = raw / scale
-                        out[qrow[k], tcol[t]] = value
-                        if symmetric:
-                            out[tcol[t], qrow[k]] = value
-                # Forget the run's rows so the next run starts empty.
-                for r in range(nrows):
-                    slot[ids[r]] = -1
+                    _align_query(w, k, qtok, qoff, &a)
+                    _store_scores(w, k, toff, qrow, tcol, out, &a)
+                _end_run(w)
                 q = g
-        free(block)
-        free(H)
-        free(E)
-        free(sc)
-        free(profile)
-        free(slot)
-        free(ids)
-        free(rq)
-        free(cols)
+        _work_free(w)
     if fail[0]:
         raise MemoryError("pairwise: could not allocate per-thread DP buffers")
 
@@ -487,16 +620,13 @@ def pairwise_scalar(const int32_t[::1] qtok, const int64_t[::1] qoff,
     int32; result[k] receives pair k divided by ``scale``.
     """
     cdef Py_ssize_t n_pairs = pairs.shape[0], k, q, t
-    cdef int64_t max_tlen = 0
-    cdef score_t *H
-    cdef score_t *E
+    cdef int64_t max_tlen = _longest(toff, 0, toff.shape[0] - 1)
+    cdef score_t *H = NULL
+    cdef score_t *E = NULL
     # Shared through a pointer: a plain variable assigned inside a parallel
     # block would be thread-private.
     cdef int fail[1]
     fail[0] = 0
-    for t in range(toff.shape[0] - 1):
-        if toff[t + 1] - toff[t] > max_tlen:
-            max_tlen = toff[t + 1] - toff[t]
     with nogil, parallel(num_threads=n_threads):
         H = <score_t *> malloc((max_tlen + 1) * sizeof(score_t))
         E = <score_t *> malloc((max_tlen + 1) * sizeof(score_t))
@@ -507,6 +637,8 @@ def pairwise_scalar(const int32_t[::1] qtok, const int64_t[::1] qoff,
             t = pairs[k, 1]
             if fail[0]:
                 continue
+            _check_span(qoff, q, qtok.shape[0])
+            _check_span(toff, t, ttok.shape[0])
             result[k] = _score_rows(&qtok[0] + qoff[q], qoff[q + 1] - qoff[q],
                                     &ttok[0] + toff[t], toff[t + 1] - toff[t],
                                     S, match, mismatch, open_, extend,

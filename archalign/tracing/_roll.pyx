@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3
 """Compiled tandem-repeat rolling. Private: use archalign.roll.
 
 Implements exactly the rule of ``archalign.tracing.rolling`` (and of its reference,
@@ -8,6 +8,18 @@ left-to-right pass per period, until a whole sweep changes nothing.
 from libc.stdint cimport int32_t, int64_t
 
 import numpy as np
+
+# setup.py defines ARCHALIGN_DEBUG in the debug build (ARCHALIGN_CYTHON_DEBUG=1),
+# which also turns Cython's boundscheck and initializedcheck on.
+cdef extern from *:
+    """
+    #ifndef ARCHALIGN_DEBUG
+    #define ARCHALIGN_DEBUG 0
+    #endif
+    """
+    int ARCHALIGN_DEBUG
+
+DEBUG_BUILD = bool(ARCHALIGN_DEBUG)  # built with bounds checks (see setup.py)
 
 
 cdef bint _pass(int32_t *x, int64_t *c, Py_ssize_t *n_ptr, Py_ssize_t p,
