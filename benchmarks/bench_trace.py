@@ -49,7 +49,7 @@ def bench_sample(n: int, seed: int, jobs: int) -> None:
 
     from archalign.tracing.api import trace
     from archalign.tracing.calls import Trace, TraceError
-    from archalign.tracing.recorder import _SkipMetaInit
+    from archalign.tracing.recorder import SkipMetaInit
 
     torch.set_num_threads(1)
     names = timm.list_models()
@@ -60,7 +60,7 @@ def bench_sample(n: int, seed: int, jobs: int) -> None:
     failed = {}
     for name in sample:
         t0 = time.perf_counter()
-        with torch.device("meta"), _SkipMetaInit():  # built as trace() builds it
+        with torch.device("meta"), SkipMetaInit():  # built as trace() builds it
             timm.create_model(name, pretrained=False)
         t1 = time.perf_counter()
         try:

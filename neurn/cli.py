@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "from its runs, and print summary.md, or its main table as LaTeX or "
                     "CSV (the same numbers).")
     table.add_argument("out", type=Path, metavar="DIR")
+    table.add_argument("--against", metavar="VARIANT",
+                       help="take each Δ and paired p against VARIANT (e.g. randconv) instead of "
+                            "baseline; printed only, the study's files keep baseline")
     _format_options(table, "write the output to FILE (atomically) instead of printing it")
 
     cmp = sub.add_parser(
@@ -392,7 +395,7 @@ def _table(args) -> int:
     from neurn.results import load_results, table_text
     from neurn.study.claims import in_progress
 
-    text = table_text(load_results(args.out), args.format)
+    text = table_text(load_results(args.out), args.format, against=args.against)
     # the note on running runs follows the Markdown it annotates; elsewhere it would
     # break the LaTeX or CSV, so it goes to stderr
     note = sys.stdout if args.format == "markdown" and args.file is None else sys.stderr

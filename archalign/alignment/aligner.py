@@ -28,7 +28,7 @@ import numpy as np
 
 from archalign.alignment import _nw
 from archalign.alignment.blocked import DEFAULT_BLOCK, blocked_pairwise
-from archalign.alignment.core import (_as_tokens, _scalar_args, _scoring, effective_n_jobs,
+from archalign.alignment.core import (as_tokens, check_scoring, scalar_args, effective_n_jobs,
                                       openmp_enabled, pairwise_threads)
 from archalign.tokens.scoring import Scoring
 from archalign.utils.errors import UsageError
@@ -46,9 +46,9 @@ def score(a, b, scoring: Scoring | None = None) -> float:
     scoring : Scoring, optional
         Default ``Scoring()``: match 1, mismatch -1, linear gap -1.
     """
-    scoring = _scoring(scoring)
-    a = _as_tokens(a, "a", scoring.vocab_size)
-    b = _as_tokens(b, "b", scoring.vocab_size)
+    scoring = check_scoring(scoring)
+    a = as_tokens(a, "a", scoring.vocab_size)
+    b = as_tokens(b, "b", scoring.vocab_size)
     ints = scoring._integer
     if ints is not None and ints.substitution is None:
         bound = (len(a) + len(b) + 2) * ints.maxabs
@@ -57,7 +57,7 @@ def score(a, b, scoring: Scoring | None = None) -> float:
                                  ints.gap_extend, scoring.affine,
                                  16 if bound <= _nw.I16_BOUND else 32)
             return raw / ints.scale
-    args, scale = _scalar_args(scoring, len(a) + len(b))
+    args, scale = scalar_args(scoring, len(a) + len(b))
     return _nw.score_scalar(a, b, *args) / scale
 
 
@@ -146,10 +146,10 @@ def align(a, b, scoring: Scoring | None = None) -> Alignment:
     Ties are broken deterministically (diagonal, then gap in b, then gap in
     a). ``align(a, b, s).score == score(a, b, s)`` always holds.
     """
-    scoring = _scoring(scoring)
-    a = _as_tokens(a, "a", scoring.vocab_size)
-    b = _as_tokens(b, "b", scoring.vocab_size)
-    args, scale = _scalar_args(scoring, len(a) + len(b))
+    scoring = check_scoring(scoring)
+    a = as_tokens(a, "a", scoring.vocab_size)
+    b = as_tokens(b, "b", scoring.vocab_size)
+    args, scale = scalar_args(scoring, len(a) + len(b))
     raw, path = _nw.align_scalar(a, b, *args)
     return Alignment(score=raw / scale, a=a, b=b, path=path)
 
@@ -191,7 +191,7 @@ def pairwise(seqs, scoring: Scoring | None = None, n_jobs: int | None = None,
         the matrix filled symmetrically. Extra memory is
         O(n_jobs * 32 * max_len) beyond the output.
     """
-    scoring = _scoring(scoring)
+    scoring = check_scoring(scoring)
     if backend != "threads" or out is not None or block is not None:
         if others is not None:
             raise UsageError("backend='dask', block= and out= compute the square matrix; "

@@ -38,7 +38,7 @@ import numpy as np
 
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_write_text
-from archalign.alignment.core import _as_tokens, _pack, _scoring, pairwise_threads
+from archalign.alignment.core import as_tokens, check_scoring, pack_sequences, pairwise_threads
 
 __all__ = ["blocked_pairwise", "plan_blocks"]
 
@@ -249,14 +249,14 @@ def blocked_pairwise(seqs, scoring=None, *, block: int = DEFAULT_BLOCK, out=None
     on_block : callable, optional
         Called with each finished block's box (progress hooks, tests).
     """
-    scoring = _scoring(scoring)
+    scoring = check_scoring(scoring)
     if not scoring.symmetric:
         raise UsageError("blocked_pairwise computes upper-triangle blocks only and needs a "
                          "symmetric scoring; use pairwise() for asymmetric matrices")
     if backend not in ("threads", "dask"):
         raise UsageError(f"backend must be 'threads' or 'dask', got {backend!r}")
-    seqs = [_as_tokens(s, f"seqs[{k}]", scoring.vocab_size) for k, s in enumerate(seqs)]
-    packed = _pack(seqs)
+    seqs = [as_tokens(s, f"seqs[{k}]", scoring.vocab_size) for k, s in enumerate(seqs)]
+    packed = pack_sequences(seqs)
     n = len(seqs)
     boxes = plan_blocks(n, block)
     store = None

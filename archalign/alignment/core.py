@@ -1,6 +1,6 @@
 """The Python layer over the compiled core (``archalign.alignment._nw``).
 
-It validates token sequences (``_as_tokens``) and scorings, picks the integer width
+It validates token sequences (``as_tokens``) and scorings, picks the integer width
 and the kernel, chooses the thread count (``effective_n_jobs``) and runs the
 in-memory all-pairs drivers (``pairwise_threads``). The core only runs loops;
 the public functions are in :mod:`archalign.alignment.aligner`.
@@ -16,7 +16,8 @@ from archalign.alignment import _nw
 from archalign.tokens.scoring import Scoring
 from archalign.utils.errors import UsageError
 
-__all__ = ["openmp_enabled", "effective_n_jobs", "pairwise_threads"]
+__all__ = ["as_tokens", "check_scoring", "effective_n_jobs", "openmp_enabled", "pack_sequences",
+           "pairwise_threads", "scalar_args"]
 
 
 _INT32_MAX = np.iinfo(np.int32).max
@@ -65,7 +66,7 @@ def effective_n_jobs(n_jobs: int | None = None) -> int:
     return n
 
 
-def _as_tokens(x, name: str, vocab_size: int | None) -> np.ndarray:
+def as_tokens(x, name: str, vocab_size: int | None) -> np.ndarray:
     """Validate one sequence of token ids; return it as C-contiguous int32."""
     arr = np.asarray(x)
     if arr.ndim != 1:
@@ -88,7 +89,7 @@ def _as_tokens(x, name: str, vocab_size: int | None) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
-def _scoring(scoring) -> Scoring:
+def check_scoring(scoring) -> Scoring:
     if scoring is None:
         return Scoring()
     if not isinstance(scoring, Scoring):
@@ -96,7 +97,7 @@ def _scoring(scoring) -> Scoring:
     return scoring
 
 
-def _scalar_args(scoring: Scoring, max_len_sum: int):
+def scalar_args(scoring: Scoring, max_len_sum: int):
     """Arguments of the scalar kernels: exact int64 when possible, else float64."""
     ints = scoring._integer
     if ints is not None and (max_len_sum + 2) * ints.maxabs < _INT64_BOUND:
@@ -109,7 +110,7 @@ def _scalar_args(scoring: Scoring, max_len_sum: int):
             scoring.gap_open, scoring.gap_extend, flat, -np.inf), 1.0
 
 
-def _pack(seqs: list[np.ndarray]):
+def pack_sequences(seqs: list[np.ndarray]):
     """Concatenate sequences into one token buffer plus CSR-style offsets."""
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
@@ -123,11 +124,11 @@ def pairwise_threads(seqs, scoring: Scoring, n_jobs: int | None = None,
                      others=None) -> np.ndarray:
     """``pairwise`` in memory on threads (see :func:`archalign.alignment.aligner.pairwise`)."""
     V = scoring.vocab_size
-    queries = [_as_tokens(s, f"seqs[{k}]", V) for k, s in enumerate(seqs)]
+    queries = [as_tokens(s, f"seqs[{k}]", V) for k, s in enumerate(seqs)]
     if others is None:
         targets, symmetric = queries, scoring.symmetric
     else:
-        targets = [_as_tokens(s, f"others[{k}]", V) for k, s in enumerate(others)]
+        targets = [as_tokens(s, f"others[{k}]", V) for k, s in enumerate(others)]
         symmetric = False
     out = np.empty((len(queries), len(targets)), dtype=np.float64)
     if out.size == 0:
@@ -164,7 +165,7 @@ def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
 
     # Sorting targets by length makes each 32-lane block nearly uniform.
     t_order = np.argsort([-len(s) for s in targets], kind="stable")
-    ttok, toff = _pack([targets[k] for k in t_order])
+    ttok, toff = pack_sequences([targets[k] for k in t_order])
     tcol = t_order.astype(np.int64)
     n_blocks = -(-len(targets) // lanes)
     if symmetric:
@@ -172,7 +173,7 @@ def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
         # Block b only needs queries up to its last target (pairs q <= t).
         q_ends = [min((b + 1) * lanes, len(targets)) for b in range(n_blocks)]
     else:
-        qtok, qoff = _pack(queries)
+        qtok, qoff = pack_sequences(queries)
         qrow = np.arange(len(queries), dtype=np.int64)
         q_ends = [len(queries)] * n_blocks
     items = np.array([(b, q, min(q + _QUERIES_PER_TASK, end))
@@ -192,9 +193,9 @@ def _pairwise_scalar(queries, targets, symmetric, scoring, out, n_threads, max_s
     else:
         pairs = np.array(np.meshgrid(np.arange(nq), np.arange(nt), indexing="ij"),
                          dtype=np.int64).reshape(2, -1).T.copy()
-    qtok, qoff = _pack(queries)
-    ttok, toff = _pack(targets)
-    args, scale = _scalar_args(scoring, max_sum)
+    qtok, qoff = pack_sequences(queries)
+    ttok, toff = pack_sequences(targets)
+    args, scale = scalar_args(scoring, max_sum)
     result = np.empty(len(pairs), dtype=np.float64)
     _nw.pairwise_scalar(qtok, qoff, ttok, toff, pairs, *args, scale, result, n_threads)
     out[pairs[:, 0], pairs[:, 1]] = result

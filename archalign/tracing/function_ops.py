@@ -49,16 +49,16 @@ def _arg(args: tuple, kwargs: dict, pos: int, name: str, default: Any = None) ->
     return kwargs.get(name, default)
 
 
-def _plain(v: Any) -> Any:
+def plain_value(v: Any) -> Any:
     """JSON-friendly, stable form of a hyper-parameter value."""
     if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
         return v
     if isinstance(v, float):
         return int(v) if v.is_integer() else v
     if isinstance(v, (tuple, list)):
-        return [_plain(x) for x in v]
+        return [plain_value(x) for x in v]
     if _is_tensor(v) and v.ndim == 0 and v.device.type != "meta":
-        return _plain(v.item())
+        return plain_value(v.item())
     if hasattr(v, "__index__"):  # torch.SymInt, numpy ints
         try:
             return int(v)
@@ -361,4 +361,4 @@ def function_call(name: str, args: tuple, kwargs: dict) -> tuple[str, dict] | No
     if found is None:
         return None
     op, params = found
-    return op, {k: _plain(v) for k, v in params.items()}
+    return op, {k: plain_value(v) for k, v in params.items()}

@@ -1,7 +1,7 @@
 """The leaf registry: module classes traced as one call even though they have children."""
 from __future__ import annotations
 
-__all__ = ["register_leaf_module", "is_leaf_module_class"]
+__all__ = ["is_leaf_module_class", "leaf_module_classes", "register_leaf_module"]
 
 # Classes traced as one token even though they have children. A dict used as an
 # ordered set, as timm does for its fx leaf modules (timm/layers/_fx.py).
@@ -19,8 +19,13 @@ def register_leaf_module(cls: type) -> type:
 
 
 def is_leaf_module_class(cls: type) -> bool:
+    return issubclass(cls, leaf_module_classes())
+
+
+def leaf_module_classes() -> tuple[type, ...]:
+    """The registered leaf classes, the defaults included, in registration order."""
     _add_default_leaves()
-    return any(issubclass(cls, leaf) for leaf in _leaf_module_classes)
+    return tuple(_leaf_module_classes)
 
 
 def _add_default_leaves() -> None:

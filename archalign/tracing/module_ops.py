@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from archalign.tracing.canonical import canonical_module, is_dropout
-from archalign.tracing.function_ops import _plain
+from archalign.tracing.function_ops import plain_value
 
 __all__ = ["module_call", "SKIPPED_MODULES"]
 
@@ -84,4 +84,4 @@ def module_call(module: Any, args: tuple = ()) -> tuple[str, dict] | None:
     except Exception:  # noqa: BLE001 - a half-initialised custom module
         params = {}
     op, params = canonical_module(op, module, params, args)
-    return op, {k: _plain(v) for k, v in params.items()}
+    return op, {k: plain_value(v) for k, v in params.items()}

@@ -7,7 +7,7 @@ from typing import Any
 from collections.abc import Callable
 
 from archalign.tracing.calls import Call
-from archalign.tracing.onnx_reader import _Reader
+from archalign.tracing.onnx_reader import GraphReader
 
 __all__ = ["ONNX_OPS"]
 
@@ -26,7 +26,7 @@ def _symmetric(pads, n: int):
     return begin if begin == end else list(pads)
 
 
-def _conv(reader: _Reader, node, base: str = "Conv") -> None:
+def _conv(reader: GraphReader, node, base: str = "Conv") -> None:
     a = reader.attrs(node)
     w = reader.init_shapes.get(node.input[1]) if len(node.input) > 1 else None
     if w is not None and len(w) < 3:
@@ -45,7 +45,7 @@ def _conv(reader: _Reader, node, base: str = "Conv") -> None:
     reader.emit(node, _spatial_name(base, n + 2), params, reader.live(node)[:1])
 
 
-def _batch_norm(reader: _Reader, node) -> None:
+def _batch_norm(reader: GraphReader, node) -> None:
     a = reader.attrs(node)
     scale = reader.init_shapes.get(node.input[1]) if len(node.input) > 1 else None
     rank = reader.rank.get(node.input[0])
@@ -54,7 +54,7 @@ def _batch_norm(reader: _Reader, node) -> None:
                  "affine": True}, reader.live(node)[:1])
 
 
-def _instance_norm(reader: _Reader, node) -> None:
+def _instance_norm(reader: GraphReader, node) -> None:
     a = reader.attrs(node)
     scale = reader.init_shapes.get(node.input[1]) if len(node.input) > 1 else None
     reader.emit(node, _spatial_name("InstanceNorm", reader.rank.get(node.input[0])),
@@ -62,7 +62,7 @@ def _instance_norm(reader: _Reader, node) -> None:
                 reader.live(node)[:1])
 
 
-def _layer_norm(reader: _Reader, node) -> None:
+def _layer_norm(reader: GraphReader, node) -> None:
     a = reader.attrs(node)
     scale = reader.init_shapes.get(node.input[1]) if len(node.input) > 1 else None
     reader.emit(node, "LayerNorm", {"shape": scale, "eps": a.get("epsilon", 1e-5),
@@ -70,7 +70,7 @@ def _layer_norm(reader: _Reader, node) -> None:
                 reader.live(node)[:1])
 
 
-def _gemm(reader: _Reader, node) -> None:
+def _gemm(reader: GraphReader, node) -> None:
     a = reader.attrs(node)
     w = reader.init_shapes.get(node.input[1])
     if w is None:  # two activations: a matrix product, not a layer
@@ -85,7 +85,7 @@ def _gemm(reader: _Reader, node) -> None:
                 reader.live(node)[:1])
 
 
-def _matmul(reader: _Reader, node) -> None:
+def _matmul(reader: GraphReader, node) -> None:
     w = reader.init_shapes.get(node.input[1])
     if w is not None and len(w) == 2:  # x @ W: a linear layer (its bias Add follows)
         reader.emit(node, "Linear", {"in": w[0], "out": w[1], "bias": False},
@@ -114,7 +114,7 @@ def _matmul(reader: _Reader, node) -> None:
 _VIEWS = ("reshape", "transpose", "permute")
 
 
-def _view_chain(reader: _Reader, index: int) -> list[int]:
+def _view_chain(reader: GraphReader, index: int) -> list[int]:
     """The view calls (reshape / transpose / permute) that feed only ``index``'s path,
     walking back from it, nearest first."""
     chain: list[int] = []
@@ -125,7 +125,7 @@ def _view_chain(reader: _Reader, index: int) -> list[int]:
     return chain
 
 
-def _drop_exporter_views(reader: _Reader, scores: Call) -> None:
+def _drop_exporter_views(reader: GraphReader, scores: Call) -> None:
     """Exporters write attention's ``k^T`` as views of their own (dynamo's decomposition
     of ``scaled_dot_product_attention``: reshape, transpose, reshape), which the torch
     op does not show: drop the views on k's path beyond those on q's."""
@@ -135,7 +135,7 @@ def _drop_exporter_views(reader: _Reader, scores: Call) -> None:
     reader.dropped.update(k_views[:max(0, len(k_views) - len(q_views))])
 
 
-def _binary(reader: _Reader, node) -> None:
+def _binary(reader: GraphReader, node) -> None:
     live = reader.operands(node)
     activations = reader.live(node)
     if node.op_type == "Add" and len(activations) == 1 and len(live) == 2:
@@ -166,14 +166,14 @@ def _binary(reader: _Reader, node) -> None:
 
 
 def _act(name: str, **keys: tuple[str, Any]) -> Callable:
-    def handler(reader: _Reader, node) -> None:
+    def handler(reader: GraphReader, node) -> None:
         a = reader.attrs(node)
         reader.emit(node, name, {k: a.get(attr, d) for k, (attr, d) in keys.items()},
                     reader.live(node)[:1])
     return handler
 
 
-def _clip(reader: _Reader, node) -> None:
+def _clip(reader: GraphReader, node) -> None:
     bounds = []
     for name in node.input[1:3]:
         bounds.append(reader.constants.get(name))
@@ -185,7 +185,7 @@ def _clip(reader: _Reader, node) -> None:
     reader.emit(node, op, {}, reader.live(node)[:1])
 
 
-def _concat(reader: _Reader, node) -> None:
+def _concat(reader: GraphReader, node) -> None:
     axis = reader.attrs(node).get("axis", 0)
     rank = reader.rank.get(node.output[0])
     reader.emit(node, "cat", {"dim": axis + rank if axis < 0 and rank else axis,
@@ -193,7 +193,7 @@ def _concat(reader: _Reader, node) -> None:
 
 
 def _pool(name: str) -> Callable:
-    def handler(reader: _Reader, node) -> None:
+    def handler(reader: GraphReader, node) -> None:
         a = reader.attrs(node)
         k = list(a.get("kernel_shape", []))
         reader.emit(node, _spatial_name(name, len(k) + 2), {
@@ -203,13 +203,13 @@ def _pool(name: str) -> Callable:
 
 
 def _global_pool(name: str) -> Callable:
-    def handler(reader: _Reader, node) -> None:
+    def handler(reader: GraphReader, node) -> None:
         reader.emit(node, _spatial_name(name, reader.rank.get(node.input[0])),
                     {"out_size": 1}, reader.live(node)[:1])
     return handler
 
 
-def _reduce_mean(reader: _Reader, node) -> None:
+def _reduce_mean(reader: GraphReader, node) -> None:
     a = reader.attrs(node)
     axes = a.get("axes")
     if axes is None and len(node.input) > 1:
@@ -225,7 +225,7 @@ def _reduce_mean(reader: _Reader, node) -> None:
 
 
 def _softmax(name: str) -> Callable:
-    def handler(reader: _Reader, node) -> None:
+    def handler(reader: GraphReader, node) -> None:
         axis = reader.attrs(node).get("axis", -1)
         rank = reader.rank.get(node.input[0])
         reader.emit(node, name, {"dim": axis + rank if axis < 0 and rank else axis},
@@ -233,19 +233,19 @@ def _softmax(name: str) -> Callable:
     return handler
 
 
-def _flatten(reader: _Reader, node) -> None:
+def _flatten(reader: GraphReader, node) -> None:
     axis = reader.attrs(node).get("axis", 1)
     rank = reader.rank.get(node.input[0])
     reader.emit(node, "Flatten", {"start": axis, "end": rank - 1 if rank else None},
                 reader.live(node)[:1])
 
 
-def _reshape(reader: _Reader, node) -> None:
+def _reshape(reader: GraphReader, node) -> None:
     r_in, r_out = reader.rank.get(node.input[0]), reader.rank.get(node.output[0])
     reader.emit(node, "reshape", {"rank": [r_in, r_out]}, reader.live(node)[:1])
 
 
-def _transpose(reader: _Reader, node) -> None:
+def _transpose(reader: GraphReader, node) -> None:
     perm = list(reader.attrs(node).get("perm", []))
     moved = [i for i, p in enumerate(perm) if p != i]
     if len(moved) == 2:
@@ -254,14 +254,14 @@ def _transpose(reader: _Reader, node) -> None:
         reader.emit(node, "permute", {"dims": perm}, reader.live(node)[:1])
 
 
-def _resize(reader: _Reader, node) -> None:
+def _resize(reader: GraphReader, node) -> None:
     mode = reader.attrs(node).get("mode", "nearest")
     reader.emit(node, "Upsample", {"size": None, "scale": None,
                                    "mode": {"linear": "bilinear"}.get(mode, mode)},
                 reader.live(node)[:1])
 
 
-def _erf(reader: _Reader, node) -> None:
+def _erf(reader: GraphReader, node) -> None:
     reader.emit(node, "erf", {}, reader.live(node)[:1])
 
 

@@ -1,4 +1,4 @@
-"""One pass over an ONNX graph (``_Reader``): what is dropped, looked through or emitted.
+"""One pass over an ONNX graph (``GraphReader``): what is dropped, looked through or emitted.
 
 The op handlers it calls are :data:`archalign.tracing.onnx_ops.ONNX_OPS`; the entry
 point, and the rules in full, are in :mod:`archalign.tracing.onnx_trace`.
@@ -10,7 +10,7 @@ from typing import Any
 from collections.abc import Callable
 
 from archalign.tracing.calls import Call, TraceError
-from archalign.tracing.function_ops import _plain
+from archalign.tracing.function_ops import plain_value
 from archalign.utils.errors import DataError, MissingExtraError
 
 
@@ -47,7 +47,7 @@ class OnnxFileError(TraceError, DataError):
     lines report it as the one line it is (exit status 2)."""
 
 
-def _load(path: str):
+def load_onnx(path: str):
     try:
         import onnx
     except ImportError:
@@ -71,7 +71,7 @@ def _load(path: str):
     return onnx, model
 
 
-class _Reader:
+class GraphReader:
     """One pass over the nodes; ``sources[name]`` = the calls a tensor comes from."""
 
     def __init__(self, onnx, graph, path: str) -> None:
@@ -84,7 +84,7 @@ class _Reader:
                             for t in graph.initializer}
         # weights stand for tensors in arithmetic (x + pos_embed, x * gamma), as
         # nn.Parameters do in the torch tracer; scalars are constants
-        self.weights = {name for name, dims in self.init_shapes.items() if _size(dims) > 1}
+        self.weights = {name for name, dims in self.init_shapes.items() if element_count(dims) > 1}
         self.static = set(self.init_shapes) - self.weights
         self.dropped: set[int] = set()
         self.rank: dict[str, int] = {}
@@ -140,7 +140,7 @@ class _Reader:
                 tensors += [(node.output[0], a.t) for a in node.attribute if a.name == "value"]
         for name, tensor in tensors:
             dims = self.dims(tensor.dims, f"tensor {name!r}")
-            if tensor.data_location == self.onnx.TensorProto.EXTERNAL or _size(dims) > 8:
+            if tensor.data_location == self.onnx.TensorProto.EXTERNAL or element_count(dims) > 8:
                 continue
             try:
                 array = numpy_helper.to_array(tensor)
@@ -195,7 +195,7 @@ class _Reader:
         live = self.live(node) if inputs is None else inputs
         out = node.output[0] if node.output else ""
         call = Call(len(self.calls), "onnx", op, node.name,
-                    {k: _plain(v) for k, v in params.items()}, self.producers(live),
+                    {k: plain_value(v) for k, v in params.items()}, self.producers(live),
                     self.shape.get(out))
         self.calls.append(call)
         for name in node.output:
@@ -259,7 +259,7 @@ class _Reader:
                 handler(self, node)
 
 
-def _size(dims) -> int:
+def element_count(dims) -> int:
     count = 1
     for d in dims:
         count *= d

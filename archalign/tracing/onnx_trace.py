@@ -73,7 +73,7 @@ from typing import Any
 
 from archalign.tracing.calls import Trace
 from archalign.tracing.onnx_ops import ONNX_OPS
-from archalign.tracing.onnx_reader import OnnxFileError, _Reader, _load, _size
+from archalign.tracing.onnx_reader import OnnxFileError, GraphReader, load_onnx, element_count
 
 __all__ = ["ONNX_PREFIX", "ONNX_OPS", "OnnxFileError", "is_onnx_spec", "onnx_path",
            "trace_onnx"]
@@ -106,8 +106,8 @@ def trace_onnx(spec: str | os.PathLike) -> Trace:
         UTF-8, ...), or one with nothing to trace.
     """
     path = onnx_path(spec)
-    onnx, model = _load(path)
-    reader = _Reader(onnx, model.graph, path)
+    onnx, model = load_onnx(path)
+    reader = GraphReader(onnx, model.graph, path)
     reader.read(model.graph, ONNX_OPS)
     calls = reader.finish()
     if not calls:
@@ -121,7 +121,7 @@ def trace_onnx(spec: str | os.PathLike) -> Trace:
     opset = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     size = next((reader.shape[i.name][1:] for i in model.graph.input
                  if i.name not in reader.init_shapes and reader.shape.get(i.name)), None)
-    n_params = sum(_size(dims) for dims in reader.init_shapes.values())
+    n_params = sum(element_count(dims) for dims in reader.init_shapes.values())
     return Trace(model=os.path.basename(path), route="onnx", calls=calls,
                  input_size=tuple(size) if size and all(size) else None, fused_attn=None,
                  num_params=n_params, notes=notes,

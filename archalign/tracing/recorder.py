@@ -1,4 +1,4 @@
-"""The hook recorder behind the meta and eager routes (``_record_forward``).
+"""The hook recorder behind the meta and eager routes (``record_forward``).
 
 ``_Recorder``: forward hooks on every module plus a ``TorchFunctionMode``. Hooks keep
 a stack of the modules being executed; a leaf module's call is recorded when it
@@ -36,9 +36,8 @@ def _tensors(obj: Any, out: list) -> list:
     return out
 
 
-def _leaf_test(root: nn.Module) -> Callable[[nn.Module], bool]:
-    leaves._add_default_leaves()
-    registered = tuple(leaves._leaf_module_classes)
+def leaf_test(root: nn.Module) -> Callable[[nn.Module], bool]:
+    registered = leaves.leaf_module_classes()
 
     def is_leaf(m: nn.Module) -> bool:
         if isinstance(m, registered):
@@ -56,7 +55,7 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Trace in eval mode (dropout off, BatchNorm on running stats, no train-only
     heads), then give every submodule back its own training flag."""
     flags = [(m, m.training) for m in model.modules()]
@@ -69,7 +68,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _fused_attn(enabled: bool) -> Iterator[None]:
+def fused_attention(enabled: bool) -> Iterator[None]:
     """Fix timm's fused-attention switch (read by attention layers when they are
     built), and restore the caller's setting afterwards."""
     from timm.layers import config, set_fused_attn
@@ -93,7 +92,7 @@ _VALUE_ONLY_INPLACE = frozenset(
        "fmod_", "random_", "bernoulli_", "exponential_", "masked_fill_", "fill_diagonal_"])
 
 
-class _SkipMetaInit(TorchFunctionMode):
+class SkipMetaInit(TorchFunctionMode):
     """Skip value-only in-place ops whose target is a meta tensor (model construction)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -166,7 +165,7 @@ def _fast_meta(name: str | None, args: tuple, kwargs: dict) -> Any:
         return None
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     import timm
 
     return {"torch": torch.__version__.split("+")[0], "timm": timm.__version__}
@@ -178,7 +177,7 @@ class _Recorder(TorchFunctionMode):
         super().__init__()
         self.fast_meta = fast_meta
         self.calls: list[Call] = []
-        self.is_leaf = _leaf_test(model)
+        self.is_leaf = leaf_test(model)
         self.paths: dict[int, str] = {}
         for name, m in model.named_modules(remove_duplicate=False):
             self.paths.setdefault(id(m), name)  # a shared module goes by its first name
@@ -269,11 +268,11 @@ def module_classes(model: nn.Module, calls: list[Call]) -> dict[str, str]:
             if name in wanted}
 
 
-def _record_forward(model: nn.Module, run: Callable[[], Any],
+def record_forward(model: nn.Module, run: Callable[[], Any],
                     fast_meta: bool = True) -> list[Call]:
     recorder = _Recorder(model, fast_meta)
     try:
-        with _eval_mode(model), torch.no_grad(), recorder:
+        with eval_mode(model), torch.no_grad(), recorder:
             run()
     finally:
         recorder.remove_hooks()

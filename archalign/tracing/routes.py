@@ -23,8 +23,8 @@ from archalign.tracing.calls import (DEFAULT_INPUT_SIZE, Call, Trace, TraceError
                                      unknown_model_error)
 from archalign.tracing.function_ops import function_call
 from archalign.tracing.module_ops import module_call
-from archalign.tracing.recorder import (_eval_mode, _fused_attn, _leaf_test, _record_forward,
-                                        _SkipMetaInit, _versions, module_classes)
+from archalign.tracing.recorder import (eval_mode, fused_attention, leaf_test, record_forward,
+                                        SkipMetaInit, library_versions, module_classes)
 
 # The "eager" route runs a module for real; above this many parameter and buffer
 # elements (256 MB in float32) that costs too much memory to be a silent fallback.
@@ -47,10 +47,10 @@ def _meta_route(model: nn.Module, input_size: Sequence[int], fast_meta: bool = T
     x = torch.zeros((1, *input_size), device="meta", dtype=_input_dtype(model))
     state = [] if built_on_meta else _params_and_buffers(model)
     if all(t.is_meta for _, t in state):
-        return _record_forward(model, lambda: model(x), fast_meta)
+        return record_forward(model, lambda: model(x), fast_meta)
     # Swap meta stand-ins in for one forward: no copy of the module, no weights touched.
     meta_state = {name: torch.empty_like(t, device="meta") for name, t in state}
-    return _record_forward(
+    return record_forward(
         model, lambda: torch.func.functional_call(model, meta_state, (x,)), fast_meta)
 
 
@@ -64,7 +64,7 @@ def _eager_route(model: nn.Module, input_size: Sequence[int]) -> list[Call]:
                          f"the {EAGER_MAX_ELEMENTS:,} the eager route runs for real")
     device = state[0][1].device if state else torch.device("cpu")
     x = torch.zeros((1, *input_size), device=device, dtype=_input_dtype(model))
-    return _record_forward(model, lambda: model(x))
+    return record_forward(model, lambda: model(x))
 
 
 class _LeafTracer(torch.fx.Tracer):
@@ -77,7 +77,7 @@ class _LeafTracer(torch.fx.Tracer):
 
 
 def _fx_route(model: nn.Module, input_size: Sequence[int], timm_model: bool = False) -> list[Call]:
-    is_leaf = _leaf_test(model)
+    is_leaf = leaf_test(model)
     autowrap: tuple = ()
     if timm_model:
         # timm marks the modules and functions its own fx tracing must not enter.
@@ -89,7 +89,7 @@ def _fx_route(model: nn.Module, input_size: Sequence[int], timm_model: bool = Fa
 
         def is_leaf(m: nn.Module) -> bool:
             return plain_is_leaf(m) or isinstance(m, notrace)
-    with _eval_mode(model):
+    with eval_mode(model):
         graph = _LeafTracer(is_leaf, autowrap).trace(model)
 
     calls: list[Call] = []
@@ -136,7 +136,7 @@ def _fx_route(model: nn.Module, input_size: Sequence[int], timm_model: bool = Fa
 
 
 def _registration_route(model: nn.Module, input_size: Sequence[int]) -> list[Call]:
-    is_leaf = _leaf_test(model)
+    is_leaf = leaf_test(model)
     calls: list[Call] = []
     hidden: list[str] = []  # paths of leaves that have children: those are part of them
     for name, m in model.named_modules():
@@ -177,7 +177,7 @@ def _run_routes(model: nn.Module, name: str, input_size: tuple, routes: Sequence
         num_params = sum(p.numel() for p in model.parameters())
         return Trace(model=name, route=route, calls=calls, input_size=tuple(input_size),
                      fused_attn=fused_attn, num_params=num_params, notes=notes,
-                     versions=_versions(), modules=module_classes(model, calls))
+                     versions=library_versions(), modules=module_classes(model, calls))
     if all(n.endswith("recorded no calls") for n in notes):
         raise TraceError(f"{name}: no route recorded any call: the model has no leaf "
                          f"modules and runs no structural op. Is it empty?")
@@ -203,9 +203,9 @@ def trace_timm(name: str, input_size: tuple | None, *, fused_attn: bool,
     import timm.data
 
     check_timm_name(name)
-    with _fused_attn(fused_attn):
+    with fused_attention(fused_attn):
         try:
-            with torch.device("meta"), _SkipMetaInit():
+            with torch.device("meta"), SkipMetaInit():
                 model = timm.create_model(name, pretrained=False)
         except Exception as e:
             raise TraceError(f"{name}: timm could not build it on the meta device: "

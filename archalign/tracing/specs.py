@@ -161,10 +161,10 @@ def _token_records(names, jobs, cache_dir, progress, input_size):
     model -> why the cache could not hold its trace."""
     from archalign.tracing.token_cache import load_token_records
     from archalign.tracing.zoo import trace_many
-    from archalign.tracing.zoo_cache import _gc_paused, cache_path
+    from archalign.tracing.zoo_cache import gc_paused, cache_path
 
     paths = {n: cache_path(n, input_size=input_size, cache_dir=cache_dir) for n in names}
-    with _gc_paused():
+    with gc_paused():
         records, missing = load_token_records(paths)
     failures, unsaved = {}, {}
     if missing:
@@ -173,7 +173,7 @@ def _token_records(names, jobs, cache_dir, progress, input_size):
         failures.update(result.failures)
         unsaved.update(result.unsaved)
         records.update({n: result.traces[n] for n in result.unsaved})
-        with _gc_paused():
+        with gc_paused():
             more, unreadable = load_token_records(result.paths)
         records.update(more)
         failures.update(dict.fromkeys(unreadable, "trace file unreadable after tracing"))

@@ -259,7 +259,7 @@ def _run(model, config, device, dtype, route, notes):
 
     for inputs in dummy_inputs(model, config, device, dtype):
         try:
-            calls = _trace_record._record_forward(model, lambda: model(**inputs))
+            calls = _trace_record.record_forward(model, lambda: model(**inputs))
             return calls, inputs
         except Exception as exc:  # noqa: BLE001 - try the next inputs / route
             first = (str(exc).strip().splitlines() or [""])[0][:160]

@@ -42,7 +42,7 @@ from archalign.utils.args import os_error_line
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_write_text
 from archalign.tracing.calls import Trace
-from archalign.tracing.zoo_cache import _gc_paused, _read_cached, cache_path, expand_names
+from archalign.tracing.zoo_cache import gc_paused, read_cached, cache_path, expand_names
 
 __all__ = ["trace_many", "load_traces", "ZooResult", "DEFAULT_TIMEOUT"]
 
@@ -268,9 +268,9 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
             result.traces[name] = Trace._from_checked(d)
 
     todo = []
-    with _gc_paused():
+    with gc_paused():
         for n in names:
-            d = None if refresh else _read_cached(paths[n], n)
+            d = None if refresh else read_cached(paths[n], n)
             if d is None:
                 todo.append((n, paths[n]))
             else:
@@ -293,7 +293,7 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
             return
         # The worker wrote the file atomically before saying "ok"; read it back only
         # when the caller wants the traces themselves.
-        d = _read_cached(paths[name], name) if status == "ok" and load else None
+        d = read_cached(paths[name], name) if status == "ok" and load else None
         if status == "ok" and (d is not None or not load):
             accept(name, info, d)
             result.computed.append(name)

@@ -30,8 +30,8 @@ from archalign.utils.errors import MissingExtraError, UsageError
 from archalign.utils.io import atomic_write_text
 from archalign.tracing.calls import SCHEMA_VERSION, unknown_model_error, verified_dict
 
-__all__ = ["expand_names", "default_cache_dir", "cache_path", "list_timm_models",
-           "list_transformers_types"]
+__all__ = ["expand_names", "default_cache_dir", "cache_path", "gc_paused", "list_timm_models",
+           "list_transformers_types", "read_cached"]
 
 TRANSFORMERS_PREFIX = "transformers:"  # archalign.tracing.transformers_trace's; no import here
 
@@ -79,7 +79,7 @@ def cache_path(name: str, *, input_size: Sequence[int] | None = None, fused_attn
     return _key_dir(cache_dir, fused_attn) / f"{name}@{_size_key(input_size)}.json"
 
 
-def _read_cached(path: Path, name: str) -> dict | None:
+def read_cached(path: Path, name: str) -> dict | None:
     """The cached trace as a checked dict, or ``None`` when missing, damaged or stale."""
     try:
         d = verified_dict(path.read_text(encoding="utf-8"))
@@ -190,7 +190,7 @@ def _timm_knows(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Parsing thousands of JSON files allocates millions of small objects; each full
     collection then rescans everything torch and timm hold (3x the warm zoo's time)."""
     was_enabled = gc.isenabled()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Real
 from pathlib import Path
 
@@ -203,17 +203,20 @@ def load_results(out_dir, *, baseline: str | None = "baseline"):
     return write_outputs(runs, out_dir, plots=False, baseline=baseline, echo=False)
 
 
-def table_text(results: StudyResults, fmt: str = "markdown") -> str:
+def table_text(results: StudyResults, fmt: str = "markdown", *, against: str | None = None) -> str:
     """What ``neurn table --format fmt`` prints: ``summary.md`` for ``markdown``; else
     summary.md's main table alone, drawn from the same model: ``latex`` with the notes
     below that table in summary.md (legend, images, failed runs) as comments above it,
-    ``csv`` with the marks as columns.
+    ``csv`` with the marks as columns. ``against``: the variant each Δ and paired p is
+    taken against (``neurn table --against``; default the study's, ``baseline``).
 
     Raises
     ------
     ValueError
         No run of the study finished, so there is no table to draw.
     """
+    if against is not None:
+        results = _against(results, against)
     if fmt == "markdown":
         return results.markdown
     if not domain_columns(results.rows):
@@ -224,3 +227,15 @@ def table_text(results: StudyResults, fmt: str = "markdown") -> str:
     notes = (legend_lines(results.rows, flags, plain=True) + protocol_lines(runs) +
              init_lines(runs) + data_lines(runs) + skipped_lines(runs) + failed_lines(runs))
     return render_table(build_table(results.rows, results.summary, flags), fmt, notes)
+
+
+def _against(results: StudyResults, variant: str) -> StudyResults:
+    """``results`` with its differences taken against ``variant`` instead."""
+    known = sorted({r["variant"] for r in results.rows})
+    if variant not in known:
+        raise UsageError(f"--against {variant}: {results.out_dir} has no such variant (it has "
+                         f"{', '.join(known)})")
+    summary = summarize(results.rows, baseline=variant)
+    markdown = summary_markdown(results.rows, summary, results.runs, baseline=variant,
+                                pending=results.pending)
+    return replace(results, summary=summary, markdown=markdown)

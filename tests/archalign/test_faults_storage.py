@@ -244,7 +244,7 @@ def test_damaged_cache_entry_is_retraced_and_replaced(cached, damage):
 
 
 def test_random_bit_flips_are_all_caught(cached):
-    from archalign.tracing.zoo_cache import _read_cached
+    from archalign.tracing.zoo_cache import read_cached
 
     cache, path, original = cached
     good = path.read_bytes()
@@ -252,7 +252,7 @@ def test_random_bit_flips_are_all_caught(cached):
     caught = 0
     for _ in range(N_FLIPS):
         path.write_bytes(flip_bit(good, rng))
-        d = _read_cached(path, TINY)
+        d = read_cached(path, TINY)
         if d is None:
             caught += 1
             with pytest.raises(ValueError):

@@ -281,3 +281,28 @@ def test_compare_draws_the_same_numbers_in_every_format(folder, tmp_path, capsys
     assert list(lines[0]) == ["study"] + CSV_FIELDS
     assert {line["study"] for line in lines} == {str(folder), str(other)}
     assert "% The studies have different targets" not in printed["latex"]  # same targets
+
+
+# ---------------------------------------------------------------- --against
+def test_against_takes_the_differences_against_another_variant(folder, capsys):
+    _, default = md_table(table(capsys, folder))
+    summary_before = (folder / "summary.md").read_text()
+    _, against = md_table(table(capsys, folder, "--against", "neurn"))
+    diffs = {(m, v): cells for m, v, _, cells in default if v.startswith("**")}
+    flipped = {(m, v): cells for m, v, _, cells in against if v.startswith("**")}
+    assert set(flipped) == {("test_resnet", "**baseline - neurn**"),
+                            ("conv_net", "**baseline - neurn**")}
+    for model in ("test_resnet", "conv_net"):
+        for ours, theirs in zip(flipped[(model, "**baseline - neurn**")],
+                                diffs[(model, "**neurn - baseline**")]):
+            if ours is None:
+                assert theirs is None
+                continue
+            # the same pairs read the other way: the mean negated, std and p unchanged
+            assert float(ours[0]) == -float(theirs[0]) and ours[1:] == theirs[1:]
+    assert (folder / "summary.md").read_text() == summary_before  # printed only
+
+
+def test_against_an_unknown_variant_is_one_line(folder, capsys):
+    assert main(["table", str(folder), "--against", "sobel"]) == 2
+    one_error_line(capsys, "--against sobel", "baseline, neurn")
