@@ -149,3 +149,18 @@ def test_archalign_modules_stay_small():
     long = {m: n for m, p in MODULES.items() if m.startswith("archalign") and p.suffix == ".py"
             and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_importing_neurn_loads_no_aligner():
+    # neurn shares archalign.utils (files, CLI pieces, errors); with archalign's lazy
+    # top-level API that must not load the tracer or the compiled aligner
+    import subprocess
+    import sys
+
+    code = ("import sys, neurn, neurn.cli; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('archalign'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "archalign.utils.io" in loaded  # the check sees what neurn does load
+    heavy = [m for m in loaded if m.count(".") and m.split(".")[1] in STAGES]
+    assert not heavy, heavy
