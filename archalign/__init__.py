@@ -32,6 +32,7 @@ _API = {
     "Diff": "archalign.diffing",
     "diff": "archalign.diffing",
     "effective_n_jobs": "archalign.alignment.core",
+    "EncodingSettings": "archalign.tokens.settings",
     "list_panels": "archalign.similarity.panels",
     "MissingExtraError": "archalign.utils.errors",
     "openmp_enabled": "archalign.alignment.core",
@@ -60,11 +61,11 @@ _API = {
 
 __all__ = [
     "__version__", "align", "align_models", "Alignment", "DataError", "Diff", "diff",
-    "effective_n_jobs", "list_panels", "MissingExtraError", "openmp_enabled", "pairwise",
-    "panel", "register_leaf_module", "roll", "score", "Scoring", "Shortlist", "shortlist",
-    "similarity_matrix", "SimilarityMatrix", "trace", "Trace", "trace_many", "TraceError",
-    "TraceFallbackWarning", "UnknownModelError", "UnknownNameError", "UsageError",
-    "UserError", "Vocabulary", "ZooResult",
+    "effective_n_jobs", "EncodingSettings", "list_panels", "MissingExtraError",
+    "openmp_enabled", "pairwise", "panel", "register_leaf_module", "roll", "score", "Scoring",
+    "Shortlist", "shortlist", "similarity_matrix", "SimilarityMatrix", "trace", "Trace",
+    "trace_many", "TraceError", "TraceFallbackWarning", "UnknownModelError",
+    "UnknownNameError", "UsageError", "UserError", "Vocabulary", "ZooResult",
 ]
 
 if TYPE_CHECKING:  # static checkers and IDEs see ordinary imports
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see ordinary imports
     from archalign.similarity.panels import list_panels, panel
     from archalign.similarity.shortlist import Shortlist, shortlist
     from archalign.tokens.scoring import Scoring
+    from archalign.tokens.settings import EncodingSettings
     from archalign.tokens.vocabulary import Vocabulary
     from archalign.tracing.api import trace
     from archalign.tracing.calls import Trace, TraceError, TraceFallbackWarning, UnknownModelError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from archalign.utils.args import check_output, positive_int
 from archalign.utils.io import atomic_savefig
-from archalign.cli.options import _add_token_args, _check_figures, _token_kwargs
+from archalign.cli.options import _add_token_args, _check_figures, _token_settings
 
 
 # ------------------------------------------------------------------------- align
@@ -28,7 +28,7 @@ def _run_align(args) -> int:
     from archalign.similarity.compare import align_models
 
     _check_figures(plot=args.plot)
-    alignment, vocab = align_models(args.a, args.b, **_token_kwargs(args),
+    alignment, vocab = align_models(args.a, args.b, **_token_settings(args),
                                     cache_dir=args.cache_dir)
     print(alignment.format(vocab, width=args.width))
     counts = alignment.counts()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from archalign.utils.args import check_output, nonnegative_int
 from archalign.utils.io import atomic_write_text
-from archalign.cli.options import _add_token_args, _token_kwargs
+from archalign.cli.options import _add_token_args, _token_settings
 
 
 _SUFFIXES = {"text": (), "json": (".json",), "html": (".html", ".htm")}
@@ -55,7 +55,7 @@ def _run_diff(args) -> int:
     if args.out is not None:  # text goes to any file name; the two formats to their own
         check_output(args.out, "--out", _SUFFIXES[args.format])
     d = diff(args.a, args.b, hierarchical=args.hierarchical, cache_dir=args.cache_dir,
-             **_token_kwargs(args))
+             **_token_settings(args))
     if args.format == "json":
         text = d.to_json()
     elif args.format == "html":

@@ -9,8 +9,9 @@ from pathlib import Path
 from archalign.utils.args import check_output, finite_float, positive_int, process_count
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_savefig
-from archalign.cli.options import _add_model_args, _check_figures, _model_specs, _token_kwargs
+from archalign.cli.options import _add_model_args, _check_figures, _model_specs, _token_settings
 from archalign.similarity.matrix_file import SUFFIXES as MATRIX_SUFFIXES
+from archalign.tokens.settings import PRESETS
 
 
 # ------------------------------------------------------------------------ matrix
@@ -26,11 +27,14 @@ def _add_matrix(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
                        "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
-    p.add_argument("--similarity", choices=("normalized", "correlation"), default="normalized",
+    p.add_argument("--similarity", choices=("normalized", "correlation"),
                    help="normalized: in [0, 1] from the alignment scores; correlation: the "
-                        "paper's Pearson correlation of score rows (default: %(default)s)")
-    p.add_argument("--preset", choices=("paper",),
-                   help="paper: type tokens, match 1 / mismatch -2 / gap -2, correlation")
+                        "paper's Pearson correlation of score rows (default: normalized; "
+                        "correlation with --preset paper)")
+    p.add_argument("--preset", choices=PRESETS,
+                   help="paper: type tokens, unrolled, match 1 / mismatch -2 / gap -2, "
+                        "correlation; it fills the options not given, and refuses one that "
+                        "says otherwise")
     p.add_argument("--out", type=Path, required=True, metavar="FILE",
                    help="output .npz (everything, reloadable) or .csv (similarity only)")
     p.add_argument("--heatmap", type=Path, metavar="PNG", help="also draw the clustered heatmap")
@@ -64,14 +68,7 @@ def _run_matrix(args) -> int:
     _check_figures(heatmap=args.heatmap, dendrogram=args.dendrogram)
     if args.blocks_dir is not None:
         check_output(args.blocks_dir, "--blocks-dir", folder=True)
-    kwargs = _token_kwargs(args)
-    if args.preset:
-        given = [k for k in ("rolled", "family", "match", "mismatch", "gap", "gap_open",
-                             "gap_extend") if getattr(args, k) is not None]
-        if given:
-            raise UsageError(f"--preset {args.preset} fixes the tokens and the scoring; "
-                             f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
-        kwargs = {}
+    kwargs = _token_settings(args, args.preset)
     specs = _model_specs(args)
     client = local_client(args.dask_workers) if args.dask_workers else None
     try:
@@ -211,7 +208,7 @@ def _run_shortlist(args) -> int:
     if args.matrix is not None:
         check_output(args.matrix, "--matrix", MATRIX_SUFFIXES)
     _check_figures(dendrogram=args.dendrogram)
-    kwargs = _token_kwargs(args)
+    kwargs = _token_settings(args)
     specs = _model_specs(args)
     if args.streaming:
         result = shortlist(specs, args.k, **kwargs,

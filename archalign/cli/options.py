@@ -62,9 +62,8 @@ def _model_specs(args) -> list:
 def _add_token_args(p) -> None:
     """Token and scoring options; the defaults are archalign.defaults'."""
     p.add_argument("-g", "--granularity", choices=("type", "shape", "full"),
-                   default=defaults.GRANULARITY,
                    help="token detail: op type only; + kernel/stride/groups; all "
-                        "hyper-parameters (default: %(default)s)")
+                        f"hyper-parameters (default: {defaults.GRANULARITY})")
     p.add_argument("--rolled", action=argparse.BooleanOptionalAction,
                    help="collapse tandem repeats of blocks to one copy before aligning, so "
                         f"depth does not drown design (default: {_on(defaults.ROLLED)})")
@@ -97,24 +96,26 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _token_kwargs(args) -> dict:
-    """Keyword arguments of similarity_matrix / align_models / shortlist from the
-    token options: --match / --mismatch make a Scoring, the rest pass through."""
+def _token_settings(args, preset: str | None = None) -> dict:
+    """``settings=`` (an EncodingSettings) and ``scoring=`` (a Scoring) of
+    similarity_matrix / align_models / shortlist / diff from the token options, with
+    ``preset`` filling what they leave out; refused here, before any model is traced, in
+    the options' own names."""
     from archalign.tokens.scoring import Scoring
+    from archalign.tokens.settings import EncodingSettings, resolve_settings
 
-    kwargs = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
-              "as_exported": args.as_exported,
-              "max_period": args.max_period or None, "gap": args.gap,
-              "gap_open": args.gap_open, "gap_extend": args.gap_extend}
-    # refused here, before any model is traced, in the options' own names
+    fields = {"granularity": args.granularity, "rolled": args.rolled, "family": args.family,
+              "max_period": args.max_period or None, "as_exported": args.as_exported}
+    if preset is not None:
+        _check_preset(args, preset)  # what is left agrees with it; it brings its scoring
+        settings, scoring = resolve_settings(preset=preset, **fields)
+        return {"settings": settings, "scoring": scoring}
     try:
         gap_open, gap_extend = defaults.resolve_gaps(args.gap, args.gap_open,
                                                      args.gap_extend)
     except ValueError as exc:
         raise UsageError(_option_names(str(exc))) from None
-    if args.match is None and args.mismatch is None:
-        return kwargs
-    if args.family:
+    if args.family and (args.match is not None or args.mismatch is not None):
         raise UsageError("--family builds its own substitution matrix; drop --match / "
                          "--mismatch or --family")
     match = defaults.MATCH if args.match is None else args.match
@@ -123,10 +124,32 @@ def _token_kwargs(args) -> dict:
         defaults.check_match(match, mismatch)
     except ValueError as exc:
         raise UsageError(_option_names(str(exc))) from None
-    kwargs.update(scoring=Scoring(match=match, mismatch=mismatch, gap_open=gap_open,
-                                  gap_extend=gap_extend),
-                  family=None, gap=None, gap_open=None, gap_extend=None)
-    return kwargs
+    # with --family, the flat scores the vocabulary adds family credit to
+    scoring = Scoring(match=match, mismatch=mismatch, gap_open=gap_open, gap_extend=gap_extend)
+    settings = EncodingSettings(**{k: v for k, v in fields.items() if v is not None})
+    return {"settings": settings, "scoring": scoring}
+
+
+def _check_preset(args, preset: str) -> None:
+    """Refuse, in option names, an option that says otherwise than ``--preset``."""
+    from archalign.tokens.settings import preset_values
+
+    fixed = preset_values(preset)
+    scoring = fixed["scoring"]
+    wanted = {"granularity": fixed["granularity"], "rolled": fixed["rolled"],
+              "family": fixed["family"], "match": scoring.match, "mismatch": scoring.mismatch,
+              "gap": None if scoring.affine else scoring.gap_open,
+              "gap_open": scoring.gap_open, "gap_extend": scoring.gap_extend,
+              "similarity": fixed["similarity"]}
+    given = [k for k, v in wanted.items() if getattr(args, k, None) is not None
+             and getattr(args, k) != v]
+    if given:
+        shown = (f"-g {fixed['granularity']} --{'' if fixed['rolled'] else 'no-'}rolled "
+                 f"--{'' if fixed['family'] else 'no-'}family --match {scoring.match:g} "
+                 f"--mismatch {scoring.mismatch:g} --gap {scoring.gap_open:g} "
+                 f"--similarity {fixed['similarity']}")
+        raise UsageError(f"--preset {preset} fixes the tokens and the scoring ({shown}); "
+                         f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
 
 
 def _option_names(message: str) -> str:

@@ -17,12 +17,14 @@ differently in the two directions.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from archalign import defaults
 from archalign.diffing.edits import edit_script, is_empty, mirror
 from archalign.diffing.structure import Block, build_structure, unrolled_length
 from archalign.diffing.summary import summarize, walk
 from archalign.diffing.text import render_text
+from archalign.tokens.scoring import Scoring
+from archalign.tokens.settings import EncodingSettings
 from archalign.utils.errors import UsageError
 
 __all__ = ["Diff", "diff", "FORMATS"]
@@ -121,8 +123,10 @@ class Diff:
                     self.input_sizes[::-1])
 
 
-def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | None = None,
-         hierarchical: bool | None = None, cache_dir=None, **setting) -> Diff:
+def diff(a, b, *, granularity: str | None = None, as_exported: bool | None = None,
+         hierarchical: bool | None = None, cache_dir=None,
+         settings: EncodingSettings | None = None, scoring: Scoring | None = None,
+         **setting) -> Diff:
     """The :class:`Diff` from model ``a`` to model ``b``.
 
     Parameters
@@ -131,20 +135,28 @@ def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | N
         Anything :func:`archalign.similarity_matrix` takes: timm names,
         ``"torchvision:<name>"``, ``"transformers:<type>"``, ONNX files, nn.Modules,
         Traces.
-    granularity, **setting
-        The similarity setting the header's similarity is computed under: the keywords
-        of :func:`archalign.similarity_matrix` (``rolled``, ``family``, ``gap_open``,
-        ...; its defaults). The diff itself reads every field.
+    granularity, settings, scoring, **setting
+        The similarity setting the header's similarity is computed under:
+        ``settings=`` / ``scoring=`` or the keywords of
+        :func:`archalign.similarity_matrix` (``rolled``, ``family``, ``gap_open``, ...;
+        its defaults). The diff itself reads every field.
     as_exported : bool, optional
         Read both as an inference export writes them (archalign.tokens.folding).
-        None: when either is an ONNX graph.
+        None: ``settings.as_exported``, else when either is an ONNX graph.
     hierarchical : bool, optional
         Compare module trees; None: when both traces have them (ONNX graphs do not,
         and are compared as rolled layer lists).
     """
     from archalign.similarity.compare import similarity_matrix
+    from archalign.tokens.settings import resolve_settings
     from archalign.tracing.specs import resolve_traces
 
+    # the similarity's own keywords go on to it; the rest is the setting, read first
+    passed_on = {k: setting.pop(k) for k in ("similarity", "preset") if k in setting}
+    settings, scoring = resolve_settings(settings, scoring, granularity=granularity,
+                                         as_exported=as_exported,
+                                         preset=passed_on.get("preset"), **setting)
+    as_exported = settings.as_exported
     same = a is b or (isinstance(a, str) and a == b)  # named twice: resolved once
     labels, traces = resolve_traces([a] if same else [a, b], jobs=1, cache_dir=cache_dir,
                                     progress=False)
@@ -162,10 +174,11 @@ def diff(a, b, *, granularity: str = defaults.GRANULARITY, as_exported: bool | N
         edits = edit_script(sa, sb)
     else:
         edits = mirror(edit_script(sb, sa))
-    sm = similarity_matrix(traces[:1] if same else traces, granularity,
-                           as_exported=as_exported, jobs=1, progress=False, **setting)
-    rolled_text = "rolled " if sm.settings["rolled"] else ""
-    described = f"{sm.similarity}, {rolled_text}{granularity} tokens" + (
+    settings = replace(settings, as_exported=as_exported)
+    sm = similarity_matrix(traces[:1] if same else traces, settings=settings, scoring=scoring,
+                           jobs=1, progress=False, **passed_on)
+    rolled_text = "rolled " if settings.rolled else ""
+    described = f"{sm.similarity}, {rolled_text}{settings.granularity} tokens" + (
         ", as exported" if as_exported else "")
     paths = [[c.path for c in t.calls] for t in traces]
     return Diff(labels, sa, sb, edits, sm.values[0, -1], described,

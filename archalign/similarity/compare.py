@@ -16,18 +16,18 @@ from archalign.alignment.aligner import align, pairwise
 from archalign.similarity.matrix import SimilarityMatrix
 from archalign.similarity.measures import SIMILARITIES
 from archalign.tokens.encode import encode_traces
-from archalign.tokens.scoring import Scoring, check_scores
+from archalign.tokens.scoring import Scoring
+from archalign.tokens.settings import PRESETS, EncodingSettings, fill_from_preset, resolve_settings
 from archalign.tracing.specs import resolve_traces
 from archalign.utils.errors import UsageError
 
 __all__ = ["similarity_matrix", "align_models", "PRESETS"]
 
-PRESETS = ("paper",)
 
-
-def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=None,
-                      similarity: str = "normalized", *, family: bool | float | None = None,
-                      rolled: bool | None = None,
+def similarity_matrix(models, granularity: str | None = None, scoring: Scoring | None = None,
+                      similarity: str | None = None, *,
+                      settings: EncodingSettings | None = None,
+                      family: bool | float | None = None, rolled: bool | None = None,
                       max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
                       gap_open: float | None = None, gap_extend: float | None = None,
                       preset: str | None = None, jobs: int | None = None, cache_dir=None,
@@ -49,9 +49,14 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
     granularity : "type", "shape" or "full"
         How much of each layer's hyper-parameters its token carries.
     scoring : Scoring, optional
-        Fixes substitution scores and gaps itself (then leave ``family`` and the
-        gap keywords out).
+        Fixes substitution scores and gaps itself (then leave the ``family`` and gap
+        keywords out; ``settings.family`` adds family credit to a flat one).
     similarity : "normalized" or "correlation"
+        Default "normalized" ("correlation" under ``preset="paper"``).
+    settings : EncodingSettings, optional
+        ``granularity``, ``rolled``, ``family``, ``max_period`` and ``as_exported`` as
+        one object (``sm.encoding`` of a matrix reproduces it, with ``sm.scoring``);
+        a keyword given beside it must agree with it.
     family : bool or float, optional
         Partial credit between related tokens (Vocabulary.substitution_matrix).
     rolled : bool, optional
@@ -63,7 +68,8 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
         ``gap`` alone for linear gaps, ``gap_open`` and ``gap_extend`` for affine.
     preset : "paper", optional
         The NeuRN paper's settings: type tokens unrolled, Scoring.paper(),
-        correlation.
+        correlation. It fills what is not given; a keyword that says otherwise is
+        refused (archalign.tokens.settings.resolve_settings).
     jobs : int, optional
         Worker processes for tracing and threads for alignment (None: all cores).
     backend, client, block, blocks_dir
@@ -73,27 +79,34 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
         Read every model as an inference export writes it: BatchNorm folded into its
         conv, one spelling for flattening and global pooling (archalign.tokens.folding).
         None: on when a model is an ONNX graph.
+
+    Returns
+    -------
+    SimilarityMatrix
+        With ``encoding`` and ``scoring``: the setting, which its file keeps.
     """
-    if preset is not None:
-        if preset not in PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; choose from {PRESETS}")
-        granularity, scoring, similarity, rolled = "type", Scoring.paper(), "correlation", False
+    # every setting is read and checked before a model is traced
+    encoding, scoring = resolve_settings(settings, scoring, preset=preset,
+                                         granularity=granularity, rolled=rolled,
+                                         family=family, max_period=max_period,
+                                         as_exported=as_exported, gap=gap, gap_open=gap_open,
+                                         gap_extend=gap_extend)
+    similarity = fill_from_preset(preset, "similarity", similarity) or "normalized"
     if similarity not in SIMILARITIES:
         raise UsageError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    check_scores(scoring, gap, gap_open, gap_extend)
+    scoring.for_similarity()
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
-    enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
-                        max_period=max_period, gap=gap, gap_open=gap_open,
-                        gap_extend=gap_extend, as_exported=as_exported)
+    enc = encode_traces(traces, settings=encoding, scoring=scoring)
     scores = np.array(pairwise(enc.seqs, enc.scoring, n_jobs=jobs, backend=backend,
                                client=client, block=block, out=blocks_dir, progress=progress))
     lengths = [len(s) for s in enc.seqs]
-    settings = {
-        "granularity": granularity, "scoring": repr(enc.scoring),
-        "family": enc.family or False, "rolled": enc.rolled, "max_period": max_period,
-        "as_exported": enc.as_exported, "gap_open": enc.scoring.gap_open,
-        "gap_extend": enc.scoring.gap_extend,
+    # the record of earlier releases, which readers of sm.settings keep using
+    record = {
+        "granularity": enc.settings.granularity, "scoring": repr(enc.scoring),
+        "family": enc.settings.family, "rolled": enc.rolled,
+        "max_period": enc.settings.max_period, "as_exported": enc.as_exported,
+        "gap_open": enc.scoring.gap_open, "gap_extend": enc.scoring.gap_extend,
         "preset": preset, "routes": {x: t.route for x, t in zip(labels, traces)},
         "lengths": lengths, "unrolled_lengths": [len(t) for t in traces],
         # depth and width are what rolled similarity leaves out; kept to say so
@@ -101,8 +114,10 @@ def similarity_matrix(models, granularity: str = defaults.GRANULARITY, scoring=N
         "num_params": [t.num_params for t in traces],
         "vocabulary": enc.vocab.tokens, "versions": _versions(__version__),
     }
+    # normalisation reads only the gaps, which the setting's scoring shares with enc's
     return SimilarityMatrix.from_scores(labels, scores, similarity, lengths=lengths,
-                                        scoring=enc.scoring, settings=settings)
+                                        scoring=scoring, settings=record,
+                                        encoding=enc.settings)
 
 
 def _versions(archalign_version: str) -> dict:
@@ -113,23 +128,27 @@ def _versions(archalign_version: str) -> dict:
             "torch": metadata.version("torch")}
 
 
-def align_models(a, b, granularity: str = defaults.GRANULARITY, scoring=None, *,
-                 family: bool | float | None = None, rolled: bool | None = None,
-                 max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
-                 gap_open: float | None = None, gap_extend: float | None = None,
-                 cache_dir=None, as_exported: bool | None = None):
+def align_models(a, b, granularity: str | None = None, scoring: Scoring | None = None, *,
+                 settings: EncodingSettings | None = None, family: bool | float | None = None,
+                 rolled: bool | None = None, max_period: int | None = defaults.MAX_PERIOD,
+                 gap: float | None = None, gap_open: float | None = None,
+                 gap_extend: float | None = None, cache_dir=None,
+                 as_exported: bool | None = None):
     """One optimal alignment of two models' token sequences, with the settings of
-    :func:`similarity_matrix` (rolled blocks carry their repeat counts).
+    :func:`similarity_matrix` (``settings=`` / ``scoring=`` or the keywords; rolled
+    blocks carry their repeat counts).
 
     Returns (alignment, vocabulary); ``alignment.format(vocabulary)`` prints
     it with token names, ``archalign.similarity.plotting.alignment_view`` draws it.
     """
+    encoding, scoring = resolve_settings(settings, scoring, granularity=granularity,
+                                         rolled=rolled, family=family, max_period=max_period,
+                                         as_exported=as_exported, gap=gap, gap_open=gap_open,
+                                         gap_extend=gap_extend)
     labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False,
                                     tokens_only=True)
     if len(traces) != 2:
         raise UsageError(f"align_models needs two distinct models, got {labels}")
-    enc = encode_traces(traces, granularity, scoring, family=family, rolled=rolled,
-                        max_period=max_period, gap=gap, gap_open=gap_open,
-                        gap_extend=gap_extend, as_exported=as_exported)
+    enc = encode_traces(traces, settings=encoding, scoring=scoring)
     alignment = align(enc.seqs[0], enc.seqs[1], enc.scoring)
     return replace(alignment, a_counts=enc.counts[0], b_counts=enc.counts[1]), enc.vocab

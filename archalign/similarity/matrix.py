@@ -27,6 +27,8 @@ from archalign.similarity.matrix_file import MatrixFileError, read_npz, write_ma
 from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
                                           correlation_similarity, normalized_similarity)
 from archalign.similarity.ties import SAME, change_note, tie_order
+from archalign.tokens.scoring import Scoring
+from archalign.tokens.settings import EncodingSettings
 from archalign.utils.errors import MissingExtraError, UnknownNameError, UsageError
 
 __all__ = ["SimilarityMatrix", "MatrixFileError"]
@@ -48,6 +50,13 @@ class SimilarityMatrix:
     settings : dict, what produced the matrix (granularity, scoring, versions, ...);
         ``unrolled_lengths`` and ``num_params`` hold one entry per label (see the
         properties of those names)
+    encoding : EncodingSettings or None
+        How the models became token ids (None: not recorded, e.g. a matrix built by
+        hand or a file whose settings lack it).
+    scoring : Scoring or None
+        The scoring of the setting (with ``encoding.family`` on, the flat scores the
+        family credit was added to). ``similarity_matrix(models, settings=sm.encoding,
+        scoring=sm.scoring)`` makes the matrix again.
     """
 
     labels: list
@@ -55,6 +64,8 @@ class SimilarityMatrix:
     values: np.ndarray
     similarity: str = "normalized"
     settings: dict | None = None
+    encoding: EncodingSettings | None = None
+    scoring: Scoring | None = None
 
     def __post_init__(self):
         self.labels = [str(x) for x in self.labels]
@@ -70,12 +81,17 @@ class SimilarityMatrix:
         if self.similarity not in SIMILARITIES:
             raise UsageError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
         self.settings = dict(self.settings or {})
+        for name, kind in (("encoding", EncodingSettings), ("scoring", Scoring)):
+            if not isinstance(getattr(self, name), (kind, type(None))):
+                raise UsageError(f"SimilarityMatrix: {name} must be an archalign."
+                                 f"{kind.__name__} or None, got {type(getattr(self, name)).__name__}")
 
     @classmethod
     def from_scores(cls, labels, scores, similarity="normalized", *, lengths=None,
-                    scoring=None, settings=None) -> SimilarityMatrix:
+                    scoring=None, settings=None, encoding=None) -> SimilarityMatrix:
         """Build from raw scores. "normalized" needs sequence ``lengths`` and the
-        ``scoring`` (for its gap scores); the diagonal of ``scores`` gives S(a, a)."""
+        ``scoring`` (for its gap scores); the diagonal of ``scores`` gives S(a, a).
+        ``scoring`` and ``encoding`` are kept as the matrix's."""
         scores = np.asarray(scores, dtype=np.float64)
         if scoring is not None:
             scoring.for_similarity()
@@ -92,7 +108,7 @@ class SimilarityMatrix:
             values = correlation_similarity(scores)
         else:
             raise UsageError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-        return cls(list(labels), scores, values, similarity, settings)
+        return cls(list(labels), scores, values, similarity, settings, encoding, scoring)
 
     # -- views -------------------------------------------------------------
     def __len__(self):
@@ -228,7 +244,8 @@ class SimilarityMatrix:
             if isinstance(entries, list) and len(entries) == len(self):
                 settings[key] = [entries[i] for i in idx]
         return SimilarityMatrix([self.labels[i] for i in idx], self.scores[np.ix_(idx, idx)],
-                                self.values[np.ix_(idx, idx)], self.similarity, settings)
+                                self.values[np.ix_(idx, idx)], self.similarity, settings,
+                                self.encoding, self.scoring)
 
     # -- clustering ----------------------------------------------------------
     def linkage(self, method: str = "average", optimal_ordering: bool = True) -> np.ndarray:
@@ -334,8 +351,10 @@ class SimilarityMatrix:
         verified: every member present with its type and shape, the SHA-256 that
         :meth:`save` stores matching (files from before the digest have their zip CRCs
         and the schema checked), every score and similarity finite, the settings of the
-        right types. A file that fails raises :class:`MatrixFileError`, one line naming
-        it."""
+        right types, ``encoding`` and ``scoring`` as :meth:`save` stored them (a file from
+        before they were stored: recovered from its settings where those determine
+        them, else None). A file that fails raises :class:`MatrixFileError`, one line
+        naming it."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file (write one with "

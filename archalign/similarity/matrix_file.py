@@ -9,6 +9,14 @@ unknown similarity, and settings that are not JSON or whose known keys have the 
 type (``"lengths": "abc"``, ``"granularity": 3``), which every reader of the file
 (report, cluster, plot) would otherwise trip on later.
 
+Beside the ``settings`` record (a JSON object; its keys are those of earlier releases) a
+``.npz`` holds the matrix's setting as objects: ``encoding``
+(``EncodingSettings.to_dict()`` as JSON) and ``scoring`` (``Scoring.to_dict(matrix=False)``
+as JSON), with a substitution matrix, when the scoring has one, as the float64 member
+``substitution``. Files from before these members are read as they always were, and
+their setting is recovered from the record (:func:`_recorded_setting`). The SHA-256 in
+``digest`` covers every other member.
+
 ``.csv`` labels are written so that a spreadsheet cannot run them: a label that starts
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a formula, to Excel,
 LibreOffice and Google Sheets) gets a leading ``'``, OWASP's rule against CSV injection.
@@ -23,14 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
+from archalign import defaults
+from archalign.similarity.measures import SIMILARITIES
+from archalign.tokens.scoring import Scoring
+from archalign.tokens.settings import EncodingSettings
 from archalign.utils.errors import DataError, UsageError
 from archalign.utils.io import arrays_digest, atomic_write_bytes
-from archalign.similarity.measures import SIMILARITIES
 
 __all__ = ["MatrixFileError", "problem", "read_npz", "write_matrix", "SUFFIXES"]
 
 SUFFIXES = (".npz", ".csv")
 _MEMBERS = ("labels", "scores", "values", "similarity", "settings")
+_SETTING_MEMBERS = ("encoding", "scoring", "substitution")  # optional; see the docstring
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -138,8 +150,9 @@ def read_npz(path: Path) -> dict:
     missing = [m for m in _MEMBERS if m not in members]
     if missing:
         raise refuse(f"missing {', '.join(missing)}")
-    if "digest" in members and (str(members["digest"])
-                                != arrays_digest({m: members[m] for m in _MEMBERS})):
+    # every member but the digest itself: a file before the setting members is the five
+    if "digest" in members and (str(members["digest"]) != arrays_digest(
+            {m: a for m, a in members.items() if m != "digest"})):
         raise refuse("its SHA-256 does not match its contents")
     labels = members["labels"]
     if labels.dtype.kind != "U" or labels.ndim != 1:
@@ -154,7 +167,63 @@ def read_npz(path: Path) -> dict:
     why = problem(**found)
     if why is not None:
         raise refuse(why)
+    try:
+        found["encoding"], found["scoring"] = _setting(members, settings)
+    except DataError as exc:
+        raise refuse(str(exc)) from None
     return found
+
+
+def _setting(members: dict, settings: dict) -> tuple[EncodingSettings | None, Scoring | None]:
+    """The encoding settings and scoring a file holds, or recovers from its record when
+    it is older than the members that hold them."""
+    if not set(_SETTING_MEMBERS) & set(members):
+        return _recorded_setting(settings)
+    encoding = scoring = None
+    if "encoding" in members:
+        encoding = EncodingSettings.from_dict(_json(members["encoding"], "encoding"))
+    if "scoring" in members:
+        d = _json(members["scoring"], "scoring")
+        if "substitution" in members and isinstance(d, dict):
+            d["substitution"] = members["substitution"]
+        scoring = Scoring.from_dict(d)
+    elif "substitution" in members:
+        raise DataError("a substitution matrix without the scoring it belongs to")
+    return encoding, scoring
+
+
+def _json(member: np.ndarray, name: str):
+    try:
+        return json.loads(str(member))
+    except ValueError:
+        raise DataError(f"the {name} member is not JSON") from None
+
+
+def _recorded_setting(s: dict) -> tuple[EncodingSettings | None, Scoring | None]:
+    """The setting of a file written before ``encoding`` and ``scoring`` were stored, from
+    the keys ``similarity_matrix`` recorded then; None for what they do not determine."""
+    if not isinstance(s.get("granularity"), str) or "rolled" not in s:
+        return None, None
+    try:
+        encoding = EncodingSettings(s["granularity"], s["rolled"], s.get("family") or False,
+                                    s.get("max_period"), s.get("as_exported"))
+    except UsageError:
+        return None, None
+    if not all(k in s for k in ("scoring", "gap_open", "gap_extend")):
+        return encoding, None
+    # Those files recorded the scoring only as its repr. Family credit was then always
+    # added to match / mismatch at the defaults; a flat scoring was the defaults' or the
+    # paper's (a custom one from --match / --mismatch stays unknown). A candidate is
+    # taken when its repr is the one recorded.
+    gaps = {"gap_open": s["gap_open"], "gap_extend": s["gap_extend"]}
+    try:
+        base = Scoring(match=defaults.MATCH, mismatch=defaults.MISMATCH, **gaps)
+        paper = Scoring(match=Scoring.paper().match, mismatch=Scoring.paper().mismatch, **gaps)
+    except UsageError:  # gaps no scoring takes: the similarity stands, the setting is unknown
+        return encoding, None
+    if encoding.family:
+        return encoding, base
+    return encoding, next((x for x in (base, paper) if repr(x) == s["scoring"]), None)
 
 
 def write_matrix(sm, path) -> Path:
@@ -174,9 +243,15 @@ def write_matrix(sm, path) -> Path:
         members = {"labels": np.array(sm.labels), "scores": sm.scores,
                    "values": sm.values, "similarity": np.array(sm.similarity),
                    "settings": np.array(json.dumps(sm.settings, sort_keys=True))}
+        if sm.encoding is not None:
+            members["encoding"] = np.array(json.dumps(sm.encoding.to_dict(), sort_keys=True))
+        if sm.scoring is not None:
+            members["scoring"] = np.array(json.dumps(sm.scoring.to_dict(matrix=False),
+                                                     sort_keys=True))
+            if sm.scoring.substitution is not None:  # binary, compressed: V x V can be big
+                members["substitution"] = sm.scoring.substitution
         buf = io.BytesIO()
-        np.savez_compressed(buf, **members,
-                            digest=np.array(arrays_digest({m: members[m] for m in _MEMBERS})))
+        np.savez_compressed(buf, **members, digest=np.array(arrays_digest(members)))
         atomic_write_bytes(path, buf.getvalue())
     else:
         text = io.StringIO()

@@ -21,9 +21,9 @@ sequences (rolled, with their counts) and its scoring are embedded, and the page
 the same Gotoh recurrences as ``archalign/alignment/_nw_reference.py``. That reaches every pair
 (939,735 for the zoo) for about 0.5 MB, where precomputing each model's k nearest would
 reach only those. The ``.npz`` holds no sequences, so they are rebuilt from the traces
-(the trace cache for timm names, or ``traces=``) with the settings the file records, and
-checked against it (scoring, sequence lengths, vocabulary); a mismatch is an error, and
-``alignments=False`` makes a page without them.
+(the trace cache for timm names, or ``traces=``) with the setting the file holds
+(``sm.encoding`` and ``sm.scoring``), and checked against its record (sequence lengths,
+vocabulary); a mismatch is an error, and ``alignments=False`` makes a page without them.
 """
 from __future__ import annotations
 
@@ -120,18 +120,24 @@ def _node(node: float, position: np.ndarray) -> int:
 
 
 def _encoded(sm, traces, cache_dir):
-    """The matrix's token sequences and scoring, rebuilt from traces and checked."""
+    """The matrix's token sequences and scoring, rebuilt from traces with the setting the
+    matrix holds (``sm.encoding``, ``sm.scoring``) and checked against its record."""
     from archalign.tokens.encode import encode_traces
-    from archalign.tokens.scoring import Scoring
     from archalign.tracing.specs import resolve_traces
 
     s = sm.settings
-    needed = [k for k in ("granularity", "rolled", "scoring", "lengths", "vocabulary",
-                          "gap_open", "gap_extend") if k not in s]
+    needed = [what for what, missing in (("its encoding settings", sm.encoding is None),
+                                         ("its scoring", sm.scoring is None),
+                                         ("lengths", "lengths" not in s),
+                                         ("vocabulary", "vocabulary" not in s)) if missing]
     if needed:
-        raise UsageError(f"this matrix does not record {', '.join(needed)}, so its alignments "
-                         f"cannot be rebuilt; make the report with alignments=False "
-                         f"(--no-alignments)")
+        what = f"does not record {', '.join(needed)}"
+        if needed == ["its scoring"] and isinstance(s.get("scoring"), str):
+            # a file saved before scorings were stored, with scores it cannot tell apart
+            what = (f"records its scoring only as the text {s['scoring']!r} (saved before "
+                    f"scorings were stored; make the matrix again)")
+        raise UsageError(f"this matrix {what}, so its alignments cannot be rebuilt; make the "
+                         f"report with alignments=False (--no-alignments)")
     if traces is None:
         try:
             labels, traces = resolve_traces(sm.labels, cache_dir=cache_dir, progress=False,
@@ -145,25 +151,16 @@ def _encoded(sm, traces, cache_dir):
             raise UsageError(f"no traces for {len(lost)} of the matrix's models "
                              f"({', '.join(lost[:5])}); give the trace cache with "
                              f"--cache-dir, or --no-alignments")
-    family = s.get("family") or False
-    if family:
-        kwargs = {"family": family, "gap_open": s["gap_open"], "gap_extend": s["gap_extend"]}
-    else:
-        # a flat scoring is recorded as its repr; match and mismatch are read back from it
-        flat = re.match(r"Scoring\(match=([^,]+), mismatch=([^,]+),", s["scoring"])
-        if not flat:
-            raise UsageError(f"cannot read the scoring {s['scoring']!r} back from the matrix "
-                             f"file; make the report with --no-alignments")
-        kwargs = {"scoring": Scoring(match=float(flat[1]), mismatch=float(flat[2]),
-                                     gap_open=s["gap_open"], gap_extend=s["gap_extend"])}
-    enc = encode_traces(traces, s["granularity"], rolled=s["rolled"],
-                        max_period=s.get("max_period"), as_exported=s.get("as_exported"),
-                        **kwargs)
-    if (repr(enc.scoring) != s["scoring"] or [len(x) for x in enc.seqs] != list(s["lengths"])
-            or enc.vocab.tokens != list(s["vocabulary"])):
-        raise UsageError("the traces found no longer give the sequences this matrix was made "
+    changed = UsageError("the traces found no longer give the sequences this matrix was made "
                          "from (other tokens, lengths or scoring); make the matrix again, or "
                          "the report with --no-alignments")
+    try:
+        enc = encode_traces(traces, settings=sm.encoding, scoring=sm.scoring)
+    except UsageError:  # a substitution matrix over another vocabulary
+        raise changed from None
+    if [len(x) for x in enc.seqs] != list(s["lengths"]) or enc.vocab.tokens != list(
+            s["vocabulary"]):
+        raise changed
     return enc
 
 

@@ -24,13 +24,15 @@ tie goes by label (:func:`archalign.similarity.ties.tie_order`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from archalign import defaults
 from archalign.similarity.ties import tie_order
+from archalign.tokens.scoring import Scoring
+from archalign.tokens.settings import EncodingSettings
 from archalign.utils.errors import DataError, UsageError
 
 __all__ = ["Shortlist", "shortlist", "shortlist_from_matrix"]
@@ -44,19 +46,29 @@ class Shortlist:
 
     ``details[i]`` describes ``names[i]``: for medoids its cluster's size and
     members, for farthest points the distance to the closest earlier pick.
+    ``encoding`` and ``scoring`` are the setting the distances came from (None where
+    unknown: a matrix that does not hold it, a file from before they were written);
+    the file keeps them as ``EncodingSettings.to_dict()`` and ``Scoring.to_dict()`` (a
+    substitution matrix, which only a scoring given by hand has, written out in full).
     """
 
     names: list
     method: str
     details: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    encoding: EncodingSettings | None = None
+    scoring: Scoring | None = None
 
     def save(self, path) -> Path:
         """Write JSON atomically (the file ``neurn run --models`` reads)."""
         from archalign.utils.io import atomic_write_bytes
 
         path = Path(path)
-        atomic_write_bytes(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
+        data = {"names": self.names, "method": self.method, "details": self.details,
+                "settings": self.settings,
+                "encoding": None if self.encoding is None else self.encoding.to_dict(),
+                "scoring": None if self.scoring is None else self.scoring.to_dict()}
+        atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
         return path
 
     @classmethod
@@ -91,6 +103,12 @@ class Shortlist:
             if not isinstance(value, kind):
                 raise refuse(f"{key!r} must be a {kind.__name__}, got {value!r:.60}")
             values[key] = value
+        for key, kind in (("encoding", EncodingSettings), ("scoring", Scoring)):
+            if data.get(key) is not None:
+                try:
+                    values[key] = kind.from_dict(data[key])
+                except DataError as exc:
+                    raise refuse(f"{key!r}: {exc}") from None
         return cls(names, **values)
 
     def __len__(self):
@@ -169,7 +187,8 @@ def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), 
     if method == "farthest":
         start = must or [_medoid(sm, D, candidates)]
         picks, details = _farthest_points(lambda i: D[i], sm.labels, candidates, k, start)
-        return Shortlist([sm.labels[i] for i in picks], method, details, settings)
+        return Shortlist([sm.labels[i] for i in picks], method, details, settings,
+                         sm.encoding, sm.scoring)
 
     sub = D[np.ix_(candidates, candidates)]
     if len(candidates) == 1:
@@ -199,35 +218,39 @@ def shortlist_from_matrix(sm, k: int, method: str = "medoids", must_include=(), 
         for i, d in zip(extra[len(chosen):], extra_details[len(chosen):]):
             chosen.append(i)
             details.append(dict(d, forced=False))
-    return Shortlist([sm.labels[i] for i in chosen], method, details, settings)
+    return Shortlist([sm.labels[i] for i in chosen], method, details, settings, sm.encoding,
+                     sm.scoring)
 
 
-def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scoring=None,
-              family: bool | float | None = None, rolled: bool | None = None,
-              max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
-              gap_open: float | None = None, gap_extend: float | None = None,
-              must_include=(), exclude=(), jobs: int | None = None, cache_dir=None,
-              progress: bool = True, as_exported: bool | None = None) -> Shortlist:
+def shortlist(models, k: int, *, granularity: str | None = None, scoring: Scoring | None = None,
+              settings: EncodingSettings | None = None, family: bool | float | None = None,
+              rolled: bool | None = None, max_period: int | None = defaults.MAX_PERIOD,
+              gap: float | None = None, gap_open: float | None = None,
+              gap_extend: float | None = None, must_include=(), exclude=(),
+              jobs: int | None = None, cache_dir=None, progress: bool = True,
+              as_exported: bool | None = None) -> Shortlist:
     """k diverse models by farthest-point selection, without the n x n matrix.
 
     ``models`` are timm names, wildcard patterns, nn.Modules or Traces, and the
-    token and scoring keywords are those of :func:`archalign.similarity_matrix`.
-    Distances are ``1 - normalized similarity``. Costs n self-alignments plus n x k
-    alignments.
+    setting (``settings=`` / ``scoring=`` or the token and scoring keywords) is that of
+    :func:`archalign.similarity_matrix`. Distances are ``1 - normalized similarity``.
+    Costs n self-alignments plus n x k alignments.
     """
     from archalign.alignment.aligner import pairwise, score
     from archalign.similarity.measures import all_gap_score, normalized_similarity
     from archalign.tokens.encode import encode_traces
-    from archalign.tokens.scoring import check_scores
+    from archalign.tokens.settings import resolve_settings
     from archalign.tracing.specs import resolve_traces
 
-    check_scores(scoring, gap, gap_open, gap_extend)
+    encoding, setting_scoring = resolve_settings(
+        settings, scoring, granularity=granularity, rolled=rolled, family=family,
+        max_period=max_period, as_exported=as_exported, gap=gap, gap_open=gap_open,
+        gap_extend=gap_extend)
+    setting_scoring.for_similarity()
     labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
     must, candidates = _check_selection(labels, k, "farthest", must_include, exclude)
-    enc = encode_traces(traces, granularity, scoring, family=family,
-                        rolled=rolled, max_period=max_period, gap=gap,
-                        gap_open=gap_open, gap_extend=gap_extend, as_exported=as_exported)
+    enc = encode_traces(traces, settings=encoding, scoring=setting_scoring)
     seqs, scoring = enc.seqs, enc.scoring
     selfs = np.array([score(s, s, scoring) for s in seqs])
     gaps = all_gap_score([len(s) for s in seqs], scoring.gap_open, scoring.gap_extend)
@@ -243,8 +266,9 @@ def shortlist(models, k: int, *, granularity: str = defaults.GRANULARITY, scorin
 
     picks, details = _farthest_points(distance_to, labels, candidates, k,
                                       must or [int(candidates[0])])
-    settings = {"granularity": granularity, "scoring": repr(scoring), "similarity": "normalized",
-                "rolled": enc.rolled, "as_exported": enc.as_exported,
-                "k": k, "must_include": list(must_include), "exclude": list(exclude),
-                "streaming": True}
-    return Shortlist([labels[i] for i in picks], "farthest", details, settings)
+    record = {"granularity": enc.settings.granularity, "scoring": repr(scoring),
+              "similarity": "normalized", "rolled": enc.rolled,
+              "as_exported": enc.as_exported, "k": k, "must_include": list(must_include),
+              "exclude": list(exclude), "streaming": True}
+    return Shortlist([labels[i] for i in picks], "farthest", details, record, enc.settings,
+                     setting_scoring)

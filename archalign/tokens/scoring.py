@@ -22,11 +22,13 @@ from numbers import Real
 import numpy as np
 
 from archalign import defaults
-from archalign.utils.errors import UsageError
+from archalign.utils.errors import DataError, UsageError
 
 __all__ = ["Scoring"]
 
 _MAX_SCALE = 1000
+# What to_dict writes and from_dict reads.
+_DICT_KEYS = ("match", "mismatch", "gap_open", "gap_extend", "substitution")
 _TOLERANCE = 1e-9
 # Totals add up to millions of steps; past 1e12 per step a float64 total stops being
 # exact to the integer, and 1e308 overflows to inf. Similarities are ratios of scores,
@@ -275,14 +277,65 @@ class Scoring:
             maxabs=maxabs,
         )
 
-    def to_dict(self) -> dict:
-        """JSON-ready description (the substitution matrix as nested lists)."""
+    def to_dict(self, *, matrix: bool = True) -> dict:
+        """JSON-ready description, read back by :meth:`from_dict`.
+
+        Parameters
+        ----------
+        matrix : bool
+            Carry a substitution matrix as nested lists of rows (``"substitution"``).
+            False leaves it out, for a writer that stores it beside the dict as an array
+            (a matrix file's ``substitution`` member); put it back under
+            ``"substitution"`` (an array or nested lists) before :meth:`from_dict`.
+
+        Returns
+        -------
+        dict
+            ``gap_open`` and ``gap_extend``, and either ``match`` and ``mismatch`` or
+            ``substitution``; every number a float, so that ``from_dict`` rebuilds an equal
+            Scoring (a linear gap is ``gap_open == gap_extend``).
+        """
         d = {"gap_open": self.gap_open, "gap_extend": self.gap_extend}
         if self.substitution is None:
             d.update(match=self.match, mismatch=self.mismatch)
-        else:
+        elif matrix:
             d["substitution"] = self.substitution.tolist()
         return d
+
+    @classmethod
+    def from_dict(cls, d) -> Scoring:
+        """The Scoring :meth:`to_dict` described.
+
+        Raises
+        ------
+        DataError
+            One line naming the key: not a dict, an unknown or missing key, a value of the
+            wrong type, or scores the constructor refuses.
+        """
+        if not isinstance(d, dict):
+            raise DataError(f"a scoring is a dict of scores, got {type(d).__name__}")
+        unknown = sorted(set(map(str, d)) - set(_DICT_KEYS))
+        if unknown:
+            raise DataError(f"unknown scoring key {unknown[0]!r}; a scoring has "
+                            f"{', '.join(_DICT_KEYS)}")
+        flat = "substitution" not in d
+        needed = ("gap_open", "gap_extend") + (("match", "mismatch") if flat else ())
+        missing = [k for k in needed if k not in d]
+        if missing:
+            raise DataError(f"the scoring has no {missing[0]!r}; a scoring has gap_open, "
+                            f"gap_extend and either match and mismatch or substitution")
+        for key in ("match", "mismatch", "gap_open", "gap_extend"):
+            value = d.get(key)
+            if key in d and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise DataError(f"the scoring's {key!r} is {value!r:.40}, not a number")
+        if not flat and not isinstance(d["substitution"], (list, np.ndarray)):
+            raise DataError(f"the scoring's 'substitution' is a {type(d['substitution']).__name__}"
+                            f", not a matrix (nested lists of rows)")
+        try:
+            return cls(d.get("match"), d.get("mismatch"), gap_open=d["gap_open"],
+                       gap_extend=d["gap_extend"], substitution=d.get("substitution"))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"the scoring is not a valid one ({exc})") from None
 
     def __eq__(self, other):
         if not isinstance(other, Scoring):
@@ -309,15 +362,3 @@ class Scoring:
         else:
             parts.append(f"gap={fmt(self.gap_open)}")
         return f"Scoring({', '.join(parts)})"
-
-
-def check_scores(scoring: Scoring | None, gap=None, gap_open=None, gap_extend=None) -> None:
-    """Refuse (ValueError, one line) the scores of a similarity setting under which a
-    similarity means nothing, before anything is traced: a given ``scoring`` through
-    :meth:`Scoring.for_similarity`, else the gap keywords through
-    ``archalign.defaults.resolve_gaps``."""
-    if scoring is not None:
-        scoring.for_similarity()
-    else:
-        defaults.resolve_gaps(gap, gap_open, gap_extend)
-
