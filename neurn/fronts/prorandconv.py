@@ -7,7 +7,8 @@ digit's shape; Pro-RandConv keeps a small kernel and applies one random block se
 times, so the receptive field grows by ``k // 2`` pixels per repetition while the
 weight of far pixels falls off, as in a stack of convolutions.
 
-For each training batch, with probability ``p`` (default 0.5):
+For each training batch, each image with probability ``p`` (default 0.5; ``gate``
+below):
 
 * a number of repetitions L is drawn uniformly from 1 .. ``max_repeats`` (the paper's
   L_max; 10 in its digits setting, the default);
@@ -47,14 +48,29 @@ digits setting as described in accounts of the paper; they were not checked agai
 its text (no network here). Left open, or chosen here: the upper end of ``sigma_d``
 (0.5 px) and ``eps`` (0.001); the padding value (the mean pixel); the output range
 (mapped back to [0, 1]); and ``p``: 0.5, ``randconv``'s default here, so that the two
-differ only in their transform, and half the batches stay as clean as the source
+differ only in their transform, and half the images stay as clean as the source
 validation split that selects the checkpoint (``prorandconv:p=1`` augments them all).
+
+``p`` chooses images (``gate="image"``), where ``randconv`` chooses whole batches as
+RandConv's reference code does (``prorandconv:gate=batch`` does that too). The block's
+output, (1 + tanh) / 2 of standardised channels, has pixel statistics far from a digit's
+(mean about 0.5 against 0.13), and with whole batches BatchNorm's running statistics,
+which follow the last few batches, swing between the two kinds: in the reference study
+(``benchmarks/reference_study.sh``, 600 steps, seed 0, ``prorandconv:gate=batch``) the
+source validation accuracy of the backbones with BatchNorm, measured with those
+statistics, wandered between 24 and 76% from one evaluation to the next
+(``test_resnet``, ``test_coatnet``) and the runs ended undertrained, while the ConvNet,
+without BatchNorm, reached 98.4%. Chosen per image, every batch holds the same mixture
+(the README's reference table has the runs). Runs trained with the whole-batch gate
+under the name ``prorandconv`` (before the per-image default) are retrained, not
+reused: the variant's settings carry a revision (:attr:`neurn.models.Variant.revision`).
 
 In eval mode the module is the identity and leaves its generator untouched;
 :func:`neurn.study.engine.evaluate` never applies it. Every draw comes from
 ``generator``, a CPU ``torch.Generator`` that the run owns and checkpoints, in a fixed
-order (p, L, sigma_g, weights, [sigma_d, offsets,] gamma, beta), so a run repeats and
-resumes bit-identically on any device; the draws are then copied to the batch's device.
+order (the gate: one number per image, or one per batch; then L, sigma_g, weights,
+[sigma_d, offsets,] gamma, beta), so a run repeats and resumes bit-identically on any
+device; the draws are then copied to the batch's device.
 """
 from __future__ import annotations
 import math
@@ -85,13 +101,16 @@ class ProRandConv(BatchAugmentation):
     kernel_size : int
         Odd side k of the random kernel (default 3, the paper's).
     p : float
-        Probability that a training batch is augmented (default 0.5).
+        Probability that a training image is augmented (default 0.5).
     deform : bool
         Random deformable offsets in each convolution (default True, the paper's block).
     mean, std : tuple of float
         Per-channel statistics that whiten the image before the first block.
     generator : torch.Generator, optional
         Source of every random draw (seed it; default: a fresh CPU generator).
+    gate : str
+        What ``p`` chooses: ``"image"`` (default) or ``"batch"``
+        (:class:`~neurn.fronts.randconv.BatchAugmentation`).
 
     Shape: (N, len(mean), H, W) -> the same; no parameters.
     """
@@ -101,8 +120,8 @@ class ProRandConv(BatchAugmentation):
     def __init__(self, max_repeats: int = 10, kernel_size: int = 3, p: float = 0.5,
                  deform: bool = True,
                  mean: tuple[float, ...] = DIGITS_MEAN, std: tuple[float, ...] = DIGITS_STD,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__(p, mean, std, generator)
+                 generator: torch.Generator | None = None, gate: str = "image") -> None:
+        super().__init__(p, mean, std, generator, gate)
         if (isinstance(max_repeats, bool) or not isinstance(max_repeats, int)
                 or max_repeats < 1):
             raise UsageError(f"ProRandConv's L is the most times the block repeats and must "

@@ -44,18 +44,34 @@ from neurn.data import DIGITS_MEAN, DIGITS_STD
 __all__ = ["BatchAugmentation", "RandConv"]
 
 
+GATES = ("batch", "image")
+
+
 class BatchAugmentation(nn.Module):
-    """What the random-convolution augmentations share: with probability ``p`` a training
-    batch is replaced by ``augment(batch)``, every draw from ``generator`` (the first is
-    the ``p`` gate), and in eval mode the module is the identity. ``mean`` / ``std``
+    """What the random-convolution augmentations share: the ``p`` gate, every draw from
+    ``generator`` (the gate's first), and the identity in eval mode. ``mean`` / ``std``
     whiten the image for ``augment``. Subclasses set ``example`` (their variant, for
-    error messages) and define ``augment``."""
+    error messages) and define ``augment``.
+
+    ``gate="batch"``: with probability ``p`` the whole training batch is replaced by
+    ``augment(batch)`` (RandConv's reference code). ``gate="image"``: each image is, with
+    probability ``p``, and the chosen ones go through one ``augment`` call together
+    (one draw of the transform per batch still). Per image, every batch holds about the
+    same mixture of clean and augmented images, so BatchNorm's running statistics, which
+    follow the last few batches, match what evaluation on clean images meets; per
+    batch, they swing between the two kinds whenever the transform changes the pixel
+    statistics a lot (see :mod:`neurn.fronts.prorandconv`)."""
 
     example = "randconv:p=0.5"
 
     def __init__(self, p: float, mean: tuple[float, ...], std: tuple[float, ...],
-                 generator: torch.Generator | None) -> None:
+                 generator: torch.Generator | None, gate: str = "batch") -> None:
         super().__init__()
+        if gate not in GATES:
+            raise UsageError(f"{type(self).__name__}'s gate is 'batch' (p chooses whole "
+                             f"batches) or 'image' (p chooses images), got {gate!r}; e.g. "
+                             f"{self.example.split(':')[0]}:gate=image")
+        self.gate = gate
         if not 0.0 <= p <= 1.0:
             raise UsageError(f"{type(self).__name__}'s p is the probability that a batch is "
                              f"augmented and must lie in [0, 1], got {p!r}; e.g. "
@@ -71,9 +87,19 @@ class BatchAugmentation(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise UsageError(f"{type(self).__name__} expects an (N, {self.mean.shape[1]}, H, "
                              f"W) batch, got shape {list(x.shape)}")
-        if torch.rand((), generator=self.generator).item() >= self.p:
+        if self.gate == "batch":
+            if torch.rand((), generator=self.generator).item() >= self.p:
+                return x
+            return self.augment(x)
+        chosen = (torch.rand(x.shape[0], generator=self.generator) < self.p).nonzero()[:, 0]
+        if len(chosen) == 0:
             return x
-        return self.augment(x)
+        if len(chosen) == x.shape[0]:
+            return self.augment(x)
+        out = x.clone()
+        chosen = chosen.to(x.device)
+        out[chosen] = self.augment(x[chosen])
+        return out
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -87,7 +113,8 @@ class RandConv(BatchAugmentation):
     kernel_sizes
         odd positive sizes to draw k from (default 1, 3, 5, 7).
     p
-        probability that a training batch is convolved (default 0.5).
+        probability that a training batch (``gate="batch"``, the default, as RandConv's
+        reference code does) or image (``gate="image"``) is convolved (default 0.5).
     mix
         mix the convolved and the original whitened image with alpha ~ U(0, 1).
     clamp
@@ -96,6 +123,8 @@ class RandConv(BatchAugmentation):
         per-channel statistics that whiten the image before the convolution.
     generator
         source of every random draw (seed it; default: a fresh CPU generator).
+    gate
+        ``"batch"`` or ``"image"``: what ``p`` chooses (:class:`BatchAugmentation`).
 
     Shape: (N, len(mean), H, W) -> the same; no parameters.
     """
@@ -103,8 +132,8 @@ class RandConv(BatchAugmentation):
     def __init__(self, kernel_sizes: Sequence[int] = (1, 3, 5, 7), p: float = 0.5,
                  mix: bool = False, clamp: bool = False,
                  mean: tuple[float, ...] = DIGITS_MEAN, std: tuple[float, ...] = DIGITS_STD,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__(p, mean, std, generator)
+                 generator: torch.Generator | None = None, gate: str = "batch") -> None:
+        super().__init__(p, mean, std, generator, gate)
         sizes = tuple(kernel_sizes)
         if not sizes or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
                                 and k % 2 for k in sizes):

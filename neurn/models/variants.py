@@ -21,10 +21,12 @@ third of the scale that timm's initialisations and our learning rates assume:
 - ``lcn`` (options ``k`` = 9, ``eps`` = 0.05; :class:`~neurn.fronts.LCN`): local contrast
   normalisation, already zero-mean and about unit-variance -> resize -> backbone.
 - ``randconv`` (options ``p`` = 0.5, ``k`` = 1/3/5/7 (odd sizes joined by ``/``),
-  ``mix`` = 0, ``clamp`` = 0; :mod:`neurn.fronts.randconv`): the baseline's pipeline, trained
+  ``mix`` = 0, ``clamp`` = 0, ``gate`` = batch (``p`` chooses batches; ``image``: images);
+  :mod:`neurn.fronts.randconv`): the baseline's pipeline, trained
   on random convolutions of its batches; :func:`~neurn.models.build_augmentation` makes
   the augmentation, which only the training loop applies, so evaluation sees clean images.
-- ``prorandconv`` (options ``L`` = 10, ``k`` = 3, ``p`` = 0.5, ``deform`` = 1;
+- ``prorandconv`` (options ``L`` = 10, ``k`` = 3, ``p`` = 0.5, ``deform`` = 1, ``gate`` =
+  image;
   :mod:`neurn.fronts.prorandconv`): as ``randconv``, with progressive random
   convolutions (Choi et al., CVPR 2023): one small random block per batch, applied 1
   to L times (uniform).
@@ -98,6 +100,7 @@ def _finite(text: str) -> float:
 _KERNEL_SIZE = _Option("kernel_size", int, "an integer")
 _EPS = _Option("eps", _finite, "a finite number")
 _STD = _flag_option("standardise")  # handled by build_model, not passed to the front end
+_GATE = _Option("gate", str, "'batch' or 'image'")
 _KERNEL_SIZES = _Option("kernel_sizes", lambda text: tuple(int(k) for k in text.split("/")),
                         "odd sizes joined by '/', e.g. 1/3/5/7",
                         lambda sizes: "/".join(map(str, sizes)))
@@ -123,11 +126,12 @@ KINDS: dict[str, _Kind] = {
     "sobel": _Kind(front=Sobel, stats="sobel"),
     "lcn": _Kind({"k": _KERNEL_SIZE, "eps": _EPS}, front=LCN),
     "randconv": _Kind({"p": _Option("p", _finite, "a finite number"), "k": _KERNEL_SIZES,
-                       "mix": _flag_option("mix"), "clamp": _flag_option("clamp")},
+                       "mix": _flag_option("mix"), "clamp": _flag_option("clamp"),
+                       "gate": _GATE},
                       augment=RandConv, stats="pixels"),
     "prorandconv": _Kind({"L": _Option("max_repeats", int, "an integer"), "k": _KERNEL_SIZE,
                           "p": _Option("p", _finite, "a finite number"),
-                          "deform": _flag_option("deform")},
+                          "deform": _flag_option("deform"), "gate": _GATE},
                          augment=ProRandConv, stats="pixels"),
 }
 _ALIASES = {"kernel_size": "k"}
@@ -157,6 +161,14 @@ class Variant:
     def kernel_size(self) -> int | None:
         """NeuRN's k (the results' ``kernel_size`` column); None for other kinds."""
         return self.options.get("kernel_size", 3) if self.kind == "neurn" else None
+
+    @property
+    def revision(self) -> int | None:
+        """Which behaviour the name stands for, where one name has meant two; recorded in
+        the run settings (so in the hash) only then. ``prorandconv`` chose whole batches
+        at first and chooses images since revision 2: its earlier runs are retrained."""
+        kinds = {self.kind, self.augmentation.kind if self.augmentation else None}
+        return 2 if "prorandconv" in kinds else None
 
     @property
     def effective(self) -> tuple:

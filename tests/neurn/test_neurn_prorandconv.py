@@ -50,6 +50,34 @@ def test_one_block_per_batch_and_no_image_depends_on_its_batch_mates():
     torch.testing.assert_close(alone[0], out[0], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("make", [lambda **kw: _pro(5, **kw),
+                                  lambda **kw: RandConv(generator=torch.Generator().manual_seed(5),
+                                                        **kw)])
+def test_an_image_gate_augments_the_chosen_images_and_returns_the_others_exactly(make):
+    x = _rand(16, 3, 12, 12, seed=4)
+    chosen = torch.rand(16, generator=torch.Generator().manual_seed(5)) < 0.5  # its first draw
+    assert 0 < int(chosen.sum()) < 16
+    out = make(p=0.5, gate="image")(x)
+    assert torch.equal(out[~chosen], x[~chosen])
+    assert all(not torch.equal(out[i], x[i]) for i in chosen.nonzero()[:, 0])
+    # the chosen images went through one draw of the transform, as a batch of their own
+    alone = make(p=0.5, gate="image")
+    alone.generator.manual_seed(5)
+    torch.rand(16, generator=alone.generator)  # the gate's draws, then the transform's
+    assert torch.equal(out[chosen], alone.augment(x[chosen]))
+
+
+def test_the_gate_defaults_and_refusals():
+    assert _pro().gate == "image" and RandConv().gate == "batch"
+    assert parse_variant("prorandconv:gate=batch").name == "prorandconv:gate=batch"
+    with pytest.raises(ValueError, match="gate is 'batch'.*or 'image'"):
+        _pro(gate="sample")
+    # the per-image default changed what the name prorandconv trains: a revision in the
+    # run settings keeps the earlier runs from being reused
+    assert parse_variant("prorandconv").revision == parse_variant("neurn+prorandconv").revision == 2
+    assert parse_variant("randconv").revision is None and parse_variant("neurn").revision is None
+
+
 def _support(out, window):
     """Where an impulse's response differs from the flat background, within ``window``
     pixels of the centre (away from the zero padding's own response at the border): its
@@ -78,7 +106,7 @@ def test_eval_mode_is_the_identity_and_draws_nothing():
     assert aug(x) is x and torch.equal(aug.generator.get_state(), before)
 
 
-def test_a_seed_gives_one_sequence_and_p_keeps_clean_batches():
+def test_a_seed_gives_one_sequence_and_p_keeps_clean_images():
     x = _rand(2, 3, 8, 8)
 
     def outputs(seed):
@@ -88,7 +116,8 @@ def test_a_seed_gives_one_sequence_and_p_keeps_clean_batches():
     a, b, other = outputs(1), outputs(1), outputs(2)
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     assert any(not torch.equal(u, v) for u, v in zip(a, other))
-    assert any(u is x for u in a) and any(u is not x for u in a)
+    clean = [torch.equal(u[i], x[i]) for u in a for i in range(2)]
+    assert any(clean) and not all(clean)
     never = _pro(p=0.0)
     assert all(never(x) is x for _ in range(3))
 
@@ -101,7 +130,7 @@ def test_the_block_is_the_documented_one():
     out = ProRandConv(max_repeats=4, p=1.0, mean=mean, std=std,
                       generator=torch.Generator().manual_seed(5))(x)
     g = torch.Generator().manual_seed(5)
-    torch.rand((), generator=g)
+    torch.rand(2, generator=g)  # the gate: one draw per image
     repeats = int(torch.randint(1, 5, (), generator=g))
     sigma_g = 1e-3 + (1 - 1e-3) * float(torch.rand((), generator=g))
     i = torch.arange(3.0) - 1
@@ -187,7 +216,7 @@ def test_two_spellings_of_one_combination_are_one_variant():
     ("prorandconv:k=4", "odd positive.*prorandconv:k=3"),
     ("prorandconv:p=-1", r"must lie in \[0, 1\].*prorandconv:p=0.5"),
     ("prorandconv:deform=2", "is not 0 or 1"),
-    ("prorandconv:mix=1", r"bad option 'mix=1'.*\['L', 'k', 'p', 'deform', 'std'\]"),
+    ("prorandconv:mix=1", r"bad option 'mix=1'.*\['L', 'k', 'p', 'deform', 'gate', 'std'\]"),
 ])
 def test_bad_variants_are_one_line_naming_the_fix(spec, match):
     with pytest.raises(ValueError, match=match) as error:
