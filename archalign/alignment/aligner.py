@@ -49,7 +49,7 @@ def score(a, b, scoring: Scoring | None = None) -> float:
     scoring = check_scoring(scoring)
     a = as_tokens(a, "a", scoring.vocab_size)
     b = as_tokens(b, "b", scoring.vocab_size)
-    ints = scoring._integer
+    ints = scoring.integer_form
     if ints is not None and ints.substitution is None:
         bound = (len(a) + len(b) + 2) * ints.maxabs
         if bound <= _nw.I32_BOUND:

@@ -99,7 +99,7 @@ def check_scoring(scoring) -> Scoring:
 
 def scalar_args(scoring: Scoring, max_len_sum: int):
     """Arguments of the scalar kernels: exact int64 when possible, else float64."""
-    ints = scoring._integer
+    ints = scoring.integer_form
     if ints is not None and (max_len_sum + 2) * ints.maxabs < _INT64_BOUND:
         S = ints.substitution if ints.substitution is not None else np.zeros((1, 1), np.int64)
         return (S, ints.match, ints.mismatch, ints.gap_open, ints.gap_extend,
@@ -135,7 +135,7 @@ def pairwise_threads(seqs, scoring: Scoring, n_jobs: int | None = None,
         return out
     n_threads = effective_n_jobs(n_jobs)
     max_sum = max(map(len, queries)) + max(map(len, targets))
-    ints = scoring._integer
+    ints = scoring.integer_form
     if ints is not None and (max_sum + 2) * ints.maxabs <= _nw.I32_BOUND:
         _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads)
     else:
@@ -144,7 +144,7 @@ def pairwise_threads(seqs, scoring: Scoring, n_jobs: int | None = None,
 
 
 def _pairwise_lanes(queries, targets, symmetric, scoring, out, n_threads):
-    ints = scoring._integer
+    ints = scoring.integer_form
     lanes = _nw.LANES
     S = ints.substitution
     flat = S is None

@@ -4,8 +4,8 @@ exit status out. Open this module first (``main``, ``build_parser``), then the
 
 One function registers each subcommand on the subparsers and sets ``func`` to the
 function that runs it; runners take the parsed namespace, translate it into keyword
-arguments for the library and return the exit status. Add a subcommand by writing a
-``_add_<name>(subparsers)`` / ``_run_<name>(args)`` pair in a module of this package
+arguments for the library and return the exit status. Add a subcommand by writing
+an ``add_<name>(subparsers)`` / ``_run_<name>(args)`` pair in a module of this package
 (``trace_cmd``, ``matrix_cmd``, ``align_cmd``, ``diff_cmd``; options several share are in ``options``)
 and listing the first in ``_SUBCOMMANDS``.
 
@@ -27,17 +27,17 @@ from collections.abc import Sequence
 
 from archalign.utils.args import ArgumentsRefused, OneLineParser, error_boundary
 from archalign._version import __version__
-from archalign.cli.align_cmd import _add_align, _add_report
-from archalign.cli.diff_cmd import _add_diff
-from archalign.cli.matrix_cmd import _add_cluster, _add_matrix, _add_plot, _add_shortlist
-from archalign.cli.trace_cmd import _add_trace
+from archalign.cli.align_cmd import add_align, add_report
+from archalign.cli.diff_cmd import add_diff
+from archalign.cli.matrix_cmd import add_cluster, add_matrix, add_plot, add_shortlist
+from archalign.cli.trace_cmd import add_trace
 
 __all__ = ["main", "build_parser"]
 
 
 # -------------------------------------------------------------------------- main
-_SUBCOMMANDS = [_add_trace, _add_matrix, _add_cluster, _add_shortlist, _add_plot, _add_align,
-                _add_diff, _add_report]
+_SUBCOMMANDS = [add_trace, add_matrix, add_cluster, add_shortlist, add_plot, add_align,
+                add_diff, add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,18 +6,18 @@ from pathlib import Path
 
 from archalign.utils.args import check_output, positive_int
 from archalign.utils.io import atomic_savefig
-from archalign.cli.options import _add_token_args, _check_figures, _token_settings
+from archalign.cli.options import add_token_args, check_figures, token_settings
 
 
 # ------------------------------------------------------------------------- align
-def _add_align(subparsers) -> None:
+def add_align(subparsers) -> None:
     p = subparsers.add_parser(
         "align", help="print (or draw) the alignment of two models",
         description="Align two models' token sequences and print both rows with gaps: "
                     "'|' identical token, '.' substitution.")
     p.add_argument("a", metavar="MODEL_A")
     p.add_argument("b", metavar="MODEL_B")
-    _add_token_args(p)
+    add_token_args(p)
     p.add_argument("--width", type=positive_int, default=100, help="wrap the text at this width")
     p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the alignment view")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root")
@@ -27,8 +27,8 @@ def _add_align(subparsers) -> None:
 def _run_align(args) -> int:
     from archalign.similarity.compare import align_models
 
-    _check_figures(plot=args.plot)
-    alignment, vocab = align_models(args.a, args.b, **_token_settings(args),
+    check_figures(plot=args.plot)
+    alignment, vocab = align_models(args.a, args.b, **token_settings(args),
                                     cache_dir=args.cache_dir)
     print(alignment.format(vocab, width=args.width))
     counts = alignment.counts()
@@ -44,7 +44,7 @@ def _run_align(args) -> int:
 
 
 # ------------------------------------------------------------------------ report
-def _add_report(subparsers) -> None:
+def add_report(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="interactive HTML report of a saved similarity matrix",
         description="Write one self-contained HTML file (works offline) with the clustered "

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from archalign.utils.args import check_output, nonnegative_int
 from archalign.utils.io import atomic_write_text
-from archalign.cli.options import _add_token_args, _token_settings
+from archalign.cli.options import add_token_args, token_settings
 
 
 _SUFFIXES = {"text": (), "json": (".json",), "html": (".html", ".htm")}
 
 
-def _add_diff(subparsers) -> None:
+def add_diff(subparsers) -> None:
     p = subparsers.add_parser(
         "diff", help="what differs between two models, in words",
         description="Trace two models and show what differs: a header naming each "
@@ -44,7 +44,7 @@ def _add_diff(subparsers) -> None:
     p.add_argument("--hierarchical", action=argparse.BooleanOptionalAction,
                    help="compare module trees (default: when both models have them; "
                         "ONNX graphs do not)")
-    _add_token_args(p)
+    add_token_args(p)
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root")
     p.set_defaults(func=_run_diff)
 
@@ -55,7 +55,7 @@ def _run_diff(args) -> int:
     if args.out is not None:  # text goes to any file name; the two formats to their own
         check_output(args.out, "--out", _SUFFIXES[args.format])
     d = diff(args.a, args.b, hierarchical=args.hierarchical, cache_dir=args.cache_dir,
-             **_token_settings(args))
+             **token_settings(args))
     if args.format == "json":
         text = d.to_json()
     elif args.format == "html":

@@ -9,13 +9,13 @@ from pathlib import Path
 from archalign.utils.args import check_output, finite_float, positive_int, process_count
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_savefig
-from archalign.cli.options import _add_model_args, _check_figures, _model_specs, _token_settings
+from archalign.cli.options import add_model_args, check_figures, model_specs, token_settings
 from archalign.similarity.matrix_file import SUFFIXES as MATRIX_SUFFIXES
 from archalign.tokens.settings import PRESETS
 
 
 # ------------------------------------------------------------------------ matrix
-def _add_matrix(subparsers) -> None:
+def add_matrix(subparsers) -> None:
     p = subparsers.add_parser(
         "matrix", help="similarity matrix of a set of models (.npz / .csv)",
         description="Trace the models, align every pair of token sequences and write the "
@@ -25,7 +25,7 @@ def _add_matrix(subparsers) -> None:
                "  archalign matrix --panel paper44 --preset paper --out paper.npz "
                "--heatmap paper.png\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
+    add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
                        "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
     p.add_argument("--similarity", choices=("normalized", "correlation"),
                    help="normalized: in [0, 1] from the alignment scores; correlation: the "
@@ -65,11 +65,11 @@ def _run_matrix(args) -> int:
 
     # every output and option is checked before a model is traced or a file written
     check_output(args.out, "--out", MATRIX_SUFFIXES)
-    _check_figures(heatmap=args.heatmap, dendrogram=args.dendrogram)
+    check_figures(heatmap=args.heatmap, dendrogram=args.dendrogram)
     if args.blocks_dir is not None:
         check_output(args.blocks_dir, "--blocks-dir", folder=True)
-    kwargs = _token_settings(args, args.preset)
-    specs = _model_specs(args)
+    kwargs = token_settings(args, args.preset)
+    specs = model_specs(args)
     client = local_client(args.dask_workers) if args.dask_workers else None
     try:
         sm = similarity_matrix(
@@ -107,7 +107,7 @@ def _draw(sm, dendrogram_path, heatmap_path, n_clusters=None) -> None:
 
 
 # ----------------------------------------------------------------------- cluster
-def _add_cluster(subparsers) -> None:
+def add_cluster(subparsers) -> None:
     p = subparsers.add_parser(
         "cluster", help="clusters of a saved similarity matrix",
         description="Cut the average-linkage dendrogram of a matrix written by "
@@ -168,7 +168,7 @@ def _run_cluster(args) -> int:
 
 
 # --------------------------------------------------------------------- shortlist
-def _add_shortlist(subparsers) -> None:
+def add_shortlist(subparsers) -> None:
     p = subparsers.add_parser(
         "shortlist", help="pick k diverse models (writes shortlist.json for neurn)",
         description="Pick k diverse architectures: one medoid per cluster of the full "
@@ -178,7 +178,7 @@ def _add_shortlist(subparsers) -> None:
                "  archalign shortlist --panel default -k 3 --out shortlist.json\n"
                "  archalign shortlist 'resnet*' 'vit_*' -k 5 --streaming --out s.json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
+    add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
                        "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
     p.add_argument("-k", type=positive_int, required=True, help="how many models to pick")
     p.add_argument("--method", choices=("medoids", "farthest"), default="medoids",
@@ -207,9 +207,9 @@ def _run_shortlist(args) -> int:
         raise UsageError("--streaming builds no matrix: drop --matrix / --dendrogram")
     if args.matrix is not None:
         check_output(args.matrix, "--matrix", MATRIX_SUFFIXES)
-    _check_figures(dendrogram=args.dendrogram)
-    kwargs = _token_settings(args)
-    specs = _model_specs(args)
+    check_figures(dendrogram=args.dendrogram)
+    kwargs = token_settings(args)
+    specs = model_specs(args)
     if args.streaming:
         result = shortlist(specs, args.k, **kwargs,
                            must_include=args.must_include, exclude=args.exclude,
@@ -229,7 +229,7 @@ def _run_shortlist(args) -> int:
 
 
 # -------------------------------------------------------------------------- plot
-def _add_plot(subparsers) -> None:
+def add_plot(subparsers) -> None:
     p = subparsers.add_parser(
         "plot", help="dendrogram / heatmap of a saved similarity matrix",
         description="Draw a matrix written by `archalign matrix` as PNG/PDF/SVG files.")
@@ -246,6 +246,6 @@ def _run_plot(args) -> int:
 
     if args.dendrogram is None and args.heatmap is None:
         raise UsageError("nothing to draw: give --dendrogram FILE and/or --heatmap FILE")
-    _check_figures(dendrogram=args.dendrogram, heatmap=args.heatmap)
+    check_figures(dendrogram=args.dendrogram, heatmap=args.heatmap)
     _draw(SimilarityMatrix.load(args.matrix), args.dendrogram, args.heatmap, args.n_clusters)
     return 0

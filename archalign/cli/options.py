@@ -12,7 +12,7 @@ from archalign.utils.args import (check_output, finite_float, nonnegative_int, n
 
 
 # ------------------------------------------------------------------------ outputs
-def _check_figures(**paths) -> None:
+def check_figures(**paths) -> None:
     """Refuse figure outputs (``option=path``, None for not asked) matplotlib could not
     write there, before any work."""
     asked = {option: path for option, path in paths.items() if path is not None}
@@ -27,14 +27,14 @@ def _check_figures(**paths) -> None:
 
 
 # ------------------------------------------------------- shared model / scoring options
-def _add_model_args(p, models_help: str) -> None:
+def add_model_args(p, models_help: str) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL", help=models_help)
     p.add_argument("--panel", metavar="NAME",
                    help="add a named panel of models: 'default' (24 timm architectures "
                         "across families), 'cpu' (4 small ones, quick to train on a CPU) or "
                         "'paper44' (the NeuRN paper's models as timm / torchvision "
                         "equivalents)")
-    _add_token_args(p)
+    add_token_args(p)
     p.add_argument("-j", "--jobs", type=positive_int, metavar="N",
                    help="tracing processes and alignment threads (default: all CPUs)")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root "
@@ -43,7 +43,7 @@ def _add_model_args(p, models_help: str) -> None:
                    help="do not show progress bars")
 
 
-def _model_specs(args) -> list:
+def model_specs(args) -> list:
     from archalign.similarity.panels import PAPER44_UNAVAILABLE, panel
 
     specs = list(args.models)
@@ -59,7 +59,7 @@ def _model_specs(args) -> list:
     return specs
 
 
-def _add_token_args(p) -> None:
+def add_token_args(p) -> None:
     """Token and scoring options; the defaults are archalign.defaults'."""
     p.add_argument("-g", "--granularity", choices=("type", "shape", "full"),
                    help="token detail: op type only; + kernel/stride/groups; all "
@@ -96,7 +96,7 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _token_settings(args, preset: str | None = None) -> dict:
+def token_settings(args, preset: str | None = None) -> dict:
     """``settings=`` (an EncodingSettings) and ``scoring=`` (a Scoring) of
     similarity_matrix / align_models / shortlist / diff from the token options, with
     ``preset`` filling what they leave out; refused here, before any model is traced, in

@@ -27,7 +27,7 @@ where it stopped. Exit status: 0 when every model was traced, 1 when some failed
 """
 
 
-def _add_trace(subparsers) -> None:
+def add_trace(subparsers) -> None:
     p = subparsers.add_parser(
         "trace", help="trace timm models into layer-token sequences (cached JSON)",
         description="Trace timm models (built without weights on the meta device) into "

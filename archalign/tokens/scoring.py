@@ -37,7 +37,7 @@ _MAX_ABS = 1e12
 
 
 @dataclass(frozen=True)
-class _IntegerForm:
+class IntegerForm:
     """A scoring scaled to exact integers: real score = integer score / scale."""
 
     scale: int
@@ -155,7 +155,8 @@ class Scoring:
         else:
             self.match = self.mismatch = None
             self.substitution = self._check_matrix(substitution)
-        self._integer = self._integer_form()
+        # the exact scaled-integer form the SIMD path runs on (None: the float path)
+        self.integer_form = self._integer_form()
 
     @staticmethod
     def _check_matrix(S) -> np.ndarray:
@@ -235,7 +236,7 @@ class Scoring:
     @property
     def integer_path(self) -> bool:
         """True when alignments run on the exact scaled-integer SIMD path."""
-        return self._integer is not None
+        return self.integer_form is not None
 
     def substitution_score(self, x: int, y: int) -> float:
         """Score of aligning token id x against token id y."""
@@ -248,7 +249,7 @@ class Scoring:
                 else np.array([self.match, self.mismatch]))
         return np.concatenate([subs, [self.gap_open, self.gap_extend]])
 
-    def _integer_form(self) -> _IntegerForm | None:
+    def _integer_form(self) -> IntegerForm | None:
         values = self._values()
         scale = 1
         for v in values:
@@ -267,7 +268,7 @@ class Scoring:
         S = None
         if self.substitution is not None:
             S = np.rint(self.substitution * scale).astype(np.int64)
-        return _IntegerForm(
+        return IntegerForm(
             scale=scale,
             match=0 if self.match is None else to_int(self.match),
             mismatch=0 if self.mismatch is None else to_int(self.mismatch),

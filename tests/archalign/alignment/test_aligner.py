@@ -266,7 +266,7 @@ def test_pairwise_substitution_large_vocabulary(width, affine):
     others = _few_ids_each(rng, 45, vocab, 6, (1, max_len + 1))
     s = _substitution_scoring(rng, vocab, lo, hi, affine)
     # the int16 lanes take items whose score bound fits int16, int32 the rest
-    fits16 = (2 * max_len + 2) * s._integer.maxabs <= archalign.alignment._nw.I16_BOUND
+    fits16 = (2 * max_len + 2) * s.integer_form.maxabs <= archalign.alignment._nw.I16_BOUND
     assert fits16 == (width == 16)
     square = pairwise(seqs, s)
     np.testing.assert_array_equal(square, _loop(seqs, seqs, s))
@@ -292,7 +292,7 @@ def test_pairwise_substitution_profile_capacity(monkeypatch, cap_rows, width, af
               for _ in range(40)]
     lo, hi = (-3, 2) if width == 16 else (-400, 300)
     s = _substitution_scoring(rng, 500, lo, hi, affine)
-    assert ((2 * length + 2) * s._integer.maxabs <= archalign.alignment._nw.I16_BOUND) == (width == 16)
+    assert ((2 * length + 2) * s.integer_form.maxabs <= archalign.alignment._nw.I16_BOUND) == (width == 16)
     row_bytes = length * archalign.alignment._nw.LANES * width // 8
     monkeypatch.setattr(archalign.alignment.core, "_PROFILE_BYTES", max(1, cap_rows * row_bytes))
     distinct = [len(np.unique(x)) for x in seqs]
