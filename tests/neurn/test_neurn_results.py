@@ -16,7 +16,7 @@ from scipy import stats
 from archalign.utils.io import seal_json
 from neurn.cli import main
 from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, guard_rails
-from neurn.results import (lead_lines, plot_bars, read_run, result_rows, summarize,
+from neurn.results import (lead_lines, plot_bars, plot_curves, read_run, result_rows, summarize,
                            summary_markdown, write_outputs)
 
 SOURCE = "mnist"
@@ -205,6 +205,31 @@ def test_one_seed_has_no_error_bars():
     assert all(c.errorbar is None for c in ax.containers)
 
 
+def test_bars_draw_chance_and_mark_an_undertrained_variant():
+    runs = [fake_run("a", "baseline", 0, 97.0, {"mnist": 98.0, "t1": 20.0}),
+            fake_run("a", "neurn", 0, 60.0, {"mnist": 90.0, "t1": 30.0})]  # below the guard
+    rows = result_rows(runs)
+    fig = plot_bars(rows, summarize(rows))
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    chance = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
+    assert len(chance) == 1 and set(chance[0].get_ydata()) == {10.0}  # 10 classes
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "baseline" in labels and "neurn †" in labels
+
+
+def test_learning_curves_tick_whole_steps_and_mark_undertrained_runs():
+    runs = [fake_run("a", "baseline", 0, 97.0, {"mnist": 98.0, "t1": 20.0}),
+            fake_run("a", "neurn", 0, 60.0, {"mnist": 90.0, "t1": 30.0})]
+    for run in runs:  # two evaluations a few steps apart: fractional ticks without a locator
+        run["history"] = [dict(run["history"][0], step=19), dict(run["history"][0], step=20)]
+    fig = plot_curves(runs)
+    for ax in fig.axes:
+        ticks = ax.get_xticks()
+        assert len(ticks) and all(float(t).is_integer() for t in ticks), ticks
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "neurn s0 †" in labels and "baseline s0" in labels
+
+
 # ---------------------------------------------------------------- neurn compare
 def study_folder(path, runs):
     """A study folder as ``neurn run`` leaves it: runs/*/result.json and the tables."""
@@ -309,4 +334,4 @@ def test_compare_unwritable_out_is_one_line(two_studies, capsys):
     a, b = two_studies
     assert main(["compare", str(a), str(b), "--out", str(a)]) == 2  # a folder
     err = capsys.readouterr().err
-    assert err.startswith("neurn compare: error: cannot write") and "Traceback" not in err
+    assert err.startswith(f"neurn compare: error: {a}: Is a directory") and "Traceback" not in err
