@@ -33,3 +33,5 @@ for shard in 0 1 2; do
             --evals 5 --batch-size 64 --no-weights --shard "$shard/3" --out "$out/study"
     fi
 done
+# the ConvNet beside the published figures, and every variant against RandConv per target
+python "$(dirname "$0")/reference_published.py" "$out/study"
