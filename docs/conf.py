@@ -71,30 +71,6 @@ html_copy_source = False
 html_show_sourcelink = False
 
 
-# Docstrings whose markup napoleon misreads, keyed by the object's qualified name: the
-# paragraph that starts with the key's text is given a section header of its own, so the
-# page renders it as prose. Each entry is a workaround until the docstring itself is fixed
-# (a paragraph after "Parameters" with no header of its own is read as more parameters);
-# an entry whose text is gone does nothing.
-DOCSTRING_SECTIONS = {
-    "neurn.models.build.build_model": ("Returns ``(model, plan)``.", "Notes"),
-    "neurn.fronts.front.FrontEnd": ("``num_classes`` is the model's;", "Notes"),
-}
-
-
-def _fix_docstring(app, what, name, obj, options, lines):
-    qualname = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-    if qualname not in DOCSTRING_SECTIONS:
-        return
-    start, header = DOCSTRING_SECTIONS[qualname]
-    for i, line in enumerate(lines):
-        if line.strip().startswith(start):
-            lines[i:i] = [header, "-" * len(header)]
-            if i and lines[i - 1].strip():
-                lines.insert(i, "")
-            return
-
-
 def _drop_type_docstring(app, what, name, obj, options, lines):
     # a constant without a doc-comment would show its type's docstring (dict's, tuple's);
     # the API pages say what each constant is instead
@@ -106,5 +82,4 @@ def _drop_type_docstring(app, what, name, obj, options, lines):
 
 def setup(app):
     # before napoleon (priority 500) turns the NumPy sections into fields
-    app.connect("autodoc-process-docstring", _fix_docstring, priority=400)
     app.connect("autodoc-process-docstring", _drop_type_docstring, priority=400)

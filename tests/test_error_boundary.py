@@ -85,3 +85,22 @@ def test_the_user_errors_keep_their_builtin_bases():
     assert all(issubclass(e, UserError) for e in (UsageError, DataError, UnknownNameError,
                                                   MissingExtraError))
     assert str(UnknownNameError("unknown domain 'x'")) == "unknown domain 'x'"  # unquoted
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    # `archalign diff A B | head`: the pipe closes early; no error line, the shell's status
+    import subprocess
+    import sys
+
+    code = ("import sys; from archalign.utils.args import error_boundary\n"
+            "def run():\n"
+            "    for i in range(10**6):\n"
+            "        print('line', i)\n"
+            "    return 0\n"
+            "sys.exit(error_boundary('archalign', run, interrupted=str))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.read(100)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""

@@ -198,6 +198,12 @@ def error_boundary(prog: str, run: Callable[[], int], *, prefix: str | None = No
         with warnings.catch_warnings():  # restores showwarning when the command ends
             one_line_warnings(prog)
             return run()
+    except BrokenPipeError:
+        # the reader went away (`archalign diff A B | head`): not an error, and stdout is
+        # closed, so print nothing more there; 141 is a shell's status for SIGPIPE
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return 141
     except (UserError, OSError) as exc:
         if debug:
             raise

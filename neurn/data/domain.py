@@ -15,10 +15,12 @@ from archalign.utils.errors import UsageError
 
 __all__ = ["DigitDomain", "DIGITS_MEAN", "DIGITS_STD", "IMAGE_SHAPE"]
 
+#: Channels, height and width of every digit domain's images.
 IMAGE_SHAPE = (3, 32, 32)
-# Per-channel pixel mean and std of the offline source's training split (seed 0);
-# tests/neurn/test_neurn_data.py checks them against the data.
+#: Per-channel pixel mean of the offline source's training split (seed 0);
+#: tests/neurn/test_neurn_data.py checks it against the data.
 DIGITS_MEAN = (0.1323, 0.1323, 0.1323)
+#: Per-channel pixel std of the same split.
 DIGITS_STD = (0.2904, 0.2904, 0.2904)
 
 

@@ -43,6 +43,8 @@ from archalign.utils.errors import UsageError
 __all__ = ["Gray", "LCN", "SOBEL_MAX", "Sobel", "lcn", "luminance", "sobel_magnitude"]
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+#: The largest Sobel gradient magnitude the 3 x 3 kernels reach on a [0, 1] image (the
+#: module docstring gives the patch); ``Sobel`` divides by it, so its map lies in [0, 1].
 SOBEL_MAX = math.sqrt(20.0)
 
 

@@ -5,7 +5,7 @@ standardised to zero mean and unit variance with fixed constants
 (:data:`~neurn.fronts.standardize.FRONT_STATS`). Fed raw, the NeuRN map (values in
 [0, 1], mostly near 0) has a third of the scale the model's initialisation and learning
 rate assume, and learns at half the pace: ViT-Tiny with NeuRN reached 39.0% source test
-accuracy raw against 66.2% standardised (the README's input-scale table). Zero mean
+accuracy raw against 66.2% standardised (docs/results.md, the input-scale table). Zero mean
 and unit variance is also the scale of an ImageNet-normalised image, so a pretrained
 backbone gets inputs of the scale it was trained on. ``stats=None`` keeps the raw map.
 
@@ -87,6 +87,8 @@ class FrontEnd(nn.Module):
         ``(mean, std)``, each a number or one per channel, uses those; ``None``
         feeds the map raw.
 
+    Notes
+    -----
     ``num_classes`` is the model's; ``pretrained_cfg`` and ``default_cfg`` are a copy of
     the model's timm data config with mean 0 and std 1, so timm's input pipeline hands
     the front end the raw [0, 1] image.

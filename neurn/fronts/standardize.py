@@ -16,9 +16,9 @@ from neurn.data import DIGITS_MEAN, DIGITS_STD
 
 __all__ = ["FRONT_STATS", "Standardize"]
 
-# The mean / std of what each front end hands the backbone (for "pixels", the image
-# itself), over the 4,000 MNIST source-train digits, data seed 0: one value for every
-# channel, NeuRN's from its k = 3 map. tests/neurn/test_neurn_data.py recomputes them.
+#: The mean / std of what each front end hands the backbone (for "pixels", the image
+#: itself), over the 4,000 MNIST source-train digits, data seed 0: one value for every
+#: channel, NeuRN's from its k = 3 map. tests/neurn/test_neurn_data.py recomputes them.
 FRONT_STATS = {"pixels": (DIGITS_MEAN[0], DIGITS_STD[0]), "neurn": (0.1792, 0.2971),
                "sobel": (0.1380, 0.2453)}
 

@@ -90,7 +90,16 @@ def build_model(name: str, *, variant="baseline", num_classes: int = 10, img_siz
         classifier keeps its seeded initialisation. See the module docstring for
         the input the backbone then gets.
 
-    Returns ``(model, plan)``. Weights follow torch's global RNG: seed it first. A
+    Returns
+    -------
+    model : nn.Module
+        The classifier (front end, standardisation and backbone).
+    plan : ModelPlan
+        How the architecture was fitted to the images' size.
+
+    Notes
+    -----
+    Weights follow torch's global RNG: seed it first. A
     training-time augmentation (``randconv``, ``prorandconv``, the one of a combination
     such as ``neurn+randconv``) is not part of the model: see :func:`build_augmentation`.
     """
