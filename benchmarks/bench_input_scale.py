@@ -48,7 +48,7 @@ def main() -> None:
     for name in VARIANTS:
         run = runs[name]
         curve = " | ".join(f"{point['val_top1']:.1f}" for point in run["history"])
-        print(f"| {name} | {curve} | {run['metrics'][study.source]['top1']:.1f} |")
+        print(f"| {name} | {curve} | {run['metrics'][study.data.source]['top1']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from archalign._version import __version__
 from archalign.utils.args import ArgumentsRefused, OneLineParser, error_boundary, process_count
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_savefig, atomic_write_text
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="neurn", description="NeuRN domain-generalization study on digit domains or "
                                   "any image-folder domains.")
+    # one distribution: neurn's version is archalign's
+    parser.add_argument("--version", action="version", version=f"neurn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -340,17 +343,19 @@ def _study(args, threads: int, thread_note: str, shard: tuple, client) -> int:
     if args.progress:
         runs, groups = len(study.runs()), [g for g in study.groups if g is not None]
         split = (f"{len(groups)} held-out groups ({', '.join(groups)})" if groups else
-                 f"source {study.source}, targets {', '.join(study.targets)}")
+                 f"source {study.data.source}, targets {', '.join(study.data.targets)}")
         inits = {study.init(m).describe() for m in study.models}
         print(f"neurn run: {len(study.models)} models ({', '.join(study.models)}) x "
               f"{len(study.variants)} variants x {len(study.seeds)} seeds" +
               (f" x {len(groups)} groups" if groups else "") +
               (f", shard {shard[0]}/{shard[1]}:" if shard != (0, 1) else "") +
               f" = {runs} runs on "
-              f"{study.device}" + (f" ({thread_note})" if study.device.type == "cpu" else "") +
+              f"{study.config.device}" +
+              (f" ({thread_note})" if study.config.device.type == "cpu" else "") +
               f"; {split}; " + "; ".join(sorted(inits)) +
-              f"; lr {study.lr:g}, weight decay {study.weight_decay:g}", file=sys.stderr)
-    if study.device.type == "cpu" and "oversubscribed" in thread_note:
+              f"; lr {study.config.lr:g}, weight decay {study.config.weight_decay:g}",
+              file=sys.stderr)
+    if study.config.device.type == "cpu" and "oversubscribed" in thread_note:
         print(f"neurn run: {thread_note.split('; ', 1)[1]}", file=sys.stderr)
     study.load_data()  # missing or bad files fail here, before training
     skipped = {name: bad for data in study.groups.values() for name, bad in data.skipped.items()}

@@ -16,7 +16,11 @@ How (one module each):
 * :mod:`.settings`: the arguments are checked and every model planned before anything
   is written; each run records a hash of its settings, and resuming with other settings
   is refused, before anything is written, so the refusal changes nothing.
-* :mod:`.data`: the source and target domains, resolved, checked and split.
+* :mod:`.config`: how every run trains (:class:`~.config.TrainConfig`: budget, optimiser,
+  device and precision, augmentation, threads and workers), built from the arguments.
+* :mod:`.data`: the source and target domains, resolved, checked and split, one
+  :class:`~.domain_data.StudyData` per split (``groups``; ``data`` is the first):
+  digits (:mod:`.domain_data`) or image folders (:mod:`.folder_data`).
 * :mod:`.verify`: a killed study resumes from the last epoch of the unfinished run;
   finished runs (``result.json``) are skipped. Every file read back is verified first,
   against the SHA-256 it was written with: a result.json, checkpoint.pt or best.pt that
@@ -52,20 +56,19 @@ import torch
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_write_text
 
-from neurn.data.folder import DEFAULT_IMG_SIZE, probe_image_size
 from neurn.models import check_variant, parse_variant, plan_model
 from neurn.models.pretrained import (
     SCRATCH, Init, Pretrained, load_pretrained, pretrained_input_size, refuse_tags)
 from neurn.results import StudyResults, write_outputs
 from neurn.study.claims import ClaimLost, check_held, claim_run, lock_study
-from neurn.study.data import StudyData, leave_out_groups
+from neurn.study.config import TrainConfig
+from neurn.study.data import StudyData, study_groups
+from neurn.study.engine import amp_dtype_for
 from neurn.study.settings import (
-    PRETRAINED_LR, PRETRAINED_WEIGHT_DECAY, SCRATCH_LR, SCRATCH_WEIGHT_DECAY, SETTINGS_VERSION,
-    STREAM_WORKERS, PathLike, Run, check_budget, check_optimisation, check_out_dir, check_seeds,
+    SETTINGS_VERSION, PathLike, Run, check_budget, check_optimisation, check_out_dir, check_seeds,
     check_shard, check_workers, load_models, refuse_duplicates, resolve_device, run_settings,
-    settings_digest)
-from neurn.study.torch_settings import TorchSettings, default_threads
-from neurn.study.train import eval_loader, finish_line, loader, progress_bar, train_run
+    settings_digest, shared_settings)
+from neurn.study.train import eval_loader, finish_line, progress_bar, train_run
 from neurn.study.verify import DamagedRunWarning, Found, check_outputs, find_result, find_run
 
 __all__ = ["Study", "StudyInterrupted"]
@@ -198,59 +201,39 @@ class Study:
         refuse_duplicates(variants, self.variants)
         self.seeds = check_seeds(seeds)
         epochs = check_budget(epochs, steps, evals, batch_size)
-        # fine-tuning defaults: DomainBed's ERM (Adam, 5e-5, no weight decay) for
-        # pretrained backbones; from scratch the recipe the digit studies were run with
-        lr = (PRETRAINED_LR if self.pretrained else SCRATCH_LR) if lr is None else lr
-        weight_decay = ((PRETRAINED_WEIGHT_DECAY if self.pretrained else SCRATCH_WEIGHT_DECAY)
-                        if weight_decay is None else weight_decay)
-        check_optimisation(lr, weight_decay, threads, optimizer)
-        self.epochs, self.steps, self.evals = epochs, steps, int(evals)
-        self.batch_size, self.lr = int(batch_size), float(lr)
-        self.weight_decay = float(weight_decay)
-        self.optimizer = optimizer
-        self.device = resolve_device(device)
+        lr, weight_decay = check_optimisation(lr, weight_decay, threads, optimizer,
+                                              pretrained=self.pretrained)
+        device = resolve_device(device)
         self.out_dir = Path(out_dir)
         check_out_dir(self.out_dir)
-        splits = self._splits(source, targets, dataset, test_envs)
-        decoded: dict = {}  # a folder domain is decoded once, whatever groups share it
         sizes = [pretrained_input_size(m) for m in self.models] if self.pretrained else []
-        default_size = max((s for s in sizes if s), default=None)
-        if default_size is None and dataset is not None and img_size is None:
-            # one size for every group: the images' own, over all the root's domains
-            root = {d.name: d for sources, held in splits.values() for d in (*sources, *held)}
-            default_size = min(DEFAULT_IMG_SIZE, probe_image_size(list(root.values()),
-                                                                  seed=data_seed))
-        self.groups: dict[str | None, StudyData] = {
-            group: StudyData(sources, group_targets, data_dir=data_dir, cache_dir=cache_dir,
-                             data_seed=data_seed, eval_limit=eval_limit,
-                             train_limit=train_limit, img_size=img_size, split=split,
-                             skip_bad_images=skip_bad_images, cache_images=cache_images,
-                             stream_images=stream_images, threads=threads,
-                             holdout=holdout_fraction, force_holdout=dataset is not None,
-                             default_size=default_size, decoded=decoded)
-            for group, (sources, group_targets) in splits.items()}
+        self.groups = study_groups(
+            source, targets, dataset=dataset, test_envs=test_envs, img_size=img_size,
+            default_size=max((s for s in sizes if s), default=None), data_seed=data_seed,
+            data_dir=data_dir, cache_dir=cache_dir, eval_limit=eval_limit,
+            train_limit=train_limit, split=split, skip_bad_images=skip_bad_images,
+            cache_images=cache_images, stream_images=stream_images, threads=threads,
+            holdout=holdout_fraction)
         self.dataset = Path(dataset) if dataset is not None else None
+        # what every split shares (kind, image size, classes) is read from the first
         self.data = next(iter(self.groups.values()))
-        self.source, self.targets = self.data.source, self.data.targets
-        self.data_dir, self.cache_dir = self.data.data_dir, cache_dir
-        self.eval_limit, self.train_limit = eval_limit, train_limit
-        self.data_seed = self.data.data_seed
-        self.augment = self.data.folders if augment is None else bool(augment)
-        self.threads = threads
-        check_workers(num_workers)
-        self.num_workers = (int(num_workers) if num_workers is not None else
-                            min(STREAM_WORKERS, default_threads()) if self.data.streams else 0)
+        self.config = TrainConfig(
+            epochs=epochs, steps=steps, evals=int(evals), batch_size=int(batch_size), lr=lr,
+            weight_decay=weight_decay, optimizer=optimizer, device=device,
+            augment=self.data.folders if augment is None else bool(augment),
+            num_workers=check_workers(num_workers, streams=self.data.streams),
+            threads=threads, deterministic=bool(deterministic),
+            amp_dtype=amp_dtype_for(device), channels_last=device.type == "cuda")
         self.progress = progress
         self.keep_weights = keep_weights
-        self.deterministic = bool(deterministic)
         # (run key, epoch, epochs) of the newest checkpoint, for the Ctrl-C message
         self._checkpointed: tuple | None = None
         for variant in self.variants:  # e.g. neurn:k=99 on 32 px images
             check_variant(variant, self.data.img_size)
         domains = max(len(data.sources) for data in self.groups.values())
-        if self.batch_size < domains:  # a balanced batch takes an image of each
-            raise UsageError(f"batch size {self.batch_size} cannot hold an image of each of "
-                             f"the {domains} training domains; raise --batch-size")
+        if self.config.batch_size < domains:  # a balanced batch takes an image of each
+            raise UsageError(f"batch size {self.config.batch_size} cannot hold an image of "
+                             f"each of the {domains} training domains; raise --batch-size")
         # cheap (meta device) and fails fast on unknown names / unusable architectures; a
         # pretrained backbone runs at its pretrained input size unless img_size is given
         self.plans = {name: plan_model(name, img_size=self.data.img_size,
@@ -262,24 +245,6 @@ class Study:
             name: load_pretrained(name, num_classes=self.data.num_classes, weights=weights,
                                   create_kwargs=self.plans[name].create_kwargs)
             for name in self.models} if self.pretrained else {}
-
-    @staticmethod
-    def _splits(source, targets, dataset, test_envs) -> dict[str | None, tuple]:
-        """``{group: (sources, targets)}``: one split named None, or DomainBed's
-        held-out groups of ``dataset``."""
-        if dataset is None:
-            if test_envs is not None:
-                raise UsageError("test envs name domains of a dataset root; give it "
-                                 "(--dataset ROOT) or use --source / --targets")
-            return {None: ("mnist" if source is None else source, targets)}
-        if targets is not None or source is not None:
-            raise UsageError("--dataset takes its domains from ROOT (held out with "
-                             "--test-envs); drop --source / --targets")
-        if test_envs is None:
-            raise UsageError("--dataset needs the held-out domains: --test-envs NAME or "
-                             "INDEX ..., or --test-envs all for every leave-one-domain-out "
-                             "split")
-        return leave_out_groups(dataset, test_envs)
 
     def group_data(self, run: Run) -> StudyData:
         """The data of ``run``'s split (its held-out group)."""
@@ -295,7 +260,8 @@ class Study:
                 for v in self.variants for s in self.seeds]
 
     def _settings(self, run: Run) -> dict:
-        return run_settings(self, run)
+        return run_settings(run, self.config, self.group_data(run), plan=self.plans[run.model],
+                            init=self.init(run.model))
 
     # ------------------------------------------------------------------ data
     def load_data(self) -> dict[str, object]:
@@ -305,11 +271,8 @@ class Study:
             data.load()
         return self.data.load()
 
-    def _loader(self, dataset, batches: list[torch.Tensor]):
-        return loader(self, dataset, batches)
-
     def _eval_loader(self, dataset):
-        return eval_loader(self, dataset)
+        return eval_loader(self.config, dataset)
 
     # ------------------------------------------------------------------ running
     def runs(self) -> list[Run]:
@@ -369,7 +332,7 @@ class Study:
     def _run_here(self, runs: list[Run], finished: dict[str, dict | None]) -> None:
         """Train ``runs`` one after another in this process (those it can claim)."""
         done = 0
-        with TorchSettings(self.device, self.threads, self.deterministic):
+        with self.config.torch_settings():
             bar = progress_bar(runs, desc="runs", unit="run", disable=not self.progress)
             try:
                 for run in bar:
@@ -460,15 +423,11 @@ class Study:
                                 "version": SETTINGS_VERSION})
 
     def describe(self) -> dict:
+        """study.json: the grid, the shared settings, the data, plans and versions."""
         return {"models": self.models, "variants": [v.name for v in self.variants],
-                "seeds": self.seeds, "source": self.source, "targets": self.targets,
-                "epochs": self.epochs, "steps": self.steps, "evals": self.evals,
-                "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
-                "optimizer": self.optimizer, "device": str(self.device),
-                "data_dir": str(self.data_dir) if self.data_dir else None,
-                "eval_limit": self.eval_limit, "train_limit": self.train_limit,
-                "data_seed": self.data_seed, "data": self.data.describe(),
-                "augment": self.augment, "workers": self.num_workers,
+                "seeds": self.seeds, **shared_settings(self.config, self.data, device=True),
+                "data": self.data.describe(), "augment": self.config.augment,
+                "workers": self.config.num_workers,
                 "plans": {m: p.to_dict() for m, p in self.plans.items()},
                 "init": {m: self.init(m).to_dict() for m in self.models},
                 **({"dataset": str(self.dataset), "groups": {
@@ -486,7 +445,11 @@ class Study:
         found = found if found is not None else self._found(run)
         if found.result is not None:
             return found.result
-        return train_run(self, run, found, on_checkpoint=on_checkpoint or self._mark_checkpoint)
+        return train_run(self.config, self.group_data(run), run, found,
+                         plan=self.plans[run.model], pretrained=self.weights.get(run.model),
+                         run_dir=self.out_dir / "runs" / run.key, keep_weights=self.keep_weights,
+                         progress=self.progress,
+                         on_checkpoint=on_checkpoint or self._mark_checkpoint)
 
     def _mark_checkpoint(self, mark: tuple | None) -> None:
         self._checkpointed = mark

@@ -17,13 +17,17 @@ from collections.abc import Sequence
 import torch
 
 from archalign.utils.errors import UsageError
-from neurn.models import Variant
+from neurn.models import ModelPlan, Variant
+from neurn.models.pretrained import Init
+from neurn.study.config import TrainConfig
+from neurn.study.domain_data import DIGITS_SIZE, StudyData
+from neurn.study.torch_settings import default_threads
 
 __all__ = ["PRETRAINED_LR", "PRETRAINED_WEIGHT_DECAY", "PathLike", "Run", "SCRATCH_LR",
            "SCRATCH_WEIGHT_DECAY", "SETTINGS_VERSION", "STREAM_WORKERS", "check_budget",
            "check_optimisation", "check_out_dir", "check_seeds", "check_shard", "check_workers",
            "load_models", "refuse_duplicates", "resolve_device", "run_settings",
-           "settings_digest"]
+           "settings_digest", "shared_settings"]
 
 PathLike = str | os.PathLike
 SETTINGS_VERSION = 1
@@ -113,8 +117,15 @@ def check_budget(epochs: int | None, steps: int | None, evals: int,
     return epochs
 
 
-def check_optimisation(lr: float, weight_decay: float, threads: int | None,
-                       optimizer: str) -> None:
+def check_optimisation(lr: float | None, weight_decay: float | None, threads: int | None,
+                       optimizer: str, *, pretrained: bool = False) -> tuple[float, float]:
+    """``(lr, weight_decay)`` checked, a None given its default: from scratch the recipe
+    the digit studies were run with, pretrained DomainBed's ERM (5e-5, no weight
+    decay); ``threads`` and ``optimizer`` checked too."""
+    if lr is None:
+        lr = PRETRAINED_LR if pretrained else SCRATCH_LR
+    if weight_decay is None:
+        weight_decay = PRETRAINED_WEIGHT_DECAY if pretrained else SCRATCH_WEIGHT_DECAY
     if not (lr > 0 and math.isfinite(lr)):
         raise UsageError(f"lr must be a positive number, got {lr!r}")
     if not (weight_decay >= 0 and math.isfinite(weight_decay)):
@@ -123,6 +134,7 @@ def check_optimisation(lr: float, weight_decay: float, threads: int | None,
         raise UsageError(f"threads must be a positive integer, got {threads!r}")
     if optimizer not in ("adamw", "sgd"):
         raise UsageError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+    return float(lr), float(weight_decay)
 
 
 def check_shard(shard) -> tuple:
@@ -137,9 +149,15 @@ def check_shard(shard) -> tuple:
     return index, count
 
 
-def check_workers(num_workers: int | None) -> None:
+def check_workers(num_workers: int | None, *, streams: bool = False) -> int:
+    """The DataLoader workers: ``num_workers`` checked, or by default ``STREAM_WORKERS``
+    (at most the CPUs) when images ``streams`` from files, else 0 (batches of data in
+    memory are one index operation; workers would only add inter-process copies)."""
     if num_workers is not None and (int(num_workers) != num_workers or num_workers < 0):
         raise UsageError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+    if num_workers is not None:
+        return int(num_workers)
+    return min(STREAM_WORKERS, default_threads()) if streams else 0
 
 
 def resolve_device(device) -> torch.device:
@@ -178,36 +196,40 @@ def check_out_dir(out_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------- hashed settings
-def run_settings(study, run: Run) -> dict:
-    """Everything ``run`` depends on under ``study`` (a :class:`~neurn.Study`): recorded
-    in its result and hashed (:func:`settings_digest`)."""
-    data = study.group_data(run)
+def shared_settings(config: TrainConfig, data: StudyData, *, device: bool = False) -> dict:
+    """The fields a run's settings and ``study.json`` both hold, in the first release's
+    order: ``data``'s domains, the budget and optimiser of ``config``, ``data``'s limits
+    and seed; with ``device``, the device after the optimiser (``study.json`` names it,
+    a run's settings do not)."""
+    training = config.hashed()
+    if device:
+        training["device"] = str(config.device)
+    return {"source": data.source, "targets": data.targets, **training,
+            "data_dir": str(data.data_dir) if data.data_dir else None,
+            "eval_limit": data.eval_limit, "train_limit": data.train_limit,
+            "data_seed": data.data_seed}
+
+
+def run_settings(run: Run, config: TrainConfig, data: StudyData, *, plan: ModelPlan,
+                 init: Init) -> dict:
+    """Everything ``run`` depends on: trained as ``config`` says on ``data`` (its
+    split), its model built to ``plan`` from ``init``; recorded in its result and hashed
+    (:func:`settings_digest`)."""
     settings = {"version": SETTINGS_VERSION, "model": run.model, "variant": run.variant.name,
-                "seed": run.seed, "source": data.source, "targets": data.targets,
-                "epochs": study.epochs, "steps": study.steps, "evals": study.evals,
-                "batch_size": study.batch_size, "lr": study.lr,
-                "weight_decay": study.weight_decay, "optimizer": study.optimizer,
-                "data_dir": str(study.data_dir) if study.data_dir else None,
-                "eval_limit": study.eval_limit, "train_limit": study.train_limit,
-                "data_seed": study.data_seed, "plan": study.plans[run.model].to_dict(),
-                **_data_settings(study, data)}
-    # keys a scratch, single-source study does not have, so its hashes stay valid
+                "seed": run.seed, **shared_settings(config, data), "plan": plan.to_dict()}
+    # digit studies at the defaults keep the keys of the first release, so their
+    # settings hashes (and finished runs) stay valid
+    if data.folders or data.img_size != DIGITS_SIZE or config.augment:
+        settings.update(data=data.fingerprint(), augment=config.augment)
     if run.group is not None:
         settings["group"] = run.group
     if len(data.sources) > 1 or data.holdout_mode:
         settings["sources"] = data.sources
-    init = study.init(run.model)
     if init.kind != "scratch":
         settings["init"] = init.to_dict()
+    if run.variant.revision is not None:
+        settings["variant_revision"] = run.variant.revision
     return settings
-
-
-def _data_settings(study, data) -> dict:
-    # digit studies at the defaults keep the keys of the first release, so their
-    # settings hashes (and finished runs) stay valid
-    if not data.folders and data.img_size == 32 and not study.augment:
-        return {}
-    return {"data": data.fingerprint(), "augment": study.augment}
 
 
 def settings_digest(settings: dict) -> str:

@@ -47,14 +47,12 @@ def _train_task(study_class, spec: dict, run) -> dict:
     ``{"result": ... or None, "where", "seconds"}``."""
     from dask.distributed import get_worker
 
-    from neurn.study.torch_settings import TorchSettings
-
     study = _study(study_class, spec)
     worker = get_worker()
     where = f"{socket.gethostname()}:{os.getpid()} ({worker.name})"
     worker.log_event(_TOPIC, f"{run.key}: started on {where}")  # to the client only
     started = time.perf_counter()
-    with TorchSettings(study.device, study.threads, study.deterministic):
+    with study.config.torch_settings():
         result = study.train_claimed(run)
     return {"result": result, "where": where, "seconds": time.perf_counter() - started}
 
@@ -72,7 +70,7 @@ def run_on_dask(study, client, runs: list, *, echo: Callable[[str], None]) -> li
     echo(f"Dask cluster at {info.get('address', '?')}: {len(workers)} workers, {threads} "
          f"threads; {len(runs)} runs to train")
     client.subscribe_topic(_TOPIC, lambda event: echo(event[1]))
-    gpu = study.device.type == "cuda"
+    gpu = study.config.device.type == "cuda"
     futures = {client.submit(_train_task, type(study), study.spec, run, pure=False, retries=1,
                              key=f"neurn-{run.key}-{time.time_ns()}",
                              resources={"GPU": 1} if gpu and _has_gpu_resources(workers)

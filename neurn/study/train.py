@@ -1,5 +1,13 @@
 """The training loop of one run: seed, build, train epoch by epoch, select, evaluate.
 
+:func:`train_run` reads as the algorithm: :func:`prepare_run` (seed, model, optimiser,
+random streams), :func:`resume_run` (from a verified checkpoint), :func:`train_rounds`
+(each epoch :func:`train_round` then :func:`keep_best`, then a checkpoint), and at the
+end :func:`run_record` and :func:`evaluate_best` (the selected weights on the source
+test split and every target) before ``result.json`` is written. It takes what it
+reads explicitly: the :class:`~.config.TrainConfig`, the split's data, the run, its
+model plan and paths, never the study.
+
 * Every run is seeded (torch, numpy, python) from its seed: weights, batch order and
   dropout follow it. The data split is the same for every run (``data_seed``), so seeds
   vary training only and the baseline / variant comparison is paired.
@@ -16,13 +24,15 @@
 * Model selection on the source ``val`` split after every epoch (highest top-1, the
   earliest on ties); the selected weights are evaluated on the source ``test`` split
   and every target. A checkpoint (:mod:`.checkpoints`) follows every epoch.
-* A NaN / inf loss (or a runtime error such as CUDA out of memory) stops the run with
-  ``status="error"`` and the message in its result.
+* A NaN / inf loss or running out of memory (CUDA or host) stops the run with
+  ``status="error"`` and the message in its result; any other error stops the study.
 * CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading.
 """
 from __future__ import annotations
 import math
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from collections.abc import Callable, Iterable
 
 import torch
@@ -31,16 +41,18 @@ from torch import nn
 from archalign.utils.io import atomic_write_text, seal_json, state_digest
 
 from neurn.fronts import CropFlip
-from neurn.models import Variant, build_augmentation, build_model, uses_convolutions
+from neurn.models import ModelPlan, Variant, build_augmentation, build_model
+from neurn.models.pretrained import SCRATCH, Init, Pretrained
 from neurn.study.checkpoints import (
     atomic_torch_save, checkpoint_state, first_line, restore_checkpoint)
-from neurn.study.data import batch_loader
-from neurn.study.engine import NonFiniteLossError, amp_dtype_for, evaluate, train_one_epoch
+from neurn.study.config import TrainConfig
+from neurn.study.data import StudyData, batch_loader
+from neurn.study.engine import NonFiniteLossError, evaluate, train_one_epoch
 from neurn.study.settings import Run
 from neurn.study.torch_settings import seed_everything
 from neurn.study.verify import Found
 
-__all__ = ["augmentation", "epoch_batches", "eval_loader", "finish_line", "loader",
+__all__ = ["Training", "augmentation", "epoch_batches", "eval_loader", "finish_line", "loader",
            "optimizer_for", "progress_bar", "schedule", "train_run"]
 
 
@@ -73,35 +85,36 @@ def optimizer_for(model, name: str, lr: float, weight_decay: float, total_steps:
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def loader(study, dataset, batches: list[torch.Tensor]):
-    """A loader of ``batches`` (index tensors) of ``dataset`` with the study's workers."""
-    return batch_loader(dataset, batches, workers=study.num_workers,
-                        pin_memory=study.device.type == "cuda")
+def loader(config: TrainConfig, dataset, batches: list[torch.Tensor]):
+    """A loader of ``batches`` (index tensors) of ``dataset`` with ``config``'s workers."""
+    return batch_loader(dataset, batches, workers=config.num_workers,
+                        pin_memory=config.pin_memory)
 
 
-def eval_loader(study, dataset):
+def eval_loader(config: TrainConfig, dataset):
     """Every image of ``dataset`` once, in order, in batches twice the training size."""
-    size = 2 * study.batch_size
-    return loader(study, dataset, list(torch.arange(len(dataset)).split(size)))
+    size = 2 * config.batch_size
+    return loader(config, dataset, list(torch.arange(len(dataset)).split(size)))
 
 
-def schedule(study, data: dict):
-    """``(epochs, steps per epoch)`` of the runs of ``study`` on ``data`` (loaded)."""
+def schedule(config: TrainConfig, data: dict):
+    """``(epochs, steps per epoch)`` of a run of ``config`` on ``data`` (loaded)."""
     n_train = len(data["train"])
-    if study.steps is not None:
-        epochs = min(study.evals, study.steps)
-        per_epoch = math.ceil(study.steps / epochs)
+    if config.steps is not None:
+        epochs = min(config.evals, config.steps)
+        per_epoch = math.ceil(config.steps / epochs)
     else:
-        epochs, per_epoch = study.epochs, max(1, n_train // study.batch_size)
+        epochs, per_epoch = config.epochs, max(1, n_train // config.batch_size)
     return epochs, per_epoch
 
 
-def epoch_batches(study, generator: torch.Generator, per_epoch: int,
+def epoch_batches(config: TrainConfig, generator: torch.Generator, per_epoch: int,
                   parts: list[int]) -> list[torch.Tensor]:
     """One epoch's batches of train indices, from fresh permutations of ``generator``;
     ``parts``: the sizes of the training domains laid end to end (balanced batches;
-    the study checks that a batch holds an image of each)."""
-    shares = [study.batch_size // len(parts) + (i < study.batch_size % len(parts))
+    the study checks that a batch of ``config.batch_size`` holds an image of each)."""
+    batch_size = config.batch_size
+    shares = [batch_size // len(parts) + (i < batch_size % len(parts))
               for i in range(len(parts))]
     offset, columns = 0, []
     for n, share in zip(parts, shares):
@@ -115,11 +128,11 @@ def epoch_batches(study, generator: torch.Generator, per_epoch: int,
     return list(torch.cat(columns, dim=1))
 
 
-def augmentation(study, variant: Variant, generator: torch.Generator,
+def augmentation(config: TrainConfig, variant: Variant, generator: torch.Generator,
                  stats: dict | None) -> nn.Module | None:
-    """The source crop + flip (when on) and the variant's own augmentation, both
-    drawing from the run's checkpointed augmentation generator."""
-    steps = [CropFlip(generator=generator)] if study.augment else []
+    """The source crop + flip (when ``config.augment``) and the variant's own
+    augmentation, both drawing from the run's checkpointed augmentation generator."""
+    steps = [CropFlip(generator=generator)] if config.augment else []
     own = build_augmentation(variant, generator=generator,
                              pixels=stats["pixels"] if stats else None)
     steps += [own] if own is not None else []
@@ -145,117 +158,205 @@ def out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
-def train_run(study, run: Run, found: Found,
+@dataclass
+class Training:
+    """One run in training: what its checkpoint holds (model, optimiser, schedule,
+    scaler, random streams) and its progress (history, best weights so far, epochs
+    done); ``engine``: the device keywords of :mod:`.engine`'s loops."""
+
+    run: Run
+    model: nn.Module
+    plan: ModelPlan
+    init: Init
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator  # the batch sampler's stream
+    augment_rng: torch.Generator
+    augment: nn.Module | None
+    epochs: int
+    per_epoch: int
+    engine: dict
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    done: int = 0
+
+    def states(self) -> dict:
+        """The keywords of :func:`.checkpoints.checkpoint_state` / ``restore_checkpoint``."""
+        return dict(model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                    scaler=self.scaler, generator=self.generator,
+                    augment_rng=self.augment_rng, device=self.engine["device"])
+
+
+def train_run(config: TrainConfig, data: StudyData, run: Run, found: Found, *,
+              plan: ModelPlan, pretrained: Pretrained | None = None, run_dir: Path,
+              keep_weights: bool = True, progress: bool = False,
               on_checkpoint: Callable[[tuple | None], None] = lambda mark: None) -> dict:
-    """Train, select and evaluate ``run`` of ``study`` (a :class:`~neurn.Study`) from what
-    its folder holds (``found``, verified), write its ``result.json``, return the result.
-    ``on_checkpoint`` gets ``(run key, epoch, epochs)`` of each newest checkpoint (None
-    before the first), for the Ctrl-C message."""
-    group = study.group_data(run)
-    data = group.load()
-    run_dir = study.out_dir / "runs" / run.key
-    settings, digest = found.settings, found.digest
-    result_path = run_dir / "result.json"
+    """Train ``run`` as ``config`` says on ``data`` (its split), its model built to
+    ``plan`` (from ``pretrained``, or scratch), from what ``run_dir`` holds (``found``,
+    verified); select, test, write its ``result.json`` (and ``best.pt`` with
+    ``keep_weights``), return the result. ``on_checkpoint`` gets ``(run key, epoch,
+    epochs)`` of each newest checkpoint (None before the first), for the Ctrl-C
+    message. A non-finite loss or running out of memory fails the run (recorded in its
+    result); any other error propagates."""
+    loaded = data.load()
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = study.device
+    checkpoint = run_dir / "checkpoint.pt"
+    training = prepare_run(config, data, loaded, run, plan, pretrained)
+    resume_run(training, found, checkpoint)
+    on_checkpoint((run.key, training.done, training.epochs) if training.done else None)
+    started = time.perf_counter()
+    error = train_rounds(training, config, loaded, found.digest, checkpoint,
+                         progress=progress, on_checkpoint=on_checkpoint)
+    result = run_record(training, config, data, found, error,
+                        train_seconds=time.perf_counter() - started)
+    if error is None:
+        evaluate_best(training, config, data, loaded, result)
+        if keep_weights:
+            atomic_torch_save(training.best["model"], run_dir / "best.pt")
+            result["weights_sha256"] = state_digest(training.best["model"])
+    atomic_write_text(run_dir / "result.json", seal_json(result, indent=2))
+    checkpoint.unlink(missing_ok=True)
+    return result
+
+
+def prepare_run(config: TrainConfig, data: StudyData, loaded: dict, run: Run,
+                plan: ModelPlan, pretrained: Pretrained | None) -> Training:
+    """Seed ``run`` and build what it trains: the model on the device, the optimiser
+    and its schedule, the sampler's and the augmentations' random streams. The order
+    is part of a run's numbers: the model and the augmentations draw their weights
+    from the seeded global stream."""
     seed_everything(run.seed)
-    stats = group.input_stats()
-    model, plan = build_model(run.model, variant=run.variant, plan=study.plans[run.model],
-                              num_classes=group.num_classes, img_size=group.img_size,
-                              input_stats=stats, pretrained=study.weights.get(run.model))
-    channels_last = device.type == "cuda" and uses_convolutions(model)
-    model.to(device)
+    stats = data.input_stats()
+    model, plan = build_model(run.model, variant=run.variant, plan=plan,
+                              num_classes=data.num_classes, img_size=data.img_size,
+                              input_stats=stats, pretrained=pretrained)
+    channels_last = config.channels_last_for(model)
+    model.to(config.device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    amp_dtype = amp_dtype_for(device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    epochs, per_epoch = schedule(study, data)
-    optimizer, scheduler = optimizer_for(model, study.optimizer, study.lr, study.weight_decay,
-                                         epochs * per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if config.amp_dtype == torch.float16 else None
+    epochs, per_epoch = schedule(config, loaded)
+    optimizer, scheduler = optimizer_for(model, config.optimizer, config.lr,
+                                         config.weight_decay, epochs * per_epoch)
     generator = torch.Generator().manual_seed(run.seed)
     # own stream (sampler seeds are < 2**32): every variant of a seed sees the same batches
     augment_rng = torch.Generator().manual_seed(run.seed + 2**32)
-    augment = augmentation(study, run.variant, augment_rng, stats)
-    history: list[dict] = []
-    best: dict | None = None
-    start_epoch = 0
-    checkpoint_path = run_dir / "checkpoint.pt"
-    states = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                  generator=generator, augment_rng=augment_rng, device=device)
-    if found.checkpoint is not None:
-        state, found.checkpoint = found.checkpoint, None  # held once, not twice
-        restore_checkpoint(state, checkpoint_path, **states)
-        history, best, start_epoch = state["history"], state["best"], state["epoch"]
-    on_checkpoint((run.key, start_epoch, epochs) if start_epoch else None)
-    kwargs = dict(device=device, amp_dtype=amp_dtype, channels_last=channels_last)
-    val_loader = eval_loader(study, data["val"])
-    bar = progress_bar(total=epochs * per_epoch, initial=start_epoch * per_epoch, unit="step",
+    augment = augmentation(config, run.variant, augment_rng, stats)
+    return Training(run=run, model=model, plan=plan,
+                    init=pretrained.init if pretrained is not None else SCRATCH,
+                    optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                    generator=generator, augment_rng=augment_rng, augment=augment,
+                    epochs=epochs, per_epoch=per_epoch,
+                    engine=dict(device=config.device, amp_dtype=config.amp_dtype,
+                                channels_last=channels_last))
+
+
+def resume_run(training: Training, found: Found, path: Path) -> None:
+    """Restore the checkpoint ``found`` holds (verified, from ``path``), if any: every
+    state, the history, the best weights so far and the epochs done."""
+    if found.checkpoint is None:
+        return
+    state, found.checkpoint = found.checkpoint, None  # held once, not twice
+    restore_checkpoint(state, path, **training.states())
+    training.history, training.best, training.done = (state["history"], state["best"],
+                                                      state["epoch"])
+
+
+def train_rounds(training: Training, config: TrainConfig, loaded: dict, digest: str,
+                 checkpoint: Path, *, progress: bool,
+                 on_checkpoint: Callable[[tuple | None], None]) -> str | None:
+    """Train the epochs left, each validated, the best kept, then checkpointed; the
+    message of what failed the run (a non-finite loss, out of memory), else None."""
+    val_loader = eval_loader(config, loaded["val"])
+    run = training.run
+    bar = progress_bar(total=training.epochs * training.per_epoch,
+                       initial=training.done * training.per_epoch, unit="step",
                        desc=f"{run.model} {run.variant.name} s{run.seed}", leave=False,
-                       disable=not study.progress)
-    started = time.perf_counter()
-    error = None
+                       disable=not progress)
     try:
-        for epoch in range(start_epoch, epochs):
-            t0 = time.perf_counter()
-            batches = loader(study, data["train"], epoch_batches(study, generator, per_epoch,
-                                                                 data["train_parts"]))
-            train = train_one_epoch(model, batches, optimizer, scheduler=scheduler,
-                                    scaler=scaler, augment=augment,
-                                    start_step=epoch * per_epoch,
-                                    on_step=lambda s: (bar.update(1), bar.set_postfix(
-                                        epoch=f"{epoch + 1}/{epochs}",
-                                        loss=f"{s['loss']:.3f}")), **kwargs)
-            train_seconds = time.perf_counter() - t0
-            val = evaluate(model, val_loader, **kwargs)
-            record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch,
-                      "train_loss": train["loss"], "train_top1": train["top1"],
-                      "val_loss": val["loss"], "val_top1": val["top1"],
-                      "lr": optimizer.param_groups[0]["lr"],
-                      "images_per_second": train["images"] / max(train_seconds, 1e-9),
-                      "seconds": time.perf_counter() - t0}
-            history.append(record)
-            if best is None or val["top1"] > best["val_top1"]:
-                best = {"epoch": epoch + 1, "val_top1": val["top1"], "val_loss": val["loss"],
-                        "model": {k: v.detach().to("cpu", copy=True)
-                                  for k, v in model.state_dict().items()}}
-            atomic_torch_save(checkpoint_state(digest=digest, epoch=epoch + 1, history=history,
-                                               best=best, **states), checkpoint_path)
-            on_checkpoint((run.key, epoch + 1, epochs))
+        for epoch in range(training.done, training.epochs):
+            keep_best(training, train_round(training, config, loaded, epoch, val_loader, bar))
+            atomic_torch_save(checkpoint_state(digest=digest, epoch=training.done,
+                                               history=training.history, best=training.best,
+                                               **training.states()), checkpoint)
+            on_checkpoint((run.key, training.done, training.epochs))
     except NonFiniteLossError as exc:
-        error = str(exc)
+        return str(exc)
     except (RuntimeError, MemoryError) as exc:
         if not out_of_memory(exc):
             raise  # a bug, not a run that failed: the study stops with its traceback
-        error = first_line(exc)  # this run does not fit; the others may
+        return first_line(exc)  # this run does not fit; the others may
     finally:
         bar.close()
-    result = {"model": run.model, "variant": run.variant.name,
-              "kernel_size": run.variant.kernel_size, "seed": run.seed,
-              "num_classes": group.num_classes, "img_size": group.img_size,
-              "group": run.group, "init": study.init(run.model).to_dict(),
-              "counts": group.counts(),
-              "skipped": {n: len(b) for n, b in group.skipped.items()},
-              "status": "ok" if error is None else "error", "error": error,
-              "settings_hash": digest, "settings": settings, "plan": plan.to_dict(),
-              "device": str(device), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
-              "channels_last": channels_last, "history": history,
-              "train_seconds": time.perf_counter() - started, "metrics": {}}
-    if error is None:
-        model.load_state_dict(best["model"])
-        result.update(best_epoch=best["epoch"], val_top1=best["val_top1"],
-                      val_loss=best["val_loss"])
-        t0 = time.perf_counter()
-        for name, dataset in data["eval"].items():
-            metrics = evaluate(model, eval_loader(study, dataset), **kwargs)
-            result["metrics"][name] = {
-                "role": "source" if name in group.sources else "target",
-                "generated": data["generated"][name], "top1": metrics["top1"],
-                "loss": metrics["loss"], "n": metrics["n"]}
-        result["eval_seconds"] = time.perf_counter() - t0
-        if study.keep_weights:
-            atomic_torch_save(best["model"], run_dir / "best.pt")
-            result["weights_sha256"] = state_digest(best["model"])
-    atomic_write_text(result_path, seal_json(result, indent=2))
-    if checkpoint_path.exists():
-        checkpoint_path.unlink()
-    return result
+    return None
+
+
+def train_round(training: Training, config: TrainConfig, loaded: dict, epoch: int,
+                val_loader, bar) -> dict:
+    """Train epoch ``epoch`` (from 0) on fresh batches, validate; its history record."""
+    t0 = time.perf_counter()
+    batches = loader(config, loaded["train"], epoch_batches(
+        config, training.generator, training.per_epoch, loaded["train_parts"]))
+    train = train_one_epoch(training.model, batches, training.optimizer,
+                            scheduler=training.scheduler, scaler=training.scaler,
+                            augment=training.augment,
+                            start_step=epoch * training.per_epoch,
+                            on_step=lambda s: (bar.update(1), bar.set_postfix(
+                                epoch=f"{epoch + 1}/{training.epochs}",
+                                loss=f"{s['loss']:.3f}")), **training.engine)
+    train_seconds = time.perf_counter() - t0
+    val = evaluate(training.model, val_loader, **training.engine)
+    return {"epoch": epoch + 1, "step": (epoch + 1) * training.per_epoch,
+            "train_loss": train["loss"], "train_top1": train["top1"],
+            "val_loss": val["loss"], "val_top1": val["top1"],
+            "lr": training.optimizer.param_groups[0]["lr"],
+            "images_per_second": train["images"] / max(train_seconds, 1e-9),
+            "seconds": time.perf_counter() - t0}
+
+
+def keep_best(training: Training, record: dict) -> None:
+    """Add an epoch's ``record`` to the history; its weights become the best when its
+    validation top-1 is the highest so far (the earliest on ties)."""
+    training.history.append(record)
+    training.done = record["epoch"]
+    if training.best is None or record["val_top1"] > training.best["val_top1"]:
+        training.best = {"epoch": record["epoch"], "val_top1": record["val_top1"],
+                         "val_loss": record["val_loss"],
+                         "model": {k: v.detach().to("cpu", copy=True)
+                                   for k, v in training.model.state_dict().items()}}
+
+
+def run_record(training: Training, config: TrainConfig, data: StudyData, found: Found,
+               error: str | None, *, train_seconds: float) -> dict:
+    """The result of a trained (or failed) run, before its test metrics."""
+    run, amp_dtype = training.run, config.amp_dtype
+    return {"model": run.model, "variant": run.variant.name,
+            "kernel_size": run.variant.kernel_size, "seed": run.seed,
+            "num_classes": data.num_classes, "img_size": data.img_size,
+            "group": run.group, "init": training.init.to_dict(), "counts": data.counts(),
+            "skipped": {n: len(b) for n, b in data.skipped.items()},
+            "status": "ok" if error is None else "error", "error": error,
+            "settings_hash": found.digest, "settings": found.settings,
+            "plan": training.plan.to_dict(), "device": str(config.device),
+            "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
+            "channels_last": training.engine["channels_last"], "history": training.history,
+            "train_seconds": train_seconds, "metrics": {}}
+
+
+def evaluate_best(training: Training, config: TrainConfig, data: StudyData, loaded: dict,
+              result: dict) -> None:
+    """Load the selected weights and test them on the source test split and every
+    target, into ``result``."""
+    best = training.best
+    training.model.load_state_dict(best["model"])
+    result.update(best_epoch=best["epoch"], val_top1=best["val_top1"],
+                  val_loss=best["val_loss"])
+    t0 = time.perf_counter()
+    for name, dataset in loaded["eval"].items():
+        metrics = evaluate(training.model, eval_loader(config, dataset), **training.engine)
+        result["metrics"][name] = {
+            "role": "source" if name in data.sources else "target",
+            "generated": loaded["generated"][name], "top1": metrics["top1"],
+            "loss": metrics["loss"], "n": metrics["n"]}
+    result["eval_seconds"] = time.perf_counter() - t0

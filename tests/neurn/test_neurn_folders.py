@@ -20,7 +20,7 @@ from neurn.data.folder import BadImageError, FolderDomain, decode, is_folder_spe
 from neurn.data.image_cache import cached_images, check_images
 from neurn.data.splits import stratified_split
 from neurn.fronts import CropFlip
-from neurn.study.data import StudyData
+from neurn.study.data import study_data
 
 CLASSES = ("circle", "cross", "square")
 FORMATS = [("jpg", "RGB"), ("png", "RGB"), ("png", "L"), ("png", "RGBA"), ("bmp", "RGB"),
@@ -104,7 +104,7 @@ def test_differing_class_sets_name_the_missing_classes(tree):
     with pytest.raises(ValueError, match=r"cartoon lacks cross"):
         data.domains_from_root(tree)
     with pytest.raises(ValueError, match=r"cartoon lacks cross"):
-        StudyData(tree / "photo", [tree / "cartoon"])
+        study_data(tree / "photo", [tree / "cartoon"])
 
 
 @pytest.mark.parametrize("layout,message", [
@@ -131,9 +131,9 @@ def test_a_corrupt_file_stops_the_study_naming_it_or_is_skipped_and_counted(tree
     truncate(bad)
     cache = tmp_path / "cache"
     with pytest.raises(BadImageError, match=str(bad)):
-        StudyData(tree / "photo", [tree / "sketch"], img_size=16, cache_dir=cache).load()
-    study = StudyData(tree / "photo", [tree / "sketch"], img_size=16, cache_dir=cache,
-                      skip_bad_images=True)
+        study_data(tree / "photo", [tree / "sketch"], img_size=16, cache_dir=cache).load()
+    study = study_data(tree / "photo", [tree / "sketch"], img_size=16, cache_dir=cache,
+                       skip_bad_images=True)
     loaded = study.load()
     assert list(study.skipped["photo"]) == ["cross/img00.jpg"] and study.skipped["sketch"] == {}
     assert "truncated" in study.skipped["photo"]["cross/img00.jpg"].lower()
@@ -227,7 +227,7 @@ def test_is_folder_spec():
 def test_a_registered_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
     make_domain(tmp_path / "mnist", n_per_class=1)
     monkeypatch.chdir(tmp_path)
-    assert not StudyData("mnist", ["optdigits"]).folders
+    assert not study_data("mnist", ["optdigits"]).folders
 
 
 def test_cli_study_across_two_folder_domains(tree, tmp_path, capsys):

@@ -23,7 +23,7 @@ from neurn import data
 from neurn.data.batches import FolderBatches
 from neurn.data.folder import BadImageError, FolderDomain, _pixels, decode, domains_from_root
 from neurn.data.image_cache import cached_images, check_images, decoded_images, fingerprint
-from neurn.study.data import StudyData, batch_loader
+from neurn.study.data import batch_loader, study_data
 
 SIDE = 16  # decoded at the images' own size: no resampling, values compare exactly
 
@@ -250,8 +250,8 @@ def test_a_class_with_no_readable_image_is_refused(hopeless, tmp_path):
             load()
         assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match=where):
-        StudyData(hopeless / "photo", [hopeless / "sketch"], img_size=8,
-                  cache_dir=tmp_path / "c3", skip_bad_images=True).load()
+        study_data(hopeless / "photo", [hopeless / "sketch"], img_size=8,
+                   cache_dir=tmp_path / "c3", skip_bad_images=True).load()
 
 
 def test_a_bad_image_in_a_dataloader_worker_reads_as_in_the_main_process(tmp_path):
@@ -293,8 +293,8 @@ def test_a_bad_image_is_named_once_with_one_reason(tmp_path):
     bad.write_text("not an image")
     (tmp_path / "photo" / "b" / "0.png").write_bytes(b"")
     with pytest.raises(BadImageError) as info:
-        StudyData(tmp_path / "photo", [tmp_path / "sketch"], img_size=8,
-                  cache_dir=tmp_path / "cache").load()
+        study_data(tmp_path / "photo", [tmp_path / "sketch"], img_size=8,
+                   cache_dir=tmp_path / "cache").load()
     message = str(info.value)
     assert message.startswith(f"{bad}: cannot decode this image (cannot identify image file")
     assert message.count("cannot decode") == 1 and message.count(str(bad)) == 1
