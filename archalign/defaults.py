@@ -6,9 +6,11 @@ the timm module that registers each model (nearest neighbours, ARI / AMI of the
 clusters, cophenetic correlation) and how long the matrix takes. The defaults below
 are the row the README's "Choosing the defaults" section explains; every entry
 point (``similarity_matrix``, ``align_models``, ``shortlist``, the CLI) reads them
-from here, so they change in one place.
+from here, so they change in one place. :func:`renamed_keywords` keeps the keyword
+names of earlier releases working, with a warning, for one release.
 """
 from __future__ import annotations
+
 
 from archalign.utils.errors import UsageError
 

@@ -162,12 +162,12 @@ def bench_zoo(jobs: int, cache_dir: str | None) -> None:
     mem = _TreeMemory()
     mem.start()
     cpu0 = _cpu_seconds()
-    cold = trace_many(["*"], jobs=jobs, cache_dir=cache, load=False, progress=True)
+    cold = trace_many(["*"], n_jobs=jobs, cache_dir=cache, load=False, progress=True)
     cpu = _cpu_seconds() - cpu0
     mem.stop_flag.set()
     mem.join()
     t0 = time.perf_counter()
-    warm = trace_many(["*"], jobs=jobs, cache_dir=cache, load=False, progress=False)
+    warm = trace_many(["*"], n_jobs=jobs, cache_dir=cache, load=False, progress=False)
     warm_s = time.perf_counter() - t0
     n = cold.requested
     routes = Counter(cold.routes.values())

@@ -36,7 +36,7 @@ def reason(message: str) -> str:
 
 def coverage(args) -> None:
     t0 = time.perf_counter()
-    result = trace_many(["transformers:*"], jobs=args.jobs, cache_dir=args.cache_dir,
+    result = trace_many(["transformers:*"], n_jobs=args.jobs, cache_dir=args.cache_dir,
                         load=False, progress=True, timeout=args.timeout)
     seconds = time.perf_counter() - t0
     total = len(result.paths) + len(result.failures)
@@ -61,11 +61,11 @@ def coverage(args) -> None:
 
 def families(args) -> None:
     specs = [f"transformers:{t}" for t in FAMILIES]
-    sm = archalign.similarity_matrix(specs, cache_dir=args.cache_dir, jobs=args.jobs,
+    sm = archalign.similarity_matrix(specs, cache_dir=args.cache_dir, n_jobs=args.jobs,
                                      progress=False)
     groups = [FAMILIES[label.split(":", 1)[1]] for label in sm.labels]
     found = sm.agreement(groups)
-    clusters = sm.clusters(n=4)
+    clusters = sm.clusters(n_clusters=4)
     print(f"\nfamilies: {len(sm.labels)} models, ARI {found['adjusted_rand_index']:.3f}, "
           f"cophenetic correlation {found['cophenetic_correlation']:.3f}")
     print("| model | family | cluster | nearest |")

@@ -112,8 +112,9 @@ def _cycles(package: str) -> list[list[str]]:
 
 def _stage(module: str) -> int:
     parts = module.split(".")
-    if len(parts) == 1:
-        return max(STAGES.values())  # archalign/__init__.py: the public API, over all
+    if len(parts) == 1 or parts[1] == "__main__":
+        # archalign/__init__.py (the public API) and `python -m archalign`: over all
+        return max(STAGES.values())
     if parts[1] in ROOT_UTILITIES:
         return 0
     assert parts[1] in STAGES, f"{module}: not in a stage subpackage nor a root utility"

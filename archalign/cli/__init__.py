@@ -6,7 +6,8 @@ One function registers each subcommand on the subparsers and sets ``func`` to th
 function that runs it; runners take the parsed namespace, translate it into keyword
 arguments for the library and return the exit status. Add a subcommand by writing
 an ``add_<name>(subparsers)`` / ``_run_<name>(args)`` pair in a module of this package
-(``trace_cmd``, ``matrix_cmd``, ``align_cmd``, ``diff_cmd``; options several share are in ``options``)
+(``trace_cmd``, ``matrix_cmd``, ``shortlist_cmd``, ``align_cmd``, ``diff_cmd``; options several
+share are in ``options``)
 and listing the first in ``_SUBCOMMANDS``.
 
 Subcommands: ``trace``, ``matrix``, ``cluster``, ``shortlist``, ``plot``, ``align``,
@@ -29,7 +30,8 @@ from archalign.utils.args import ArgumentsRefused, OneLineParser, error_boundary
 from archalign._version import __version__
 from archalign.cli.align_cmd import add_align, add_report
 from archalign.cli.diff_cmd import add_diff
-from archalign.cli.matrix_cmd import add_cluster, add_matrix, add_plot, add_shortlist
+from archalign.cli.matrix_cmd import add_cluster, add_matrix, add_plot
+from archalign.cli.shortlist_cmd import add_shortlist
 from archalign.cli.trace_cmd import add_trace
 
 __all__ = ["main", "build_parser"]

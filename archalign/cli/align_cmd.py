@@ -6,7 +6,7 @@ from pathlib import Path
 
 from archalign.utils.args import check_output, positive_int
 from archalign.utils.io import atomic_savefig
-from archalign.cli.options import add_token_args, check_figures, token_settings
+from archalign.cli.options import add_linkage, add_token_args, check_figures, linkage, token_settings
 
 
 # ------------------------------------------------------------------------- align
@@ -49,7 +49,8 @@ def add_report(subparsers) -> None:
         "report", help="interactive HTML report of a saved similarity matrix",
         description="Write one self-contained HTML file (works offline) with the clustered "
                     "heatmap, the dendrogram with an adjustable cut, a search box, the "
-                    "shortlist marked and, on a click, the alignment of that pair. The "
+                    "shortlist marked (the cut opens at its k) and, on a click, the "
+                    "alignment of that pair. The "
                     "alignments are computed in the page from the token sequences, which are "
                     "rebuilt from the trace cache with the matrix's settings.",
         epilog="examples:\n"
@@ -61,7 +62,9 @@ def add_report(subparsers) -> None:
     p.add_argument("--shortlist", type=Path, metavar="FILE",
                    help="mark the models of this shortlist.json")
     p.add_argument("-n", "--n-clusters", type=positive_int, metavar="N",
-                   help="where the dendrogram cut starts (default: about sqrt(models))")
+                   help="where the dendrogram cut starts (default: the shortlist's k, else "
+                        "about sqrt(models))")
+    add_linkage(p)
     p.add_argument("--no-alignments", dest="alignments", action="store_false",
                    help="leave the token sequences out (no traces needed; clicks then show "
                         "only the similarity)")
@@ -75,9 +78,10 @@ def _run_report(args) -> int:
     from archalign.similarity.shortlist import Shortlist
 
     check_output(args.out, "--out", (".html", ".htm"))
+    method = linkage(args)
     sm = SimilarityMatrix.load(args.matrix)
     picks = Shortlist.load(args.shortlist) if args.shortlist else None
     path = sm.to_html(args.out, shortlist=picks, alignments=args.alignments,
-                      cache_dir=args.cache_dir, n_clusters=args.n_clusters)
+                      cache_dir=args.cache_dir, n_clusters=args.n_clusters, method=method)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(sm)} models)")
     return 0

@@ -1,5 +1,5 @@
-"""``archalign matrix``, ``cluster``, ``shortlist`` and ``plot``: a similarity matrix and what
-follows from it."""
+"""``archalign matrix``, ``cluster`` and ``plot``: a similarity matrix and what follows
+from it (``shortlist``: :mod:`archalign.cli.shortlist_cmd`)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,8 @@ from pathlib import Path
 from archalign.utils.args import check_output, finite_float, positive_int, process_count
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_savefig
-from archalign.cli.options import add_model_args, check_figures, model_specs, token_settings
+from archalign.cli.options import (add_linkage, add_model_args, check_figures, linkage,
+                                   model_specs, token_settings)
 from archalign.similarity.matrix_file import SUFFIXES as MATRIX_SUFFIXES
 from archalign.tokens.settings import PRESETS
 
@@ -23,7 +24,8 @@ def add_matrix(subparsers) -> None:
         epilog="examples:\n"
                "  archalign matrix resnet18 resnet50 'efficientnet_b?' --out sim.npz\n"
                "  archalign matrix --panel paper44 --preset paper --out paper.npz "
-               "--heatmap paper.png\n",
+               "--heatmap paper.png\n"
+               "  archalign matrix resnet18 resnet34 vgg11       (prints the matrix)\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
                        "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
@@ -35,10 +37,12 @@ def add_matrix(subparsers) -> None:
                    help="paper: type tokens, unrolled, match 1 / mismatch -2 / gap -2, "
                         "correlation; it fills the options not given, and refuses one that "
                         "says otherwise")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE",
-                   help="output .npz (everything, reloadable) or .csv (similarity only)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="output .npz (everything, reloadable) or .csv (similarity only); "
+                        "without it the matrix is printed")
     p.add_argument("--heatmap", type=Path, metavar="PNG", help="also draw the clustered heatmap")
     p.add_argument("--dendrogram", type=Path, metavar="PNG", help="also draw the dendrogram")
+    add_linkage(p)
     big = p.add_argument_group(
         "big panels", "compute the score matrix in blocks, resumably and/or on a Dask cluster")
     where = big.add_mutually_exclusive_group()
@@ -64,7 +68,9 @@ def _run_matrix(args) -> int:
     from archalign.utils.dask import close, local_client
 
     # every output and option is checked before a model is traced or a file written
-    check_output(args.out, "--out", MATRIX_SUFFIXES)
+    if args.out is not None:
+        check_output(args.out, "--out", MATRIX_SUFFIXES)
+    method = linkage(args)
     check_figures(heatmap=args.heatmap, dendrogram=args.dendrogram)
     if args.blocks_dir is not None:
         check_output(args.blocks_dir, "--blocks-dir", folder=True)
@@ -74,7 +80,7 @@ def _run_matrix(args) -> int:
     try:
         sm = similarity_matrix(
             specs, similarity=args.similarity, preset=args.preset,
-            jobs=args.jobs, **kwargs, cache_dir=args.cache_dir, progress=args.progress,
+            n_jobs=args.n_jobs, **kwargs, cache_dir=args.cache_dir, progress=args.progress,
             backend="dask" if (client or args.scheduler) else "threads",
             client=client or args.scheduler, block=args.block, blocks_dir=args.blocks_dir)
     finally:
@@ -83,26 +89,45 @@ def _run_matrix(args) -> int:
     if args.panel == "paper44":
         names = paper_labels()
         sm.labels = [names.get(x, x) for x in sm.labels]
-    sm.save(args.out)
+    if args.out is not None:
+        sm.save(args.out)
     rolled = "rolled " if sm.settings["rolled"] else ""
     print(f"{len(sm)} models, {sm.similarity} similarity of {rolled}"
-          f"{sm.settings['granularity']} tokens, {sm.settings['scoring']} -> {args.out}")
+          f"{sm.settings['granularity']} tokens, {sm.settings['scoring']}"
+          + (f" -> {args.out}" if args.out is not None else ":"))
+    if args.out is None:
+        print(format_matrix(sm))
     hidden = sm.hidden_changes()
     if hidden:
         a, b, note = hidden[0]
         why = " (rolled tokens count a repeated block once)" if sm.settings["rolled"] else ""
-        where = "; `archalign cluster` lists them" if args.out.suffix == ".npz" else ""
+        where = ("; `archalign cluster` lists them" if args.out is not None
+                 and args.out.suffix == ".npz" else "")
         print(f"note: similarity 1.00 hides a depth or width change for {len(hidden)} "
               f"pair(s){why}, e.g. {a} = {b}: {note}{where}")
-    _draw(sm, args.dendrogram, args.heatmap)
+    draw(sm, args.dendrogram, args.heatmap, method=method)
     return 0
 
 
-def _draw(sm, dendrogram_path, heatmap_path, n_clusters=None) -> None:
-    for path, draw in ((dendrogram_path, lambda: sm.plot_dendrogram(n_clusters=n_clusters)),
-                       (heatmap_path, sm.plot_heatmap)):
+def format_matrix(sm, digits: int = 3) -> str:
+    """The similarity as a table: a row per model, a column per model, both labelled
+    (what ``archalign matrix`` prints without ``--out``)."""
+    widths = [max(digits + 3, len(x)) for x in sm.labels]  # a column as wide as its label
+    first = max(len(x) for x in sm.labels)
+    lines = [" " * first + "".join(f"  {x:>{w}}" for x, w in zip(sm.labels, widths))]
+    for label, row in zip(sm.labels, sm.values):
+        lines.append(f"{label:<{first}}"
+                     + "".join(f"  {v:>{w}.{digits}f}" for v, w in zip(row, widths)))
+    return "\n".join(lines)
+
+
+def draw(sm, dendrogram_path, heatmap_path, n_clusters=None, method: str = "average",
+         shortlist=None) -> None:
+    """Draw the figures asked for (a path, or None for not asked) and say so."""
+    options = {"n_clusters": n_clusters, "method": method, "shortlist": shortlist}
+    for path, plot in ((dendrogram_path, sm.plot_dendrogram), (heatmap_path, sm.plot_heatmap)):
         if path is not None:
-            atomic_savefig(draw(), path, dpi=150)
+            atomic_savefig(plot(**options), path, dpi=150)
             print(f"wrote {path}")
 
 
@@ -110,19 +135,21 @@ def _draw(sm, dendrogram_path, heatmap_path, n_clusters=None) -> None:
 def add_cluster(subparsers) -> None:
     p = subparsers.add_parser(
         "cluster", help="clusters of a saved similarity matrix",
-        description="Cut the average-linkage dendrogram of a matrix written by "
-                    "`archalign matrix` and print the clusters, with their agreement with "
-                    "the models' name prefixes (adjusted Rand index) and the cophenetic "
-                    "correlation.")
+        description="Cut the dendrogram of a matrix written by `archalign matrix` (average "
+                    "linkage unless --linkage says otherwise) and print the clusters; "
+                    "--agreement adds their agreement with the models' name prefixes "
+                    "(adjusted Rand index) and the cophenetic correlation.")
     p.add_argument("matrix", type=Path, metavar="SIM.npz")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("-n", "--n-clusters", type=positive_int, metavar="N",
                        help="number of clusters")
     group.add_argument("-t", "--threshold", type=finite_float,
                        help="cut where the distance (1 - similarity) exceeds this")
-    p.add_argument("--method", default="average", choices=("average", "complete", "single",
-                                                            "weighted"),
-                   help="linkage method (default: %(default)s)")
+    add_linkage(p, old_method=True)
+    p.add_argument("--agreement", action="store_true",
+                   help="also print how well the clusters match the models' name prefixes "
+                        "(adjusted Rand index; low on a panel that mixes families on "
+                        "purpose) and the cophenetic correlation of the dendrogram")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write {cluster: [models]}")
     p.set_defaults(func=_run_cluster)
 
@@ -143,8 +170,9 @@ def _run_cluster(args) -> int:
 
     if args.json is not None:
         check_output(args.json, "--json", (".json",))
+    method = linkage(args)
     sm = SimilarityMatrix.load(args.matrix)
-    ids = sm.clusters(n=args.n_clusters, threshold=args.threshold, method=args.method)
+    ids = sm.clusters(n_clusters=args.n_clusters, threshold=args.threshold, method=method)
     groups = sm.groups(ids)
     hidden = sm.hidden_changes()
     for c, members in sorted(groups.items()):
@@ -155,76 +183,16 @@ def _run_cluster(args) -> int:
             shown = "; ".join(f"{a} = {b} ({note})" for a, b, note in pairs[:_MAX_NOTES])
             more = f"; and {len(pairs) - _MAX_NOTES} more" if len(pairs) > _MAX_NOTES else ""
             print(f"  similarity 1.00, other depth or width: {shown}{more}")
-    quality = sm.agreement(_name_prefix, n=len(groups), method=args.method)
-    print(f"agreement with name prefixes: adjusted Rand index "
-          f"{quality['adjusted_rand_index']:.3f}; cophenetic correlation "
-          f"{quality['cophenetic_correlation']:.3f}")
+    if args.agreement:
+        quality = sm.agreement(_name_prefix, n_clusters=len(groups), method=method)
+        print(f"agreement with name prefixes: adjusted Rand index "
+              f"{quality['adjusted_rand_index']:.3f}; cophenetic correlation "
+              f"{quality['cophenetic_correlation']:.3f}")
     if args.json:
         from archalign.utils.io import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({str(k): v for k, v in groups.items()},
                                                 indent=1))
-    return 0
-
-
-# --------------------------------------------------------------------- shortlist
-def add_shortlist(subparsers) -> None:
-    p = subparsers.add_parser(
-        "shortlist", help="pick k diverse models (writes shortlist.json for neurn)",
-        description="Pick k diverse architectures: one medoid per cluster of the full "
-                    "similarity matrix, or greedy farthest points. --streaming never builds "
-                    "the n x n matrix (n x k alignments), for zoo-sized inputs.",
-        epilog="examples:\n"
-               "  archalign shortlist --panel default -k 3 --out shortlist.json\n"
-               "  archalign shortlist 'resnet*' 'vit_*' -k 5 --streaming --out s.json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_args(p, "timm names, wildcard patterns, torchvision:<name> or ONNX files "
-                       "(model.onnx, onnx:PATH, onnx:dir/*.onnx)")
-    p.add_argument("-k", type=positive_int, required=True, help="how many models to pick")
-    p.add_argument("--method", choices=("medoids", "farthest"), default="medoids",
-                   help="medoids: one per cluster; farthest: greedy farthest points "
-                        "(default: %(default)s)")
-    p.add_argument("--streaming", action="store_true",
-                   help="farthest points without the full matrix (implies --method farthest)")
-    p.add_argument("--must-include", nargs="+", default=[], metavar="MODEL",
-                   help="models that must be picked")
-    p.add_argument("--exclude", nargs="+", default=[], metavar="MODEL",
-                   help="models that must not be picked")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="shortlist .json")
-    p.add_argument("--matrix", type=Path, metavar="SIM.npz",
-                   help="also save the full similarity matrix (not with --streaming)")
-    p.add_argument("--dendrogram", type=Path, metavar="PNG",
-                   help="also draw the dendrogram, coloured by the k clusters")
-    p.set_defaults(func=_run_shortlist)
-
-
-def _run_shortlist(args) -> int:
-    from archalign.similarity.compare import similarity_matrix
-    from archalign.similarity.shortlist import shortlist
-
-    check_output(args.out, "--out", (".json",))
-    if args.streaming and (args.matrix or args.dendrogram):
-        raise UsageError("--streaming builds no matrix: drop --matrix / --dendrogram")
-    if args.matrix is not None:
-        check_output(args.matrix, "--matrix", MATRIX_SUFFIXES)
-    check_figures(dendrogram=args.dendrogram)
-    kwargs = token_settings(args)
-    specs = model_specs(args)
-    if args.streaming:
-        result = shortlist(specs, args.k, **kwargs,
-                           must_include=args.must_include, exclude=args.exclude,
-                           jobs=args.jobs, cache_dir=args.cache_dir, progress=args.progress)
-    else:
-        sm = similarity_matrix(specs, **kwargs, jobs=args.jobs,
-                               cache_dir=args.cache_dir, progress=args.progress)
-        result = sm.shortlist(args.k, method=args.method, must_include=args.must_include,
-                              exclude=args.exclude)
-        if args.matrix:
-            sm.save(args.matrix)
-            print(f"wrote {args.matrix}")
-        _draw(sm, args.dendrogram, None, n_clusters=args.k)
-    result.save(args.out)
-    print(f"shortlist ({result.method}, k={args.k}): {', '.join(result.names)} -> {args.out}")
     return 0
 
 
@@ -237,15 +205,23 @@ def add_plot(subparsers) -> None:
     p.add_argument("--dendrogram", type=Path, metavar="FILE", help="dendrogram output")
     p.add_argument("--heatmap", type=Path, metavar="FILE", help="clustered heatmap output")
     p.add_argument("-n", "--n-clusters", type=positive_int, metavar="N",
-                   help="colour the dendrogram by this many clusters")
+                   help="colour the dendrogram and heatmap by this many clusters (default: "
+                        "the shortlist's k, else scipy's rule)")
+    add_linkage(p)
+    p.add_argument("--shortlist", type=Path, metavar="FILE",
+                   help="mark the models of this shortlist.json")
     p.set_defaults(func=_run_plot)
 
 
 def _run_plot(args) -> int:
     from archalign.similarity.matrix import SimilarityMatrix
+    from archalign.similarity.shortlist import Shortlist
 
     if args.dendrogram is None and args.heatmap is None:
         raise UsageError("nothing to draw: give --dendrogram FILE and/or --heatmap FILE")
     check_figures(dendrogram=args.dendrogram, heatmap=args.heatmap)
-    _draw(SimilarityMatrix.load(args.matrix), args.dendrogram, args.heatmap, args.n_clusters)
+    method = linkage(args)
+    sm = SimilarityMatrix.load(args.matrix)
+    picks = Shortlist.load(args.shortlist) if args.shortlist else None
+    draw(sm, args.dendrogram, args.heatmap, args.n_clusters, method, picks)
     return 0

@@ -1,8 +1,14 @@
-"""Options shared by the subcommands: model specs, tokens, scoring, output checks."""
+"""Options shared by the subcommands: model specs, tokens, scoring, output checks, and
+the vocabulary of issue 28 (scipy's and scikit-learn's): ``--linkage`` for the
+linkage, ``--strategy`` for a shortlist's choice, ``-j/--n-jobs``. The spellings they
+replace stay as hidden options (``--jobs`` silently; ``--method``, whose meaning
+changes, with a warning) for one release.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from archalign import defaults
@@ -35,12 +41,74 @@ def add_model_args(p, models_help: str) -> None:
                         "'paper44' (the NeuRN paper's models as timm / torchvision "
                         "equivalents)")
     add_token_args(p)
-    p.add_argument("-j", "--jobs", type=positive_int, metavar="N",
-                   help="tracing processes and alignment threads (default: all CPUs)")
+    add_n_jobs(p, "tracing processes and alignment threads (default: all CPUs)")
     p.add_argument("--cache-dir", metavar="DIR", type=Path, help="trace cache root "
                    "(default: $ARCHALIGN_CACHE_DIR or ~/.cache/archalign/traces)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="do not show progress bars")
+
+
+def add_n_jobs(p, help_text: str) -> None:
+    """``-j/--n-jobs N``, scikit-learn's name; ``--jobs``, the first releases', hidden."""
+    p.add_argument("-j", "--n-jobs", type=positive_int, metavar="N", help=help_text)
+    p.add_argument("--jobs", dest="n_jobs", type=positive_int, help=argparse.SUPPRESS)
+
+
+LINKAGES = ("average", "complete", "single", "weighted")
+
+
+def add_linkage(p, old_method: bool = False) -> None:
+    """``--linkage METHOD`` (``args.linkage``, None when not given: see :func:`linkage`);
+    ``old_method``: also the hidden ``--method``, the linkage's name on ``cluster``
+    before issue 28."""
+    p.add_argument("--linkage", choices=LINKAGES,
+                   help="how clusters merge in the dendrogram: average (UPGMA, the "
+                        "default), complete, single or weighted (scipy's linkage methods)")
+    if old_method:
+        p.add_argument("--method", dest="old_method", choices=LINKAGES, help=argparse.SUPPRESS)
+
+
+def linkage(args) -> str:
+    """The linkage asked for: ``--linkage``, or the old ``--method`` with a warning, or
+    average."""
+    renamed_option(args, "--method", "--linkage", "linkage")
+    return args.linkage or "average"
+
+
+def renamed_option(args, old: str, new: str, dest: str) -> None:
+    """Move the value of the hidden option ``old`` (parsed into ``args.old_method``) to
+    ``new`` (``args.<dest>``), with a FutureWarning; both given differently: refused."""
+    value = getattr(args, "old_" + old.lstrip("-"), None)
+    if value is None:
+        return
+    setattr(args, "old_" + old.lstrip("-"), None)  # moved once, warned once
+    given = getattr(args, dest)
+    if given is not None and given != value:
+        raise UsageError(f"{old} is the old name of {new}; give {new} alone")
+    warnings.warn(f"{old} is now {new} here (the old spelling goes in the next release)",
+                  FutureWarning, stacklevel=2)
+    setattr(args, dest, value)
+
+
+def matrix_file(args) -> Path | None:
+    """The SIM.npz given in place of models (``archalign shortlist sim.npz``), or None
+    when models are given; refused beside models, a panel or the token options, which
+    the matrix fixes itself."""
+    files = [m for m in args.models if str(m).lower().endswith(".npz")]
+    if not files:
+        return None
+    if len(args.models) > 1 or args.panel:
+        raise UsageError(f"give one SIM.npz or models, not both ({files[0]} and "
+                         f"{'--panel' if args.panel else 'models'})")
+    tokens = ("granularity", "rolled", "as_exported", "family", "match", "mismatch", "gap",
+              "gap_open", "gap_extend")
+    given = [k for k in tokens if getattr(args, k, None) is not None]
+    if getattr(args, "max_period", 0):
+        given.append("max_period")
+    if given:
+        raise UsageError(f"{files[0]} holds a matrix made with its own tokens and scoring; "
+                         f"drop --{', --'.join(g.replace('_', '-') for g in given)}")
+    return Path(files[0])
 
 
 def model_specs(args) -> list:

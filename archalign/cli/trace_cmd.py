@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from archalign.cli.options import add_n_jobs
 from archalign.utils.args import check_output, positive_float, positive_int
 from archalign.tracing.zoo import DEFAULT_TIMEOUT
 
@@ -17,7 +18,7 @@ _TRACE_EPILOG = """\
 examples:
   archalign trace resnet18 vit_tiny_patch16_224          two models, into the cache
   archalign trace 'resnet*' 'efficientnet_b?' --out traces/
-  archalign trace --all --jobs 2 --out zoo/               the whole timm zoo
+  archalign trace --all --n-jobs 2 --out zoo/             the whole timm zoo
 
 Patterns are fnmatch wildcards over timm.list_models(); quote them so the shell does
 not expand them. Cached traces are reused (keyed by timm and torch versions, the
@@ -49,8 +50,7 @@ def add_trace(subparsers) -> None:
     p.add_argument("--cache-dir", metavar="DIR", type=Path,
                    help="cache root (default: $ARCHALIGN_CACHE_DIR, else "
                         "$XDG_CACHE_HOME/archalign/traces or ~/.cache/archalign/traces)")
-    p.add_argument("-j", "--jobs", type=positive_int, metavar="N",
-                   help="worker processes (default: the number of CPUs available)")
+    add_n_jobs(p, "worker processes (default: the number of CPUs available)")
     p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="give up on one model after this many seconds, kill its worker and "
                         "record it in failures.json (default: %(default)g)")
@@ -114,7 +114,7 @@ def _run_trace(args: argparse.Namespace) -> int:
     try:
         if args.out is not None:
             check_output(args.out, "--out", folder=True)
-        result = trace_many(wanted, jobs=args.jobs,
+        result = trace_many(wanted, n_jobs=args.n_jobs,
                             cache_dir=args.cache_dir, input_size=args.input_size,
                             fused_attn=args.fused_attn,
                             timeout=args.timeout, refresh=args.refresh,

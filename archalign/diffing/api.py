@@ -158,7 +158,7 @@ def diff(a, b, *, granularity: str | None = None, as_exported: bool | None = Non
                                          preset=passed_on.get("preset"), **setting)
     as_exported = settings.as_exported
     same = a is b or (isinstance(a, str) and a == b)  # named twice: resolved once
-    labels, traces = resolve_traces([a] if same else [a, b], jobs=1, cache_dir=cache_dir,
+    labels, traces = resolve_traces([a] if same else [a, b], n_jobs=1, cache_dir=cache_dir,
                                     progress=False)
     if same:
         labels, traces = labels * 2, traces * 2
@@ -176,7 +176,7 @@ def diff(a, b, *, granularity: str | None = None, as_exported: bool | None = Non
         edits = mirror(edit_script(sb, sa))
     settings = replace(settings, as_exported=as_exported)
     sm = similarity_matrix(traces[:1] if same else traces, settings=settings, scoring=scoring,
-                           jobs=1, progress=False, **passed_on)
+                           n_jobs=1, progress=False, **passed_on)
     rolled_text = "rolled " if settings.rolled else ""
     described = f"{sm.similarity}, {rolled_text}{settings.granularity} tokens" + (
         ", as exported" if as_exported else "")

@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from archalign import defaults
+from archalign.utils.deprecation import renamed_keywords
 from archalign._version import __version__
 from archalign.alignment.aligner import align, pairwise
 from archalign.similarity.matrix import SimilarityMatrix
@@ -24,13 +25,14 @@ from archalign.utils.errors import UsageError
 __all__ = ["similarity_matrix", "align_models", "PRESETS"]
 
 
+@renamed_keywords(jobs="n_jobs")
 def similarity_matrix(models, granularity: str | None = None, scoring: Scoring | None = None,
                       similarity: str | None = None, *,
                       settings: EncodingSettings | None = None,
                       family: bool | float | None = None, rolled: bool | None = None,
                       max_period: int | None = defaults.MAX_PERIOD, gap: float | None = None,
                       gap_open: float | None = None, gap_extend: float | None = None,
-                      preset: str | None = None, jobs: int | None = None, cache_dir=None,
+                      preset: str | None = None, n_jobs: int | None = None, cache_dir=None,
                       progress: bool = True, backend: str = "threads", client=None,
                       block: int | None = None, blocks_dir=None,
                       as_exported: bool | None = None) -> SimilarityMatrix:
@@ -70,8 +72,10 @@ def similarity_matrix(models, granularity: str | None = None, scoring: Scoring |
         The NeuRN paper's settings: type tokens unrolled, Scoring.paper(),
         correlation. It fills what is not given; a keyword that says otherwise is
         refused (archalign.tokens.settings.resolve_settings).
-    jobs : int, optional
-        Worker processes for tracing and threads for alignment (None: all cores).
+    n_jobs : int, optional
+        Worker processes for tracing and threads for alignment (None: all cores), as
+        :func:`archalign.pairwise`'s ``n_jobs``. ``jobs=``, its earlier name, still
+        works for one release, with a FutureWarning.
     backend, client, block, blocks_dir
         Passed to :func:`archalign.pairwise` (``out=blocks_dir``): Dask and
         resumable on-disk computation of the score matrix, for big panels.
@@ -95,10 +99,10 @@ def similarity_matrix(models, granularity: str | None = None, scoring: Scoring |
     if similarity not in SIMILARITIES:
         raise UsageError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     scoring.for_similarity()
-    labels, traces = resolve_traces(models, jobs=jobs, cache_dir=cache_dir, progress=progress,
+    labels, traces = resolve_traces(models, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
                                     tokens_only=True)
     enc = encode_traces(traces, settings=encoding, scoring=scoring)
-    scores = np.array(pairwise(enc.seqs, enc.scoring, n_jobs=jobs, backend=backend,
+    scores = np.array(pairwise(enc.seqs, enc.scoring, n_jobs=n_jobs, backend=backend,
                                client=client, block=block, out=blocks_dir, progress=progress))
     lengths = [len(s) for s in enc.seqs]
     # the record of earlier releases, which readers of sm.settings keep using
@@ -145,7 +149,7 @@ def align_models(a, b, granularity: str | None = None, scoring: Scoring | None =
                                          rolled=rolled, family=family, max_period=max_period,
                                          as_exported=as_exported, gap=gap, gap_open=gap_open,
                                          gap_extend=gap_extend)
-    labels, traces = resolve_traces([a, b], jobs=1, cache_dir=cache_dir, progress=False,
+    labels, traces = resolve_traces([a, b], n_jobs=1, cache_dir=cache_dir, progress=False,
                                     tokens_only=True)
     if len(traces) != 2:
         raise UsageError(f"align_models needs two distinct models, got {labels}")

@@ -2,7 +2,14 @@
 
 ``SimilarityMatrix`` holds labels, raw global alignment scores and a similarity
 derived from them, and hands scipy-native objects onward (condensed distances,
-linkage matrices, 1-based cluster ids).
+linkage matrices, 1-based cluster ids). It reads like an array and like a labelled
+table: ``np.asarray(sm)`` and ``sm.values`` are the similarity, ``sm[a, b]`` one entry
+(labels or integer positions), ``sm.loc["resnet18"]`` a row by label
+(:mod:`archalign.similarity.labelled`).
+
+Its keywords are scipy's and scikit-learn's: ``method=`` the linkage, ``n_clusters``,
+``strategy=`` a shortlist's choice; ``n=`` and a shortlist's ``method="medoids"``, the
+names before issue 28, still work for one release, with a FutureWarning.
 
 The similarities themselves (``"normalized"``, ``"correlation"``) are defined in
 :mod:`archalign.similarity.measures`; the files a matrix is saved as, and what reading
@@ -23,10 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from archalign.utils.deprecation import renamed_keywords
+from archalign.similarity import labelled, plotting, report
 from archalign.similarity.matrix_file import MatrixFileError, read_npz, write_matrix
 from archalign.similarity.measures import (SIMILARITIES, adjusted_rand_index, all_gap_score,
                                           correlation_similarity, normalized_similarity)
 from archalign.similarity.ties import SAME, change_note, tie_order
+from archalign.similarity.tree import check_linkage
 from archalign.tokens.scoring import Scoring
 from archalign.tokens.settings import EncodingSettings
 from archalign.utils.errors import MissingExtraError, UnknownNameError, UsageError
@@ -45,8 +55,11 @@ class SimilarityMatrix:
     ----------
     labels : list of str
     scores : (n, n) float64, raw global alignment scores
-    values : (n, n) float64, the similarity (see the module docstring)
+    values : (n, n) float64, the similarity (see the module docstring); also
+        ``np.asarray(sm)``, and ``sm[a, b]`` / ``sm.loc[a, b]`` one entry
     similarity : "normalized" or "correlation"
+        The name of the measure ``values`` holds, kept a string as earlier releases
+        wrote it (files, reports and shortlists record it); the matrix is ``values``.
     settings : dict, what produced the matrix (granularity, scoring, versions, ...);
         ``unrolled_lengths`` and ``num_params`` hold one entry per label (see the
         properties of those names)
@@ -113,6 +126,23 @@ class SimilarityMatrix:
     # -- views -------------------------------------------------------------
     def __len__(self):
         return len(self.labels)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(sm)``: the similarity, ``sm.values``."""
+        return np.array(self.values, dtype=dtype, copy=copy)
+
+    __getitem__ = labelled.entry  # sm[a, b], by labels or integer positions
+    __iter__ = None  # sm[0] is no row: iterate over sm.labels or np.asarray(sm)
+
+    def __contains__(self, label) -> bool:
+        return label in self.labels
+
+    @property
+    def loc(self) -> labelled.LabelIndexer:
+        """Lookup by label, pandas-style without pandas: ``sm.loc[a, b]`` a float,
+        ``sm.loc[a]`` the row of ``a`` as a dict {label: similarity}, ``sm.loc[a, [b,
+        c]]`` a dict, ``sm.loc[[a, b], [c, d]]`` an array."""
+        return labelled.LabelIndexer(self)
 
     def __repr__(self):
         return (f"SimilarityMatrix({len(self)} models, similarity={self.similarity!r}, "
@@ -253,9 +283,7 @@ class SimilarityMatrix:
         since alignment distances are not Euclidean (no ward/centroid/median)."""
         from scipy.cluster.hierarchy import linkage
 
-        if method in ("ward", "centroid", "median"):
-            raise UsageError(f"method={method!r} assumes Euclidean distances; use "
-                             f"'average' (default), 'complete', 'single' or 'weighted'")
+        check_linkage(method)
         if len(self) < 2:
             raise UsageError("clustering needs at least two models")
         if not np.isfinite(self.values).all():
@@ -266,20 +294,22 @@ class SimilarityMatrix:
                              f"(archalign.similarity_matrix / archalign matrix)")
         return linkage(self.to_condensed(), method=method, optimal_ordering=optimal_ordering)
 
-    def clusters(self, n: int | None = None, threshold: float | None = None,
+    @renamed_keywords(n="n_clusters")
+    def clusters(self, n_clusters: int | None = None, threshold: float | None = None,
                  method: str = "average") -> np.ndarray:
-        """1-based cluster ids (scipy's fcluster), cut into ``n`` clusters or at a
-        distance ``threshold``; exactly one of the two."""
+        """1-based cluster ids (scipy's fcluster), cut into ``n_clusters`` clusters or at
+        a distance ``threshold``; exactly one of the two. ``method``: the linkage."""
         from scipy.cluster.hierarchy import fcluster
 
-        if (n is None) == (threshold is None):
-            raise UsageError("give exactly one of n= (number of clusters) or threshold= "
-                             "(distance at which to cut the dendrogram)")
+        if (n_clusters is None) == (threshold is None):
+            raise UsageError("give exactly one of n_clusters= (number of clusters) or "
+                             "threshold= (distance at which to cut the dendrogram)")
         Z = self.linkage(method)
-        if n is not None:
-            if not 1 <= n <= len(self):
-                raise UsageError(f"n must be between 1 and {len(self)}, got {n}")
-            return fcluster(Z, n, criterion="maxclust")
+        if n_clusters is not None:
+            if not 1 <= n_clusters <= len(self):
+                raise UsageError(f"n_clusters must be between 1 and {len(self)}, got "
+                                 f"{n_clusters}")
+            return fcluster(Z, n_clusters, criterion="maxclust")
         return fcluster(Z, threshold, criterion="distance")
 
     def groups(self, cluster_ids) -> dict[int, list[str]]:
@@ -289,51 +319,44 @@ class SimilarityMatrix:
             out.setdefault(int(c), []).append(label)
         return out
 
-    def agreement(self, grouping, n: int | None = None, method: str = "average") -> dict:
+    @renamed_keywords(n="n_clusters")
+    def agreement(self, grouping, n_clusters: int | None = None,
+                  method: str = "average") -> dict:
         """How well the clustering matches a known grouping (e.g. family prefixes).
 
         ``grouping``: one group label per model, or a function label -> group.
         Returns the adjusted Rand index of the clusters cut at the grouping's
-        number of groups (or ``n``), and the cophenetic correlation of the
-        linkage (how faithfully the dendrogram keeps the distances).
+        number of groups (or ``n_clusters``), and the cophenetic correlation of the
+        linkage (``method``; how faithfully the dendrogram keeps the distances).
         """
         from scipy.cluster.hierarchy import cophenet
 
         groups = [grouping(x) for x in self.labels] if callable(grouping) else list(grouping)
         if len(groups) != len(self):
             raise UsageError(f"grouping has {len(groups)} entries for {len(self)} models")
-        n = n or len(set(groups))
+        n_clusters = n_clusters or len(set(groups))
         Z = self.linkage(method)
         coph, _ = cophenet(Z, self.to_condensed())
-        return {"adjusted_rand_index": adjusted_rand_index(groups, self.clusters(n=n, method=method)),
-                "cophenetic_correlation": float(coph), "n_clusters": n}
+        ids = self.clusters(n_clusters=n_clusters, method=method)
+        return {"adjusted_rand_index": adjusted_rand_index(groups, ids),
+                "cophenetic_correlation": float(coph), "n_clusters": n_clusters}
 
-    def shortlist(self, k: int, method: str = "medoids", must_include=(), exclude=()):
-        """k diverse models: cluster medoids or greedy farthest points. See archalign.similarity.shortlist."""
-        from archalign.similarity.shortlist import shortlist_from_matrix
+    def shortlist(self, k: int, strategy: str = "medoids", must_include=(), exclude=(),
+                  method: str = "average"):
+        """k diverse models: ``strategy`` "medoids" (one per cluster of the dendrogram
+        cut into k, linkage ``method``) or "farthest" (greedy farthest points). See
+        archalign.similarity.shortlist; ``method="farthest"``, the strategy's name before
+        issue 28, still works for one release, with a FutureWarning."""
+        from archalign.similarity.shortlist import resolve_strategy, shortlist_from_matrix
 
-        return shortlist_from_matrix(self, k, method=method, must_include=must_include,
-                                     exclude=exclude)
+        strategy, method = resolve_strategy(strategy, method)
+        return shortlist_from_matrix(self, k, strategy, must_include=must_include,
+                                     exclude=exclude, method=method)
 
-    # -- plots ---------------------------------------------------------------
-    def plot_dendrogram(self, **kwargs):
-        """Dendrogram figure; see archalign.similarity.plotting.dendrogram."""
-        from archalign.similarity.plotting import dendrogram
-
-        return dendrogram(self, **kwargs)
-
-    def plot_heatmap(self, **kwargs):
-        """Clustered heatmap figure; see archalign.similarity.plotting.heatmap."""
-        from archalign.similarity.plotting import heatmap
-
-        return heatmap(self, **kwargs)
-
-    def to_html(self, path, **kwargs) -> Path:
-        """Interactive offline report (heatmap, dendrogram, search, alignments); see
-        archalign.similarity.report.write_report."""
-        from archalign.similarity.report import write_report
-
-        return write_report(self, path, **kwargs)
+    # -- plots: the functions themselves, so that help() lists every option ----
+    plot_dendrogram = plotting.dendrogram
+    plot_heatmap = plotting.heatmap
+    to_html = report.write_report
 
     # -- files ---------------------------------------------------------------
     def save(self, path) -> Path:

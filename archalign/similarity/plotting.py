@@ -5,16 +5,21 @@ script can ``fig.savefig``) and draws onto ``ax`` when one is given. Labels
 stay readable from ~20 to a few hundred models: the figure grows with the
 number of labels up to a cap, then font size shrinks and, past that, only
 every k-th label is written.
+
+The dendrogram and the heatmap share one cut into clusters and one colour per cluster,
+singletons included (:mod:`archalign.similarity.tree`), and mark the picked models of a
+``shortlist`` (a bold label and a black marker). The heatmap is drawn by
+:mod:`archalign.similarity.clustermap`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from archalign.utils.errors import UsageError
+from archalign.similarity import tree
+from archalign.similarity.clustermap import MAX_INCHES as _MAX_INCHES
+from archalign.similarity.clustermap import clustermap, label_font, thin
 
 __all__ = ["dendrogram", "heatmap", "alignment_view"]
-
-_MAX_INCHES = 40
 
 
 def _plt():
@@ -24,101 +29,118 @@ def _plt():
     return plt
 
 
-def _label_font(n: int) -> float:
-    return float(np.clip(900 / max(n, 1), 3, 10))
-
-
-def _thin(labels, max_labels=250):
-    step = max(1, int(np.ceil(len(labels) / max_labels)))
-    return [x if i % step == 0 else "" for i, x in enumerate(labels)]
-
-
 def dendrogram(sm, n_clusters: int | None = None, method: str = "average", ax=None,
-               title: str | None = None):
-    """Dendrogram of a SimilarityMatrix, leaves left, labels coloured by cluster.
+               title: str | None = None, shortlist=None):
+    """Dendrogram of a SimilarityMatrix, leaves on the right, every cluster in its own
+    colour (its links, its leaves' labels and its stem up to the cut, which a dashed
+    line shows; singletons too), the picked models of ``shortlist`` marked.
 
-    ``n_clusters`` colours the cut into that many clusters (default: scipy's
-    0.7 * max height rule). The scipy dendrogram dict (leaf order, colours,
-    coordinates) is kept on the figure as ``fig.dendrogram_data``.
+    Parameters
+    ----------
+    sm : SimilarityMatrix
+    n_clusters : int, optional
+        Cut into this many clusters (as ``sm.clusters(n_clusters=...)``); default the
+        shortlist's k when one is given, else scipy's rule (0.7 of the highest merge).
+    method : str
+        The linkage: "average" (default), "complete", "single" or "weighted".
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    title : str, optional
+    shortlist : Shortlist or list of str, optional
+        Models to mark: a bold label and a black star at the leaf.
+
+    Returns
+    -------
+    Figure
+        Its data, as scipy's ``dendrogram`` returns it, is ``fig.dendrogram_data``: the
+        leaf labels bottom to top (``ivl``) and matrix indices (``leaves``), the links
+        (``icoord``, ``dcoord``, ``color_list``), ``leaves_color_list`` (each leaf's
+        cluster colour, singletons included), and archalign's ``clusters`` (label ->
+        1-based cluster id), ``cluster_colors`` (id -> colour), ``cut`` (the height of
+        the cut) and ``picked`` (the marked labels, bottom to top).
     """
+    from matplotlib.lines import Line2D
     from scipy.cluster.hierarchy import dendrogram as scipy_dendrogram
 
     plt = _plt()
     Z = sm.linkage(method)
     n = len(sm)
-    threshold = None
-    if n_clusters is not None:
-        if not 1 <= n_clusters <= n:
-            raise UsageError(f"n_clusters must be between 1 and {n}, got {n_clusters}")
-        heights = np.sort(Z[:, 2])
-        # cut between the merges that leave n_clusters and n_clusters - 1 groups
-        lo = heights[n - n_clusters - 1] if n_clusters < n else 0.0
-        hi = heights[n - n_clusters] if n_clusters > 1 else heights[-1] + 1e-9
-        threshold = (lo + hi) / 2
+    picked = tree.shortlisted(sm.labels, shortlist)
+    cut = tree.cut(Z, n_clusters if n_clusters is not None else (len(picked) or None))
     if ax is None:
         height = min(_MAX_INCHES, max(4.0, 0.22 * n))
         fig, ax = plt.subplots(figsize=(8, height), layout="constrained")
     else:
         fig = ax.figure
     R = scipy_dendrogram(Z, labels=sm.labels, orientation="left", ax=ax,
-                         color_threshold=threshold, leaf_font_size=_label_font(n),
-                         above_threshold_color="0.6")
-    for tick, colour in zip(ax.get_yticklabels(), R["leaves_color_list"]):
+                         link_color_func=cut.link_colour, leaf_font_size=label_font(n))
+    R["leaves_color_list"] = cut.leaf_colours(R["leaves"])
+    for y, bottom, colour in cut.stems(R["leaves"]):  # each cluster's line up to the cut
+        ax.plot([bottom, cut.height], [y, y], color=colour, lw=1.5, solid_capstyle="butt")
+    ax.axvline(cut.height, color="0.3", lw=0.8, ls="--")
+    ticks = ax.get_yticklabels()
+    marked = [y for y, leaf in zip(5 + 10 * np.arange(n), R["leaves"])
+              if sm.labels[leaf] in picked]
+    for tick, leaf, colour in zip(ticks, R["leaves"], R["leaves_color_list"]):
         tick.set_color(colour)
+        if sm.labels[leaf] in picked:
+            tick.set_fontweight("bold")
+    if marked:
+        size = min(10.0, 0.8 * label_font(n) + 2)
+        ax.tick_params(axis="y", pad=0.9 * size)  # the labels make room for the stars
+        ax.scatter(np.zeros(len(marked)), marked, marker="*", s=size ** 2, c="black",
+                   zorder=4, clip_on=False, linewidths=0)
+        ax.legend(handles=[Line2D([], [], marker="*", color="black", ls="", markersize=size,
+                                  label=f"picked ({len(picked)})")], loc="upper left",
+                  fontsize=8, frameon=False)
     if n > 250:
-        ax.set_yticklabels(_thin([t.get_text() for t in ax.get_yticklabels()]))
-    ax.set_xlabel(f"distance (1 - {sm.similarity} similarity)")
+        ax.set_yticklabels(thin([t.get_text() for t in ticks]))
+    ax.set_xlabel(f"distance (1 - {sm.similarity} similarity); dashed: the cut into "
+                  f"{len(cut.colours)} clusters")
     ax.set_title(title or f"{n} architectures, {method} linkage")
+    R.update(clusters={sm.labels[i]: int(c) for i, c in enumerate(cut.ids)},
+             cluster_colors=dict(cut.colours), cut=cut.height,
+             picked=[sm.labels[leaf] for leaf in R["leaves"] if sm.labels[leaf] in picked])
     fig.dendrogram_data = R
     return fig
 
 
 def heatmap(sm, method: str = "average", ax=None, cmap: str = "viridis",
-            annotate: bool | None = None, title: str | None = None):
-    """The similarity matrix with rows and columns in dendrogram order, with a colour bar.
+            annotate: bool | None = None, title: str | None = None, shortlist=None,
+            n_clusters: int | None = None):
+    """The clustered heatmap: the similarity with rows and columns in dendrogram order,
+    the dendrogram in the left and top margins (as ``seaborn.clustermap`` draws it), a
+    strip of cluster colours beside each, the labels right and below, a colour bar.
 
-    ``annotate`` writes values in the cells (default: up to 20 models). A cell at 1.00
-    whose models differ in depth or parameter count (``sm.hidden_mask()``; rolled
-    similarity ignores depth) is marked with an asterisk, which a line under the plot
-    explains.
+    Parameters
+    ----------
+    sm : SimilarityMatrix
+    method : str
+        The linkage: "average" (default), "complete", "single" or "weighted".
+    ax : matplotlib Axes, optional
+        The heatmap's axes; the margins and the colour bar are drawn outside it.
+    cmap : str
+        A matplotlib colour map (default viridis, as the HTML report).
+    annotate : bool, optional
+        Write the values in the cells (default: up to 20 models). A cell at 1.00 whose
+        models differ in depth or parameter count (``sm.hidden_mask()``; rolled
+        similarity ignores depth) is marked with an asterisk, which a line under the plot
+        explains.
+    title : str, optional
+    shortlist : Shortlist or list of str, optional
+        Models to mark: a bold label and a black triangle in the cluster strips.
+    n_clusters : int, optional
+        Colour this many clusters; default the shortlist's k when one is given, else
+        scipy's rule, as :func:`dendrogram`.
+
+    Returns
+    -------
+    Figure
+        The heatmap is its first axes; ``fig.clustermap_data`` holds the leaf order,
+        each label's cluster, the cluster colours and the picked labels.
     """
-    from scipy.cluster.hierarchy import leaves_list
-
-    plt = _plt()
-    n = len(sm)
-    order = leaves_list(sm.linkage(method)) if n > 1 else np.arange(n)
-    values = sm.values[np.ix_(order, order)]
-    hidden = sm.hidden_mask()[np.ix_(order, order)]
-    labels = _thin([sm.labels[i] for i in order])
-    if ax is None:
-        side = min(_MAX_INCHES, max(5.0, 0.25 * n + 2))
-        fig, ax = plt.subplots(figsize=(side + 1, side), layout="constrained")
-    else:
-        fig = ax.figure
-    lo = -1.0 if sm.similarity == "correlation" else 0.0
-    im = ax.imshow(values, cmap=cmap, vmin=lo, vmax=1.0, interpolation="nearest")
-    font = _label_font(n)
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
-    ax.set_yticks(range(n), labels, fontsize=font)
-    annotated = annotate if annotate is not None else n <= 20
-    if annotated:
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, f"{values[i, j]:.2f}{'*' if hidden[i, j] else ''}", ha="center",
-                        va="center", fontsize=6,
-                        color="white" if values[i, j] < (lo + 1) / 2 else "black")
-    if hidden.any():
-        if not annotated:
-            rows, cols = np.nonzero(hidden)
-            # sized by the cell (in points; the axes shrink a little in layout), so that a
-            # mark stays inside its cell
-            cell = 72 * ax.get_window_extent().width / fig.dpi / n
-            ax.scatter(cols, rows, marker="*", s=(0.35 * cell) ** 2, c="black", linewidths=0)
-        ax.set_xlabel(f"* similarity 1.00, yet the models differ in depth or parameter count "
-                      f"({hidden.sum() // 2} pairs)", fontsize=8)
-    fig.colorbar(im, ax=ax, shrink=0.8, label=f"{sm.similarity} similarity")
-    ax.set_title(title or f"{sm.similarity} similarity, {sm.settings.get('granularity', '')} tokens")
-    return fig
+    return clustermap(sm, method=method, ax=ax, cmap=cmap, annotate=annotate, title=title,
+                      shortlist=shortlist, n_clusters=n_clusters)
 
 
 _COLOURS = {"identical": "#4c9a2a", "substituted": "#f0a202", "gap": "#d9d9d9"}

@@ -1,13 +1,14 @@
 // archalign report: the clustered heatmap, dendrogram, search and pair alignments of one
-// SimilarityMatrix. Everything it needs is in the JSON block written by archalign/report.py;
-// it makes no request to any host.
+// SimilarityMatrix. Everything it needs is in the JSON block written by
+// archalign/similarity/report.py; it makes no request to any host.
 "use strict";
 (function () {
   const D = JSON.parse(document.getElementById("report-data").textContent);
   const n = D.labels.length;
   const DENDRO = 170, STRIP = 10, MARK = 10, PAD = 6;  // px, left of the heatmap
-  const CLUSTER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                           "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+  // archalign.similarity.tree's palette, that of the PNG figures: no grey in it, grey being
+  // the merges above the cut
+  const ABOVE_CUT = "#999999";
 
   function bytes(b64) {
     const s = atob(b64), out = new Uint8Array(s.length);
@@ -25,7 +26,7 @@
 
   // -- what a similarity of 1 hides: the text of SimilarityMatrix.hidden_change. report.py
   // keeps the top step, 65535, for similarities of 1 to 1e-9 alone.
-  function shortCount(x, digits) {  // half up in integers, as matrix.py's _short_count
+  function shortCount(x, digits) {  // half up in integers, as archalign/similarity/ties.py's _short_count
     const unit = 10 ** Math.max(String(x).length - digits, 0);
     const r = Math.floor((x + Math.floor(unit / 2)) / unit) * unit;
     for (const [power, suffix] of [[12, "T"], [9, "B"], [6, "M"], [3, "K"]]) {
@@ -36,7 +37,7 @@
     }
     return String(r);
   }
-  function formatCounts(a, b) {  // as ties.py's format_counts
+  function formatCounts(a, b) {  // as archalign/similarity/ties.py's format_counts
     const widest = Math.max(String(a).length, String(b).length);
     let digits = 3;
     while (digits < widest && shortCount(a, digits) === shortCount(b, digits)) digits++;
@@ -80,7 +81,7 @@
     return ids.size;
   }
   function leftmost(node) { while (node >= n) node = merges[node - n][0]; return node; }
-  const clusterColour = (c) => c < 0 ? "#999" : CLUSTER_COLOURS[c % CLUSTER_COLOURS.length];
+  const clusterColour = (c) => c < 0 ? ABOVE_CUT : D.palette[c % D.palette.length];
   function thresholdFor(k) {  // halfway between the merges that leave k and k - 1 clusters
     const h = merges.map((m) => m[2]);
     if (k >= n) return 0;
@@ -105,6 +106,14 @@
   const canvas = document.getElementById("view"), tip = document.getElementById("tip");
   let ctx, W, H, side, left, scale, x0 = 0, y0 = 0, highlight = -1;
   const shortlisted = new Set(D.shortlist);
+  const LABEL_FONT = "px system-ui, sans-serif";
+  // room for the row labels (right of the heatmap) and the column labels (below it): the
+  // widest name at the largest size drawn, bold, at most 180 px
+  const labelRoom = (() => {
+    const c = document.createElement("canvas").getContext("2d");
+    c.font = `bold 12${LABEL_FONT}`;
+    return Math.min(180, Math.ceil(D.labels.reduce((w, x) => Math.max(w, c.measureText(x).width), 0)) + 8);
+  })();
   function layout() {
     const dpr = window.devicePixelRatio || 1;
     // the header wraps on narrow windows: the canvas takes what is left of the window
@@ -114,7 +123,7 @@
     ctx = canvas.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     left = DENDRO + STRIP + MARK + PAD;
-    side = Math.max(50, Math.min(W - left - 180, H - 2 * PAD));
+    side = Math.max(50, Math.min(W - left - labelRoom - PAD, H - PAD - MARK - labelRoom));
   }
   function fit() { scale = side / n; x0 = y0 = 0; }
   function clampView() {
@@ -145,6 +154,15 @@
     }
     drawLabels(visible);
     ctx.restore();
+    ctx.save();  // below the heatmap: the column marks and labels, within its columns
+    ctx.beginPath(); ctx.rect(left, PAD + side, side, H - PAD - side); ctx.clip();
+    ctx.fillStyle = "#000";
+    for (const j of shortlisted) {  // a triangle pointing up at the column
+      const x = colX(j) + scale / 2, y = PAD + side;
+      ctx.beginPath(); ctx.moveTo(x - 4, y + MARK - 1); ctx.lineTo(x, y + 1); ctx.lineTo(x + 4, y + MARK - 1); ctx.fill();
+    }
+    drawColumnLabels(visible);
+    ctx.restore();
     if (highlight >= 0) {
       ctx.strokeStyle = "#ff00ff"; ctx.lineWidth = 2;
       const t = Math.max(scale, 2);
@@ -156,13 +174,21 @@
   function drawDendrogram() {
     const x = (h) => DENDRO - 4 - (DENDRO - 8) * h / (maxHeight || 1);
     const y = (node) => PAD + (nodeY[node] - y0) * scale;
-    ctx.lineWidth = 1;
+    ctx.lineWidth = 1.5;
     merges.forEach(([a, b, h], k) => {
       ctx.strokeStyle = clusterColour(nodeCluster[n + k]);
       ctx.beginPath();
       ctx.moveTo(x(nodeH[a]), y(a)); ctx.lineTo(x(h), y(a));
       ctx.lineTo(x(h), y(b)); ctx.lineTo(x(nodeH[b]), y(b));
       ctx.stroke();
+      if (nodeCluster[n + k] >= 0) return;
+      // each cluster's stem up to the cut in its colour, as in the PNG dendrogram: else a
+      // singleton, or a cluster of models at distance 0, would show no colour at all
+      for (const c of [a, b]) {
+        if (nodeCluster[c] < 0) continue;
+        ctx.strokeStyle = clusterColour(nodeCluster[c]);
+        ctx.beginPath(); ctx.moveTo(x(nodeH[c]), y(c)); ctx.lineTo(x(cut), y(c)); ctx.stroke();
+      }
     });
     ctx.strokeStyle = "#d62728"; ctx.setLineDash([4, 3]);
     ctx.beginPath(); ctx.moveTo(x(cut), PAD); ctx.lineTo(x(cut), PAD + side); ctx.stroke();
@@ -173,9 +199,37 @@
     ctx.textBaseline = "middle";
     for (let i = Math.floor(y0); i < Math.min(n, Math.ceil(y0 + visible)); i++) {
       ctx.fillStyle = i === highlight ? "#c000c0" : "#222";
-      ctx.font = `${shortlisted.has(i) ? "bold " : ""}${Math.min(12, scale - 1)}px system-ui, sans-serif`;
+      ctx.font = `${shortlisted.has(i) ? "bold " : ""}${Math.min(12, scale - 1)}${LABEL_FONT}`;
       ctx.fillText(D.labels[i], left + side + 4, rowY(i) + scale / 2);
     }
+  }
+  function drawColumnLabels(visible) {  // read downwards, as the figures' rotated labels
+    if (scale < 7) return;
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "left";
+    for (let j = Math.floor(x0); j < Math.min(n, Math.ceil(x0 + visible)); j++) {
+      ctx.save();
+      ctx.translate(colX(j) + scale / 2, PAD + side + MARK + 2);
+      ctx.rotate(Math.PI / 2);
+      ctx.fillStyle = j === highlight ? "#c000c0" : "#222";
+      ctx.font = `${shortlisted.has(j) ? "bold " : ""}${Math.min(12, scale - 1)}${LABEL_FONT}`;
+      ctx.fillText(D.labels[j], 0, 0);
+      ctx.restore();
+    }
+  }
+  function drawColourBar() {  // the colour map over [lo, 1], as the heatmap's cells use it
+    const bar = document.getElementById("colorbar"), c = bar.getContext("2d");
+    const lut = bytes(D.colormap), img = c.createImageData(bar.width, bar.height);
+    for (let x = 0; x < bar.width; x++) {
+      const k = Math.min(255, Math.floor(256 * x / bar.width)) * 3;
+      for (let y = 0; y < bar.height; y++) {
+        const p = 4 * (y * bar.width + x);
+        img.data[p] = lut[k]; img.data[p + 1] = lut[k + 1]; img.data[p + 2] = lut[k + 2]; img.data[p + 3] = 255;
+      }
+    }
+    c.putImageData(img, 0, 0);
+    document.getElementById("colorbar-lo").textContent = String(lo);
+    document.getElementById("colorbar-label").textContent = `${D.similarity} similarity`;
   }
   function cellAt(px, py) {
     if (px < left || px >= left + side || py < PAD || py >= PAD + side) return null;
@@ -261,7 +315,7 @@
   function cnt(i) { return seqs.counts.subarray(seqs.offsets[i], seqs.offsets[i + 1]); }
   const pairScore = sub ? (x, y) => sub[x * V + y] : (x, y) => x === y ? S.match : S.mismatch;
 
-  // Same recurrences and tie order as archalign/_nw_reference.py: a diagonal step first,
+  // Same recurrences and tie order as archalign/alignment/_nw_reference.py: a diagonal step first,
   // then a gap in b (E), then a gap in a (F); a gap is left where it was opened.
   function align(a, b) {
     const m = a.length, k = b.length, go = S.gap_open, ge = S.gap_extend;
@@ -390,7 +444,7 @@
     hiddenChange(a, b) { return hiddenChange(D.labels.indexOf(a), D.labels.indexOf(b)) || null; },
   };
 
-  layout(); fit(); applyCut(thresholdFor(+slider.value)); draw();
+  layout(); fit(); applyCut(thresholdFor(+slider.value)); draw(); drawColourBar();
   window.addEventListener("resize", () => { layout(); draw(); });
   requestAnimationFrame(() => { window.archalignReport.painted = performance.now(); });
 })();

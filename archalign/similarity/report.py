@@ -2,9 +2,11 @@
 
 ``write_report(sm, "report.html")`` (``SimilarityMatrix.to_html``, ``archalign report``)
 writes a page holding a clustered heatmap on a canvas (dendrogram leaf order, zoom and
-pan, hover names both models and the similarity), the dendrogram beside it with an
-adjustable cut, a search box, the shortlist marked, the alignment of any pair a user
-clicks, and the settings that made the matrix.
+pan, hover names both models and the similarity, row and column labels, a colour bar),
+the dendrogram beside it with an adjustable cut (every cluster in its own colour,
+:mod:`archalign.similarity.tree`'s, singletons too), a search box, the shortlist marked
+(the cut opens at its k), the alignment of any pair a user clicks, and the settings
+that made the matrix. The header, with the hint on what a click does, stays in view.
 
 The page is hand-written (``report.html`` / ``report.css`` / ``report.js`` beside this
 module, inlined at build time), not plotly or bokeh: at 1,371 models a plotting
@@ -35,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from archalign.similarity.ties import SAME, TIE_RULE
+from archalign.similarity.tree import palette, shortlisted
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_write_text
-from archalign.similarity.ties import SAME, TIE_RULE
 
 __all__ = ["write_report", "build_report"]
 
@@ -45,6 +48,7 @@ _ASSETS = Path(__file__).resolve().parent
 # A substitution matrix travels as V x V float32; past this the page would outgrow the
 # size target (full tokens of the zoo: V = 8,712, 300 MB), so such reports carry none.
 _MAX_SUBSTITUTION_VOCAB = 1024
+_MAX_CUT = 200  # the most clusters the page's slider offers
 
 
 def write_report(sm, path, *, shortlist=None, alignments: bool = True, traces=None,
@@ -53,11 +57,24 @@ def write_report(sm, path, *, shortlist=None, alignments: bool = True, traces=No
     """Write the report of SimilarityMatrix ``sm`` to ``path`` (atomically; a missing
     folder is created) and return the path.
 
-    ``shortlist``: a :class:`archalign.similarity.shortlist.Shortlist` or a list of names to mark;
-    every name must be in the matrix. ``alignments``: embed the token sequences so a
-    click shows a pair's alignment; they come from ``traces`` (one per label, in order)
-    or the trace cache at ``cache_dir``. ``n_clusters``: where the cut starts (default
-    about sqrt(n)).
+    Parameters
+    ----------
+    sm : SimilarityMatrix
+    path : path
+        The ``.html`` file to write.
+    shortlist : Shortlist or list of str, optional
+        Models to mark (a triangle and bold labels); every name must be in the matrix.
+    alignments : bool
+        Embed the token sequences, so that a click shows a pair's alignment; they come
+        from ``traces`` (one per label, in order) or the trace cache at ``cache_dir``.
+    traces, cache_dir
+        Where the token sequences come from (see ``alignments``).
+    n_clusters : int, optional
+        Where the cut starts: default the shortlist's k when one is given, else about
+        sqrt(n).
+    method : str
+        The linkage: "average" (default), "complete", "single" or "weighted".
+    title : str, optional
     """
     encoded = _encoded(sm, traces, cache_dir) if alignments else None
     text = build_report(sm, shortlist=shortlist, encoded=encoded, n_clusters=n_clusters,
@@ -78,12 +95,7 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
     order = leaves_list(Z)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    names = list(getattr(shortlist, "names", shortlist) or [])
-    missing = [x for x in names if x not in set(sm.labels)]
-    if missing:
-        raise UsageError(f"the shortlist names {len(missing)} model(s) that are not in the "
-                         f"matrix: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-                         f"; make the report from the matrix the shortlist was picked from")
+    names = shortlisted(sm.labels, shortlist)
     lo = -1.0 if sm.similarity == "correlation" else 0.0
     values = sm.values[np.ix_(order, order)]
     quantised = np.rint((np.clip(values, lo, 1.0) - lo) / (1.0 - lo) * 65535)
@@ -97,7 +109,10 @@ def build_report(sm, *, shortlist=None, encoded=None, n_clusters: int | None = N
         # children as leaf positions (< n) or merge ids (>= n), heights ascending as scipy's
         "merges": [[_node(a, position), _node(b, position), round(float(h), 6)]
                    for a, b, h in Z[:, :3]],
-        "clusters": int(n_clusters or max(2, round(np.sqrt(n)))),
+        # a shortlist of k opens at its k clusters, as a medoid shortlist cut them
+        "clusters": int(n_clusters or len(names) or max(2, round(np.sqrt(n)))),
+        "palette": palette(min(n, _MAX_CUT)),
+        "similarity": sm.similarity,
         "shortlist": [int(position[sm.labels.index(x)]) for x in names],
         "depths": [depths[i] for i in order],
         "params": [params[i] for i in order],

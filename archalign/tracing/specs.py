@@ -26,6 +26,7 @@ import glob
 import inspect
 import warnings
 
+from archalign.utils.deprecation import renamed_keywords
 from archalign.utils.errors import UsageError
 
 __all__ = ["expand_specs", "resolve_traces", "TORCHVISION_PREFIX"]
@@ -85,7 +86,8 @@ def _torchvision_module(name: str):
         return builder(**kwargs)
 
 
-def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_size=None,
+@renamed_keywords(jobs="n_jobs")
+def resolve_traces(models, *, n_jobs=None, cache_dir=None, progress=True, input_size=None,
                    tokens_only=False):
     """(labels, traces) for a list of model specs, in the order given.
 
@@ -106,10 +108,10 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
     files = {s: trace_onnx(s) for s in specs if is_onnx_spec(s)}
     traced, failures, unsaved = {}, {}, {}
     if named and tokens_only:
-        traced, failures, unsaved = _token_records(named, jobs, cache_dir, progress,
+        traced, failures, unsaved = _token_records(named, n_jobs, cache_dir, progress,
                                                    input_size)
     elif named:
-        result = trace_many(named, jobs=jobs, cache_dir=cache_dir, progress=progress,
+        result = trace_many(named, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
                             input_size=input_size)
         traced.update(result.traces)
         failures.update(result.failures)
@@ -153,7 +155,7 @@ def resolve_traces(models, *, jobs=None, cache_dir=None, progress=True, input_si
     return labels, traces
 
 
-def _token_records(names, jobs, cache_dir, progress, input_size):
+def _token_records(names, n_jobs, cache_dir, progress, input_size):
     """Token records of timm models: cached ones read directly, the rest traced first
     (those the cache could not hold come as their traces, which answer the same).
 
@@ -168,7 +170,7 @@ def _token_records(names, jobs, cache_dir, progress, input_size):
         records, missing = load_token_records(paths)
     failures, unsaved = {}, {}
     if missing:
-        result = trace_many(missing, jobs=jobs, cache_dir=cache_dir, progress=progress,
+        result = trace_many(missing, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
                             input_size=input_size, load=False)
         failures.update(result.failures)
         unsaved.update(result.unsaved)

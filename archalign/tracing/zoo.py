@@ -1,6 +1,6 @@
 """Trace many timm models (up to the whole zoo) in worker processes, with a disk cache.
 
-``trace_many(["resnet*", "vit_base_patch16_224"], jobs=2)`` expands the patterns
+``trace_many(["resnet*", "vit_base_patch16_224"], n_jobs=2)`` expands the patterns
 against ``timm.list_models()``, reads what is cached, traces the rest in parallel and
 returns a :class:`ZooResult` (traces, cache paths, failures with reasons, timings).
 
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
 
+from archalign.utils.deprecation import renamed_keywords
 from archalign.utils.args import os_error_line
 from archalign.utils.errors import UsageError
 from archalign.utils.io import atomic_write_text
@@ -170,11 +171,11 @@ class _Worker:
         self.conn.close()
 
 
-def _run_pool(todo: list[tuple[str, Path]], *, jobs: int, timeout: float, input_size,
+def _run_pool(todo: list[tuple[str, Path]], *, n_jobs: int, timeout: float, input_size,
               fused_attn: bool, on_done) -> None:
     ctx = _context()
     pending = collections.deque(todo)
-    workers = [_Worker(ctx, input_size, fused_attn) for _ in range(min(jobs, len(todo)))]
+    workers = [_Worker(ctx, input_size, fused_attn) for _ in range(min(n_jobs, len(todo)))]
     try:
         while pending or any(w.task for w in workers):
             for i, w in enumerate(workers):
@@ -217,7 +218,8 @@ def _run_pool(todo: list[tuple[str, Path]], *, jobs: int, timeout: float, input_
 
 
 # --------------------------------------------------------------------- trace_many
-def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = None,
+@renamed_keywords(jobs="n_jobs")
+def trace_many(names_or_patterns: str | Iterable[str], *, n_jobs: int | None = None,
                cache_dir: str | os.PathLike | None = None,
                input_size: Sequence[int] | None = None, fused_attn: bool = True,
                timeout: float = DEFAULT_TIMEOUT, refresh: bool = False, load: bool = True,
@@ -228,8 +230,9 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
     ----------
     names_or_patterns : str or iterable of str
         Model names and fnmatch patterns (``"resnet*"``, ``"*"`` for every architecture).
-    jobs : int, optional
-        Worker processes (default: the CPUs this process may use).
+    n_jobs : int, optional
+        Worker processes (default: the CPUs this process may use). ``jobs=``, its
+        earlier name, still works for one release, with a FutureWarning.
     cache_dir : path, optional
         Cache root (default ``default_cache_dir()``).
     input_size : sequence of int, optional
@@ -250,11 +253,11 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
     names = expand_names(names_or_patterns, cache_dir=cache_dir)
     if input_size is not None:
         input_size = tuple(int(s) for s in input_size)
-    if jobs is None:
-        jobs = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                else os.cpu_count() or 1)
-    if jobs < 1:
-        raise UsageError(f"jobs must be at least 1, got {jobs}")
+    if n_jobs is None:
+        n_jobs = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count() or 1)
+    if n_jobs < 1:
+        raise UsageError(f"n_jobs must be at least 1, got {n_jobs}")
     if not timeout > 0:  # also refuses nan
         raise UsageError(f"timeout must be a number of seconds > 0, got {timeout}")
     result = ZooResult()
@@ -304,7 +307,7 @@ def trace_many(names_or_patterns: str | Iterable[str], *, jobs: int | None = Non
 
     try:
         if todo:
-            _run_pool(todo, jobs=jobs, timeout=timeout, input_size=input_size,
+            _run_pool(todo, n_jobs=n_jobs, timeout=timeout, input_size=input_size,
                       fused_attn=fused_attn, on_done=on_done)
     finally:
         bar.close()

@@ -26,7 +26,8 @@ def test_matrix_cluster_plot(tmp_path, cache, capsys):
     sm = SimilarityMatrix.load(out)
     assert sm.labels == MODELS and sm.settings["granularity"] == "shape"
     assert (tmp_path / "h.png").stat().st_size > 0
-    assert main(["cluster", str(out), "-n", "3", "--json", str(tmp_path / "c.json")]) == 0
+    assert main(["cluster", str(out), "-n", "3", "--json", str(tmp_path / "c.json"),
+                 "--agreement"]) == 0
     groups = sorted(sorted(v) for v in json.loads((tmp_path / "c.json").read_text()).values())
     assert groups == [["deit_tiny_patch16_224", "vit_tiny_patch16_224"],
                       ["resnet18", "resnet34"], ["vgg11", "vgg13"]]
@@ -46,7 +47,7 @@ def test_matrix_agrees_with_library(tmp_path, cache):
     np.testing.assert_array_equal(from_cli.scores, lib.scores)
 
 
-@pytest.mark.parametrize("extra", [[], ["--method", "farthest"], ["--streaming"]])
+@pytest.mark.parametrize("extra", [[], ["--strategy", "farthest"], ["--streaming"]])
 def test_shortlist_picks_one_per_family(tmp_path, cache, extra):
     out = tmp_path / "shortlist.json"
     assert main(["shortlist", *MODELS, "-k", "3", "--out", str(out), "--cache-dir", cache,

@@ -128,7 +128,8 @@ def test_a_full_disk_keeps_the_previous_figure(sim, small_disk, capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["matrix", "resnet18", "resnet34", "--out", "x.npz", "--block", "0"], "--block: '0'"),
     (["matrix", "resnet18", "resnet34", "--out", "x.npz", "--workers", "0"], "--workers: '0'"),
-    (["matrix", "resnet18", "resnet34", "--out", "x.npz", "-j", "0"], "--jobs: '0'"),
+    (["matrix", "resnet18", "resnet34", "--out", "x.npz", "-j", "0"], "--n-jobs: '0'"),
+    (["matrix", "resnet18", "resnet34", "--out", "x.npz", "--jobs", "0"], "--jobs: '0'"),
     (["trace", "resnet18", "--timeout", "-5"], "--timeout: '-5'"),
     (["trace", "resnet18", "--timeout", "nan"], "--timeout: 'nan'"),
     (["matrix", "a", "b", "--out", "x.npz", "--match", "inf"], "--match: 'inf'"),
@@ -190,7 +191,7 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys):
     ('{"names": "resnet18", "method": "fps"}', "'names' must be a non-empty list"),
     ('{"names": [], "method": "fps"}', "'names' must be a non-empty list"),
     ('{"names": ["a", 3], "method": "fps"}', "'names' must be a non-empty list"),
-    ('{"names": ["a"]}', "'method' must be a str"),
+    ('{"names": ["a"]}', "'strategy' must be a str"),
     ('["a", "b"]', "not a JSON object"),
     ('{"names": ["a"', "JSONDecodeError"),
     (b"\xff\xfe\x00binary", "UnicodeDecodeError"),

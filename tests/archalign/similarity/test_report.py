@@ -162,3 +162,42 @@ def test_page_aligner_agrees_with_archalign(browser, pages, matrices, setting):
         "const r = window.archalignReport;"
         "return arguments[0].map(a => arguments[0].map(b => r.align(a, b)))", sm.labels)
     np.testing.assert_allclose(page, sm.scores, rtol=0, atol=1e-9)
+
+
+def test_page_opens_at_the_shortlists_k_with_a_colour_bar_a_hint_and_a_stable_header(
+        browser, matrices, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    sm = matrices["default"]
+    picks = sm.shortlist(3)
+    _open(browser, sm.to_html(tmp_path / "r.html", shortlist=picks, alignments=False))
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    # the cut opens where the shortlist was picked: its 3 clusters
+    assert browser.find_element(By.ID, "cut").get_attribute("value") == "3"
+    assert browser.find_element(By.ID, "cut-status").text.startswith("3 clusters at distance")
+    # a colour bar: viridis from dark (lo) to yellow (1), labelled
+    bar = browser.find_element(By.ID, "colorbar")
+    assert bar.is_displayed()
+    pixels = _pixels(bar)[3:-3, 3:-3]  # inside its border
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "the colour bar is blank"
+    assert pixels[:, 0].mean(axis=0)[2] > pixels[:, 0].mean(axis=0)[1]  # purple-blue end
+    assert pixels[:, -1].mean(axis=0)[0] > 200 and pixels[:, -1].mean(axis=0)[1] > 200
+    assert browser.find_element(By.ID, "colorbar-box").text.split() == [
+        "0", "1", "normalized", "similarity"]
+    # the hint is in view on opening, not below the fold
+    hint = browser.find_element(By.ID, "hint")
+    assert "Click a cell" in hint.text and browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight", hint)
+    # a stable header: what the controls say does not move it, and it stays in view
+    header = browser.find_element(By.TAG_NAME, "header")
+    height = header.rect["height"]
+    browser.find_element(By.ID, "search").send_keys("vit")
+    browser.execute_script("const s = document.getElementById('cut'); s.value = '1';"
+                           "s.dispatchEvent(new Event('input'))")
+    assert browser.find_element(By.ID, "cut-status").text.startswith("1 clusters")
+    assert header.rect["height"] == height
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    assert browser.execute_script("return window.scrollY") > 0
+    assert browser.execute_script(
+        "return document.querySelector('header').getBoundingClientRect().top") == 0

@@ -1,0 +1,8 @@
+"""``python -m archalign``: the ``archalign`` command."""
+from __future__ import annotations
+
+import sys
+
+from archalign.cli import main
+
+sys.exit(main())
