@@ -5,8 +5,10 @@ Only this module reads argparse; it translates the arguments into keyword argume
 of :class:`neurn.Study`. Errors in the inputs (unknown model or domain, missing data,
 a file that is not a shortlist, a damaged study folder) are printed as one line and exit
 with status 2, before any training; so are OS errors (a read-only or full disk), naming
-the user's path. After a study, its guard rails (undertrained runs, targets at chance)
-are repeated on stderr so they are not lost above the table. Ctrl-C leaves finished
+the user's path. ``neurn run`` prints its header first, then a line as each run starts
+and finishes, and tqdm bars on a terminal, else (or with ``--no-progress``) a line per
+validation round, all on stderr. After a study, its guard rails (undertrained runs,
+targets at chance) are repeated on stderr so they are not lost above the table. Ctrl-C leaves finished
 runs and the unfinished run's checkpoint, says so in one line and exits with 130; the
 same command resumes.
 """
@@ -205,7 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-weights", dest="keep_weights", action="store_false",
                    help="do not keep each run's selected weights (best.pt)")
     g.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bars")
+                   help="no progress bars, a line per validation round instead (as when "
+                        "stderr is not a terminal, e.g. piped to a log: bars are drawn on "
+                        "a terminal only); the run header and each run's start and finish "
+                        "are printed either way")
 
     dom = sub.add_parser("domains", help="list the digit domains, or the image-folder "
                                          "domains under a DomainBed-style root")
@@ -338,25 +343,12 @@ def _study(args, threads: int, thread_note: str, shard: tuple, client) -> int:
                   data_dir=args.data_dir, cache_dir=args.cache_dir,
                   eval_limit=args.eval_limit, train_limit=args.train_limit,
                   threads=threads, num_workers=args.workers, progress=args.progress,
-                  keep_weights=args.keep_weights, deterministic=args.deterministic,
+                  log=True, keep_weights=args.keep_weights, deterministic=args.deterministic,
                   shard=shard, **budget)
-    if args.progress:
-        runs, groups = len(study.runs()), [g for g in study.groups if g is not None]
-        split = (f"{len(groups)} held-out groups ({', '.join(groups)})" if groups else
-                 f"source {study.data.source}, targets {', '.join(study.data.targets)}")
-        inits = {study.init(m).describe() for m in study.models}
-        print(f"neurn run: {len(study.models)} models ({', '.join(study.models)}) x "
-              f"{len(study.variants)} variants x {len(study.seeds)} seeds" +
-              (f" x {len(groups)} groups" if groups else "") +
-              (f", shard {shard[0]}/{shard[1]}:" if shard != (0, 1) else "") +
-              f" = {runs} runs on "
-              f"{study.config.device}" +
-              (f" ({thread_note})" if study.config.device.type == "cpu" else "") +
-              f"; {split}; " + "; ".join(sorted(inits)) +
-              f"; lr {study.config.lr:g}, weight decay {study.config.weight_decay:g}",
-              file=sys.stderr)
+    # first, whatever the bars: a log then says what it is the log of
+    print(_header(study, thread_note, shard), file=sys.stderr, flush=True)
     if study.config.device.type == "cpu" and "oversubscribed" in thread_note:
-        print(f"neurn run: {thread_note.split('; ', 1)[1]}", file=sys.stderr)
+        print(f"neurn run: {thread_note.split('; ', 1)[1]}", file=sys.stderr, flush=True)
     study.load_data()  # missing or bad files fail here, before training
     skipped = {name: bad for data in study.groups.values() for name, bad in data.skipped.items()}
     for name, bad in skipped.items():
@@ -371,6 +363,33 @@ def _study(args, threads: int, thread_note: str, shard: tuple, client) -> int:
     for message in guard_rails(results.rows, results.summary).messages():
         print(f"neurn run: warning: {message}", file=sys.stderr)
     return 1 if results.errors else 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _header(study: Study, thread_note: str, shard: tuple) -> str:
+    """The run header: the grid, the device, the data, the initialisation, the budget
+    (epochs, or steps and their evaluations) and the optimiser, in one line."""
+    runs, groups = len(study.runs()), [g for g in study.groups if g is not None]
+    split = (f"{_plural(len(groups), 'held-out group')} ({', '.join(groups)})" if groups else
+             f"source {study.data.source}, targets {', '.join(study.data.targets)}")
+    inits = {study.init(m).describe() for m in study.models}
+    config = study.config
+    # with --steps a validation round is no epoch: say how many there are instead
+    budget = (_plural(config.epochs, "epoch") if config.steps is None else
+              f"{_plural(config.steps, 'step')}, "
+              f"{_plural(min(config.evals, config.steps), 'evaluation')}")
+    return (f"neurn run: {_plural(len(study.models), 'model')} ({', '.join(study.models)}) x "
+            f"{_plural(len(study.variants), 'variant')} x {_plural(len(study.seeds), 'seed')}" +
+            (f" x {_plural(len(groups), 'group')}" if groups else "") +
+            (f", shard {shard[0]}/{shard[1]}:" if shard != (0, 1) else "") +
+            f" = {_plural(runs, 'run')} on {config.device}" +
+            (f" ({thread_note})" if config.device.type == "cpu" else "") +
+            f"; {split}; " + "; ".join(sorted(inits)) +
+            f"; {budget}, batch {config.batch_size}, lr {config.lr:g}, weight decay "
+            f"{config.weight_decay:g}")
 
 
 def _domains(args) -> int:

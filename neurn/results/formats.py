@@ -5,6 +5,10 @@ and the guard rails' marks into rows and columns once; the renderers only format
 model, and the two that round (Markdown, LaTeX) round through one function, so no
 format can show a number, a row or a mark the others do not.
 
+The columns: ``source val`` (:data:`~neurn.results.tables.SOURCE_VAL`, the selected
+checkpoints' source-validation top-1, which chose them and decides the undertrained
+mark), the source test split, each target, the targets' mean.
+
 * ``markdown``: the table of ``summary.md``.
 * ``latex``: a paste-ready booktabs ``tabular`` (``\\usepackage{booktabs}``): names
   escaped, ``*`` / ``\\dag`` / ``\\ddag`` for the marks, the table's notes as ``%``
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 
 from archalign.utils.errors import UsageError
 from neurn.results.guards import AT_CHANCE_MARK, UNDERTRAINED_MARK, Flags
-from neurn.results.tables import TARGETS_MEAN, domain_columns
+from neurn.results.tables import SOURCE_VAL, TARGETS_MEAN, domain_columns
 
 __all__ = ["CSV_FIELDS", "FORMATS", "Column", "Row", "Table", "build_table", "cell_text",
            "csv_text", "latex_escape", "latex_lines", "markdown_lines", "render_table"]
@@ -36,7 +40,7 @@ CSV_FIELDS = ["model", "variant", "kind", "domain", "role", "mean", "std", "n", 
 
 @dataclass(frozen=True)
 class Column:
-    """A domain column and the marks of its header."""
+    """A domain column (or the source validation) and the marks of its header."""
 
     domain: str
     source: bool  # the source's test split
@@ -45,7 +49,10 @@ class Column:
 
     @property
     def role(self) -> str:
-        """``source``, ``target`` or ``mean`` (the average over targets)."""
+        """``val`` (the source validation), ``source``, ``target`` or ``mean`` (the
+        average over targets)."""
+        if self.domain == SOURCE_VAL:
+            return "val"
         return "source" if self.source else "mean" if self.domain == TARGETS_MEAN else "target"
 
 
@@ -81,11 +88,14 @@ class Table:
 
 def build_table(rows: list[dict], summary: list[dict], flags: Flags) -> Table:
     """The table of result rows and their summary records (those with a ``study`` key,
-    a comparison, are grouped by it): per model, the variants, then the differences."""
+    a comparison, are grouped by it): per model, the variants, then the differences;
+    the source validation's column first, beside the source test's, where the summary
+    has it."""
     generated = {r["domain"] for r in rows if r["generated"] is True}
     source = {r["domain"] for r in rows if r["role"] == "source"}
+    val = [SOURCE_VAL] if any(s["domain"] == SOURCE_VAL for s in summary) else []
     columns = tuple(Column(d, d in source, d in generated, d in flags.at_chance)
-                    for d in domain_columns(rows))
+                    for d in val + domain_columns(rows))
     index = {(s.get("study"), s["kind"], s["model"], s["variant"], s["domain"]): s
              for s in summary}
     out = []

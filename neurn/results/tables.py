@@ -3,8 +3,10 @@
 * ``rows``: one per (model, variant, seed, domain), from the runs' ``result.json``.
 * ``summary``: per model x variant x domain the mean and sample std (ddof 1) of top-1
   over seeds, plus ``targets (mean)``: the average over target domains, taken per seed
-  then summarised; and per model x domain the difference of each NeuRN variant to the
-  baseline, seed by seed (paired), with a paired t-test (``scipy.stats.ttest_rel``;
+  then summarised, and ``source val``: the selected checkpoint's source-validation
+  top-1 (what selected it, and what the undertrained guard reads; with held-out groups
+  the average over a seed's runs); and per model x domain the difference of each NeuRN
+  variant to the baseline, seed by seed (paired), with a paired t-test (``scipy.stats.ttest_rel``;
   the p-value is NaN with fewer than 2 seeds). Only runs with ``status == "ok"`` count.
 """
 from __future__ import annotations
@@ -13,10 +15,13 @@ import numpy as np
 
 from neurn.results.guards import DIGIT_CLASSES
 
-__all__ = ["ROW_FIELDS", "TARGETS_MEAN", "domain_columns", "paired_difference",
+__all__ = ["ROW_FIELDS", "SOURCE_VAL", "TARGETS_MEAN", "domain_columns", "paired_difference",
            "result_rows", "seed_table", "summarize"]
 
 TARGETS_MEAN = "targets (mean)"
+SOURCE_VAL = "source val"
+"""The summary's name for the selected checkpoints' source-validation top-1; a column of
+the tables (:func:`neurn.results.formats.build_table`), not a domain of the rows."""
 ROW_FIELDS = ["model", "variant", "kernel_size", "seed", "group", "domain", "role", "generated",
               "top1", "loss", "n", "best_epoch", "val_top1", "input_size", "adaptation",
               "num_classes", "device", "status", "error"]
@@ -47,9 +52,11 @@ def result_rows(runs: list[dict]) -> list[dict]:
 
 
 def seed_table(rows: list[dict]) -> dict[tuple, dict[int, float]]:
-    """(model, variant, domain) -> {seed: top1}, with the targets' mean per seed added."""
+    """(model, variant, domain) -> {seed: top1}, with the targets' mean per seed and the
+    source validation (:data:`SOURCE_VAL`) per seed added."""
     table: dict[tuple, dict[int, float]] = {}
     targets: dict[tuple, dict[int, list[float]]] = {}
+    val: dict[tuple, dict[int, dict]] = {}  # a run's value, repeated on each of its rows
     for row in rows:
         if row["status"] != "ok":
             continue
@@ -58,8 +65,14 @@ def seed_table(rows: list[dict]) -> dict[tuple, dict[int, float]]:
         if row["role"] == "target":
             targets.setdefault((row["model"], row["variant"]), {}).setdefault(
                 row["seed"], []).append(row["top1"])
+        if row["val_top1"] is not None:  # None in rows of results.json files that lack it
+            val.setdefault((row["model"], row["variant"]), {}).setdefault(
+                row["seed"], {})[row.get("group")] = row["val_top1"]
     for (model, variant), seeds in targets.items():
         table[(model, variant, TARGETS_MEAN)] = {s: float(np.mean(v)) for s, v in seeds.items()}
+    for (model, variant), seeds in val.items():
+        table[(model, variant, SOURCE_VAL)] = {s: float(np.mean(list(runs.values())))
+                                               for s, runs in seeds.items()}
     return table
 
 

@@ -68,6 +68,13 @@ class TrainConfig:
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
 
+    @property
+    def round_name(self) -> str:
+        """What a validation round is called where a user reads it: ``"epoch"`` with a
+        budget in epochs, ``"evaluation"`` with one in steps, where a round is a share of
+        the steps, not a pass over the data."""
+        return "epoch" if self.steps is None else "evaluation"
+
     def hashed(self) -> dict:
         """The budget and optimiser fields of a run's settings (and ``study.json``)."""
         return {name: getattr(self, name) for name in self.HASHED}

@@ -40,11 +40,14 @@ How (one module each):
   ``study.json`` names the shared settings, checked and written under the folder's lock
   (``study.lock``), refusing a process of other settings.
 * :mod:`.sweep`: ``run(client=...)`` makes each run one task on a Dask cluster.
+* On stderr: tqdm bars of the runs and of each run's steps where they render (a
+  terminal, a notebook); with ``log``, a line as each run starts and finishes and,
+  where no bar is drawn (a log file), one per validation round
+  (:func:`~.train.eval_line`).
 * :mod:`neurn.results`: the tables and plots written at the end.
 """
 from __future__ import annotations
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -68,7 +71,7 @@ from neurn.study.settings import (
     SETTINGS_VERSION, PathLike, Run, check_budget, check_optimisation, check_out_dir, check_seeds,
     check_shard, check_workers, load_models, refuse_duplicates, resolve_device, run_settings,
     settings_digest, shared_settings)
-from neurn.study.train import eval_loader, finish_line, progress_bar, train_run
+from neurn.study.train import eval_loader, finish_line, log_line, progress_bar, round_text, train_run
 from neurn.study.verify import DamagedRunWarning, Found, check_outputs, find_result, find_run
 
 __all__ = ["Study", "StudyInterrupted"]
@@ -149,7 +152,13 @@ class Study:
     data_seed
         seed of the offline data split and generated targets.
     progress
-        tqdm bars for runs and steps.
+        tqdm bars for runs and steps, drawn where they render (a terminal, a
+        notebook); off where they do not (stderr piped to a log).
+    log
+        lines on stderr: each run started and finished, and where no bar is drawn
+        one per validation round (run, step, training loss, source-validation top-1).
+        Default: as ``progress``; ``neurn run`` always logs, and ``--no-progress``
+        only turns the bars off.
     keep_weights
         keep ``best.pt`` (the selected weights) of each run.
     deterministic
@@ -181,7 +190,7 @@ class Study:
                  cache_dir: PathLike | None = None, eval_limit: int | None = None,
                  train_limit: int | None = None, threads: int | None = None,
                  num_workers: int | None = None, data_seed: int = 0, progress: bool = True,
-                 keep_weights: bool = True, deterministic: bool = False,
+                 log: bool | None = None, keep_weights: bool = True, deterministic: bool = False,
                  img_size: int | None = None, split: dict[str, float] | None = None,
                  skip_bad_images: bool = False, cache_images: bool = False,
                  stream_images: bool = False, augment: bool | None = None,
@@ -225,6 +234,7 @@ class Study:
             threads=threads, deterministic=bool(deterministic),
             amp_dtype=amp_dtype_for(device), channels_last=device.type == "cuda")
         self.progress = progress
+        self.log = progress if log is None else log
         self.keep_weights = keep_weights
         # (run key, epoch, epochs) of the newest checkpoint, for the Ctrl-C message
         self._checkpointed: tuple | None = None
@@ -333,7 +343,7 @@ class Study:
         """Train ``runs`` one after another in this process (those it can claim)."""
         done = 0
         with self.config.torch_settings():
-            bar = progress_bar(runs, desc="runs", unit="run", disable=not self.progress)
+            bar = progress_bar(runs, desc="runs", unit="run", show=self.progress)
             try:
                 for run in bar:
                     bar.set_postfix_str(run.key)
@@ -372,10 +382,8 @@ class Study:
         return result
 
     def _echo(self, line: str) -> None:
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(f"neurn run: {line}", file=sys.stderr)
+        if self.log:
+            log_line(line)
 
     def results(self, *, plots: bool = True, echo: bool = False) -> StudyResults:
         """Tables (and plots) of every run of the grid found finished in ``out_dir``,
@@ -391,7 +399,7 @@ class Study:
         text = f"{finished} of {runs} runs finished, kept in {self.out_dir / 'runs'}"
         if self._checkpointed is not None:
             key, epoch, epochs = self._checkpointed
-            text += f"; {key} resumes after epoch {epoch} of {epochs}"
+            text += f"; {key} resumes after {round_text(self.config, epoch, epochs)}"
         return text + "; rerun the same command to resume"
 
     def _finished(self, run: Run) -> dict | None:
@@ -448,7 +456,7 @@ class Study:
         return train_run(self.config, self.group_data(run), run, found,
                          plan=self.plans[run.model], pretrained=self.weights.get(run.model),
                          run_dir=self.out_dir / "runs" / run.key, keep_weights=self.keep_weights,
-                         progress=self.progress,
+                         progress=self.progress, log=self.log,
                          on_checkpoint=on_checkpoint or self._mark_checkpoint)
 
     def _mark_checkpoint(self, mark: tuple | None) -> None:

@@ -37,7 +37,8 @@ def _study(study_class, spec: dict):
     """The study of ``spec``, built once per worker process (plans, data, weights)."""
     key = hashlib.sha256(pickle.dumps(sorted(spec.items(), key=lambda kv: kv[0]))).hexdigest()
     if key not in _STUDIES:
-        _STUDIES[key] = study_class(**{**spec, "progress": False})
+        # quiet: the client logs each run's start and finish for the worker
+        _STUDIES[key] = study_class(**{**spec, "progress": False, "log": False})
     return _STUDIES[key]
 
 
@@ -76,8 +77,7 @@ def run_on_dask(study, client, runs: list, *, echo: Callable[[str], None]) -> li
                              resources={"GPU": 1} if gpu and _has_gpu_resources(workers)
                              else None): run for run in runs}
     results = []
-    bar = progress_bar(total=len(futures), desc="runs", unit="run",
-                       disable=not study.progress)
+    bar = progress_bar(total=len(futures), desc="runs", unit="run", show=study.progress)
     try:
         for future in as_completed(futures):
             done = future.result()

@@ -12,9 +12,11 @@ model plan and paths, never the study.
   dropout follow it. The data split is the same for every run (``data_seed``), so seeds
   vary training only and the baseline / variant comparison is paired.
 * Budget: ``epochs`` passes over the source train split, or ``steps`` optimizer steps
-  split into ``evals`` equal "epochs" (a validation point after each; the steps are
-  rounded up to a multiple of ``evals``). An epoch's batches come from fresh
-  permutations of a seeded ``torch.Generator``; the augmentations draw from their own.
+  split into ``evals`` equal rounds (a validation point after each; the steps are
+  rounded up to a multiple of ``evals``). The code calls every round an epoch; what a
+  user reads calls it one only when it is a pass over the data (:func:`round_text`), an
+  "evaluation k of n" otherwise. A round's batches come from fresh permutations of a
+  seeded ``torch.Generator``; the augmentations draw from their own.
 * Several training domains: every batch is balanced, ``batch_size / D`` images from each
   of the D domains (the first ``batch_size % D`` domains one more), each domain drawn
   from its own permutations, as DomainBed's ERM draws a batch from every training
@@ -27,9 +29,14 @@ model plan and paths, never the study.
 * A NaN / inf loss or running out of memory (CUDA or host) stops the run with
   ``status="error"`` and the message in its result; any other error stops the study.
 * CUDA: bfloat16/float16 autocast, channels_last for conv nets, pinned-memory loading.
+* Progress: a tqdm bar of the run's steps where a bar renders (a terminal, a notebook);
+  where it does not (output piped to a log), with ``log``, one :func:`eval_line` per
+  validation round instead, as timm's ``train.py`` logs: a log holds lines, not a
+  redraw per step.
 """
 from __future__ import annotations
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,14 +59,48 @@ from neurn.study.settings import Run
 from neurn.study.torch_settings import seed_everything
 from neurn.study.verify import Found
 
-__all__ = ["Training", "augmentation", "epoch_batches", "eval_loader", "finish_line", "loader",
-           "optimizer_for", "progress_bar", "schedule", "train_run"]
+__all__ = ["Training", "augmentation", "epoch_batches", "eval_loader", "eval_line", "finish_line",
+           "loader", "log_line", "optimizer_for", "progress_bar", "round_text", "schedule",
+           "train_run"]
 
 
-def progress_bar(iterable: Iterable | None = None, **kwargs):
+def progress_bar(iterable: Iterable | None = None, *, show: bool = True, **kwargs):
+    """A tqdm bar on stderr where it renders: ``disable=None`` leaves it off when stderr
+    is not a terminal (a log, where every redraw would be a line of its own; a notebook
+    still draws its widget); ``show=False`` leaves it off everywhere. ``bar.disable`` says
+    whether it is off, so that the caller logs lines instead."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+    return tqdm(iterable, dynamic_ncols=True, disable=None if show else True, **kwargs)
+
+
+def log_line(text: str) -> None:
+    """``neurn run: text`` on stderr, above any bar, flushed so a log shows it now."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"neurn run: {text}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def round_text(config: TrainConfig, done: int, rounds: int) -> str:
+    """Where a run stands after ``done`` of its ``rounds`` validation rounds, in words:
+    ``epoch 3 of 10``, or with a budget in steps, where a round is no pass over the data,
+    ``evaluation 3 of 5 (step 360 of 600)``."""
+    if config.steps is None:
+        return f"{config.round_name} {done} of {rounds}"
+    per_round = math.ceil(config.steps / rounds)  # as :func:`schedule` splits them
+    return (f"{config.round_name} {done} of {rounds} (step {done * per_round} of "
+            f"{rounds * per_round})")
+
+
+def eval_line(key: str, record: dict, training: Training, config: TrainConfig) -> str:
+    """The log line of one validation round's history ``record`` of run ``key``: the
+    step, the round (epoch or evaluation), the round's mean training loss and the
+    source-validation top-1 that selects the checkpoint."""
+    total = training.epochs * training.per_epoch
+    return (f"{key}: step {record['step']}/{total} ({config.round_name} {record['epoch']} of "
+            f"{training.epochs}): train loss {record['train_loss']:.3f}, source val "
+            f"{record['val_top1']:.1f}%, {record['seconds']:.1f} s")
 
 
 def optimizer_for(model, name: str, lr: float, weight_decay: float, total_steps: int):
@@ -190,15 +231,17 @@ class Training:
 
 def train_run(config: TrainConfig, data: StudyData, run: Run, found: Found, *,
               plan: ModelPlan, pretrained: Pretrained | None = None, run_dir: Path,
-              keep_weights: bool = True, progress: bool = False,
+              keep_weights: bool = True, progress: bool = False, log: bool = False,
               on_checkpoint: Callable[[tuple | None], None] = lambda mark: None) -> dict:
     """Train ``run`` as ``config`` says on ``data`` (its split), its model built to
     ``plan`` (from ``pretrained``, or scratch), from what ``run_dir`` holds (``found``,
     verified); select, test, write its ``result.json`` (and ``best.pt`` with
-    ``keep_weights``), return the result. ``on_checkpoint`` gets ``(run key, epoch,
-    epochs)`` of each newest checkpoint (None before the first), for the Ctrl-C
-    message. A non-finite loss or running out of memory fails the run (recorded in its
-    result); any other error propagates."""
+    ``keep_weights``), return the result. ``progress``: a bar of the steps where one
+    renders; ``log``: where none is drawn, one line per validation round
+    (:func:`eval_line`). ``on_checkpoint`` gets ``(run key, epoch, epochs)`` of each
+    newest checkpoint (None before the first), for the Ctrl-C message. A non-finite loss
+    or running out of memory fails the run (recorded in its result); any other error
+    propagates."""
     loaded = data.load()
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.pt"
@@ -207,7 +250,7 @@ def train_run(config: TrainConfig, data: StudyData, run: Run, found: Found, *,
     on_checkpoint((run.key, training.done, training.epochs) if training.done else None)
     started = time.perf_counter()
     error = train_rounds(training, config, loaded, found.digest, checkpoint,
-                         progress=progress, on_checkpoint=on_checkpoint)
+                         progress=progress, log=log, on_checkpoint=on_checkpoint)
     result = run_record(training, config, data, found, error,
                         train_seconds=time.perf_counter() - started)
     if error is None:
@@ -264,22 +307,27 @@ def resume_run(training: Training, found: Found, path: Path) -> None:
 
 
 def train_rounds(training: Training, config: TrainConfig, loaded: dict, digest: str,
-                 checkpoint: Path, *, progress: bool,
+                 checkpoint: Path, *, progress: bool, log: bool = False,
                  on_checkpoint: Callable[[tuple | None], None]) -> str | None:
-    """Train the epochs left, each validated, the best kept, then checkpointed; the
-    message of what failed the run (a non-finite loss, out of memory), else None."""
+    """Train the epochs left, each validated, the best kept, then checkpointed (and
+    logged with ``log`` where no bar is drawn); the message of what failed the run (a
+    non-finite loss, out of memory), else None."""
     val_loader = eval_loader(config, loaded["val"])
     run = training.run
     bar = progress_bar(total=training.epochs * training.per_epoch,
                        initial=training.done * training.per_epoch, unit="step",
                        desc=f"{run.model} {run.variant.name} s{run.seed}", leave=False,
-                       disable=not progress)
+                       show=progress)
+    lines = log and bool(bar.disable)  # disable is None for a bar that draws
     try:
         for epoch in range(training.done, training.epochs):
-            keep_best(training, train_round(training, config, loaded, epoch, val_loader, bar))
+            record = train_round(training, config, loaded, epoch, val_loader, bar)
+            keep_best(training, record)
             atomic_torch_save(checkpoint_state(digest=digest, epoch=training.done,
                                                history=training.history, best=training.best,
                                                **training.states()), checkpoint)
+            if lines:  # after the checkpoint: a logged round is one a rerun keeps
+                log_line(eval_line(run.key, record, training, config))
             on_checkpoint((run.key, training.done, training.epochs))
     except NonFiniteLossError as exc:
         return str(exc)
@@ -295,6 +343,9 @@ def train_rounds(training: Training, config: TrainConfig, loaded: dict, digest: 
 def train_round(training: Training, config: TrainConfig, loaded: dict, epoch: int,
                 val_loader, bar) -> dict:
     """Train epoch ``epoch`` (from 0) on fresh batches, validate; its history record."""
+    # the bar's postfix says "epoch" only where a round is a pass over the data
+    label = {"epoch": "epoch", "evaluation": "eval"}[config.round_name]
+    where = {label: f"{epoch + 1}/{training.epochs}"}
     t0 = time.perf_counter()
     batches = loader(config, loaded["train"], epoch_batches(
         config, training.generator, training.per_epoch, loaded["train_parts"]))
@@ -303,8 +354,7 @@ def train_round(training: Training, config: TrainConfig, loaded: dict, epoch: in
                             augment=training.augment,
                             start_step=epoch * training.per_epoch,
                             on_step=lambda s: (bar.update(1), bar.set_postfix(
-                                epoch=f"{epoch + 1}/{training.epochs}",
-                                loss=f"{s['loss']:.3f}")), **training.engine)
+                                **where, loss=f"{s['loss']:.3f}")), **training.engine)
     train_seconds = time.perf_counter() - t0
     val = evaluate(training.model, val_loader, **training.engine)
     return {"epoch": epoch + 1, "step": (epoch + 1) * training.per_epoch,

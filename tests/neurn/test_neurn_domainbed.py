@@ -26,7 +26,7 @@ from neurn import Study
 from neurn.cli import main
 from neurn.data.batches import ArrayBatches, ConcatBatches
 from neurn.data.folder import FolderDomain, decode
-from neurn.results.tables import TARGETS_MEAN
+from neurn.results.tables import SOURCE_VAL, TARGETS_MEAN
 from neurn.study.train import epoch_batches
 
 CLASSES = ("circle", "cross", "square")
@@ -210,13 +210,18 @@ def _table(markdown: str):
 def test_table_has_a_column_per_held_out_domain_and_their_mean(loo, capsys):
     summary = (loo.out / "summary.md").read_text()
     header, rows = _table(summary)
-    assert header == ["model", "variant", "seeds", *DOMAINS, TARGETS_MEAN]
+    assert header == ["model", "variant", "seeds", SOURCE_VAL, *DOMAINS, TARGETS_MEAN]
     scores = [r for r in rows if not r[1].startswith("**")]
     assert {(r[0], r[1].split()[0]) for r in scores} == {(m, v) for m in MODELS for v in VARIANTS}
+    runs = _results(loo.out)
     for row in scores:
-        held = [float(cell) for cell in row[3:6]]
+        held = [float(cell) for cell in row[4:7]]
         # the cells are rounded to 0.1: their mean may differ from the rounded mean by < 0.1
-        assert abs(np.mean(held) - float(row[6])) <= 0.05 + 1e-9, row
+        assert abs(np.mean(held) - float(row[7])) <= 0.05 + 1e-9, row
+        # source val: the training domains' holdout, averaged over the seed's groups
+        val = [r["val_top1"] for r in runs.values()
+               if (r["model"], r["variant"]) == (row[0], row[1].split()[0])]
+        assert len(val) == len(DOMAINS) and row[3] == f"{np.mean(val):.1f}", row
     # exactly, from results.json: targets (mean) is the mean of the held-out domains
     results = json.loads((loo.out / "results.json").read_text())
     score = {(s["model"], s["variant"], s["domain"]): s["mean"] for s in results["summary"]

@@ -1,6 +1,7 @@
 """Faults of ``neurn run`` / ``table`` / ``compare`` (issue 15): refusals change nothing
-on disk, every failure is one stderr line (status 2, 130 for Ctrl-C), and damaged files
-of a study folder are found before they are trusted.
+on disk, every failure is one stderr line (status 2, 130 for Ctrl-C; after the study's
+log when it got that far: its header, then its run lines), and damaged files of a study
+folder are found before they are trusted.
 
 One tiny run (``tiny_study.py``; fixtures ``finished``, ``study``, ``no_training`` in
 ``conftest.py``) is trained once per module and copied into each test that needs a
@@ -18,7 +19,7 @@ import torch
 from archalign.utils.io import read_sealed_json, seal_json
 from neurn.cli import main
 from neurn.study import train as train_module
-from tiny_study import ctrl_c_at_epoch, run_args
+from tiny_study import ctrl_c_at_epoch, run_args, split_log
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def folder_digest(folder) -> dict:
 
 def one_error_line(capsys, *needles) -> str:
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    _, lines = split_log(err)  # a study that got as far as its header logged first
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("neurn ") and ": error: " in lines[0], err
     for needle in needles:
@@ -215,9 +216,12 @@ def test_ctrl_c_is_one_line_and_a_truncated_checkpoint_restarts_the_run(
     ctrl_c_at_epoch(monkeypatch)
     out = tmp_path / "out"
     assert main(run_args(out, cache)) == 130
-    lines = capsys.readouterr().err.strip().splitlines()
+    log, lines = split_log(capsys.readouterr().err)
     assert len(lines) == 1 and lines[0].startswith("neurn run: interrupted: "), lines
-    assert "0 of 1 runs finished" in lines[0] and "after epoch 1 of 2" in lines[0]
+    assert len(log) == 3 and log[1].endswith(": started")  # the header, the 1st round
+    # with --steps a round is an evaluation, not a pass over the data
+    assert "0 of 1 runs finished" in lines[0]
+    assert "after evaluation 1 of 2 (step 2 of 4)" in lines[0] and "epoch" not in lines[0]
     assert "rerun the same command" in lines[0]
     assert not (out / RUN / "claim.json").exists()  # released: the next process may train it
 

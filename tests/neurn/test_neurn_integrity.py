@@ -27,7 +27,7 @@ from neurn.results import read_run
 from neurn.study import Study
 from neurn.study.claims import STUDY_LOCK, claim_run, lock_study
 
-from tiny_study import TINY, ctrl_c_at_epoch, run_args
+from tiny_study import TINY, ctrl_c_at_epoch, run_args, split_log
 
 RUN = "runs/test_resnet__baseline__seed0"
 
@@ -76,7 +76,7 @@ def folder_state(folder) -> dict:
 
 
 def error_line(text, *needles) -> str:
-    lines = text.strip().splitlines()
+    _, lines = split_log(text)  # a study that got as far as its header logged first
     assert len(lines) == 1 and "Traceback" not in text, text
     assert lines[0].startswith("neurn ") and ": error: " in lines[0], text
     for needle in needles:

@@ -11,6 +11,7 @@ import csv
 import io
 import re
 
+import numpy as np
 import pytest
 
 from neurn.cli import main
@@ -128,10 +129,10 @@ def test_latex_is_a_complete_booktabs_tabular(folder, capsys):
 def test_latex_carries_the_markdown_numbers_and_marks(folder, capsys):
     md_head, md_rows = md_table(table(capsys, folder))
     _, head, rows = tex_rows(table(capsys, folder, "--format", "latex"))
-    assert head[3:] == ["mnist (source test)", "mnistm-gen*", r"svhn\_x \ddag", "usps-gen*",
-                        "targets (mean)"]
-    assert md_head == ["mnist (source test)", "mnistm-gen*", "svhn_x ‡", "usps-gen*",
-                       "targets (mean)"]
+    assert head[3:] == ["source val", "mnist (source test)", "mnistm-gen*", r"svhn\_x \ddag",
+                        "usps-gen*", "targets (mean)"]
+    assert md_head == ["source val", "mnist (source test)", "mnistm-gen*", "svhn_x ‡",
+                       "usps-gen*", "targets (mean)"]
     assert len(rows) == len(md_rows)
     for (model, variant, seeds, md_cells), tex in zip(md_rows, rows):
         assert tex[0] == latex_escape(model) and int(tex[2]) == seeds
@@ -197,7 +198,8 @@ def test_csv_has_the_markdown_numbers_as_numbers(folder, capsys):
             assert line["undertrained"] == str(variant.endswith(" †"))
     marks = {line["domain"]: (line["role"], line["generated"], line["at_chance"])
              for line in lines}
-    assert marks == {"mnist": ("source", "False", "False"),
+    assert marks == {"source val": ("val", "False", "False"),
+                     "mnist": ("source", "False", "False"),
                      "mnistm-gen": ("target", "True", "False"),
                      "svhn_x": ("target", "False", "True"),
                      "usps-gen": ("target", "True", "False"),
@@ -225,6 +227,42 @@ def test_csv_quotes_formula_text_but_not_negative_numbers(tmp_path, capsys):
     negative = [line["mean"] for line in lines if line["kind"] == "diff"
                 and line["domain"] == "'-gen"]
     assert negative and all(float(m) < 0 and m.startswith("-") for m in negative)
+
+
+# ---------------------------------------------------------------- source validation
+def test_source_val_column_is_the_runs_val_top1_in_every_format(folder, capsys):
+    """The column the undertrained mark is read from, beside the source test, carries the
+    selected checkpoints' source-validation top-1 (mean ± std over seeds) in summary.md,
+    LaTeX and CSV alike."""
+    val: dict[tuple, list[float]] = {}
+    for run in study_runs():
+        val.setdefault((run["model"], run["variant"]), []).append(run["val_top1"])
+    markdown = (folder / "summary.md").read_text()
+    md_head, md_rows = md_table(markdown)
+    col = md_head.index("source val")
+    assert md_head[col + 1] == "mnist (source test)"
+    shown = {(model, variant.removesuffix(" †")): cells[col]
+             for model, variant, _, cells in md_rows if not variant.startswith("**")}
+    assert set(shown) == set(val)
+    for key, values in val.items():
+        assert shown[key] == (f"{np.mean(values):.1f}", f"{np.std(values, ddof=1):.1f}", None)
+    assert shown[("conv_net", "neurn")] == ("88.0", "15.6", None)  # 97, 70, 97: the † run
+    assert "source val: the chosen checkpoints' top-1 there" in markdown
+
+    _, _, tex = tex_rows(table(capsys, folder, "--format", "latex"))
+    assert [tex_numbers(row[3 + col]) for row in tex] == [cells[col] for *_, cells in md_rows]
+
+    lines = list(csv.DictReader(io.StringIO(table(capsys, folder, "--format", "csv"))))
+    scores = {(line["model"], line["variant"]): line for line in lines
+              if line["domain"] == "source val" and line["kind"] == "score"}
+    assert {line["role"] for line in scores.values()} == {"val"}
+    for key, values in val.items():
+        assert float(scores[key]["mean"]) == pytest.approx(np.mean(values))
+        assert int(scores[key]["n"]) == len(values)
+    # results.csv keeps its rows and columns: the column lives in the tables only
+    rows = list(csv.DictReader(io.StringIO((folder / "results.csv").read_text())))
+    assert "source val" not in {row["domain"] for row in rows}
+    assert len(rows) == sum(len(run["metrics"]) for run in study_runs())
 
 
 # ---------------------------------------------------------------- options

@@ -1,8 +1,27 @@
 """The tiny study the fault suites share: timm's ``test_resnet``, 4 steps, 2 validation
 points, a few dozen images (``tests/neurn/conftest.py`` trains it once per module)."""
 from __future__ import annotations
+import re
 
 TINY = "test_resnet"
+
+HEADER = re.compile(r"neurn run: \d+ models? \(")
+"""The run header, the first line of every `neurn run` that gets as far as its study."""
+LOG_LINE = re.compile(r"neurn run: \S+: (started|finished .*|"
+                      r"step \d+/\d+ \((epoch|evaluation) \d+ of \d+\): .*)")
+"""A run's start and finish, and one line per validation round where no bar is drawn."""
+
+
+def split_log(err: str) -> tuple[list[str], list[str]]:
+    """``neurn run``'s stderr as its log (the header, then run and evaluation lines, all
+    it prints before a failure) and the lines after it."""
+    lines = err.strip().splitlines()
+    if not lines or not HEADER.match(lines[0]):
+        return [], lines
+    n = 1
+    while n < len(lines) and LOG_LINE.fullmatch(lines[n]):
+        n += 1
+    return lines[:n], lines[n:]
 
 
 def run_args(out, cache, *extra):
