@@ -23,6 +23,7 @@ the default binary is portable and picks AVX-512/AVX2 clones of the SIMD
 kernels at run time where GCC supports function multi-versioning.
 """
 from __future__ import annotations
+
 import json
 import os
 import subprocess

@@ -14,6 +14,7 @@ Data flow, one subpackage per stage (a stage imports only the ones above it)::
 (``tracing/zoo.py``) traces many timm models in parallel through an on-disk cache.
 """
 from __future__ import annotations
+
 from __future__ import annotations
 
 import importlib

@@ -23,6 +23,7 @@ Two measures, images per second:
                                     [--rounds 2]
 """
 from __future__ import annotations
+
 import argparse
 import os
 import sys

@@ -19,6 +19,7 @@ Everything goes under ``--work`` (default ``results/domainbed``); rerunning resu
     python benchmarks/bench_domainbed.py [--steps 800] [--per-domain 1000]
 """
 from __future__ import annotations
+
 import argparse
 import json
 from pathlib import Path

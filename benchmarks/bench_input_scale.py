@@ -16,6 +16,7 @@ Nothing here sees a target domain.
                                            [--batch-size 32] [--lr 1e-3] [--out DIR]
 """
 from __future__ import annotations
+
 import argparse
 import tempfile
 

@@ -19,6 +19,7 @@ device-to-device copy.
                                      [--quick] [--no-gpu]
 """
 from __future__ import annotations
+
 import argparse
 import platform
 import time

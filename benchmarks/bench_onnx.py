@@ -11,6 +11,7 @@ prints the same pairs without the as-exported reading, and each export's time.
     python benchmarks/bench_onnx.py [--out DIR]   (needs pip install 'archalign[onnx]')
 """
 from __future__ import annotations
+
 import argparse
 import tempfile
 import time

@@ -67,6 +67,7 @@ shows which property moves NeuRN's loss. It judges no recipe: recipes are judged
 the statistics against the real data.
 """
 from __future__ import annotations
+
 import argparse
 import sys
 import time

@@ -16,6 +16,7 @@ Needs chromium, chromedriver and selenium (``apt-get install chromium chromium-d
 ``pip install selenium``).
 """
 from __future__ import annotations
+
 import argparse
 import shutil
 import statistics

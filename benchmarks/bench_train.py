@@ -14,6 +14,7 @@ CPU: ``--threads`` (default: all available). NeuRN's overhead is
 on GPU (checked with ``--check``).
 """
 from __future__ import annotations
+
 import argparse
 import json
 import sys

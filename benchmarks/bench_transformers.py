@@ -11,6 +11,7 @@
     python benchmarks/bench_transformers.py [--jobs N] [--cache-dir DIR] [--skip-coverage]
 """
 from __future__ import annotations
+
 import argparse
 import collections
 import re

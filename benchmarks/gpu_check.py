@@ -33,6 +33,7 @@ Checks, in order (each row: what, measured, target, PASS / FAIL / info):
    time it takes per checkpoint.
 """
 from __future__ import annotations
+
 import argparse
 import json
 import os

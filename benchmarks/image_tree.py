@@ -6,6 +6,7 @@ labels assigned round-robin. The labels carry no meaning; it only has the file s
 decode cost of a small natural-image dataset (PACS's images are 227 x 227 JPEGs).
 """
 from __future__ import annotations
+
 from pathlib import Path
 
 import numpy as np

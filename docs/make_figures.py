@@ -19,6 +19,7 @@ Traces come from the usual cache (nothing is downloaded). Each PNG is quantised 
 colours so that it stays under 200 KB.
 """
 from __future__ import annotations
+
 import argparse
 import io
 import shutil

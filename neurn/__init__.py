@@ -5,6 +5,7 @@ Data flow: ``data/`` (domains) -> ``fronts/`` (NeuRN, other front ends) -> ``mod
 ``fronts/layer.py`` for the layer, ``study/grid.py`` for the study, ``cli.py`` for ``neurn``.
 """
 from __future__ import annotations
+
 from neurn.fronts import NeuRN, NeuRNFront, neurn_reference, neurn_response, with_neurn
 
 __all__ = ["NeuRN", "NeuRNFront", "neurn_reference", "neurn_response", "with_neurn"]

@@ -13,6 +13,7 @@ runs and the unfinished run's checkpoint, says so in one line and exits with 130
 same command resumes.
 """
 from __future__ import annotations
+
 import argparse
 import sys
 import warnings

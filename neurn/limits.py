@@ -10,6 +10,7 @@ refused: the bounds below are what a run needs at the least, so every run that c
 fit still starts.
 """
 from __future__ import annotations
+
 import os
 
 from archalign.utils.args import PROCESSES_PER_CPU

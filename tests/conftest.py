@@ -1,5 +1,6 @@
 """Fixtures several test files share."""
 from __future__ import annotations
+
 import contextlib
 import os
 import subprocess

@@ -1,5 +1,6 @@
 """Execute the notebooks end to end so they cannot rot (committed without outputs)."""
 from __future__ import annotations
+
 import os
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """``python -m archalign.cli``: the ``archalign`` command."""
 from __future__ import annotations
+
 import sys
 
 from archalign.cli import main

@@ -6,6 +6,7 @@ changes (``summary.py``) and renders them as text (``text.py``), JSON or an HTML
 (``page.py``).
 """
 from __future__ import annotations
+
 from archalign.diffing.api import FORMATS, Diff, diff
 
 __all__ = ["Diff", "diff", "FORMATS"]

@@ -4,6 +4,7 @@ follows from it (linkage, clusters, shortlists, plots, an HTML report) out. Open
 """
 # The names of the former ``archalign.similarity`` module, which this package replaces.
 from __future__ import annotations
+
 from archalign.similarity.matrix import MatrixFileError, SimilarityMatrix
 from archalign.similarity.measures import (adjusted_rand_index, all_gap_score,
                                            correlation_similarity, normalized_similarity)

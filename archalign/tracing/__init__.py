@@ -4,6 +4,7 @@ file in, a ``Trace`` (the calls one forward pass runs, and their tokens) out. Op
 """
 # The names of the former ``archalign.tracing`` module, which this package replaces.
 from __future__ import annotations
+
 from archalign.tracing.api import trace
 from archalign.tracing.calls import (DEFAULT_INPUT_SIZE, GRANULARITIES, ROUTES, SCHEMA_VERSION,
                                      Call, Trace, TraceError, TraceFallbackWarning,

@@ -9,6 +9,7 @@ starts one worker process per GPU and run slot, each seeing only its own device
 want its extras: a worker per device is all a training run needs.
 """
 from __future__ import annotations
+
 import contextlib
 import os
 from collections.abc import Sequence

@@ -16,6 +16,7 @@ A digit domain is a ``DigitDomain`` (a torch ``Dataset`` of (3 x 32 x 32 float i
 ``FolderDomain`` (``root/<class>/<image>``, decoded from disk, see :mod:`.folder`).
 """
 from __future__ import annotations
+
 from neurn.data._cache import default_cache_dir
 from neurn.data.contact_sheet import contact_sheet
 from neurn.data.domain import DIGITS_MEAN, DIGITS_STD, IMAGE_SHAPE, DigitDomain

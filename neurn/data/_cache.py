@@ -11,6 +11,7 @@
   rebuilt. Plain arrays only: loaded with ``allow_pickle=False``.
 """
 from __future__ import annotations
+
 import hashlib
 import json
 import os

@@ -5,6 +5,7 @@ torch's ``affine_grid`` / ``grid_sample`` on the whole batch at once, which is w
 keeps building a domain to a fraction of a second.
 """
 from __future__ import annotations
+
 import hashlib
 import io
 from functools import lru_cache

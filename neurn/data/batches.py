@@ -10,6 +10,7 @@ worker). Both return uint8, so the host-to-device copy is 4x smaller than float3
 and both hold no random state: which worker decodes a batch never changes it.
 """
 from __future__ import annotations
+
 from pathlib import Path
 from collections.abc import Sequence
 

@@ -1,5 +1,6 @@
 """A contact sheet: a grid of samples per domain, to see the domain shift at a glance."""
 from __future__ import annotations
+
 from collections.abc import Iterable
 
 import numpy as np

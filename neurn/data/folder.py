@@ -36,6 +36,7 @@
   :func:`path_text` shows it: a name that is not UTF-8 as its bytes).
 """
 from __future__ import annotations
+
 import ast
 import errno
 import os

@@ -20,6 +20,7 @@ Images come back as uint8 (N, 3, 32, 32): 28 px and 16 px digits are resized to 
 grey ones replicated to 3 channels.
 """
 from __future__ import annotations
+
 import bz2
 import gzip
 from dataclasses import dataclass

@@ -17,6 +17,7 @@ the offline MNIST source (never its train or validation images) or from fonts.
   affine, brightness, stripe, fog, spatter, dotted line, zigzag, Canny edges).
 """
 from __future__ import annotations
+
 import os
 from functools import lru_cache
 from collections.abc import Callable

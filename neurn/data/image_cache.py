@@ -24,6 +24,7 @@ pixels.
 Both live under ``<cache_dir>/folders`` (``$NEURN_CACHE_DIR``, ``~/.cache/neurn``).
 """
 from __future__ import annotations
+
 import errno
 import hashlib
 import json

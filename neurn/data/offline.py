@@ -10,6 +10,7 @@
   writers, 8 x 8 with 17 grey levels), padded by 1 px and upsampled to 32 px.
 """
 from __future__ import annotations
+
 from functools import lru_cache
 
 import numpy as np

@@ -7,6 +7,7 @@ reads the real datasets instead (``mnist``, ``svhn``, ``usps``, ``mnistm``, ``sy
 and model selection uses the source's ``"val"`` split (DomainBed's protocol).
 """
 from __future__ import annotations
+
 import difflib
 import zlib
 from dataclasses import dataclass

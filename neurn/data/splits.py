@@ -12,6 +12,7 @@ validation"). Its stream is seeded by the domain's name too, so a domain keeps o
 holdout in every leave-one-domain-out group it trains in.
 """
 from __future__ import annotations
+
 import zlib
 
 import numpy as np

@@ -5,6 +5,7 @@ ends, :mod:`.front` the wrapper for any model, :mod:`.randconv` / :mod:`.prorand
 :mod:`.augment` the training-batch augmentations. Nothing here knows of models or the study.
 """
 from __future__ import annotations
+
 from neurn.fronts.augment import CropFlip
 from neurn.fronts.fixed import LCN, SOBEL_MAX, Gray, Sobel
 from neurn.fronts.front import FrontEnd, NeuRNFront, with_front, with_neurn

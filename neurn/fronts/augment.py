@@ -17,6 +17,7 @@ whose orientation carries the label (a mirrored 2 is not a 2). In eval mode the 
 is the identity; evaluation never applies it.
 """
 from __future__ import annotations
+
 import math
 
 import torch

@@ -32,6 +32,7 @@ As in NeuRN, the arithmetic runs in float32 (float64 for float64 input), never i
 and the result is cast back to the input's dtype.
 """
 from __future__ import annotations
+
 import math
 
 import torch

@@ -22,6 +22,7 @@ standardisation (``.standardize``: a :class:`Standardize`, or ``nn.Identity``), 
 a ``Standardize`` token (an ``nn.Identity`` is not recorded).
 """
 from __future__ import annotations
+
 import copy
 from collections.abc import Sequence
 

@@ -73,6 +73,7 @@ order (the gate: one number per image, or one per batch; then L, sigma_g, weight
 device; the draws are then copied to the batch's device.
 """
 from __future__ import annotations
+
 import math
 
 import torch

@@ -31,6 +31,7 @@ CPU ``torch.Generator`` that the run owns and checkpoints, so a run repeats and 
 bit-identically on any device; the kernel is then copied to the batch's device.
 """
 from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 

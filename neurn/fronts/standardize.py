@@ -5,6 +5,7 @@ never with batch statistics, so a sample's output still does not depend on its
 batch-mates. :data:`FRONT_STATS` holds the constants the study uses.
 """
 from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 

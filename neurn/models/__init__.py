@@ -4,6 +4,7 @@ Open :mod:`.build` first (``build_model``); :mod:`.variants` parses the input pi
 (``"neurn:k=5"``), :mod:`.plan` fits an architecture to the image size on the meta device.
 """
 from __future__ import annotations
+
 from neurn.models.build import DigitClassifier, build_augmentation, build_model, uses_convolutions
 from neurn.models.plan import (
     BUILTIN_MODELS, RESIZE_CANDIDATES, ModelPlan, check_model_name, plan_model)

@@ -17,6 +17,7 @@ so results with it compare with those papers' tables. No batch norm and no dropo
 them; weights use PyTorch's default initialisation.
 """
 from __future__ import annotations
+
 from torch import nn
 
 __all__ = ["ConvNet"]

@@ -16,6 +16,7 @@
   count; VGG-16 keeps its 134 M parameters and is slow on CPU).
 """
 from __future__ import annotations
+
 import difflib
 import re
 from dataclasses import asdict, dataclass

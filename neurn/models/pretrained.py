@@ -18,6 +18,7 @@ Any failure (offline and not cached, a file of another architecture, a truncated
 is one ``ValueError`` naming the model, the source and the fix.
 """
 from __future__ import annotations
+
 import hashlib
 import os
 from dataclasses import asdict, dataclass

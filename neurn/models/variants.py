@@ -50,6 +50,7 @@ ablation in ``benchmarks/bench_input_scale.py``). Flags take ``0`` / ``1`` (or
 of kinds: their options, front end, augmentation and standardisation constants.
 """
 from __future__ import annotations
+
 import inspect
 import math
 import re

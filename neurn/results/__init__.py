@@ -7,6 +7,7 @@ draws it as Markdown, LaTeX or CSV, :mod:`.markdown` writes summary.md around it
 :mod:`.compare` merges study folders. Nothing here imports the study.
 """
 from __future__ import annotations
+
 from neurn.results.markdown import (
     failed_lines, lead_lines, legend_lines, skipped_lines, summary_markdown, table_lines)
 from neurn.results.formats import FORMATS, build_table, render_table

@@ -10,6 +10,7 @@ and the source column would differ otherwise). The summary is recomputed per fol
 from its rows, so every folder is treated alike whatever version wrote its summary.
 """
 from __future__ import annotations
+
 from numbers import Real
 from pathlib import Path
 from collections.abc import Sequence

@@ -19,6 +19,7 @@ mark), the source test split, each target, the targets' mean.
   columns. A text cell that a spreadsheet would run as a formula gets a leading ``'``.
 """
 from __future__ import annotations
+
 import csv
 import io
 import math

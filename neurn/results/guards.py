@@ -11,6 +11,7 @@ on result rows and summary records only (:mod:`neurn.results.tables` builds them
 module imports nothing of the study.
 """
 from __future__ import annotations
+
 from dataclasses import dataclass
 
 __all__ = ["AT_CHANCE_MARK", "AT_CHANCE_POINTS", "DIGIT_CLASSES", "Flags",

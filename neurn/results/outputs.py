@@ -11,6 +11,7 @@ Plain ``csv`` / ``json`` / numpy / scipy: pandas is not needed (``pandas.DataFra
 results.rows)`` works if you have it).
 """
 from __future__ import annotations
+
 import csv
 import io
 import math

@@ -1,5 +1,6 @@
 """The study's figures: grouped bars of top-1 per domain, and learning curves (matplotlib)."""
 from __future__ import annotations
+
 import math
 
 import numpy as np

@@ -4,6 +4,7 @@ Open :mod:`.grid` first (``Study``: the protocol, and one module per step of it)
 ``Study.run`` returns :class:`~neurn.results.StudyResults`.
 """
 from __future__ import annotations
+
 from neurn.results import StudyResults
 from neurn.study.data import FULLSCALE_TARGETS, OFFLINE_TARGETS
 from neurn.study.grid import Study, StudyInterrupted

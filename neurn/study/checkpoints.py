@@ -14,6 +14,7 @@ a flipped bit in a tensor without complaint, so without the digest a damaged che
 would resume with other numbers.
 """
 from __future__ import annotations
+
 from pathlib import Path
 
 import torch

@@ -25,6 +25,7 @@ naming the holder. Without the lock, two processes that both found a damaged (or
 earlier version's) study.json would each have made it theirs.
 """
 from __future__ import annotations
+
 import json
 import os
 import socket

@@ -7,6 +7,7 @@ study. ``study.json`` (``Study.describe``) and every run's settings take their t
 fields from it (:meth:`TrainConfig.hashed`), so they are listed once.
 """
 from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import ClassVar
 

@@ -39,6 +39,7 @@ files, skipped files); ``StudyData.fingerprint()`` goes into every run's setting
 hash, so a run is never resumed on other data.
 """
 from __future__ import annotations
+
 import difflib
 import os
 from collections.abc import Sequence

@@ -5,6 +5,7 @@
 :mod:`neurn.study.data` for the protocol).
 """
 from __future__ import annotations
+
 from pathlib import Path
 from typing import ClassVar
 from collections.abc import Sequence

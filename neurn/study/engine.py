@@ -17,6 +17,7 @@ function takes what it needs and returns an ordered dict of metrics.
   the weights.
 """
 from __future__ import annotations
+
 from collections import OrderedDict
 from contextlib import nullcontext
 from collections.abc import Callable, Iterable

@@ -4,6 +4,7 @@ arguments; :mod:`neurn.study.data` describes the protocol (decoding once, bad fi
 splits, the measured input constants).
 """
 from __future__ import annotations
+
 import hashlib
 import json
 import os

@@ -47,6 +47,7 @@ How (one module each):
 * :mod:`neurn.results`: the tables and plots written at the end.
 """
 from __future__ import annotations
+
 import json
 import time
 import warnings

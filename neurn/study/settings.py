@@ -6,6 +6,7 @@ hash. Digit studies at the defaults keep the keys of the first release, so their
 settings hashes (and finished runs) stay valid.
 """
 from __future__ import annotations
+
 import hashlib
 import json
 import math

@@ -20,6 +20,7 @@ exactly as a process of its own would claim it (:mod:`.claims`).
   sequential runs).
 """
 from __future__ import annotations
+
 import hashlib
 import os
 import pickle

@@ -14,6 +14,7 @@ on CUDA it needs ``CUBLAS_WORKSPACE_CONFIG`` and costs more. CUDA: ``cudnn.bench
 :class:`TorchSettings` restores everything it set when the study returns.
 """
 from __future__ import annotations
+
 import math
 import os
 import random

@@ -35,6 +35,7 @@ model plan and paths, never the study.
   redraw per step.
 """
 from __future__ import annotations
+
 import math
 import sys
 import time

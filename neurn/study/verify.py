@@ -13,6 +13,7 @@ version's result.json still refuses a run of other settings (:func:`unsealed_mem
 it is never trusted, only kept from being overwritten by another configuration.
 """
 from __future__ import annotations
+
 import json
 import warnings
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """Fixtures of the tiny study (``tiny_study.py``) the fault suites share. ``finished``
 needs a module-scoped ``cache`` fixture from the test module that uses it."""
 from __future__ import annotations
+
 import shutil
 
 import pytest

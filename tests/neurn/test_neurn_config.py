@@ -3,6 +3,7 @@
 with the settings hashes of the release before the config (a hash keys a run folder:
 resuming depends on it)."""
 from __future__ import annotations
+
 import dataclasses
 
 import numpy as np

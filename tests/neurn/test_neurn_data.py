@@ -1,6 +1,7 @@
 """Tests for neurn.data: the offline domains (built once per session in a tmp cache),
 the registry, the cache, and the full-scale readers on tiny fake files."""
 from __future__ import annotations
+
 import bz2
 import gzip
 import hashlib

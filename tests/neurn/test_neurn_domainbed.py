@@ -8,6 +8,7 @@ counts (so ``round(n * 0.2)`` rounds both ways), and one tiny ``--test-envs all`
 (convnet and timm's ``test_resnet``, baseline and neurn, 2 steps) that most tests read.
 """
 from __future__ import annotations
+
 import contextlib
 import hashlib
 import io

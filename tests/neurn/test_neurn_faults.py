@@ -8,6 +8,7 @@ One tiny run (``tiny_study.py``; fixtures ``finished``, ``study``, ``no_training
 finished study.
 """
 from __future__ import annotations
+
 import errno
 import hashlib
 import json

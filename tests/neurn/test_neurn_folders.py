@@ -5,6 +5,7 @@ Every tree is built here: three classes drawn as coloured shapes, in mixed forma
 (JPEG, PNG, greyscale PNG, RGBA PNG, BMP, WebP) and sizes.
 """
 from __future__ import annotations
+
 import json
 import os
 

@@ -2,6 +2,7 @@
 first, its map is standardised with the study's constants by default, and timm's data
 pipeline hands NeuRN the raw [0, 1] image."""
 from __future__ import annotations
+
 import numpy as np
 import pytest
 import torch

@@ -7,6 +7,7 @@ link loops, a target that is no folder).
 Every image is a tiny array written here with PIL; expected values come from those arrays.
 """
 from __future__ import annotations
+
 import errno
 import os
 import pickle

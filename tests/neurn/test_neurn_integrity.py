@@ -10,6 +10,7 @@ each test damages a private copy, and the repaired study must give the undamaged
 numbers (CPU runs repeat exactly).
 """
 from __future__ import annotations
+
 import hashlib
 import json
 import os

@@ -1,6 +1,7 @@
 """Tests for the NeuRN layer: fast path vs the unfold reference, promised invariances,
 error messages, and the front-end wrapper."""
 from __future__ import annotations
+
 import os
 import warnings
 

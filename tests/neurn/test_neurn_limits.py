@@ -2,6 +2,7 @@
 ``--batch-size 10**9``, ``--threads 100000`` are refused in one line before anything is
 allocated or written, instead of an OOM kill or an OpenMP abort mid-run."""
 from __future__ import annotations
+
 import pytest
 
 from neurn.cli import main

@@ -6,6 +6,7 @@ The tiny study (``tiny_study.py``: 4 steps, 2 validation rounds) keeps every run
 few seconds.
 """
 from __future__ import annotations
+
 import io
 import json
 import os

@@ -3,6 +3,7 @@ image folders (a dataset root where a domain belongs, and the reverse, named as 
 and a thread count that leaves busy CPUs alone.
 """
 from __future__ import annotations
+
 import re
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Pretrained backbones: weights files made here (hubs are unreachable), loaded through timm,
 recorded, refused in one line when they cannot be had."""
 from __future__ import annotations
+
 import hashlib
 import json
 

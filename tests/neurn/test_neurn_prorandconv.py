@@ -2,6 +2,7 @@
 block and its draws, its place in training (raw image, then front end, then
 standardisation), the canonical names and refusals, and a bit-identical resume."""
 from __future__ import annotations
+
 import math
 
 import pytest

@@ -4,6 +4,7 @@ Run records are built by hand in the shape ``Study.run_one`` writes (one real ti
 study checks that shape), so every number below can be computed by hand.
 """
 from __future__ import annotations
+
 import contextlib
 import io
 import json

@@ -4,6 +4,7 @@ Tiny budgets: timm's ``test_resnet`` (a few thousand parameters), a handful of s
 a few dozen images, so the whole file runs in well under a minute on 2 cores.
 """
 from __future__ import annotations
+
 import json
 
 import pytest

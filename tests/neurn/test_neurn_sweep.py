@@ -1,6 +1,7 @@
 """A study shared between processes: claimed runs, shards, Dask workers (one killed
 mid-run), all giving the sequential study's numbers."""
 from __future__ import annotations
+
 import json
 import os
 import signal

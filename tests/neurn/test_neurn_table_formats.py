@@ -7,6 +7,7 @@ chance (``‡``), an undertrained run (``†``), negative differences and a p-va
 enough for ``.2g`` to write it with an exponent.
 """
 from __future__ import annotations
+
 import csv
 import io
 import re

@@ -1,6 +1,7 @@
 """Tests for the comparison variants of the NeuRN study: the fixed front ends (gray,
 sobel, lcn), RandConv, the built-in ``convnet`` backbone and their use in a study."""
 from __future__ import annotations
+
 import itertools
 import math
 

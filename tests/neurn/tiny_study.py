@@ -1,6 +1,7 @@
 """The tiny study the fault suites share: timm's ``test_resnet``, 4 steps, 2 validation
 points, a few dozen images (``tests/neurn/conftest.py`` trains it once per module)."""
 from __future__ import annotations
+
 import re
 
 TINY = "test_resnet"
