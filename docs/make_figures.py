@@ -57,8 +57,11 @@ def save_png(source, name: str, dpi: int = 90) -> None:
 
 
 def panel_figures(sm) -> None:
-    save_png(sm.plot_dendrogram(n_clusters=6), "dendrogram.png")
-    save_png(sm.plot_heatmap(annotate=False), "heatmap.png", dpi=80)
+    # both figures cut at the shortlist's k, so their cluster colours agree and the
+    # picked models are marked on each
+    picks = sm.shortlist(6)
+    save_png(sm.plot_dendrogram(shortlist=picks), "dendrogram.png")
+    save_png(sm.plot_heatmap(annotate=False, shortlist=picks), "heatmap.png", dpi=80)
 
 
 def alignment_figure() -> None:

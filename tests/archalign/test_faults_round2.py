@@ -263,7 +263,7 @@ def test_a_full_trace_cache_drops_no_model(small_disk, tmp_path, capsys):
     assert SimilarityMatrix.load(out).labels == ["resnet18", "resnet34"]
     with pytest.warns(RuntimeWarning, match="not cached"):
         sm = archalign.similarity_matrix(["resnet18", "vgg11"], cache_dir=small_disk,
-                                         progress=False, jobs=1)
+                                         progress=False, n_jobs=1)
     assert sm.labels == ["resnet18", "vgg11"]
     # caching is what `trace` is for: there it is an error
     assert main(["trace", "resnet18", "--cache-dir", str(small_disk), "--no-progress"]) == 2
@@ -386,7 +386,7 @@ def test_clustering_nan_names_the_pair_and_the_fix():
     sm = matrix()
     sm.values[0, 3] = np.nan
     with pytest.raises(ValueError, match="similarity of a and d is nan.*compute it again"):
-        sm.clusters(n=2)
+        sm.clusters(n_clusters=2)
 
 
 @pytest.mark.parametrize("exists", [False, True])

@@ -180,7 +180,7 @@ def cached(tiny_model, tmp_path):
     from archalign.tracing.zoo import trace_many
     from archalign.tracing.zoo_cache import cache_path
 
-    r = trace_many([TINY], cache_dir=tmp_path, input_size=SIZE, jobs=1, progress=False)
+    r = trace_many([TINY], cache_dir=tmp_path, input_size=SIZE, n_jobs=1, progress=False)
     assert r.computed == [TINY]
     return tmp_path, cache_path(TINY, input_size=SIZE, cache_dir=tmp_path), r.traces[TINY]
 
@@ -188,7 +188,7 @@ def cached(tiny_model, tmp_path):
 def retrace(cache):
     from archalign.tracing.zoo import trace_many
 
-    return trace_many([TINY], cache_dir=cache, input_size=SIZE, jobs=1, progress=False)
+    return trace_many([TINY], cache_dir=cache, input_size=SIZE, n_jobs=1, progress=False)
 
 
 def same(a: Trace, b: Trace) -> bool:

@@ -123,9 +123,9 @@ def test_tie_rule_depth_then_parameters_then_label():
 def test_medoid_does_not_depend_on_the_order(sm, shuffled):
     # resnet18 and resnet34 tie for the most central model; the medians decide
     assert sm.shortlist(1).names == shuffled.shortlist(1).names
-    for method in ("medoids", "farthest"):
-        assert set(sm.shortlist(2, method=method).names) == set(
-            shuffled.shortlist(2, method=method).names)
+    for strategy in ("medoids", "farthest"):
+        assert set(sm.shortlist(2, strategy=strategy).names) == set(
+            shuffled.shortlist(2, strategy=strategy).names)
     # all equally far apart: the member nearest the median depth (110) is the medoid
     labels = ["e", "d", "c", "b", "a"]
     depths, params = [100, 90, 110, 150, 120], [10**6] * 5

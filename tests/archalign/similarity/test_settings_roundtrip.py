@@ -170,7 +170,7 @@ def test_submatrix_and_shortlists_keep_the_setting(matrices, saved, tmp_path):
     by_objects = archalign.shortlist(TRACES, 2, settings=sm.encoding, scoring=sm.scoring,
                                      progress=False)
     assert by_objects.names == streaming.names and by_objects.details == streaming.details
-    for result in (sm.shortlist(2), sm.shortlist(2, method="farthest"), streaming):
+    for result in (sm.shortlist(2), sm.shortlist(2, strategy="farthest"), streaming):
         assert result.encoding == sm.encoding and result.scoring == sm.scoring
         back = Shortlist.load(result.save(tmp_path / "s.json"))
         assert back == result

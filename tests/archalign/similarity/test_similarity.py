@@ -71,7 +71,7 @@ def test_correlation_similarity_matches_numpy():
 
 def test_clusters_recover_families():
     sm, groups = matrix()
-    ids = sm.clusters(n=4)
+    ids = sm.clusters(n_clusters=4)
     assert adjusted_rand_index(groups, ids) == 1.0
     agreement = sm.agreement(lambda label: label.split("_")[0])
     assert agreement["adjusted_rand_index"] == 1.0
@@ -89,19 +89,19 @@ def test_adjusted_rand_index_known_values():
     assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 1, 2]) == pytest.approx(4 / 7)
 
 
-@pytest.mark.parametrize("method", ["medoids", "farthest"])
-def test_shortlist_one_per_family(method):
+@pytest.mark.parametrize("strategy", ["medoids", "farthest"])
+def test_shortlist_one_per_family(strategy):
     sm, _ = matrix()
-    result = sm.shortlist(4, method=method)
+    result = sm.shortlist(4, strategy=strategy)
     assert len(set(name.split("_")[0] for name in result.names)) == 4
-    forced = sm.shortlist(4, method=method, must_include=["fam2_3"], exclude=["fam0_0"])
+    forced = sm.shortlist(4, strategy=strategy, must_include=["fam2_3"], exclude=["fam0_0"])
     assert "fam2_3" in forced.names and "fam0_0" not in forced.names
     assert len(set(name.split("_")[0] for name in forced.names)) == 4
 
 
 def test_medoid_is_the_most_central_member():
     sm, _ = matrix()
-    result = shortlist_from_matrix(sm, 4, method="medoids")
+    result = shortlist_from_matrix(sm, 4, strategy="medoids")
     D = sm.distance
     for name, detail in zip(result.names, result.details):
         members = [sm.index(x) for x in detail["cluster"]]

@@ -231,7 +231,7 @@ def test_an_export_and_its_torch_trace_give_the_same_tokens(exported):
 def test_a_mixed_panel_pairs_each_export_with_its_model(exported, tmp_path):
     specs = ["test_resnet", "test_vit", "test_efficientnet",
              *(f"onnx:{p}" for p in exported.values())]
-    sm = archalign.similarity_matrix(specs, progress=False, jobs=1,
+    sm = archalign.similarity_matrix(specs, progress=False, n_jobs=1,
                                      cache_dir=tmp_path / "cache")
     assert sm.settings["as_exported"] is True
     values = np.asarray(sm.values)
@@ -240,6 +240,6 @@ def test_a_mixed_panel_pairs_each_export_with_its_model(exported, tmp_path):
         assert values[i, j] >= 0.99
         others = [k for k in range(len(specs)) if k not in (i, j)]
         assert values[i, j] > values[i, others].max() and values[j, i] > values[j, others].max()
-    plain = archalign.similarity_matrix(specs[:3], progress=False, jobs=1,
+    plain = archalign.similarity_matrix(specs[:3], progress=False, n_jobs=1,
                                         cache_dir=tmp_path / "cache")
     assert plain.settings["as_exported"] is False  # no ONNX model: torch tokens as they are

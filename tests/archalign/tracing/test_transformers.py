@@ -149,19 +149,19 @@ def test_zoo_runner_caches_patterns_and_records_failures(tmp_path):
     (bad / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 30,
                                                  "num_attention_heads": 4}))
     names = ["transformers:electra", f"transformers:{bad}"]
-    first = trace_many(names, jobs=1, cache_dir=tmp_path / "c", progress=False)
+    first = trace_many(names, n_jobs=1, cache_dir=tmp_path / "c", progress=False)
     assert list(first.paths) == ["transformers:electra"]
     assert "cannot build" in first.failures[f"transformers:{bad}"]
     path = cache_path("transformers:electra", cache_dir=tmp_path / "c")
     assert path.is_file() and "transformers-" in path.parent.name
-    again = trace_many(["transformers:electr*"], jobs=1, cache_dir=tmp_path / "c",
+    again = trace_many(["transformers:electr*"], n_jobs=1, cache_dir=tmp_path / "c",
                        progress=False)
     assert again.cached == ["transformers:electra"]
 
 
 def test_mixed_with_timm_in_one_matrix(tmp_path):
     sm = archalign.similarity_matrix(["transformers:vit", "vit_base_patch16_224", "resnet50"],
-                                     progress=False, jobs=1, cache_dir=tmp_path)
+                                     progress=False, n_jobs=1, cache_dir=tmp_path)
     values = sm.values
     assert values[0, 1] > values[0, 2] and values[0, 1] > 0.5
 

@@ -31,7 +31,7 @@ def _no_user_cache(tmp_path, monkeypatch):
 def warm_cache(tmp_path_factory):
     """resnet18 and efficientnet_b0 traced once into a fresh cache."""
     cache = tmp_path_factory.mktemp("cache")
-    result = trace_many(["resnet18", "efficientnet_b0"], cache_dir=cache, jobs=2, progress=False)
+    result = trace_many(["resnet18", "efficientnet_b0"], cache_dir=cache, n_jobs=2, progress=False)
     return cache, result
 
 
@@ -123,7 +123,7 @@ def broken_models():
 def test_one_model_failing_hanging_or_dying_cannot_take_the_run_down(broken_models, tmp_path):
     names = broken_models + ["resnet18"]
     start = time.monotonic()
-    r = trace_many(names, cache_dir=tmp_path, jobs=2, timeout=5, progress=False)
+    r = trace_many(names, cache_dir=tmp_path, n_jobs=2, timeout=5, progress=False)
     assert time.monotonic() - start < 40
     assert list(r.paths) == ["resnet18"]
     assert "always fails to build" in r.failures["archalign_test_raises"]
@@ -138,7 +138,7 @@ def test_workers_are_recycled(tmp_path, monkeypatch):
     from archalign.tracing import zoo
 
     monkeypatch.setattr(zoo, "MAX_TASKS_PER_WORKER", 1)  # a fresh worker for every model
-    r = trace_many(["resnet10t", "resnet14t", "resnet18"], cache_dir=tmp_path, jobs=1,
+    r = trace_many(["resnet10t", "resnet14t", "resnet18"], cache_dir=tmp_path, n_jobs=1,
                    progress=False)
     assert r.failures == {} and len(r.computed) == 3
 
