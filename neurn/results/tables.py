@@ -92,9 +92,12 @@ def paired_difference(a: dict, b: dict) -> dict:
     diffs = np.array([a[k] - b[k] for k in keys], dtype=float)
     mean, std = _mean_std(diffs)
     p = float("nan")
-    if len(keys) >= 2 and np.ptp(diffs) > 0:
+    # equal differences (up to float rounding: 98.4 - 98.2 is not 0.2 exactly) leave the
+    # t statistic undefined, and scipy would compute it from the rounding noise
+    same = len(keys) >= 2 and np.allclose(diffs, diffs[0], rtol=0, atol=1e-9)
+    if len(keys) >= 2 and not same:
         p = float(stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue)
-    elif len(keys) >= 2 and diffs[0] == 0:
+    elif same and abs(diffs[0]) <= 1e-9:
         p = 1.0
     return {"mean": mean, "std": std, "n": len(keys), "p_value": p}
 

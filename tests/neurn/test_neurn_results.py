@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 
 import numpy as np
 import pytest
@@ -336,3 +337,14 @@ def test_compare_unwritable_out_is_one_line(two_studies, capsys):
     assert main(["compare", str(a), str(b), "--out", str(a)]) == 2  # a folder
     err = capsys.readouterr().err
     assert err.startswith(f"neurn compare: error: {a}: Is a directory") and "Traceback" not in err
+
+
+def test_differences_equal_up_to_rounding_have_no_p_value(recwarn):
+    from neurn.results.tables import paired_difference
+
+    # 98.4 - 98.2 and 97.4 - 97.2 differ in the 14th digit; a t-test would divide by it
+    d = paired_difference({0: 98.4, 1: 97.4, 2: 96.6}, {0: 98.2, 1: 97.2, 2: 96.4})
+    assert d["n"] == 3 and abs(d["mean"] - 0.2) < 1e-9 and math.isnan(d["p_value"])
+    assert paired_difference({0: 98.4, 1: 97.4}, {0: 98.4, 1: 97.4})["p_value"] == 1.0
+    assert not [w for w in recwarn if "catastrophic" in str(w.message)]
+
