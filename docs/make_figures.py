@@ -9,7 +9,8 @@ them). Regenerate them all with
   mobilenetv2_100 --plot`);
 - domains.png: the offline digit domains (`neurn domains --sheet`);
 - results.png: `neurn.results.plot_bars` of a study folder: ``--results`` (default
-  results/reference/study, the README's reference study, when it exists), otherwise of a
+  results/reference-v2/study, the reference study v2 of docs/results.md, when it
+  exists), otherwise of a
   tiny smoke study run here on test models for a few steps, and the figure's title says so;
 - report.png: a screenshot of `archalign report` in headless chromium, of ``--zoo`` (a
   saved whole-zoo matrix, e.g. `archalign matrix '*' --out zoo.npz`) or else of the
@@ -162,7 +163,7 @@ def main() -> None:
     if "domains" in wanted:
         domains_figure()
     if "results" in wanted:
-        reference = ROOT / "results" / "reference" / "study"
+        reference = ROOT / "results" / "reference-v2" / "study"
         results_figure(args.results or (reference if (reference / "runs").is_dir() else None))
     if "report" in wanted:
         report_figure(archalign.SimilarityMatrix.load(args.zoo) if args.zoo else panel)
