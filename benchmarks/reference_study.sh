@@ -11,8 +11,8 @@
 #                                                       OUT: results/reference-v2)
 #
 # The grid is split into 3 parts (`--shard`; part I is seed I - 1 of every model and
-# variant, 24 runs), each well under 3 hours on 2 CPU cores (estimated at about 40
-# minutes from v1's 100 minutes for 72 runs and Pro-RandConv's cost per step); `all` runs
+# variant, 24 runs), each well under 3 hours on 2 CPU cores (on 2026-12-06 the whole
+# grid took about 90 minutes of wall time on 2 cores shared with other work); `all` runs
 # them one after the other. Every part writes to the same OUT and then tabulates every
 # finished run of the whole grid, so the last one to finish writes the full tables. Parts
 # may also run at once (two terminals, or machines sharing OUT: each run is claimed
