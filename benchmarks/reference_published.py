@@ -22,7 +22,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from scipy import stats
+from neurn.results.tables import paired_difference
 
 STAND_INS = {"svhn-gen": "SVHN", "mnistm-gen": "MNIST-M", "syndigits-gen": "SYN",
              "usps-gen": "USPS"}
@@ -51,12 +51,11 @@ def mean_std(values: list[float]) -> str:
 
 
 def paired(ours: dict[int, float], theirs: dict[int, float]) -> str:
-    seeds = sorted(set(ours) & set(theirs))
-    diffs = [ours[s] - theirs[s] for s in seeds]
-    if len(diffs) < 2:
+    """``ours - theirs`` over common seeds, as the study's tables compute it."""
+    d = paired_difference(ours, theirs)
+    if d["n"] < 2:
         return "-"
-    p = stats.ttest_rel([ours[s] for s in seeds], [theirs[s] for s in seeds]).pvalue
-    return f"{statistics.mean(diffs):+.1f} (p {p:.2g})"
+    return f"{d['mean']:+.1f} (p {d['p_value']:.2g})"
 
 
 def main() -> None:

@@ -165,3 +165,22 @@ def test_importing_neurn_loads_no_aligner():
     assert "archalign.utils.io" in loaded  # the check sees what neurn does load
     heavy = [m for m in loaded if m.count(".") and m.split(".")[1] in STAGES]
     assert not heavy, heavy
+
+
+def test_the_lazy_api_lists_each_name_once_and_every_name_loads():
+    # archalign/__init__.py names its API three times (the _API map, __all__ and the
+    # TYPE_CHECKING imports): they must agree, and each name must be what its module defines
+    import importlib
+
+    import archalign
+
+    assert sorted(archalign.__all__) == sorted({"__version__", *archalign._API})
+    assert len(archalign.__all__) == len(set(archalign.__all__))
+    init = ast.parse((ROOT / "archalign" / "__init__.py").read_text(encoding="utf-8"))
+    checked = {a.name: node.module for node in ast.walk(init)
+               if isinstance(node, ast.ImportFrom) and node.module != "archalign._version"
+               and node.module != "__future__" and node.module != "typing"
+               for a in node.names}
+    assert checked == archalign._API
+    for name, module in archalign._API.items():
+        assert getattr(archalign, name) is getattr(importlib.import_module(module), name)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from archalign.utils.errors import UsageError
 
-__all__ = ["ArgumentsRefused", "OneLineParser", "check_output", "debugging", "error_boundary",
+__all__ = ["ArgumentsRefused", "OneLineParser", "check_output", "error_boundary",
            "finite_float", "nonnegative_int", "nonpositive_float", "one_line_warnings",
            "os_error_line", "positive_float", "positive_int", "process_count"]
 
@@ -170,12 +170,6 @@ def one_line_warnings(prog: str) -> None:
     warnings.showwarning = showwarning
 
 
-def debugging(prog: str) -> bool:
-    """``<PROG>_DEBUG`` is set (and not ``0``): let every exception through with its
-    traceback, the user's errors and Ctrl-C included."""
-    return os.environ.get(f"{prog.upper()}_DEBUG", "0") not in ("", "0")
-
-
 def error_boundary(prog: str, run: Callable[[], int], *, prefix: str | None = None,
                    interrupted: Callable[[KeyboardInterrupt], str]) -> int:
     """Run a command (``run()`` returns its exit status) the way both CLIs do.
@@ -193,7 +187,8 @@ def error_boundary(prog: str, run: Callable[[], int], *, prefix: str | None = No
     from archalign.utils.errors import UserError
 
     prefix = prefix or prog
-    debug = debugging(prog)
+    # <PROG>_DEBUG=1: every exception goes through with its traceback
+    debug = os.environ.get(f"{prog.upper()}_DEBUG", "0") not in ("", "0")
     try:
         with warnings.catch_warnings():  # restores showwarning when the command ends
             one_line_warnings(prog)

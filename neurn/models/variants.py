@@ -115,6 +115,9 @@ class _Kind:
     front: Callable[..., nn.Module] | None = None  # runs on the raw [0, 1] image
     augment: Callable[..., nn.Module] | None = None  # training batches only
     stats: str | None = None  # key of INPUT_STATS standardising the backbone's input
+    # which behaviour the kind's name stands for, where one name has meant two (recorded
+    # in the run settings only then): prorandconv chose whole batches until revision 2
+    revision: int | None = None
 
 
 
@@ -133,7 +136,7 @@ KINDS: dict[str, _Kind] = {
     "prorandconv": _Kind({"L": _Option("max_repeats", int, "an integer"), "k": _KERNEL_SIZE,
                           "p": _Option("p", _finite, "a finite number"),
                           "deform": _flag_option("deform"), "gate": _GATE},
-                         augment=ProRandConv, stats="pixels"),
+                         augment=ProRandConv, stats="pixels", revision=2),
 }
 _ALIASES = {"kernel_size": "k"}
 
@@ -168,8 +171,9 @@ class Variant:
         """Which behaviour the name stands for, where one name has meant two; recorded in
         the run settings (so in the hash) only then. ``prorandconv`` chose whole batches
         at first and chooses images since revision 2: its earlier runs are retrained."""
-        kinds = {self.kind, self.augmentation.kind if self.augmentation else None}
-        return 2 if "prorandconv" in kinds else None
+        parts = [self] + ([self.augmentation] if self.augmentation else [])
+        return max((KINDS[v.kind].revision for v in parts if KINDS[v.kind].revision),
+                   default=None)
 
     @property
     def effective(self) -> tuple:

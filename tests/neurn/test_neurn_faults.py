@@ -10,7 +10,6 @@ finished study.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 
@@ -20,7 +19,7 @@ import torch
 from archalign.utils.io import read_sealed_json, seal_json
 from neurn.cli import main
 from neurn.study import train as train_module
-from tiny_study import ctrl_c_at_epoch, run_args, split_log
+from tiny_study import ctrl_c_at_epoch, error_line, folder_state, run_args, split_log
 
 
 @pytest.fixture(scope="module")
@@ -31,35 +30,16 @@ def cache(tmp_path_factory):
 RUN = "runs/test_resnet__baseline__seed0"
 
 
-def folder_digest(folder) -> dict:
-    """Every file's bytes and every folder's name under ``folder``."""
-    digest = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            digest[os.path.relpath(os.path.join(root, name), folder)] = "dir"
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digest[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return digest
-
-
 def one_error_line(capsys, *needles) -> str:
-    err = capsys.readouterr().err
-    _, lines = split_log(err)  # a study that got as far as its header logged first
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("neurn ") and ": error: " in lines[0], err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+    return error_line(capsys.readouterr().err, *needles)
 
 
 # ---------------------------------------------------------------- refusals change nothing
 def test_refused_resume_leaves_every_byte_of_out(study, cache, capsys, no_training):
-    before = folder_digest(study)
+    before = folder_state(study, mtimes=False)
     assert main(run_args(study, cache, "--lr", "1e-2")) == 2
     one_error_line(capsys, "other settings", RUN)
-    assert folder_digest(study) == before  # study.json was not rewritten
+    assert folder_state(study, mtimes=False) == before  # study.json was not rewritten
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -241,19 +221,19 @@ def test_checkpoint_of_other_settings_is_refused_before_writing(
     out = tmp_path / "out"
     assert main(run_args(out, cache)) == 130
     capsys.readouterr()
-    before = folder_digest(out)
+    before = folder_state(out, mtimes=False)
     assert main(run_args(out, cache, "--weight-decay", "0.1")) == 2
     one_error_line(capsys, "other settings")
-    assert folder_digest(out) == before
+    assert folder_state(out, mtimes=False) == before
 
 
 def test_folder_where_a_result_belongs_is_refused(study, cache, capsys, no_training):
     (study / RUN / "result.json").unlink()
     (study / RUN / "result.json").mkdir()
-    before = folder_digest(study)
+    before = folder_state(study, mtimes=False)
     assert main(run_args(study, cache)) == 2
     one_error_line(capsys, str(study / RUN / "result.json"), "folder")
-    assert folder_digest(study) == before
+    assert folder_state(study, mtimes=False) == before
     assert main(["table", str(study)]) == 2
     one_error_line(capsys, str(study / RUN / "result.json"), "folder")
 

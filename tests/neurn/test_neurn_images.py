@@ -165,6 +165,16 @@ def _write(path, pixels, fmt=None):
     Image.fromarray(pixels).save(path, fmt)
 
 
+def _tree(root, domains, per_class: int, seed: int) -> None:
+    """``root/<domain>/<a|b>/<i>.png``: random 8 x 8 colour images, drawn in that order."""
+    rng = np.random.default_rng(seed)
+    for domain in domains:
+        for c in ("a", "b"):
+            for i in range(per_class):
+                _write(root / domain / c / f"{i}.png",
+                       rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+
+
 def test_the_cache_follows_content_when_files_keep_their_times(tmp_path):
     """``cp -p``, ``rsync -t`` and ``tar`` rewrite a file and put its times back."""
     rng = np.random.default_rng(1)
@@ -229,12 +239,7 @@ def test_a_full_disk_under_the_image_cache_is_one_line_and_leaves_nothing(
 @pytest.fixture
 def hopeless(tmp_path):
     """Two domains whose class ``b`` in ``photo`` holds only unreadable files."""
-    rng = np.random.default_rng(3)
-    for domain in ("photo", "sketch"):
-        for c in ("a", "b"):
-            for i in range(4):
-                _write(tmp_path / domain / c / f"{i}.png",
-                       rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    _tree(tmp_path, ("photo", "sketch"), 4, seed=3)
     for i in range(4):
         (tmp_path / "photo" / "b" / f"{i}.png").write_text("not an image")
     return tmp_path
@@ -284,12 +289,7 @@ def test_a_bad_image_in_a_dataloader_worker_reads_as_in_the_main_process(tmp_pat
 
 
 def test_a_bad_image_is_named_once_with_one_reason(tmp_path):
-    rng = np.random.default_rng(5)
-    for domain in ("photo", "sketch"):
-        for c in ("a", "b"):
-            for i in range(6):
-                _write(tmp_path / domain / c / f"{i}.png",
-                       rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    _tree(tmp_path, ("photo", "sketch"), 6, seed=5)
     bad = tmp_path / "photo" / "a" / "3.png"
     bad.write_text("not an image")
     (tmp_path / "photo" / "b" / "0.png").write_bytes(b"")
@@ -304,11 +304,7 @@ def test_a_bad_image_is_named_once_with_one_reason(tmp_path):
 
 
 def test_a_name_that_is_not_utf8_is_reported_with_its_path(tmp_path):
-    rng = np.random.default_rng(6)
-    for c in ("a", "b"):
-        for i in range(3):
-            _write(tmp_path / "d" / c / f"{i}.png",
-                   rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    _tree(tmp_path, ("d",), 3, seed=6)
     raw = os.fsencode(tmp_path / "d" / "a") + b"/caf\xe9.png"  # Latin-1, not UTF-8
     with open(raw, "wb") as f:
         f.write(b"junk")
@@ -331,10 +327,7 @@ def test_a_target_that_is_no_folder_is_said_to_be_neither():
 
 
 def test_a_symbolic_link_loop_is_one_line_naming_it(tmp_path):
-    rng = np.random.default_rng(7)
-    for c in ("a", "b"):
-        _write(tmp_path / "root" / "d" / c / "0.png",
-               rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    _tree(tmp_path / "root", ("d",), 1, seed=7)
     image_loop = tmp_path / "root" / "d" / "a" / "loop.png"
     os.symlink(image_loop, image_loop)
     with pytest.raises(ValueError, match=f"^{image_loop}: a symbolic link loop .*; remove "

@@ -11,7 +11,6 @@ numbers (CPU runs repeat exactly).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from neurn.results import read_run
 from neurn.study import Study
 from neurn.study.claims import STUDY_LOCK, claim_run, lock_study
 
-from tiny_study import TINY, ctrl_c_at_epoch, run_args, split_log
+from tiny_study import TINY, ctrl_c_at_epoch, error_line, folder_state, run_args
 
 RUN = "runs/test_resnet__baseline__seed0"
 
@@ -59,30 +58,6 @@ def interrupted(tmp_path_factory, cache):
 @pytest.fixture
 def stopped(interrupted, tmp_path):
     return shutil.copytree(interrupted, tmp_path / "stopped")
-
-
-def folder_state(folder) -> dict:
-    """Every file's bytes and modification time, every folder's name: a rewrite of the
-    same bytes shows too."""
-    state = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            state[os.path.relpath(os.path.join(root, name), folder)] = "dir"
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                state[os.path.relpath(path, folder)] = (hashlib.sha256(f.read()).hexdigest(),
-                                                        os.stat(path).st_mtime_ns)
-    return state
-
-
-def error_line(text, *needles) -> str:
-    _, lines = split_log(text)  # a study that got as far as its header logged first
-    assert len(lines) == 1 and "Traceback" not in text, text
-    assert lines[0].startswith("neurn ") and ": error: " in lines[0], text
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def flip_digit(path, after: str) -> None:

@@ -2,6 +2,8 @@
 points, a few dozen images (``tests/neurn/conftest.py`` trains it once per module)."""
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 
 TINY = "test_resnet"
@@ -50,3 +52,31 @@ def ctrl_c_at_epoch(patch, n: int = 2) -> list:
 
     patch.setattr(train_module, "train_one_epoch", interrupting)
     return calls
+
+
+def folder_state(folder, *, mtimes: bool = True) -> dict:
+    """Every file's bytes (and modification time: a rewrite of the same bytes shows too)
+    and every folder's name under ``folder``."""
+    state = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            state[os.path.relpath(os.path.join(root, name), folder)] = "dir"
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            state[os.path.relpath(path, folder)] = ((digest, os.stat(path).st_mtime_ns)
+                                                    if mtimes else digest)
+    return state
+
+
+def error_line(text: str, *needles) -> str:
+    """The one error line of a refused command's stderr ``text`` (after the header and
+    run lines a study that got that far logged), holding every needle."""
+    _, lines = split_log(text)
+    assert len(lines) == 1 and "Traceback" not in text, text
+    assert lines[0].startswith("neurn ") and ": error: " in lines[0], text
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
